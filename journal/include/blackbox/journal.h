@@ -1,0 +1,228 @@
+// The append-only event journal.
+//
+// A journal root is a directory holding one RocksDB database per writing
+// process ("stream"): <root>/app, <root>/watchdog, … Each database has
+//   - the default column family: key = 8-byte big-endian sequence number,
+//     value = a FlatBuffers Event (schemas/events.fbs);
+//   - the "snapshots" column family: key = the sequence number a snapshot
+//     covers, value = the snapshot's bytes (usually a StateSnapshot).
+// Sequence numbers start at 1, increase strictly in commit order and have no
+// gaps, across any number of appending threads. Compaction removes a prefix,
+// so the first sequence number of a compacted stream is above 1.
+//
+// Only one process may write a stream (RocksDB's LOCK). Readers (Reader,
+// MergedReader) open the database read-only and never take that lock, so a
+// tool can read a journal while the app writes it.
+//
+// Nothing here throws or aborts on I/O failure: every call returns a Status.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "blackbox/event.h"
+#include "blackbox/status.h"
+
+namespace blackbox {
+
+enum class Durability {
+  // In RocksDB's write-ahead log (written with write(2), not fsync'd): survives
+  // a crash of the process, not necessarily a power loss.
+  kBuffered,
+  // fsync'd before Append returns. Concurrent durable appends share fsyncs.
+  kDurable,
+};
+
+struct JournalOptions {
+  // Memtable size. Small: events are small and the journal must add only a few
+  // MB to its host process (see README, "Footprint").
+  size_t write_buffer_size = 1 << 20;
+  // Block cache shared by the readers of this database.
+  size_t block_cache_size = 1 << 20;
+  // Create <root> and <root>/<stream> (0700) when missing. Writers only.
+  bool create_if_missing = true;
+  // Refuse a root directory that other users can write to.
+  bool check_permissions = true;
+};
+
+// Deletion policy for Journal::Compact. Only events already covered by the
+// newest snapshot are ever deleted. With both set, an event is kept if either
+// rule keeps it.
+struct Retention {
+  std::optional<uint64_t> keep_events;  // keep at least the last N events
+  std::optional<int64_t> keep_ns;       // keep events newer than now - keep_ns
+};
+
+struct CompactionStats {
+  uint64_t events_before = 0;
+  uint64_t events_after = 0;
+  uint64_t bytes_before = 0;  // size of the stream's directory
+  uint64_t bytes_after = 0;
+  uint64_t deleted_through = 0;  // highest seq deleted, 0 when none
+};
+
+struct Snapshot {
+  uint64_t seq = 0;  // every event of this stream with seq <= this is covered
+  std::string bytes;
+};
+
+// One event as read back, already verified.
+struct Record {
+  std::string_view stream;
+  uint64_t seq = 0;
+  std::string_view bytes;  // valid until the cursor moves
+  const fb::Event* event = nullptr;
+};
+
+// A record that failed its checks; it is skipped, never dereferenced.
+struct BadRecord {
+  std::string stream;
+  uint64_t seq = 0;
+  std::string reason;
+};
+
+using BadRecordFn = std::function<void(const BadRecord&)>;
+// Return false to stop the scan.
+using RecordFn = std::function<bool(const Record&)>;
+
+struct ScanOptions {
+  uint64_t from_seq = 0;     // first seq to visit (inclusive)
+  uint64_t until_seq = 0;    // last seq to visit (inclusive); 0 = no limit
+  int64_t since_ns = 0;      // skip events with time_ns < since_ns; 0 = no limit
+  int64_t until_ns = 0;      // skip events with time_ns > until_ns; 0 = no limit
+  BadRecordFn on_bad;        // called for each damaged record; may be empty
+};
+
+// The names of the streams under `root` (sorted), or an error if `root`
+// cannot be listed.
+Result<std::vector<std::string>> ListStreams(std::string_view root);
+
+// Checks that `root` is a directory not writable by group or others.
+Status CheckRootPermissions(std::string_view root);
+
+// Total size in bytes of the files below `dir`.
+uint64_t DirectorySize(std::string_view dir);
+
+// The writer of one stream. Thread-safe.
+class Journal {
+ public:
+  // Opens (creating when allowed) <root>/<stream>. Fails with kBusy when
+  // another process has the stream open for writing.
+  static Result<std::unique_ptr<Journal>> Open(std::string_view root, std::string_view stream,
+                                               const JournalOptions& options = {});
+  ~Journal();
+  Journal(const Journal&) = delete;
+  Journal& operator=(const Journal&) = delete;
+
+  // Appends one encoded Event. Returns its sequence number once the write has
+  // the requested durability. REQUIRES: `event` is a finished Event buffer.
+  // On failure (disk full, I/O error) no sequence number is consumed; the next
+  // call retries (RocksDB is resumed first when it stopped after the error).
+  Result<uint64_t> Append(std::span<const uint8_t> event, Durability durability);
+  // Convenience: encodes with EncodeEvent (stream set to this journal's).
+  Result<uint64_t> Append(fb::EventT event, Durability durability);
+
+  // The highest sequence number appended (0 for an empty stream).
+  uint64_t last_seq() const;
+  // The lowest sequence number present (last_seq() + 1 when empty).
+  uint64_t first_seq() const;
+
+  // Stores a snapshot covering every event of this stream up to `seq`.
+  // Durable. REQUIRES: seq <= last_seq().
+  Status PutSnapshot(uint64_t seq, std::span<const uint8_t> bytes);
+  // The snapshot with the highest seq, or nullopt when none was stored.
+  Result<std::optional<Snapshot>> LatestSnapshot() const;
+
+  // Scans this stream's events in seq order (the writer's own view).
+  Status Scan(const ScanOptions& options, const RecordFn& fn) const;
+
+  // Deletes the events that `retention` lets go and that the newest snapshot
+  // covers, then compacts so that the space is returned to the filesystem.
+  Result<CompactionStats> Compact(const Retention& retention);
+
+  // fsyncs everything appended so far (buffered appends included).
+  Status Sync();
+
+  const std::string& stream() const;
+  const std::string& path() const;
+  // Appends that failed so far.
+  uint64_t failed_appends() const;
+
+  class Impl;
+
+ private:
+  explicit Journal(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+// A read-only view of one stream: never takes the writer's lock, never writes.
+// Sees what was committed when it was opened (or last refreshed).
+class Reader {
+ public:
+  static Result<std::unique_ptr<Reader>> Open(std::string_view root, std::string_view stream,
+                                              const JournalOptions& options = {});
+  ~Reader();
+  Reader(const Reader&) = delete;
+  Reader& operator=(const Reader&) = delete;
+
+  // Reopens to see what the writer has committed since.
+  Status Refresh();
+
+  Status Scan(const ScanOptions& options, const RecordFn& fn) const;
+  uint64_t last_seq() const;
+  uint64_t first_seq() const;
+  Result<std::optional<Snapshot>> LatestSnapshot() const;
+  // All snapshots, oldest first.
+  Result<std::vector<Snapshot>> Snapshots() const;
+  // Checks every record: RocksDB block checksums, the FlatBuffers verifier,
+  // seq continuity (no gaps), and that each event names this stream.
+  // Calls `on_bad` for each problem; returns the number of records checked.
+  Result<uint64_t> Verify(const BadRecordFn& on_bad) const;
+
+  const std::string& stream() const;
+  const std::string& path() const;
+
+  class Impl;
+
+ private:
+  explicit Reader(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+// Walks all streams of a root in (time_ns, stream, seq) order.
+class MergedReader {
+ public:
+  // Opens every stream under `root` (or only `streams`, when non-empty).
+  static Result<std::unique_ptr<MergedReader>> Open(std::string_view root,
+                                                    const std::vector<std::string>& streams = {},
+                                                    const JournalOptions& options = {});
+  ~MergedReader();
+
+  struct Options {
+    int64_t since_ns = 0;  // 0 = from the beginning
+    int64_t until_ns = 0;  // 0 = to the end
+    // Per-stream lower bounds: only events with seq > after[stream] are visited.
+    std::vector<std::pair<std::string, uint64_t>> after;
+    BadRecordFn on_bad;
+  };
+  Status Scan(const Options& options, const RecordFn& fn) const;
+  // Reopens every stream (and picks up new ones) to see newer events.
+  Status Refresh();
+
+  const std::vector<std::unique_ptr<Reader>>& readers() const { return readers_; }
+
+ private:
+  MergedReader(std::string root, std::vector<std::string> only, JournalOptions options);
+  std::string root_;
+  std::vector<std::string> only_;
+  JournalOptions options_;
+  std::vector<std::unique_ptr<Reader>> readers_;
+};
+
+}  // namespace blackbox
