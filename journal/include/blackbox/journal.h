@@ -92,11 +92,11 @@ using BadRecordFn = std::function<void(const BadRecord&)>;
 using RecordFn = std::function<bool(const Record&)>;
 
 struct ScanOptions {
-  uint64_t from_seq = 0;     // first seq to visit (inclusive)
-  uint64_t until_seq = 0;    // last seq to visit (inclusive); 0 = no limit
-  int64_t since_ns = 0;      // skip events with time_ns < since_ns; 0 = no limit
-  int64_t until_ns = 0;      // skip events with time_ns > until_ns; 0 = no limit
-  BadRecordFn on_bad;        // called for each damaged record; may be empty
+  uint64_t from_seq = 0;   // first seq to visit (inclusive)
+  uint64_t until_seq = 0;  // last seq to visit (inclusive); 0 = no limit
+  int64_t since_ns = 0;    // skip events with time_ns < since_ns; 0 = no limit
+  int64_t until_ns = 0;    // skip events with time_ns > until_ns; 0 = no limit
+  BadRecordFn on_bad;      // called for each damaged record; may be empty
 };
 
 // The names of the streams under `root` (sorted), or an error if `root`
@@ -191,6 +191,7 @@ class Reader {
   class Impl;
 
  private:
+  friend class MergedReader;
   explicit Reader(std::unique_ptr<Impl> impl);
   std::unique_ptr<Impl> impl_;
 };

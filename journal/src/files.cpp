@@ -1,0 +1,83 @@
+// Filesystem helpers: stream listing, permission checks, sizes, status mapping.
+#include <fmt/format.h>
+#include <sys/stat.h>
+
+#include <algorithm>
+#include <filesystem>
+#include <system_error>
+
+#include "internal.h"
+
+namespace blackbox {
+
+namespace fs = std::filesystem;
+
+Result<std::vector<std::string>> ListStreams(std::string_view root) {
+  std::error_code ec;
+  fs::directory_iterator it(fs::path(root), ec);
+  if (ec) return Status::IOError(fmt::format("cannot list journal {}: {}", root, ec.message()));
+  std::vector<std::string> streams;
+  for (const auto& entry : it) {
+    std::error_code ec2;
+    // A stream is a directory holding a RocksDB database (it has CURRENT).
+    if (entry.is_directory(ec2) && fs::exists(entry.path() / "CURRENT", ec2)) {
+      streams.push_back(entry.path().filename().string());
+    }
+  }
+  std::sort(streams.begin(), streams.end());
+  return streams;
+}
+
+Status CheckRootPermissions(std::string_view root) {
+  struct stat st {};
+  std::string path(root);
+  if (stat(path.c_str(), &st) != 0) {
+    return Status::NotFound(fmt::format("journal directory {} does not exist", root));
+  }
+  if (!S_ISDIR(st.st_mode)) {
+    return Status::InvalidArgument(fmt::format("journal path {} is not a directory", root));
+  }
+  if ((st.st_mode & (S_IWGRP | S_IWOTH)) != 0) {
+    return Status::InvalidArgument(fmt::format(
+        "journal directory {} is writable by other users (mode {:04o}); run: chmod 700 {}", root,
+        st.st_mode & 07777, root));
+  }
+  return Status::Ok();
+}
+
+uint64_t DirectorySize(std::string_view dir) {
+  uint64_t total = 0;
+  std::error_code ec;
+  for (fs::recursive_directory_iterator it(fs::path(dir), ec), end; !ec && it != end;
+       it.increment(ec)) {
+    std::error_code ec2;
+    if (it->is_regular_file(ec2)) total += it->file_size(ec2);
+  }
+  return total;
+}
+
+namespace internal {
+
+std::string StreamPath(std::string_view root, std::string_view stream) {
+  return (fs::path(root) / fs::path(stream)).string();
+}
+
+Status FromRocks(const rocksdb::Status& s, std::string_view what) {
+  if (s.ok()) return Status::Ok();
+  std::string msg = fmt::format("{}: {}", what, s.ToString());
+  if (s.IsNoSpace() || s.subcode() == rocksdb::Status::kNoSpace) return Status::NoSpace(msg);
+  if (s.IsNotFound()) return Status::NotFound(msg);
+  if (s.IsCorruption()) return Status::Corruption(msg);
+  if (s.IsInvalidArgument()) return Status::InvalidArgument(msg);
+  if (s.IsBusy() || s.IsTryAgain()) return Status::Busy(msg);
+  // RocksDB reports a held LOCK as an IOError "lock hold by current process" or
+  // "While lock file: … Resource temporarily unavailable".
+  if (s.IsIOError() && (s.ToString().find("lock") != std::string::npos ||
+                        s.ToString().find("LOCK") != std::string::npos)) {
+    return Status::Busy(msg);
+  }
+  return Status::IOError(msg);
+}
+
+}  // namespace internal
+}  // namespace blackbox

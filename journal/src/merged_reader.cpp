@@ -1,0 +1,82 @@
+// K-way merge of every stream of a root in (time_ns, stream, seq) order.
+#include <fmt/format.h>
+
+#include <queue>
+
+#include "cursor.h"
+#include "internal.h"
+#include "reader_impl.h"
+
+namespace blackbox {
+
+MergedReader::MergedReader(std::string root, std::vector<std::string> only, JournalOptions options)
+    : root_(std::move(root)), only_(std::move(only)), options_(options) {}
+MergedReader::~MergedReader() = default;
+
+Result<std::unique_ptr<MergedReader>> MergedReader::Open(std::string_view root,
+                                                         const std::vector<std::string>& streams,
+                                                         const JournalOptions& options) {
+  std::unique_ptr<MergedReader> m(new MergedReader(std::string(root), streams, options));
+  if (Status s = m->Refresh(); !s.ok()) return s;
+  return m;
+}
+
+Status MergedReader::Refresh() {
+  if (options_.check_permissions) {
+    if (Status s = CheckRootPermissions(root_); !s.ok()) return s;
+  }
+  std::vector<std::string> names = only_;
+  if (names.empty()) {
+    auto listed = ListStreams(root_);
+    if (!listed.ok()) return listed.status();
+    names = std::move(listed.value());
+  }
+  std::vector<std::unique_ptr<Reader>> readers;
+  JournalOptions per_stream = options_;
+  per_stream.check_permissions = false;  // checked once above
+  for (const auto& name : names) {
+    auto r = Reader::Open(root_, name, per_stream);
+    if (!r.ok()) return r.status();
+    readers.push_back(std::move(r.value()));
+  }
+  readers_ = std::move(readers);
+  return Status::Ok();
+}
+
+Status MergedReader::Scan(const Options& options, const RecordFn& fn) const {
+  std::vector<std::unique_ptr<internal::Cursor>> cursors;
+  for (const auto& reader : readers_) {
+    ScanOptions so;
+    so.since_ns = options.since_ns;
+    so.until_ns = options.until_ns;
+    so.on_bad = options.on_bad;
+    for (const auto& [stream, seq] : options.after) {
+      if (stream == reader->stream()) so.from_seq = seq + 1;
+    }
+    const Reader::Impl& impl = *reader->impl_;
+    cursors.push_back(
+        std::make_unique<internal::Cursor>(impl.db.get(), impl.events_cf, impl.stream, so));
+  }
+  // Min-heap on the current record of each cursor.
+  auto later = [&](size_t a, size_t b) {
+    const Record& x = cursors[a]->record();
+    const Record& y = cursors[b]->record();
+    if (x.event->time_ns() != y.event->time_ns()) return x.event->time_ns() > y.event->time_ns();
+    if (x.stream != y.stream) return x.stream > y.stream;
+    return x.seq > y.seq;
+  };
+  std::priority_queue<size_t, std::vector<size_t>, decltype(later)> heap(later);
+  for (size_t i = 0; i < cursors.size(); ++i) {
+    if (cursors[i]->Valid()) heap.push(i);
+  }
+  while (!heap.empty()) {
+    size_t i = heap.top();
+    heap.pop();
+    if (!fn(cursors[i]->record())) break;
+    cursors[i]->Next();
+    if (cursors[i]->Valid()) heap.push(i);
+  }
+  return Status::Ok();
+}
+
+}  // namespace blackbox

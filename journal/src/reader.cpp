@@ -1,0 +1,176 @@
+// Read-only access to one stream. RocksDB's read-only mode takes no lock and
+// writes nothing, so it never blocks or disturbs the live writer; it sees what
+// was committed (WAL included) when it was opened.
+#include <fmt/format.h>
+#include <rocksdb/env.h>
+
+#include <chrono>
+#include <cstdarg>
+#include <thread>
+
+#include "cursor.h"
+#include "internal.h"
+#include "reader_impl.h"
+
+namespace blackbox {
+
+namespace {
+
+// A reader must not write RocksDB's info LOG: opening would rotate the live
+// writer's LOG file. Readers log nothing.
+class SilentLogger : public rocksdb::Logger {
+ public:
+  using rocksdb::Logger::Logv;
+  void Logv(const char* /*format*/, va_list /*ap*/) override {}
+};
+
+}  // namespace
+
+Status Reader::Impl::OpenReadOnly() {
+  rocksdb::DBOptions db_options = internal::MakeDBOptions(options);
+  db_options.create_if_missing = false;
+  db_options.info_log = std::make_shared<SilentLogger>();
+  rocksdb::ColumnFamilyOptions cf_options = internal::MakeColumnFamilyOptions(options);
+
+  // The writer may be switching WAL or SST files while we open; such a race
+  // shows up as a missing file, and a second try sees the new set.
+  rocksdb::Status rs;
+  for (int attempt = 0; attempt < 5; ++attempt) {
+    std::vector<std::string> names;
+    rs = rocksdb::DB::ListColumnFamilies(db_options, path, &names);
+    if (!rs.ok()) {
+      if (rs.IsIOError() || rs.IsPathNotFound()) {
+        return Status::NotFound(fmt::format("no journal stream at {}: {}", path, rs.ToString()));
+      }
+      return internal::FromRocks(rs, fmt::format("open {}", path));
+    }
+    std::vector<rocksdb::ColumnFamilyDescriptor> cfs = {
+        {rocksdb::kDefaultColumnFamilyName, cf_options}};
+    bool has_snapshots = false;
+    for (const auto& n : names) {
+      if (n == internal::kSnapshotsColumnFamily) {
+        has_snapshots = true;
+        cfs.emplace_back(n, cf_options);
+      }
+    }
+    std::vector<rocksdb::ColumnFamilyHandle*> handles;
+    rocksdb::DB* raw = nullptr;
+    rs = rocksdb::DB::OpenForReadOnly(db_options, path, cfs, &handles, &raw,
+                                      /*error_if_wal_file_exists=*/false);
+    if (rs.ok()) {
+      db.reset(raw);
+      events_cf = db->DefaultColumnFamily();
+      db->DestroyColumnFamilyHandle(handles[0]);
+      snapshots_cf = has_snapshots ? handles[1] : nullptr;
+      return Status::Ok();
+    }
+    if (!rs.IsIOError() && !rs.IsPathNotFound() && !rs.IsNotFound()) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(10 << attempt));
+  }
+  return internal::FromRocks(rs, fmt::format("open {} read-only", path));
+}
+
+void Reader::Impl::Close() {
+  if (!db) return;
+  if (snapshots_cf != nullptr) db->DestroyColumnFamilyHandle(snapshots_cf);
+  snapshots_cf = nullptr;
+  events_cf = nullptr;
+  db->Close();
+  db.reset();
+}
+
+Reader::Reader(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+Reader::~Reader() = default;
+
+Result<std::unique_ptr<Reader>> Reader::Open(std::string_view root, std::string_view stream,
+                                             const JournalOptions& options) {
+  if (options.check_permissions) {
+    if (Status s = CheckRootPermissions(root); !s.ok()) return s;
+  }
+  auto impl = std::make_unique<Impl>();
+  impl->root = std::string(root);
+  impl->stream = std::string(stream);
+  impl->path = internal::StreamPath(root, stream);
+  impl->options = options;
+  if (Status s = impl->OpenReadOnly(); !s.ok()) return s;
+  return std::unique_ptr<Reader>(new Reader(std::move(impl)));
+}
+
+Status Reader::Refresh() {
+  impl_->Close();
+  return impl_->OpenReadOnly();
+}
+
+Status Reader::Scan(const ScanOptions& options, const RecordFn& fn) const {
+  return internal::ScanEvents(impl_->db.get(), impl_->events_cf, impl_->stream, options, fn);
+}
+
+uint64_t Reader::last_seq() const {
+  uint64_t first = 0, last = 0;
+  internal::SeqBounds(impl_->db.get(), impl_->events_cf, &first, &last);
+  return last;
+}
+
+uint64_t Reader::first_seq() const {
+  uint64_t first = 0, last = 0;
+  internal::SeqBounds(impl_->db.get(), impl_->events_cf, &first, &last);
+  return last == 0 ? 1 : first;
+}
+
+Result<std::optional<Snapshot>> Reader::LatestSnapshot() const {
+  return internal::LatestSnapshotOf(impl_->db.get(), impl_->snapshots_cf);
+}
+
+Result<std::vector<Snapshot>> Reader::Snapshots() const {
+  std::vector<Snapshot> out;
+  if (impl_->snapshots_cf == nullptr) return out;
+  std::unique_ptr<rocksdb::Iterator> it(
+      impl_->db->NewIterator(rocksdb::ReadOptions(), impl_->snapshots_cf));
+  for (it->SeekToFirst(); it->Valid(); it->Next()) {
+    uint64_t seq = 0;
+    if (internal::DecodeKey({it->key().data(), it->key().size()}, &seq)) {
+      out.push_back(Snapshot{seq, it->value().ToString()});
+    }
+  }
+  if (!it->status().ok()) return internal::FromRocks(it->status(), "reading snapshots");
+  return out;
+}
+
+Result<uint64_t> Reader::Verify(const BadRecordFn& on_bad) const {
+  // 1. Every block of every file against its checksum.
+  rocksdb::Status rs = impl_->db->VerifyChecksum();
+  if (!rs.ok()) on_bad(BadRecord{impl_->stream, 0, fmt::format("checksum: {}", rs.ToString())});
+
+  // 2. Every record: readable, verified, in sequence, of this stream.
+  uint64_t checked = 0;
+  uint64_t expected = 0;  // next seq expected; 0 before the first record
+  ScanOptions so;
+  so.on_bad = [&](const BadRecord& bad) {
+    ++checked;
+    if (bad.seq != 0) expected = bad.seq + 1;
+    on_bad(bad);
+  };
+  Scan(so, [&](const Record& r) {
+    ++checked;
+    if (expected != 0 && r.seq != expected) {
+      on_bad(
+          BadRecord{impl_->stream, r.seq,
+                    r.seq > expected
+                        ? fmt::format("sequence gap: seqs {}..{} are missing", expected, r.seq - 1)
+                        : fmt::format("sequence out of order after {}", expected - 1)});
+    }
+    expected = r.seq + 1;
+    const auto* s = r.event->stream();
+    if (s == nullptr || s->string_view() != impl_->stream) {
+      on_bad(BadRecord{impl_->stream, r.seq,
+                       fmt::format("event names stream '{}'", s ? s->string_view() : "")});
+    }
+    return true;
+  });
+  return checked;
+}
+
+const std::string& Reader::stream() const { return impl_->stream; }
+const std::string& Reader::path() const { return impl_->path; }
+
+}  // namespace blackbox
