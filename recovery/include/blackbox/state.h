@@ -65,12 +65,12 @@ struct SystemState {
 
   int64_t timestamp_ns = 0;  // time of the newest event folded
   fb::Phase status = fb::Phase::Initializing;
-  int pid = 0;                  // pid of the current (or last) run
-  int64_t run_started_ns = 0;   // start of the current (or last) run
-  double memory_usage_mb = 0;   // RSS, MB
-  double cpu_usage = 0;         // percent of one core
-  double memory_percent = 0;    // system memory in use
-  double disk_percent = 0;      // journal's filesystem
+  int pid = 0;                 // pid of the current (or last) run
+  int64_t run_started_ns = 0;  // start of the current (or last) run
+  double memory_usage_mb = 0;  // RSS, MB
+  double cpu_usage = 0;        // percent of one core
+  double memory_percent = 0;   // system memory in use
+  double disk_percent = 0;     // journal's filesystem
   int threads = 0;
   int open_fds = 0;
   std::optional<ErrorInfo> last_error;
@@ -103,17 +103,72 @@ bool operator==(const WatchdogInfo&, const WatchdogInfo&);
 // The fold. Pure and deterministic: no clock, no I/O, no globals. Folding the
 // same events in the same order always gives the same state.
 // `stream` and `seq` identify the event in the journal (they update `covered`).
+//
+// Rules, for every event:
+//   covered[stream] = max(covered[stream], seq); event_count += 1;
+//   timestamp_ns = max(timestamp_ns, event.time_ns).
+// Events of the stream named kWatchdogStream update only `watchdog`, the
+// counters and `last_crash` (never the app's status, gauges or errors):
+//   Lifecycle, child_pid == 0   the watchdog itself: phase; Starting also sets
+//                               watchdog_pid (event pid), started_ns and
+//                               resets restart_count.
+//   Lifecycle, child_pid != 0   the child: phase, child_pid; Starting sets
+//                               child_started_ns; Running sets
+//                               last_heartbeat_ns and, when reason is not
+//                               empty, status_text (the child's STATUS=);
+//                               exit_code >= 0 or signal > 0 records the
+//                               exit (has_last_exit, last_exit_*).
+//   Restart                     restart_count = attempt, total_restarts += 1,
+//                               last_restart_reason, child_pid (when != 0).
+//   Health                      child_rss_bytes, child_cpu_percent;
+//                               over_threshold -> health_warnings += 1.
+//   Crash                       crash_count += 1, last_crash.
+//   Error                       error_count += 1.
+// Events of any other stream (the application) update the app's fields:
+//   Lifecycle   status = phase. Starting begins a run: pid = event pid,
+//               run_started_ns = time; the per-run fields (health figures,
+//               gauges, recovery_attempts) are cleared.
+//   Error       last_error, error_count += 1, status = Error.
+//   Callback    kind Recovery, !ok, while status == Recovering: the recovery
+//               failed: recovery_attempts += 1, status = Error (further
+//               failures of the same recovery do not count again).
+//               A Lifecycle(Running) that follows Recovering is a fully
+//               successful recovery: recovery_attempts = 0.
+//   Restart     restart_count += 1.
+//   Gauge       gauges[name] = value.
+//   Health      memory_usage_mb (rss / 2^20), cpu_usage, memory_percent,
+//               disk_percent, threads, open_fds; over_threshold ->
+//               health_warnings += 1.
+//   Config      component "recovery": entries max_restarts and
+//               max_recovery_attempts (decimal integers; others ignored).
+//   Crash       crash_count += 1, last_crash (status unchanged: a crash is
+//               ingested by the next run).
+//   LogLine, Limit: counted only.
 void Fold(SystemState& state, const fb::Event& event, std::string_view stream, uint64_t seq);
 
 // Snapshot encoding (the StateSnapshot table of schemas/events.fbs).
 std::string EncodeSnapshot(const SystemState& state);
 Result<SystemState> DecodeSnapshot(std::span<const uint8_t> bytes);
 
+// The seed's status names: "initializing" (Initializing, Starting), "running",
+// "error", "recovering", "stopping", "stopped", "failed" ("backoff" for the
+// watchdog's Backoff).
+std::string_view SeedStatusName(fb::Phase phase);
+
 // The seed's system_state.json object (keys: timestamp, status, uptime,
 // memory_usage, cpu_usage, active_connections, active_positions, last_error,
 // restart_count, max_restarts, recovery_attempts, max_recovery_attempts),
 // followed by "gauges" and further extras. Pretty-printed with `indent`
 // spaces (-1: one line).
+//   timestamp        local time of timestamp_ns, "2024-01-15T10:30:00"
+//   status           SeedStatusName(status)
+//   uptime           seconds (uptime_seconds())
+//   memory_usage     RSS in MB;  cpu_usage: percent of one core
+//   active_connections, active_positions: those gauges, as integers
+//   last_error       null, or the last error's message
+// Extras: "gauges", "pid", "memory_percent", "disk_percent", "threads",
+// "open_fds", "error_count", "crash_count", "health_warnings", "event_count",
+// "last_error_detail", "last_crash", "watchdog", "covered".
 std::string SystemStateJson(const SystemState& state, int indent = 2);
 
 // Writes SystemStateJson to `path` atomically: a temp file in the same
@@ -129,7 +184,13 @@ struct LoadStateOptions {
 };
 
 // Folds a journal root: the newest usable snapshot, then the events after it
-// in merged (time, stream, seq) order. Used by the tool and the watchdog.
+// in merged (time, stream, seq) order. Used by the tool, the watchdog and the
+// recovery manager at startup.
+// A snapshot is usable when it decodes, covers only selected streams, and
+// (with until_ns) its timestamp_ns <= until_ns. Snapshots of every selected
+// stream are considered; the one with the highest timestamp_ns wins. A root
+// with no streams folds to the default state. Fails when the root or a
+// stream cannot be opened.
 Result<SystemState> LoadState(std::string_view root, const LoadStateOptions& options = {});
 
 }  // namespace blackbox

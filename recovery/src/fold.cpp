@@ -1,0 +1,234 @@
+// The fold: one event in, the next state out. See state.h for the rules.
+#include <charconv>
+#include <string_view>
+#include <tuple>
+
+#include "blackbox/state.h"
+
+namespace blackbox {
+namespace {
+
+std::string Str(const flatbuffers::String* s) { return s ? s->str() : std::string(); }
+
+CrashInfo ToCrashInfo(const fb::Event& event, const fb::Crash& crash, std::string_view stream) {
+  CrashInfo info;
+  info.time_ns = crash.crash_time_ns() != 0 ? crash.crash_time_ns() : event.time_ns();
+  info.stream = std::string(stream);
+  info.origin = crash.origin();
+  info.signal = crash.signal();
+  info.crashed_pid = crash.crashed_pid() != 0 ? crash.crashed_pid() : event.pid();
+  info.exit_code = crash.exit_code();
+  info.exception_type = Str(crash.exception_type());
+  info.exception_message = Str(crash.exception_message());
+  if (crash.frames() != nullptr && crash.frames()->size() > 0) {
+    info.first_frame = Str(crash.frames()->Get(0));
+  }
+  return info;
+}
+
+void FoldCrash(SystemState& state, const fb::Event& event, std::string_view stream) {
+  state.crash_count += 1;
+  if (const fb::Crash* crash = event.payload_as_Crash(); crash != nullptr) {
+    state.last_crash = ToCrashInfo(event, *crash, stream);
+  }
+}
+
+// Events the watchdog wrote about itself and its child. They never touch the
+// application's own fields: the app's view of itself comes from its stream.
+void FoldWatchdog(SystemState& state, const fb::Event& event, std::string_view stream) {
+  WatchdogInfo& w = state.watchdog;
+  switch (event.payload_type()) {
+    case fb::Payload::Lifecycle: {
+      const fb::Lifecycle* l = event.payload_as_Lifecycle();
+      w.phase = l->phase();
+      if (l->child_pid() == 0) {
+        if (l->phase() == fb::Phase::Starting) {
+          w.watchdog_pid = event.pid();
+          w.started_ns = event.time_ns();
+          w.restart_count = 0;
+        }
+        break;
+      }
+      w.child_pid = l->child_pid();
+      if (l->phase() == fb::Phase::Starting) w.child_started_ns = event.time_ns();
+      if (l->phase() == fb::Phase::Running) {
+        w.last_heartbeat_ns = event.time_ns();
+        if (l->reason() != nullptr && l->reason()->size() > 0) w.status_text = l->reason()->str();
+      }
+      if (l->exit_code() >= 0 || l->signal() > 0) {
+        w.has_last_exit = true;
+        w.last_exit_code = l->exit_code();
+        w.last_exit_signal = l->signal();
+      }
+      break;
+    }
+    case fb::Payload::Restart: {
+      const fb::Restart* r = event.payload_as_Restart();
+      w.restart_count = r->attempt();
+      w.total_restarts += 1;
+      w.last_restart_reason = r->reason();
+      if (r->child_pid() != 0) w.child_pid = r->child_pid();
+      break;
+    }
+    case fb::Payload::Health: {
+      const fb::Health* h = event.payload_as_Health();
+      w.child_rss_bytes = h->rss_bytes();
+      w.child_cpu_percent = h->cpu_percent();
+      if (h->over_threshold()) state.health_warnings += 1;
+      break;
+    }
+    case fb::Payload::Crash:
+      FoldCrash(state, event, stream);
+      break;
+    case fb::Payload::Error:
+      state.error_count += 1;
+      break;
+    default:
+      break;
+  }
+}
+
+void ClearRunFields(SystemState& state) {
+  state.memory_usage_mb = 0;
+  state.cpu_usage = 0;
+  state.memory_percent = 0;
+  state.disk_percent = 0;
+  state.threads = 0;
+  state.open_fds = 0;
+  state.gauges.clear();
+  state.recovery_attempts = 0;
+}
+
+void FoldConfig(SystemState& state, const fb::Config& config) {
+  if (config.component() == nullptr || config.component()->string_view() != "recovery") return;
+  if (config.entries() == nullptr) return;
+  for (const fb::ConfigEntry* entry : *config.entries()) {
+    if (entry == nullptr || entry->key() == nullptr || entry->value() == nullptr) continue;
+    std::string_view value = entry->value()->string_view();
+    int parsed = 0;
+    auto [end, ec] = std::from_chars(value.data(), value.data() + value.size(), parsed);
+    if (ec != std::errc() || end != value.data() + value.size()) continue;
+    std::string_view key = entry->key()->string_view();
+    if (key == "max_restarts") state.max_restarts = parsed;
+    if (key == "max_recovery_attempts") state.max_recovery_attempts = parsed;
+  }
+}
+
+void FoldApp(SystemState& state, const fb::Event& event, std::string_view stream) {
+  switch (event.payload_type()) {
+    case fb::Payload::Lifecycle: {
+      const fb::Lifecycle* l = event.payload_as_Lifecycle();
+      if (l->phase() == fb::Phase::Starting) {
+        state.pid = event.pid();
+        state.run_started_ns = event.time_ns();
+        ClearRunFields(state);
+      }
+      if (l->phase() == fb::Phase::Running && state.status == fb::Phase::Recovering) {
+        state.recovery_attempts = 0;  // a fully successful recovery
+      }
+      state.status = l->phase();
+      break;
+    }
+    case fb::Payload::Error: {
+      const fb::Error* e = event.payload_as_Error();
+      state.last_error = ErrorInfo{event.time_ns(), Str(e->context()), Str(e->exception_type()),
+                                   Str(e->message())};
+      state.error_count += 1;
+      state.status = fb::Phase::Error;
+      break;
+    }
+    case fb::Payload::Callback: {
+      const fb::Callback* c = event.payload_as_Callback();
+      if (c->kind() == fb::CallbackKind::Recovery && !c->ok() &&
+          state.status == fb::Phase::Recovering) {
+        state.recovery_attempts += 1;
+        state.status = fb::Phase::Error;
+      }
+      break;
+    }
+    case fb::Payload::Restart:
+      state.restart_count += 1;
+      break;
+    case fb::Payload::Gauge: {
+      const fb::Gauge* g = event.payload_as_Gauge();
+      if (g->name() != nullptr) state.gauges[g->name()->str()] = g->value();
+      break;
+    }
+    case fb::Payload::Health: {
+      const fb::Health* h = event.payload_as_Health();
+      state.memory_usage_mb = static_cast<double>(h->rss_bytes()) / (1024.0 * 1024.0);
+      state.cpu_usage = h->cpu_percent();
+      state.memory_percent = h->memory_percent();
+      state.disk_percent = h->disk_percent();
+      state.threads = h->threads();
+      state.open_fds = h->open_fds();
+      if (h->over_threshold()) state.health_warnings += 1;
+      break;
+    }
+    case fb::Payload::Config:
+      FoldConfig(state, *event.payload_as_Config());
+      break;
+    case fb::Payload::Crash:
+      FoldCrash(state, event, stream);
+      break;
+    default:
+      break;  // LogLine, Limit and payloads this build does not know: counted only.
+  }
+}
+
+}  // namespace
+
+void Fold(SystemState& state, const fb::Event& event, std::string_view stream, uint64_t seq) {
+  auto it = state.covered.find(stream);
+  if (it == state.covered.end()) {
+    state.covered.emplace(std::string(stream), seq);
+  } else if (seq > it->second) {
+    it->second = seq;
+  }
+  state.event_count += 1;
+  if (event.time_ns() > state.timestamp_ns) state.timestamp_ns = event.time_ns();
+  // A verified event may still carry a payload type without a table; nothing to fold then.
+  if (event.payload() == nullptr) return;
+  if (stream == kWatchdogStream) {
+    FoldWatchdog(state, event, stream);
+  } else {
+    FoldApp(state, event, stream);
+  }
+}
+
+double SystemState::uptime_seconds() const {
+  if (run_started_ns == 0 || timestamp_ns < run_started_ns) return 0;
+  return static_cast<double>(timestamp_ns - run_started_ns) / 1e9;
+}
+
+double SystemState::gauge(std::string_view name) const {
+  auto it = gauges.find(name);
+  return it == gauges.end() ? 0.0 : it->second;
+}
+
+bool operator==(const ErrorInfo& a, const ErrorInfo& b) {
+  return std::tie(a.time_ns, a.context, a.exception_type, a.message) ==
+         std::tie(b.time_ns, b.context, b.exception_type, b.message);
+}
+
+bool operator==(const CrashInfo& a, const CrashInfo& b) {
+  return std::tie(a.time_ns, a.stream, a.origin, a.signal, a.crashed_pid, a.exit_code,
+                  a.exception_type, a.exception_message, a.first_frame) ==
+         std::tie(b.time_ns, b.stream, b.origin, b.signal, b.crashed_pid, b.exit_code,
+                  b.exception_type, b.exception_message, b.first_frame);
+}
+
+bool operator==(const WatchdogInfo& a, const WatchdogInfo& b) {
+  return std::tie(a.watchdog_pid, a.child_pid, a.phase, a.started_ns, a.child_started_ns,
+                  a.restart_count, a.total_restarts, a.has_last_exit, a.last_exit_code,
+                  a.last_exit_signal, a.last_restart_reason, a.child_rss_bytes, a.child_cpu_percent,
+                  a.status_text, a.last_heartbeat_ns) ==
+         std::tie(b.watchdog_pid, b.child_pid, b.phase, b.started_ns, b.child_started_ns,
+                  b.restart_count, b.total_restarts, b.has_last_exit, b.last_exit_code,
+                  b.last_exit_signal, b.last_restart_reason, b.child_rss_bytes, b.child_cpu_percent,
+                  b.status_text, b.last_heartbeat_ns);
+}
+
+bool operator==(const SystemState& a, const SystemState& b) = default;
+
+}  // namespace blackbox

@@ -1,0 +1,240 @@
+#include <gtest/gtest.h>
+
+#include "blackbox/state.h"
+#include "event_builders.h"
+
+namespace blackbox {
+namespace {
+
+using testing::Callback;
+using testing::Error;
+using testing::Folder;
+using testing::Gauge;
+using testing::kSecond;
+using testing::Lifecycle;
+using testing::Restart;
+
+constexpr std::string_view kApp = kAppStream;
+constexpr std::string_view kDog = kWatchdogStream;
+
+TEST(Fold, StartingBeginsARunAndClearsPerRunFields) {
+  Folder f;
+  f.Add(kApp, 10 * kSecond, 100, Lifecycle(fb::Phase::Starting))
+      .Add(kApp, 11 * kSecond, 100, Gauge("active_connections", 2))
+      .Add(kApp, 12 * kSecond, 100, Error("trade", "std::runtime_error", "boom"));
+  f.state.recovery_attempts = 2;
+  f.Add(kApp, 20 * kSecond, 200, Lifecycle(fb::Phase::Starting));
+  EXPECT_EQ(f.state.pid, 200);
+  EXPECT_EQ(f.state.run_started_ns, 20 * kSecond);
+  EXPECT_EQ(f.state.status, fb::Phase::Starting);
+  EXPECT_TRUE(f.state.gauges.empty());
+  EXPECT_EQ(f.state.recovery_attempts, 0);
+  // History survives a new run.
+  ASSERT_TRUE(f.state.last_error.has_value());
+  EXPECT_EQ(f.state.error_count, 1u);
+}
+
+TEST(Fold, ErrorRecordsLastErrorAndSetsStatusError) {
+  Folder f;
+  f.Add(kApp, 1 * kSecond, 1, Lifecycle(fb::Phase::Running))
+      .Add(kApp, 2 * kSecond, 1, Error("order_execution", "std::runtime_error", "broker down"));
+  EXPECT_EQ(f.state.status, fb::Phase::Error);
+  ASSERT_TRUE(f.state.last_error.has_value());
+  EXPECT_EQ(f.state.last_error->context, "order_execution");
+  EXPECT_EQ(f.state.last_error->exception_type, "std::runtime_error");
+  EXPECT_EQ(f.state.last_error->message, "broker down");
+  EXPECT_EQ(f.state.last_error->time_ns, 2 * kSecond);
+  EXPECT_EQ(f.state.error_count, 1u);
+}
+
+TEST(Fold, FailedRecoveryCountsOnceEvenWhenSeveralCallbacksFail) {
+  Folder f;
+  f.Add(kApp, 1, 1, Lifecycle(fb::Phase::Recovering))
+      .Add(kApp, 2, 1, Callback(fb::CallbackKind::Recovery, "db", false))
+      .Add(kApp, 3, 1, Callback(fb::CallbackKind::Recovery, "broker", false))
+      .Add(kApp, 4, 1, Lifecycle(fb::Phase::Error, 0, "recovery failed"));
+  EXPECT_EQ(f.state.recovery_attempts, 1);
+  EXPECT_EQ(f.state.status, fb::Phase::Error);
+}
+
+TEST(Fold, ConsecutiveFailedRecoveriesAccumulateAndSuccessResets) {
+  Folder f;
+  for (int i = 0; i < 3; ++i) {
+    f.Add(kApp, 10 * i + 1, 1, Lifecycle(fb::Phase::Recovering))
+        .Add(kApp, 10 * i + 2, 1, Callback(fb::CallbackKind::Recovery, "ok_one", true))
+        .Add(kApp, 10 * i + 3, 1, Callback(fb::CallbackKind::Recovery, "bad_one", false));
+  }
+  EXPECT_EQ(f.state.recovery_attempts, 3);
+  f.Add(kApp, 100, 1, Lifecycle(fb::Phase::Recovering))
+      .Add(kApp, 101, 1, Callback(fb::CallbackKind::Recovery, "ok_one", true))
+      .Add(kApp, 102, 1, Lifecycle(fb::Phase::Running, 0, "recovered"));
+  EXPECT_EQ(f.state.recovery_attempts, 0);
+  EXPECT_EQ(f.state.status, fb::Phase::Running);
+}
+
+TEST(Fold, RunningThatDoesNotEndARecoveryLeavesAttemptsAlone) {
+  Folder f;
+  f.Add(kApp, 1, 1, Lifecycle(fb::Phase::Recovering))
+      .Add(kApp, 2, 1, Callback(fb::CallbackKind::Recovery, "bad", false))
+      .Add(kApp, 3, 1, Lifecycle(fb::Phase::Running));
+  EXPECT_EQ(f.state.recovery_attempts, 1);
+}
+
+TEST(Fold, FailedCleanupCallbackIsNotAFailedRecovery) {
+  Folder f;
+  f.Add(kApp, 1, 1, Lifecycle(fb::Phase::Stopping))
+      .Add(kApp, 2, 1, Callback(fb::CallbackKind::Cleanup, "close", false));
+  EXPECT_EQ(f.state.recovery_attempts, 0);
+  EXPECT_EQ(f.state.status, fb::Phase::Stopping);
+}
+
+TEST(Fold, UncleanShutdownCountsAsRestart) {
+  Folder f;
+  f.Add(kApp, 1, 1, Lifecycle(fb::Phase::Starting))
+      .Add(kApp, 2, 1, Lifecycle(fb::Phase::Running))
+      // The process died here; the next start journals what it found.
+      .Add(kApp, 3, 2, Restart(fb::RestartReason::Unclean))
+      .Add(kApp, 4, 2, Lifecycle(fb::Phase::Starting));
+  EXPECT_EQ(f.state.restart_count, 1);
+  EXPECT_EQ(f.state.pid, 2);
+}
+
+TEST(Fold, GaugesKeepTheLatestValuePerName) {
+  Folder f;
+  f.Add(kApp, 1, 1, Gauge("active_positions", 1))
+      .Add(kApp, 2, 1, Gauge("active_positions", 3))
+      .Add(kApp, 3, 1, Gauge("active_connections", 2));
+  EXPECT_EQ(f.state.gauge("active_positions"), 3);
+  EXPECT_EQ(f.state.gauge("active_connections"), 2);
+  EXPECT_EQ(f.state.gauge("never_set"), 0);
+}
+
+TEST(Fold, HealthSampleSetsResourceFiguresAndCountsWarnings) {
+  fb::HealthT h;
+  h.rss_bytes = 512ull * 1024 * 1024;
+  h.cpu_percent = 25.5;
+  h.memory_percent = 85;
+  h.disk_percent = 40;
+  h.threads = 7;
+  h.open_fds = 12;
+  h.over_threshold = true;
+  Folder f;
+  f.Add(kApp, 1, 1, h);
+  EXPECT_DOUBLE_EQ(f.state.memory_usage_mb, 512.0);
+  EXPECT_DOUBLE_EQ(f.state.cpu_usage, 25.5);
+  EXPECT_DOUBLE_EQ(f.state.memory_percent, 85);
+  EXPECT_DOUBLE_EQ(f.state.disk_percent, 40);
+  EXPECT_EQ(f.state.threads, 7);
+  EXPECT_EQ(f.state.open_fds, 12);
+  EXPECT_EQ(f.state.health_warnings, 1u);
+}
+
+TEST(Fold, RecoveryConfigSetsLimitsAndIgnoresOthers) {
+  auto config = [](std::string component, std::string key, std::string value) {
+    fb::ConfigT c;
+    c.component = std::move(component);
+    auto e = std::make_unique<fb::ConfigEntryT>();
+    e->key = std::move(key);
+    e->value = std::move(value);
+    c.entries.push_back(std::move(e));
+    return c;
+  };
+  Folder f;
+  f.Add(kApp, 1, 1, config("recovery", "max_restarts", "10"))
+      .Add(kApp, 2, 1, config("recovery", "max_recovery_attempts", "4"))
+      .Add(kApp, 3, 1, config("watchdog", "max_restarts", "99"))
+      .Add(kApp, 4, 1, config("recovery", "max_restarts", "ten"));
+  EXPECT_EQ(f.state.max_restarts, 10);
+  EXPECT_EQ(f.state.max_recovery_attempts, 4);
+}
+
+TEST(Fold, CrashRecordsLastCrashWithoutChangingStatus) {
+  fb::CrashT c;
+  c.origin = fb::CrashOrigin::Signal;
+  c.signal = 11;
+  c.crashed_pid = 42;
+  c.crash_time_ns = 5;
+  c.frames = {"explode_here()", "main"};
+  Folder f;
+  f.Add(kApp, 1, 42, Lifecycle(fb::Phase::Running)).Add(kApp, 9, 43, c);
+  EXPECT_EQ(f.state.status, fb::Phase::Running);
+  EXPECT_EQ(f.state.crash_count, 1u);
+  ASSERT_TRUE(f.state.last_crash.has_value());
+  EXPECT_EQ(f.state.last_crash->signal, 11);
+  EXPECT_EQ(f.state.last_crash->crashed_pid, 42);
+  EXPECT_EQ(f.state.last_crash->time_ns, 5);
+  EXPECT_EQ(f.state.last_crash->first_frame, "explode_here()");
+  EXPECT_EQ(f.state.last_crash->stream, "app");
+}
+
+TEST(Fold, WatchdogEventsNeverTouchTheAppsFields) {
+  Folder f;
+  f.Add(kApp, 1, 10, Lifecycle(fb::Phase::Running));
+  fb::LifecycleT exited = Lifecycle(fb::Phase::Stopped, 10);
+  exited.exit_code = 3;
+  fb::HealthT h;
+  h.rss_bytes = 1 << 20;
+  h.cpu_percent = 50;
+  f.Add(kDog, 2, 9, Lifecycle(fb::Phase::Starting))
+      .Add(kDog, 3, 9, Lifecycle(fb::Phase::Running, 10, "serving 2 clients"))
+      .Add(kDog, 4, 9, h)
+      .Add(kDog, 5, 9, Error("spawn", "", "x"))
+      .Add(kDog, 6, 9, Gauge("active_connections", 9))
+      .Add(kDog, 7, 9, exited)
+      .Add(kDog, 8, 9, Restart(fb::RestartReason::Crash, 2));
+  EXPECT_EQ(f.state.status, fb::Phase::Running);
+  EXPECT_EQ(f.state.pid, 0);
+  EXPECT_EQ(f.state.restart_count, 0);
+  EXPECT_FALSE(f.state.last_error.has_value());
+  EXPECT_TRUE(f.state.gauges.empty());
+  EXPECT_EQ(f.state.memory_usage_mb, 0);
+  EXPECT_EQ(f.state.error_count, 1u);
+
+  const WatchdogInfo& w = f.state.watchdog;
+  EXPECT_EQ(w.watchdog_pid, 9);
+  EXPECT_EQ(w.started_ns, 2);
+  EXPECT_EQ(w.child_pid, 10);
+  EXPECT_EQ(w.status_text, "serving 2 clients");
+  EXPECT_EQ(w.last_heartbeat_ns, 3);
+  EXPECT_EQ(w.child_rss_bytes, 1u << 20);
+  EXPECT_TRUE(w.has_last_exit);
+  EXPECT_EQ(w.last_exit_code, 3);
+  EXPECT_EQ(w.restart_count, 2);
+  EXPECT_EQ(w.total_restarts, 1);
+  EXPECT_EQ(w.last_restart_reason, fb::RestartReason::Crash);
+}
+
+TEST(Fold, TracksCoverageCountAndNewestTime) {
+  Folder f;
+  f.Add(kApp, 5, 1, Gauge("a", 1))
+      .Add(kDog, 3, 2, Lifecycle(fb::Phase::Starting))
+      .Add(kApp, 4, 1, Gauge("a", 2));
+  EXPECT_EQ(f.state.covered.at("app"), 2u);
+  EXPECT_EQ(f.state.covered.at("watchdog"), 1u);
+  EXPECT_EQ(f.state.event_count, 3u);
+  EXPECT_EQ(f.state.timestamp_ns, 5);
+}
+
+TEST(Fold, IsDeterministic) {
+  auto run = [] {
+    Folder f;
+    f.Add(kApp, 1, 1, Lifecycle(fb::Phase::Starting))
+        .Add(kApp, 2, 1, Error("c", "t", "m"))
+        .Add(kApp, 3, 1, Lifecycle(fb::Phase::Recovering))
+        .Add(kApp, 4, 1, Callback(fb::CallbackKind::Recovery, "r", false))
+        .Add(kDog, 5, 2, Restart(fb::RestartReason::Hang));
+    return f.state;
+  };
+  EXPECT_EQ(run(), run());
+}
+
+TEST(SystemState, UptimeIsMeasuredFromTheRunsStart) {
+  Folder f;
+  f.Add(kApp, 10 * kSecond, 1, Lifecycle(fb::Phase::Starting))
+      .Add(kApp, 13 * kSecond + kSecond / 2, 1, Gauge("g", 1));
+  EXPECT_DOUBLE_EQ(f.state.uptime_seconds(), 3.5);
+  EXPECT_EQ(SystemState{}.uptime_seconds(), 0);
+}
+
+}  // namespace
+}  // namespace blackbox

@@ -1,0 +1,84 @@
+#include <gtest/gtest.h>
+
+#include "blackbox/state.h"
+#include "event_builders.h"
+
+namespace blackbox {
+namespace {
+
+using namespace testing;
+
+SystemState BusyState() {
+  fb::CrashT crash;
+  crash.origin = fb::CrashOrigin::Terminate;
+  crash.signal = 6;
+  crash.exception_type = "std::logic_error";
+  crash.exception_message = "bad";
+  crash.frames = {"f()"};
+  fb::HealthT h;
+  h.rss_bytes = 3 << 20;
+  h.cpu_percent = 1.5;
+  h.memory_percent = 81;
+  h.disk_percent = 12;
+  h.threads = 4;
+  h.open_fds = 9;
+  h.over_threshold = true;
+  fb::LifecycleT exited = Lifecycle(fb::Phase::Stopped, 77);
+  exited.signal = 9;
+  Folder f;
+  f.Add(kAppStream, 1, 5, Lifecycle(fb::Phase::Starting))
+      .Add(kAppStream, 2, 5, Gauge("active_positions", 2))
+      .Add(kAppStream, 3, 5, Error("ctx", "type", "msg"))
+      .Add(kAppStream, 4, 5, Lifecycle(fb::Phase::Recovering))
+      .Add(kAppStream, 5, 5, Callback(fb::CallbackKind::Recovery, "r", false))
+      .Add(kAppStream, 6, 5, h)
+      .Add(kAppStream, 7, 5, crash)
+      .Add(kAppStream, 8, 5, Restart(fb::RestartReason::Unclean))
+      .Add(kWatchdogStream, 9, 6, Lifecycle(fb::Phase::Starting))
+      .Add(kWatchdogStream, 10, 6, Lifecycle(fb::Phase::Running, 77, "ok"))
+      .Add(kWatchdogStream, 11, 6, exited)
+      .Add(kWatchdogStream, 12, 6, Restart(fb::RestartReason::Memory, 3));
+  f.state.max_restarts = 8;
+  f.state.max_recovery_attempts = 1;
+  return f.state;
+}
+
+TEST(Snapshot, RoundTripsEveryField) {
+  SystemState s = BusyState();
+  std::string bytes = EncodeSnapshot(s);
+  Result<SystemState> back = DecodeSnapshot(Bytes(bytes));
+  ASSERT_TRUE(back.ok()) << back.status().ToString();
+  EXPECT_EQ(back.value(), s);
+  EXPECT_EQ(back->watchdog.last_exit_signal, 9);
+  EXPECT_EQ(back->recovery_attempts, 1);
+}
+
+TEST(Snapshot, RoundTripsTheDefaultState) {
+  SystemState s;
+  std::string bytes = EncodeSnapshot(s);
+  Result<SystemState> back = DecodeSnapshot(Bytes(bytes));
+  ASSERT_TRUE(back.ok());
+  EXPECT_EQ(back.value(), s);
+}
+
+TEST(Snapshot, FoldingOnFromADecodedSnapshotMatchesAFullFold) {
+  SystemState s = BusyState();
+  Result<SystemState> back = DecodeSnapshot(Bytes(EncodeSnapshot(s)));
+  ASSERT_TRUE(back.ok());
+  TestEvent more = Make(kAppStream, 20, 5, Lifecycle(fb::Phase::Running));
+  Fold(s, *more.event(), kAppStream, 9);
+  Fold(back.value(), *more.event(), kAppStream, 9);
+  EXPECT_EQ(back.value(), s);
+}
+
+TEST(Snapshot, DecodeRejectsGarbageWithoutCrashing) {
+  std::string garbage = "definitely not a flatbuffer, but long enough to look at";
+  EXPECT_FALSE(DecodeSnapshot(Bytes(garbage)).ok());
+  EXPECT_FALSE(DecodeSnapshot({}).ok());
+  std::string truncated = EncodeSnapshot(BusyState());
+  truncated.resize(truncated.size() / 2);
+  EXPECT_FALSE(DecodeSnapshot(Bytes(truncated)).ok());
+}
+
+}  // namespace
+}  // namespace blackbox
