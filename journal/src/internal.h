@@ -37,6 +37,9 @@ inline rocksdb::Slice KeySlice(const std::array<char, kKeySize>& k) { return {k.
 // Translates a RocksDB status into ours, prefixing `what` (e.g. the path).
 Status FromRocks(const rocksdb::Status& s, std::string_view what);
 
+// The process-wide Env whose files are created owner-only (0600).
+rocksdb::Env* OwnerOnlyEnv();
+
 // The tuned options for a journal database (see README, "Footprint").
 rocksdb::DBOptions MakeDBOptions(const JournalOptions& options);
 rocksdb::ColumnFamilyOptions MakeColumnFamilyOptions(const JournalOptions& options);

@@ -76,8 +76,8 @@ class Journal::Impl {
   }
 
   Result<uint64_t> Append(std::span<const uint8_t> bytes, Durability durability);
-  Status WriteBatchOf(std::deque<PendingAppend*>::iterator end, uint64_t first_seq_of_batch,
-                      bool sync, std::unique_lock<std::mutex>& lock);
+  Status WriteBatchOf(size_t n, uint64_t first_seq_of_batch, bool sync,
+                      std::unique_lock<std::mutex>& lock);
 };
 
 Result<uint64_t> Journal::Impl::Append(std::span<const uint8_t> bytes, Durability durability) {
@@ -96,17 +96,20 @@ Result<uint64_t> Journal::Impl::Append(std::span<const uint8_t> bytes, Durabilit
   // Leader: take a batch from the head of the queue.
   size_t bytes_in_batch = 0;
   bool sync = false;
-  auto end = queue.begin();
-  for (size_t n = 0; end != queue.end() && n < kMaxBatchAppends; ++end, ++n) {
-    if (n > 0 && bytes_in_batch + (*end)->bytes.size() > kMaxBatchBytes) break;
-    bytes_in_batch += (*end)->bytes.size();
-    sync = sync || (*end)->sync;
+  // A count, not an iterator: appends that queue up while the lock is dropped
+  // (push_back) invalidate deque iterators.
+  size_t n = 0;
+  for (; n < queue.size() && n < kMaxBatchAppends; ++n) {
+    if (n > 0 && bytes_in_batch + queue[n]->bytes.size() > kMaxBatchBytes) break;
+    bytes_in_batch += queue[n]->bytes.size();
+    sync = sync || queue[n]->sync;
   }
   const uint64_t first = next_seq;
-  Status s = WriteBatchOf(end, first, sync, lock);
+  Status s = WriteBatchOf(n, first, sync, lock);
 
   // Hand results to the batch, then the lead to whoever queued next.
   uint64_t seq = first;
+  const auto end = queue.begin() + static_cast<std::ptrdiff_t>(n);
   for (auto it = queue.begin(); it != end; ++it) {
     PendingAppend* p = *it;
     p->status = s;
@@ -122,18 +125,18 @@ Result<uint64_t> Journal::Impl::Append(std::span<const uint8_t> bytes, Durabilit
   return self.seq;
 }
 
-// Writes queue[begin, end) under consecutive seqs starting at `first`. Drops
+// Writes the first n queued appends under consecutive seqs starting at `first`. Drops
 // the lock for the write itself, so more appends can queue up meanwhile; that
 // is what makes the next batch larger under load.
-Status Journal::Impl::WriteBatchOf(std::deque<PendingAppend*>::iterator end, uint64_t first,
-                                   bool sync, std::unique_lock<std::mutex>& lock) {
+Status Journal::Impl::WriteBatchOf(size_t n, uint64_t first, bool sync,
+                                   std::unique_lock<std::mutex>& lock) {
   rocksdb::WriteBatch batch;
   uint64_t seq = first;
-  for (auto it = queue.begin(); it != end; ++it, ++seq) {
+  for (size_t i = 0; i < n; ++i, ++seq) {
     auto key = EncodeKey(seq);
-    batch.Put(
-        events_cf, KeySlice(key),
-        rocksdb::Slice(reinterpret_cast<const char*>((*it)->bytes.data()), (*it)->bytes.size()));
+    const PendingAppend* p = queue[i];
+    batch.Put(events_cf, KeySlice(key),
+              rocksdb::Slice(reinterpret_cast<const char*>(p->bytes.data()), p->bytes.size()));
   }
   const bool resume = needs_resume;
   lock.unlock();
@@ -146,7 +149,7 @@ Status Journal::Impl::WriteBatchOf(std::deque<PendingAppend*>::iterator end, uin
   lock.lock();
   if (!rs.ok()) {
     needs_resume = true;
-    failed.fetch_add(static_cast<uint64_t>(std::distance(queue.begin(), end)));
+    failed.fetch_add(n);
     return FromRocks(rs, fmt::format("append to {}", path));
   }
   needs_resume = false;

@@ -18,12 +18,6 @@
 namespace blackbox::internal {
 namespace {
 
-// Files 0600 (RocksDB's default Env creates 0644). Process-wide, set once.
-void RestrictFileModes() {
-  static std::once_flag once;
-  std::call_once(once, [] { rocksdb::Env::Default()->SetAllowNonOwnerAccess(false); });
-}
-
 std::shared_ptr<rocksdb::Cache> SharedBlockCache(size_t capacity) {
   // One cache per process, shared by every journal database it opens (a tool
   // may open many streams); 1 shard bit: small caches do not need 64 shards.
@@ -49,8 +43,9 @@ rocksdb::CompressionType PickCompression() {
 }  // namespace
 
 rocksdb::DBOptions MakeDBOptions(const JournalOptions& options) {
-  RestrictFileModes();
   rocksdb::DBOptions o;
+  // Files 0600 (RocksDB creates 0644); see owner_only_fs.cpp.
+  o.env = OwnerOnlyEnv();
   o.create_if_missing = options.create_if_missing;
   o.create_missing_column_families = true;
   // One flush and one compaction thread at most (RocksDB's process-wide pools).

@@ -1,0 +1,234 @@
+#include "blackbox/journal.h"
+
+#include <gtest/gtest.h>
+#include <rocksdb/db.h>
+#include <sys/stat.h>
+
+#include <filesystem>
+#include <set>
+#include <thread>
+
+#include "test_util.h"
+
+namespace blackbox {
+namespace {
+
+using testing::GaugeEvent;
+using testing::TempDir;
+
+std::vector<std::pair<uint64_t, double>> ReadAll(const Journal& j) {
+  std::vector<std::pair<uint64_t, double>> out;
+  EXPECT_TRUE(j.Scan({}, [&](const Record& r) {
+                 out.emplace_back(r.seq, r.event->payload_as_Gauge()->value());
+                 return true;
+               }).ok());
+  return out;
+}
+
+TEST(Journal, AppendsGetConsecutiveSeqsFromOne) {
+  TempDir dir;
+  auto j = Journal::Open(dir.path(), "app");
+  ASSERT_TRUE(j.ok()) << j.status().ToString();
+  EXPECT_EQ((*j)->last_seq(), 0u);
+  for (int i = 0; i < 5; ++i) {
+    auto seq =
+        (*j)->Append(GaugeEvent("g", i), i % 2 ? Durability::kDurable : Durability::kBuffered);
+    ASSERT_TRUE(seq.ok()) << seq.status().ToString();
+    EXPECT_EQ(*seq, static_cast<uint64_t>(i + 1));
+  }
+  auto all = ReadAll(**j);
+  ASSERT_EQ(all.size(), 5u);
+  for (int i = 0; i < 5; ++i) {
+    EXPECT_EQ(all[i].first, static_cast<uint64_t>(i + 1));
+    EXPECT_EQ(all[i].second, i);
+  }
+}
+
+TEST(Journal, ReopenContinuesTheSequence) {
+  TempDir dir;
+  {
+    auto j = Journal::Open(dir.path(), "app");
+    ASSERT_TRUE(j.ok());
+    for (int i = 0; i < 3; ++i)
+      ASSERT_TRUE((*j)->Append(GaugeEvent("g", i), Durability::kBuffered).ok());
+  }
+  auto j = Journal::Open(dir.path(), "app");
+  ASSERT_TRUE(j.ok());
+  EXPECT_EQ((*j)->last_seq(), 3u);
+  auto seq = (*j)->Append(GaugeEvent("g", 9), Durability::kDurable);
+  ASSERT_TRUE(seq.ok());
+  EXPECT_EQ(*seq, 4u);
+}
+
+TEST(Journal, EightThreadsTimesTenThousandAppendsAreGapFreeAndComplete) {
+  TempDir dir;
+  auto j = Journal::Open(dir.path(), "app");
+  ASSERT_TRUE(j.ok());
+  constexpr int kThreads = 8;
+  constexpr int kPerThread = 10000;
+  std::vector<std::vector<uint64_t>> seqs(kThreads);
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&, t] {
+      for (int i = 0; i < kPerThread; ++i) {
+        // Value encodes (thread, index) so every event is identifiable.
+        auto d = i % 100 == 0 ? Durability::kDurable : Durability::kBuffered;
+        auto seq = (*j)->Append(GaugeEvent("t", t * 1'000'000.0 + i), d);
+        ASSERT_TRUE(seq.ok());
+        seqs[t].push_back(*seq);
+      }
+    });
+  }
+  for (auto& th : threads) th.join();
+
+  // Each thread saw its own seqs strictly increasing (commit order).
+  std::set<uint64_t> all_seqs;
+  for (const auto& s : seqs) {
+    EXPECT_TRUE(std::is_sorted(s.begin(), s.end()));
+    all_seqs.insert(s.begin(), s.end());
+  }
+  ASSERT_EQ(all_seqs.size(), static_cast<size_t>(kThreads * kPerThread));
+  EXPECT_EQ(*all_seqs.begin(), 1u);
+  EXPECT_EQ(*all_seqs.rbegin(), static_cast<uint64_t>(kThreads * kPerThread));
+
+  // Stored: gap-free, and every (thread, index) present exactly once, with
+  // each thread's events in its own order.
+  auto stored = ReadAll(**j);
+  ASSERT_EQ(stored.size(), static_cast<size_t>(kThreads * kPerThread));
+  std::vector<int> next_index(kThreads, 0);
+  for (size_t k = 0; k < stored.size(); ++k) {
+    ASSERT_EQ(stored[k].first, k + 1);
+    int t = static_cast<int>(stored[k].second / 1'000'000);
+    int i = static_cast<int>(stored[k].second - t * 1'000'000.0);
+    ASSERT_EQ(i, next_index[t]++) << "thread " << t;
+  }
+}
+
+TEST(Journal, CreatesOwnerOnlyDirectoriesAndFiles) {
+  TempDir dir;
+  std::string root = dir / "journal";
+  {
+    auto j = Journal::Open(root, "app");
+    ASSERT_TRUE(j.ok()) << j.status().ToString();
+    ASSERT_TRUE((*j)->Append(GaugeEvent("g", 1), Durability::kDurable).ok());
+  }
+  struct stat st {};
+  ASSERT_EQ(stat(root.c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 0777, 0700u);
+  ASSERT_EQ(stat((root + "/app").c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 0777, 0700u);
+  int files = 0;
+  for (const auto& e : std::filesystem::directory_iterator(root + "/app")) {
+    if (!e.is_regular_file()) continue;
+    ++files;
+    ASSERT_EQ(stat(e.path().c_str(), &st), 0);
+    EXPECT_EQ(st.st_mode & 0777, 0600u) << e.path();
+  }
+  EXPECT_GT(files, 2);
+}
+
+TEST(Journal, RefusesARootWritableByOthers) {
+  TempDir dir;
+  std::string root = dir / "journal";
+  ASSERT_EQ(mkdir(root.c_str(), 0700), 0);
+  ASSERT_EQ(chmod(root.c_str(), 0777), 0);
+  auto j = Journal::Open(root, "app");
+  ASSERT_FALSE(j.ok());
+  EXPECT_NE(j.status().message().find("writable by other users"), std::string::npos)
+      << j.status().ToString();
+  auto r = Reader::Open(root, "app");
+  EXPECT_FALSE(r.ok());
+}
+
+TEST(Journal, SecondWriterOfAStreamIsRefusedAsBusy) {
+  TempDir dir;
+  auto a = Journal::Open(dir.path(), "app");
+  ASSERT_TRUE(a.ok());
+  auto b = Journal::Open(dir.path(), "app");
+  ASSERT_FALSE(b.ok());
+  EXPECT_EQ(b.status().code(), Status::Code::kBusy) << b.status().ToString();
+  // Another stream of the same root is independent.
+  EXPECT_TRUE(Journal::Open(dir.path(), "watchdog").ok());
+}
+
+TEST(Journal, InvalidStreamNamesAreRejected) {
+  TempDir dir;
+  for (const char* bad : {"", "..", "a/b"}) {
+    auto j = Journal::Open(dir.path(), bad);
+    EXPECT_FALSE(j.ok()) << bad;
+    EXPECT_EQ(j.status().code(), Status::Code::kInvalidArgument);
+  }
+}
+
+TEST(Journal, StoresAndLoadsTheNewestSnapshot) {
+  TempDir dir;
+  auto j = Journal::Open(dir.path(), "app");
+  ASSERT_TRUE(j.ok());
+  auto none = (*j)->LatestSnapshot();
+  ASSERT_TRUE(none.ok());
+  EXPECT_FALSE(none->has_value());
+  for (int i = 0; i < 10; ++i)
+    ASSERT_TRUE((*j)->Append(GaugeEvent("g", i), Durability::kBuffered).ok());
+  ASSERT_TRUE((*j)->PutSnapshot(4, Bytes(std::string_view("four"))).ok());
+  ASSERT_TRUE((*j)->PutSnapshot(9, Bytes(std::string_view("nine"))).ok());
+  EXPECT_FALSE((*j)->PutSnapshot(11, Bytes(std::string_view("future"))).ok());
+  auto latest = (*j)->LatestSnapshot();
+  ASSERT_TRUE(latest.ok());
+  ASSERT_TRUE(latest->has_value());
+  EXPECT_EQ((*latest)->seq, 9u);
+  EXPECT_EQ((*latest)->bytes, "nine");
+}
+
+TEST(Journal, ACorruptedRecordIsReportedAndSkipped) {
+  TempDir dir;
+  {
+    auto j = Journal::Open(dir.path(), "app");
+    ASSERT_TRUE(j.ok());
+    for (int i = 1; i <= 5; ++i)
+      ASSERT_TRUE((*j)->Append(GaugeEvent("g", i), Durability::kDurable).ok());
+  }
+  {
+    // Damage record 3 behind the journal's back, through RocksDB itself.
+    rocksdb::DB* raw = nullptr;
+    std::vector<rocksdb::ColumnFamilyHandle*> handles;
+    rocksdb::ColumnFamilyOptions cfo;
+    ASSERT_TRUE(rocksdb::DB::Open(rocksdb::DBOptions(), dir / "app",
+                                  {{rocksdb::kDefaultColumnFamilyName, cfo}, {"snapshots", cfo}},
+                                  &handles, &raw)
+                    .ok());
+    std::string key("\0\0\0\0\0\0\0\x03", 8);
+    std::string value;
+    ASSERT_TRUE(raw->Get(rocksdb::ReadOptions(), key, &value).ok());
+    for (size_t i = 4; i < value.size(); i += 3) value[i] = static_cast<char>(value[i] ^ 0x5a);
+    ASSERT_TRUE(raw->Put(rocksdb::WriteOptions(), key, value).ok());
+    for (auto* h : handles) raw->DestroyColumnFamilyHandle(h);
+    delete raw;
+  }
+  auto r = Reader::Open(dir.path(), "app");
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  std::vector<BadRecord> bad;
+  std::vector<uint64_t> good;
+  ScanOptions so;
+  so.on_bad = [&](const BadRecord& b) { bad.push_back(b); };
+  ASSERT_TRUE((*r)->Scan(so,
+                         [&](const Record& rec) {
+                           good.push_back(rec.seq);
+                           return true;
+                         })
+                  .ok());
+  EXPECT_EQ(good, (std::vector<uint64_t>{1, 2, 4, 5}));
+  ASSERT_EQ(bad.size(), 1u);
+  EXPECT_EQ(bad[0].seq, 3u);
+  EXPECT_EQ(bad[0].stream, "app");
+  EXPECT_FALSE(bad[0].reason.empty());
+
+  std::vector<BadRecord> problems;
+  auto checked = (*r)->Verify([&](const BadRecord& b) { problems.push_back(b); });
+  ASSERT_TRUE(checked.ok());
+  EXPECT_EQ(*checked, 5u);
+  ASSERT_EQ(problems.size(), 1u);
+  EXPECT_EQ(problems[0].seq, 3u);
+}
+
+}  // namespace
+}  // namespace blackbox

@@ -1,0 +1,60 @@
+// A journal writer process for the process-level tests (kill -9, live reads).
+//
+//   journal_writer_child ROOT STREAM THREADS PER_THREAD MODE
+//
+// THREADS threads append gauge events whose value encodes (thread, index) as
+// thread * 1e6 + index; PER_THREAD = 0 means "until killed". MODE is durable,
+// buffered or mixed (every third append durable). After each append returns
+// the child writes one line "<seq> <D|B> <value>" to stdout with a single
+// write(2), so a line that reached the pipe was acknowledged by the journal.
+#include <fmt/format.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "blackbox/journal.h"
+
+int main(int argc, char** argv) {
+  if (argc != 6) {
+    fmt::print(stderr, "usage: {} ROOT STREAM THREADS PER_THREAD durable|buffered|mixed\n",
+               argv[0]);
+    return 2;
+  }
+  const std::string root = argv[1], stream = argv[2], mode = argv[5];
+  const int threads = std::atoi(argv[3]);
+  const long per_thread = std::atol(argv[4]);
+  auto journal = blackbox::Journal::Open(root, stream);
+  if (!journal.ok()) {
+    fmt::print(stderr, "journal_writer_child: {}\n", journal.status().ToString());
+    return 1;
+  }
+  blackbox::Journal& j = **journal;
+  std::vector<std::thread> workers;
+  for (int t = 0; t < threads; ++t) {
+    workers.emplace_back([&, t] {
+      for (long i = 0; per_thread == 0 || i < per_thread; ++i) {
+        bool durable = mode == "durable" || (mode == "mixed" && i % 3 == 0);
+        double value = t * 1e6 + static_cast<double>(i);
+        flatbuffers::FlatBufferBuilder fbb(128);
+        auto g = blackbox::fb::CreateGaugeDirect(fbb, "torture", value);
+        blackbox::FinishEvent(fbb, stream, blackbox::fb::Severity::Info,
+                              blackbox::fb::Payload::Gauge, g.Union());
+        auto seq = j.Append(blackbox::Bytes(fbb), durable ? blackbox::Durability::kDurable
+                                                          : blackbox::Durability::kBuffered);
+        if (!seq.ok()) {
+          fmt::print(stderr, "append failed: {}\n", seq.status().ToString());
+          std::_Exit(1);
+        }
+        std::string line = fmt::format("{} {} {:.0f}\n", *seq, durable ? 'D' : 'B', value);
+        if (write(STDOUT_FILENO, line.data(), line.size()) != static_cast<ssize_t>(line.size())) {
+          std::_Exit(1);
+        }
+      }
+    });
+  }
+  for (auto& w : workers) w.join();
+  return 0;
+}
