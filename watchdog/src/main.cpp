@@ -1,0 +1,246 @@
+// blackbox-watchdog: keeps one service alive and journals everything it sees.
+//
+//   blackbox-watchdog [options] -- COMMAND [ARGS...]
+//   blackbox-watchdog --app-script PATH [options]
+//   blackbox-watchdog --status [--json] [--state-dir DIR]
+//   blackbox-watchdog --stop [--state-dir DIR]
+#include <fmt/format.h>
+#include <unistd.h>
+
+#include <CLI/CLI.hpp>
+#include <filesystem>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "blackbox/journal.h"
+#include "control.h"
+#include "options.h"
+#include "output.h"
+#include "spawn.h"
+#include "supervisor.h"
+
+extern char** environ;
+
+namespace bw = blackbox::watchdog;
+
+namespace {
+
+std::string Absolute(const std::string& path) {
+  if (path.empty()) return path;
+  std::error_code ec;
+  std::filesystem::path abs = std::filesystem::absolute(path, ec);
+  return ec ? path : abs.lexically_normal().string();
+}
+
+int Fail(int status, std::string_view message) {
+  fmt::print(stderr, "blackbox-watchdog: {}\n", message);
+  return status;
+}
+
+std::vector<std::string> ChildEnvironment(const bw::Options& o, const std::string& notify_path) {
+  std::vector<std::string> env;
+  for (char** e = environ; *e != nullptr; ++e) {
+    std::string_view kv(*e);
+    if (kv.starts_with("BLACKBOX_JOURNAL=") || kv.starts_with("NOTIFY_SOCKET=") ||
+        kv.starts_with("WATCHDOG_USEC=") || kv.starts_with("WATCHDOG_PID=")) {
+      continue;
+    }
+    env.emplace_back(kv);
+  }
+  env.push_back("BLACKBOX_JOURNAL=" + o.journal);
+  env.push_back("NOTIFY_SOCKET=" + notify_path);
+  if (o.watchdog_timeout > 0) {
+    env.push_back(
+        fmt::format("WATCHDOG_USEC={}", static_cast<long long>(o.watchdog_timeout * 1e6)));
+  }
+  return env;
+}
+
+int RunWatchdog(bw::Options options, const std::string& state_dir) {
+  if (options.command.empty()) {
+    return Fail(bw::kExitUsage,
+                "no command to run: give -- COMMAND [ARGS...] or --app-script PATH (or start "
+                "once with one so that the state directory remembers it)");
+  }
+  std::optional<std::string> path = bw::ResolveExecutable(options.command.front());
+  if (!path) {
+    return Fail(bw::kExitUsage,
+                fmt::format("command: '{}' not found or not executable", options.command.front()));
+  }
+  std::vector<std::unique_ptr<bw::Pattern>> patterns;
+  for (const std::string& text : options.error_patterns) {
+    std::string error;
+    std::unique_ptr<bw::Pattern> pattern = bw::Pattern::Compile(text, &error);
+    if (!pattern) {
+      return Fail(bw::kExitUsage,
+                  fmt::format("--error-pattern: invalid regular expression '{}': {}", text, error));
+    }
+    patterns.push_back(std::move(pattern));
+  }
+
+  if (blackbox::Status st = bw::EnsureStateDir(state_dir); !st.ok()) {
+    return Fail(bw::kExitFailed, fmt::format("--state-dir: {}", st.message()));
+  }
+  blackbox::Result<bw::InstanceLock> lock = bw::InstanceLock::Acquire(state_dir);
+  if (!lock.ok()) {
+    const bool busy = lock.status().code() == blackbox::Status::Code::kBusy;
+    return Fail(busy ? bw::kExitAlreadyRunning : bw::kExitFailed, lock.status().message());
+  }
+
+  // Before any thread exists (the guard's fork, RocksDB's pools).
+  bw::BlockStopSignals();
+  blackbox::Result<bw::GroupGuard> guard = bw::GroupGuard::Start();
+  if (!guard.ok()) return Fail(bw::kExitFailed, guard.status().ToString());
+  lock->WritePid(::getpid());
+
+  const std::string saved = fmt::format("{}/{}", state_dir, bw::kConfigFileName);
+  if (auto error = bw::SaveOptionsFile(saved, options)) {
+    fmt::print(stderr, "blackbox-watchdog: saving the configuration: {}\n", *error);
+  }
+
+  bw::OutputSink sink;
+  if (auto error =
+          sink.Open(options.log_file, static_cast<uint64_t>(options.log_max_mb * 1024 * 1024))) {
+    return Fail(bw::kExitFailed, fmt::format("--log-file: {}", *error));
+  }
+  auto journal = blackbox::Journal::Open(options.journal, blackbox::kWatchdogStream);
+  if (!journal.ok()) {
+    return Fail(bw::kExitFailed,
+                fmt::format("journal {}: {}", options.journal, journal.status().ToString()));
+  }
+  const std::string notify_path = fmt::format("{}/{}", Absolute(state_dir), bw::kNotifySocketName);
+  blackbox::Result<bw::NotifySocket> notify = bw::NotifySocket::Bind(notify_path);
+  if (!notify.ok()) return Fail(bw::kExitFailed, notify.status().message());
+
+  bw::SupervisorParts parts{
+      .options = options,
+      .plan = {.path = *path,
+               .argv = options.command,
+               .env = ChildEnvironment(options, notify_path),
+               .watchdog_pid = options.watchdog_timeout > 0},
+      .patterns = std::move(patterns),
+      .journal = std::move(journal.value()),
+      .notify = std::move(notify.value()),
+      .guard = std::move(guard.value()),
+      .sink = std::move(sink),
+  };
+  bw::Supervisor supervisor(std::move(parts));
+  return supervisor.Run();
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{
+      "Keeps one service alive (restarts it on crash, hang or resource-limit breach) and "
+      "journals everything it sees into <journal>/watchdog."};
+  app.name("blackbox-watchdog");
+
+  std::map<std::string, std::string> values;
+  std::map<std::string, CLI::Option*> flags;
+  const std::map<std::string_view, std::string_view> help = {
+      {"max_restarts", "restarts allowed inside --restart-window (default 10)"},
+      {"restart_delay", "seconds before a restart, fractions allowed (default 30)"},
+      {"health_check_interval", "seconds between samples of the child's RSS/CPU (default 30)"},
+      {"max_memory_mb", "RSS limit of the child's process tree, MB (default 1024)"},
+      {"max_cpu_percent", "CPU limit of the child's process tree, % of one core (default 90)"},
+      {"journal", "journal root (default $BLACKBOX_JOURNAL or blackbox-journal)"},
+      {"watchdog_timeout", "seconds without WATCHDOG=1 before the child is hung; 0 = off"},
+      {"stop_timeout", "seconds from SIGTERM (or SIGABRT) to SIGKILL (default 10)"},
+      {"restart", "always | on-failure (default on-failure)"},
+      {"restart_window", "seconds in which --max-restarts applies; 0 = the whole run"},
+      {"backoff_max", "cap of the doubled delay with --backoff, seconds (default 300)"},
+      {"limit_cycles", "consecutive samples over a limit before acting (default 3)"},
+      {"log_file", "write the child's output here (size-rotated) instead of passing it through"},
+      {"log_max_mb", "rotate the log file past this size, MB (default 10)"},
+  };
+  for (std::string_view key : bw::OptionKeys()) {
+    if (key == "command" || key == "error_patterns" || key == "backoff") continue;
+    const std::string k(key);
+    flags[k] = app.add_option(bw::FlagName(key), values[k], std::string(help.at(key)));
+  }
+  std::vector<std::string> patterns;
+  CLI::Option* pattern_flag = app.add_option(
+      "--error-pattern", patterns,
+      "extended regex matched against each output line (repeatable; default ERROR|CRITICAL|FATAL)");
+  bool backoff = false;
+  CLI::Option* backoff_flag =
+      app.add_flag("--backoff", backoff, "double the restart delay for each restart in the window");
+  std::string app_script;
+  CLI::Option* app_script_flag =
+      app.add_option("--app-script", app_script, "the program to supervise (same as -- PATH)");
+  std::string config_file;
+  app.add_option("--config", config_file, "TOML file with the same keys; options given here win");
+  std::string state_dir = "blackbox-watchdog";
+  app.add_option("--state-dir", state_dir,
+                 "pid file, saved configuration and notify socket (default blackbox-watchdog)");
+  bool status = false, stop = false, json = false;
+  app.add_flag("--status", status, "print the state of the watchdog and its child");
+  app.add_flag("--stop", stop, "stop the running watchdog gracefully and wait for it");
+  app.add_flag("--json", json, "with --status: one JSON object");
+  std::vector<std::string> command;
+  CLI::Option* command_opt = app.add_option("command", command, "COMMAND [ARGS...] after --");
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::CallForHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::CallForAllHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::ParseError& e) {
+    return Fail(bw::kExitUsage, e.what());
+  }
+
+  if (state_dir.empty()) return Fail(bw::kExitUsage, "--state-dir: must not be empty");
+  if (status && stop) return Fail(bw::kExitUsage, "--status and --stop exclude each other");
+  if (json && !status) return Fail(bw::kExitUsage, "--json: only with --status");
+
+  // Layers, weakest first: defaults, the saved configuration, --config, the command line.
+  bw::Options options = bw::DefaultOptions();
+  const std::string saved = fmt::format("{}/{}", state_dir, bw::kConfigFileName);
+  if (std::filesystem::exists(saved)) {
+    if (auto error = bw::LoadOptionsFile(saved, options)) {
+      fmt::print(stderr, "blackbox-watchdog: ignoring the saved configuration: {}\n", *error);
+      options = bw::DefaultOptions();
+    }
+  }
+  if (!config_file.empty()) {
+    if (!std::filesystem::exists(config_file)) {
+      return Fail(bw::kExitUsage, fmt::format("--config: {}: no such file", config_file));
+    }
+    if (auto error = bw::LoadOptionsFile(config_file, options)) {
+      return Fail(bw::kExitUsage, fmt::format("--config: {}", *error));
+    }
+  }
+  for (auto& [key, flag] : flags) {
+    if (flag->count() == 0) continue;
+    if (auto error = bw::SetOption(options, key, values[key])) {
+      return Fail(bw::kExitUsage, fmt::format("{}: {}", bw::FlagName(key), *error));
+    }
+  }
+  if (backoff_flag->count() > 0) options.backoff = backoff;
+  if (pattern_flag->count() > 0) {
+    options.error_patterns.clear();
+    for (const std::string& p : patterns) {
+      if (auto error = bw::SetOption(options, "error_patterns", p)) {
+        return Fail(bw::kExitUsage, fmt::format("--error-pattern: {}", *error));
+      }
+    }
+  }
+  if (app_script_flag->count() > 0 && command_opt->count() > 0) {
+    return Fail(bw::kExitUsage, "--app-script: give either --app-script or -- COMMAND, not both");
+  }
+  if (app_script_flag->count() > 0) {
+    if (app_script.empty()) return Fail(bw::kExitUsage, "--app-script: must not be empty");
+    options.command = {app_script};
+  } else if (command_opt->count() > 0) {
+    options.command = command;
+  }
+  options.journal = Absolute(options.journal);
+  options.log_file = Absolute(options.log_file);
+
+  if (status) return bw::PrintStatus(state_dir, options, json);
+  if (stop) return bw::StopWatchdog(state_dir, options);
+  return RunWatchdog(std::move(options), state_dir);
+}

@@ -1,0 +1,28 @@
+// Resource use of a process and all of its descendants, read from /proc.
+#pragma once
+
+#include <sys/types.h>
+
+#include <cstdint>
+#include <optional>
+
+namespace blackbox::watchdog {
+
+struct TreeSample {
+  uint64_t rss_bytes = 0;
+  // utime + stime + cutime + cstime of every live process of the tree, in
+  // clock ticks. Reaped descendants stay counted through their parent's
+  // cutime/cstime, so the sum only grows while the root lives.
+  uint64_t cpu_ticks = 0;
+  int processes = 0;
+  int threads = 0;
+};
+
+// Sums over `root` and its descendants (found through the ppid links of
+// /proc/<pid>/stat). nullopt when `root` does not exist.
+std::optional<TreeSample> SampleProcessTree(pid_t root);
+
+// CPU in percent of one core between two samples taken `elapsed_ns` apart.
+double CpuPercent(const TreeSample& before, const TreeSample& after, int64_t elapsed_ns);
+
+}  // namespace blackbox::watchdog

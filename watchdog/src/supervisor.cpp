@@ -1,0 +1,645 @@
+#include "supervisor.h"
+
+#include <fmt/format.h>
+#include <signal.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/signalfd.h>
+#include <sys/timerfd.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cmath>
+#include <cstring>
+
+namespace blackbox::watchdog {
+namespace {
+
+constexpr int kStopSignals[] = {SIGTERM, SIGINT, SIGHUP, SIGQUIT};
+// One read per readable pipe per wakeup: bounds the time a flood can take.
+constexpr size_t kReadSlice = 64 * 1024;
+// Datagrams handled per wakeup of the notify socket.
+constexpr int kNotifySlice = 64;
+// After the child's exit, at most this much of its remaining output is read.
+constexpr size_t kFinalDrainLimit = 8 << 20;
+
+int64_t SecondsToNs(double seconds) { return static_cast<int64_t>(std::llround(seconds * 1e9)); }
+
+std::string SignalName(int sig) {
+  const char* abbrev = ::sigabbrev_np(sig);
+  return abbrev != nullptr ? fmt::format("SIG{}", abbrev) : fmt::format("signal {}", sig);
+}
+
+struct ExitInfo {
+  int code = -1;  // exit status when the child exited by itself
+  int signal = 0;
+  bool core_dumped = false;
+  bool clean() const { return code == 0; }
+  std::string Describe() const {
+    if (signal != 0) {
+      return fmt::format("killed by {}{}", SignalName(signal), core_dumped ? " (core dumped)" : "");
+    }
+    return fmt::format("exited with status {}", code);
+  }
+};
+
+ExitInfo DecodeWaitStatus(int status) {
+  ExitInfo info;
+  if (WIFEXITED(status)) info.code = WEXITSTATUS(status);
+  if (WIFSIGNALED(status)) {
+    info.signal = WTERMSIG(status);
+    info.core_dumped = WCOREDUMP(status);
+  }
+  return info;
+}
+
+UniqueFd MakeTimer() {
+  return UniqueFd(::timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC));
+}
+
+void ConsumeTimer(const UniqueFd& timer) {
+  uint64_t expirations;
+  [[maybe_unused]] ssize_t n = ::read(timer.get(), &expirations, sizeof expirations);
+}
+
+RestartPolicyOptions PolicyOptions(const Options& o) {
+  RestartPolicyOptions p;
+  p.max_restarts = o.max_restarts;
+  p.window_ns = SecondsToNs(o.restart_window);
+  p.delay_ns = SecondsToNs(o.restart_delay);
+  p.backoff = o.backoff;
+  p.backoff_max_ns = SecondsToNs(o.backoff_max);
+  return p;
+}
+
+}  // namespace
+
+void BlockStopSignals() {
+  sigset_t set;
+  sigemptyset(&set);
+  for (int sig : kStopSignals) sigaddset(&set, sig);
+  ::pthread_sigmask(SIG_BLOCK, &set, nullptr);
+  ::signal(SIGPIPE, SIG_IGN);
+}
+
+Supervisor::Supervisor(SupervisorParts parts)
+    : parts_(std::move(parts)),
+      policy_(PolicyOptions(parts_.options)),
+      out_scanner_(&parts_.patterns),
+      err_scanner_(&parts_.patterns) {}
+
+Supervisor::~Supervisor() = default;
+
+void Supervisor::Watch(int fd, Tag tag) {
+  epoll_event ev{};
+  ev.events = EPOLLIN;
+  ev.data.u32 = tag;
+  ::epoll_ctl(epoll_.get(), EPOLL_CTL_ADD, fd, &ev);
+}
+
+void Supervisor::Unwatch(int fd) { ::epoll_ctl(epoll_.get(), EPOLL_CTL_DEL, fd, nullptr); }
+
+void Supervisor::Arm(const UniqueFd& timer, double seconds, bool periodic) {
+  itimerspec spec{};
+  if (seconds > 0) {
+    const int64_t ns = std::max<int64_t>(SecondsToNs(seconds), 1);
+    spec.it_value.tv_sec = ns / 1'000'000'000;
+    spec.it_value.tv_nsec = ns % 1'000'000'000;
+    if (periodic) spec.it_interval = spec.it_value;
+  }
+  ::timerfd_settime(timer.get(), 0, &spec, nullptr);  // zero disarms
+}
+
+void Supervisor::Record(fb::Severity severity, fb::PayloadUnion payload, Durability durability,
+                        int64_t time_ns) {
+  fb::EventT event;
+  event.stream = std::string(kWatchdogStream);
+  event.severity = severity;
+  event.time_ns = time_ns;
+  event.payload = std::move(payload);
+  Result<uint64_t> appended = parts_.journal->Append(std::move(event), durability);
+  if (!appended.ok()) {
+    // The journal failing must not stop the supervision: count, report once.
+    if (failed_appends_++ == 0) {
+      fmt::print(stderr, "blackbox-watchdog: journal append failed (supervision continues): {}\n",
+                 appended.status().ToString());
+    }
+  }
+}
+
+void Supervisor::RecordLifecycle(fb::Phase phase, const std::string& reason, int child_pid,
+                                 Durability durability, int exit_code, int signal, bool core_dumped,
+                                 int64_t time_ns) {
+  fb::LifecycleT lifecycle;
+  lifecycle.phase = phase;
+  lifecycle.reason = reason;
+  lifecycle.child_pid = child_pid;
+  lifecycle.exit_code = exit_code;
+  lifecycle.signal = signal;
+  lifecycle.core_dumped = core_dumped;
+  fb::PayloadUnion payload;
+  payload.Set(std::move(lifecycle));
+  const fb::Severity severity =
+      phase == fb::Phase::Failed ? fb::Severity::Critical : fb::Severity::Info;
+  Record(severity, std::move(payload), durability, time_ns);
+}
+
+bool Supervisor::Setup(std::string* error) {
+  epoll_.reset(::epoll_create1(EPOLL_CLOEXEC));
+  sigset_t set;
+  sigemptyset(&set);
+  for (int sig : kStopSignals) sigaddset(&set, sig);
+  signals_.reset(::signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC));
+  health_timer_ = MakeTimer();
+  restart_timer_ = MakeTimer();
+  kill_timer_ = MakeTimer();
+  heartbeat_timer_ = MakeTimer();
+  if (!epoll_ || !signals_ || !health_timer_ || !restart_timer_ || !kill_timer_ ||
+      !heartbeat_timer_) {
+    *error = fmt::format("event loop setup: {}", std::strerror(errno));
+    return false;
+  }
+  Watch(signals_.get(), kSignal);
+  Watch(parts_.notify.fd(), kNotify);
+  Watch(health_timer_.get(), kHealth);
+  Watch(restart_timer_.get(), kRestartTimer);
+  Watch(kill_timer_.get(), kKillTimer);
+  Watch(heartbeat_timer_.get(), kHeartbeatTimer);
+  Arm(health_timer_, parts_.options.health_check_interval, /*periodic=*/true);
+  return true;
+}
+
+int Supervisor::Run() {
+  std::string error;
+  if (!Setup(&error)) {
+    fmt::print(stderr, "blackbox-watchdog: {}\n", error);
+    return kExitFailed;
+  }
+
+  // The effective configuration first, then the watchdog's own start.
+  fb::ConfigT config;
+  config.component = "watchdog";
+  for (auto& [key, value] : OptionEntries(parts_.options)) {
+    auto entry = std::make_unique<fb::ConfigEntryT>();
+    entry->key = key;
+    entry->value = value;
+    config.entries.push_back(std::move(entry));
+  }
+  fb::PayloadUnion payload;
+  payload.Set(std::move(config));
+  Record(fb::Severity::Info, std::move(payload), Durability::kBuffered);
+  RecordLifecycle(fb::Phase::Starting, "watchdog started", 0, Durability::kBuffered);
+
+  StartChild();
+  if (child_) RecordSpawn();
+  epoll_event events[16];
+  while (!done_) {
+    int n = ::epoll_wait(epoll_.get(), events, 16, -1);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      fmt::print(stderr, "blackbox-watchdog: epoll_wait: {}\n", std::strerror(errno));
+      if (child_) ::kill(-child_->pid, SIGKILL);
+      return kExitFailed;
+    }
+    for (int i = 0; i < n && !done_; ++i) {
+      switch (static_cast<Tag>(events[i].data.u32)) {
+        case kSignal:
+          OnSignal();
+          break;
+        case kChildExit:
+          OnChildExit();
+          break;
+        case kStdout:
+          OnOutput(false);
+          break;
+        case kStderr:
+          OnOutput(true);
+          break;
+        case kNotify:
+          OnNotify();
+          break;
+        case kHealth:
+          ConsumeTimer(health_timer_);
+          OnHealth();
+          break;
+        case kRestartTimer:
+          ConsumeTimer(restart_timer_);
+          if (!child_) {
+            StartChild();
+            if (child_) RecordSpawn();
+          }
+          break;
+        case kKillTimer:
+          ConsumeTimer(kill_timer_);
+          OnKillTimer();
+          break;
+        case kHeartbeatTimer:
+          ConsumeTimer(heartbeat_timer_);
+          OnHeartbeatMissed(false);
+          break;
+      }
+    }
+  }
+  parts_.guard.Watch(0);
+  ::unlink(parts_.notify.path().c_str());
+  return exit_status_;
+}
+
+void Supervisor::StartChild() {
+  Result<Child> spawned = Spawn(parts_.plan);
+  if (!spawned.ok()) {
+    fmt::print(stderr, "blackbox-watchdog: cannot start {}: {}\n", parts_.plan.path,
+               spawned.status().ToString());
+    RecordLifecycle(fb::Phase::Failed, fmt::format("spawn failed: {}", spawned.status().message()),
+                    0, Durability::kDurable);
+    Finish(kExitFailed);
+    return;
+  }
+  child_ = std::move(spawned.value());
+  parts_.guard.Watch(child_->pid);
+  Watch(child_->pidfd.get(), kChildExit);
+  Watch(child_->out.get(), kStdout);
+  Watch(child_->err.get(), kStderr);
+  cause_ = Cause::kNone;
+  stopping_ = false;
+  ready_ = false;
+  last_sample_.reset();
+  over_memory_ = 0;
+  over_cpu_ = 0;
+  last_heartbeat_ns_ = child_->started_mono_ns;
+  Arm(heartbeat_timer_, parts_.options.watchdog_timeout);
+}
+
+void Supervisor::RecordSpawn() {
+  // A service that speaks the notify protocol (a heartbeat timeout is set) is
+  // running once it says READY=1 or beats; any other once it is started.
+  const bool running_now = parts_.options.watchdog_timeout <= 0;
+  RecordLifecycle(fb::Phase::Starting, "", child_->pid,
+                  running_now ? Durability::kBuffered : Durability::kDurable, -1, 0, false,
+                  child_->started_wall_ns);
+  if (running_now) {
+    ready_ = true;
+    RecordLifecycle(fb::Phase::Running, "", child_->pid, Durability::kDurable);
+  }
+}
+
+void Supervisor::Finish(int status) {
+  exit_status_ = status;
+  done_ = true;
+}
+
+void Supervisor::DrainAndClose(bool is_stderr, int64_t now_ns) {
+  UniqueFd& fd = is_stderr ? child_->err : child_->out;
+  LineScanner& scanner = is_stderr ? err_scanner_ : out_scanner_;
+  auto on_match = [&](const LineMatch& m) {
+    fb::LogLineT line;
+    line.source = is_stderr ? "stderr" : "stdout";
+    line.pattern = std::string(m.pattern);
+    line.text = std::string(m.line);
+    line.suppressed = m.suppressed;
+    fb::PayloadUnion payload;
+    payload.Set(std::move(line));
+    Record(fb::Severity::Warning, std::move(payload), Durability::kBuffered);
+  };
+  if (fd) {
+    char buf[kReadSlice];
+    size_t total = 0;
+    while (total < kFinalDrainLimit) {
+      ssize_t n = ::read(fd.get(), buf, sizeof buf);
+      if (n < 0 && errno == EINTR) continue;
+      if (n <= 0) break;  // EOF, or EAGAIN: a straggler outside the group holds the pipe
+      parts_.sink.Write(is_stderr, std::string_view(buf, static_cast<size_t>(n)));
+      scanner.Feed(std::string_view(buf, static_cast<size_t>(n)), now_ns, on_match);
+      total += static_cast<size_t>(n);
+    }
+    Unwatch(fd.get());
+    fd.reset();
+  }
+  scanner.Finish(now_ns, on_match);
+  if (uint32_t dropped = scanner.TakeSuppressed(); dropped > 0) {
+    on_match({"", "", dropped});  // the count must not be lost with the child
+  }
+}
+
+void Supervisor::OnOutput(bool is_stderr) {
+  if (!child_) return;
+  UniqueFd& fd = is_stderr ? child_->err : child_->out;
+  if (!fd) return;
+  char buf[kReadSlice];
+  ssize_t n = ::read(fd.get(), buf, sizeof buf);
+  if (n < 0) return;  // EAGAIN / EINTR: the next wakeup retries
+  if (n == 0) {
+    DrainAndClose(is_stderr, MonoNowNs());  // the child closed it; it may still run
+    return;
+  }
+  std::string_view data(buf, static_cast<size_t>(n));
+  parts_.sink.Write(is_stderr, data);
+  (is_stderr ? err_scanner_ : out_scanner_).Feed(data, MonoNowNs(), [&](const LineMatch& m) {
+    fb::LogLineT line;
+    line.source = is_stderr ? "stderr" : "stdout";
+    line.pattern = std::string(m.pattern);
+    line.text = std::string(m.line);
+    line.suppressed = m.suppressed;
+    fb::PayloadUnion payload;
+    payload.Set(std::move(line));
+    Record(fb::Severity::Warning, std::move(payload), Durability::kBuffered);
+  });
+}
+
+void Supervisor::OnChildExit() {
+  if (!child_) return;
+  std::optional<int> status = Reap(child_->pid);
+  if (!status) return;
+  const int64_t exit_mono = MonoNowNs();
+  const int64_t exit_wall = WallNowNs();
+  const pid_t pid = child_->pid;
+  const ExitInfo exit = DecodeWaitStatus(*status);
+
+  // Whatever is left of the group goes with its leader (systemd's
+  // KillMode=control-group); then the pipes reach EOF.
+  ::kill(-pid, SIGKILL);
+  Unwatch(child_->pidfd.get());
+  DrainAndClose(false, exit_mono);
+  DrainAndClose(true, exit_mono);
+  child_.reset();
+  parts_.guard.Watch(0);
+  Arm(kill_timer_, 0);
+  Arm(heartbeat_timer_, 0);
+
+  if (cause_ == Cause::kUserStop) {
+    RecordLifecycle(fb::Phase::Stopped,
+                    fmt::format("stopped on request; child {}", exit.Describe()), pid,
+                    Durability::kDurable, exit.code, exit.signal, exit.core_dumped, exit_wall);
+    Finish(kExitOk);
+    return;
+  }
+
+  fb::RestartReason reason = fb::RestartReason::Crash;
+  if (cause_ == Cause::kMemory) {
+    reason = fb::RestartReason::Memory;
+  } else if (cause_ == Cause::kCpu) {
+    reason = fb::RestartReason::Cpu;
+  } else if (cause_ == Cause::kHang) {
+    reason = fb::RestartReason::Hang;
+  } else if (exit.clean()) {
+    if (parts_.options.restart != RestartMode::kAlways) {
+      RecordLifecycle(fb::Phase::Stopped, "child exited with status 0", pid, Durability::kDurable,
+                      exit.code, exit.signal, exit.core_dumped, exit_wall);
+      Finish(kExitOk);
+      return;
+    }
+    reason = fb::RestartReason::Exit;
+  }
+
+  // A death the watchdog did not order is a crash; a hang's SIGABRT too (the
+  // app's own crash capture records where it hung). Stops for memory or CPU
+  // are the watchdog's doing and are journaled as lifecycle only.
+  if (cause_ == Cause::kNone || cause_ == Cause::kHang) {
+    if (!exit.clean()) {
+      fb::CrashT crash;
+      crash.origin = fb::CrashOrigin::Watchdog;
+      crash.signal = exit.signal;
+      if (exit.signal != 0) crash.signal_name = SignalName(exit.signal);
+      crash.crashed_pid = pid;
+      crash.exit_code = exit.code;
+      crash.core_dumped = exit.core_dumped;
+      crash.crash_time_ns = exit_wall;
+      fb::PayloadUnion payload;
+      payload.Set(std::move(crash));
+      Record(fb::Severity::Critical, std::move(payload), Durability::kBuffered, exit_wall);
+    }
+  }
+
+  const RestartDecision decision = policy_.Decide(exit_mono);
+  const std::string why = fmt::format("{}: child {}", RestartReasonName(reason), exit.Describe());
+  if (!decision.allowed) {
+    const std::string window = parts_.options.restart_window > 0
+                                   ? fmt::format("within {} s", parts_.options.restart_window)
+                                   : std::string("in this run");
+    RecordLifecycle(fb::Phase::Failed,
+                    fmt::format("{}; {} restarts {} already, giving up", why,
+                                parts_.options.max_restarts, window),
+                    pid, Durability::kDurable, exit.code, exit.signal, exit.core_dumped);
+    fmt::print(stderr, "blackbox-watchdog: {}; restart limit ({} {}) reached, giving up\n", why,
+               parts_.options.max_restarts, window);
+    Finish(kExitFailed);
+    return;
+  }
+
+  RecordLifecycle(fb::Phase::Backoff, why, pid, Durability::kBuffered, exit.code, exit.signal,
+                  exit.core_dumped, exit_wall);
+  fb::RestartT restart;
+  restart.attempt = decision.attempt;
+  restart.reason = reason;
+  restart.exit_code = exit.code;
+  restart.signal = exit.signal;
+  restart.delay_ms = decision.delay_ns / 1'000'000;
+  if (decision.delay_ns == 0) {
+    // Start first, journal after: the fsync is not on the restart's path.
+    StartChild();
+    if (!child_) return;
+    restart.child_pid = child_->pid;
+    fb::PayloadUnion payload;
+    payload.Set(std::move(restart));
+    Record(fb::Severity::Warning, std::move(payload), Durability::kBuffered,
+           child_->started_wall_ns);
+    RecordSpawn();
+    return;
+  }
+  pending_reason_ = reason;
+  fb::PayloadUnion payload;
+  payload.Set(std::move(restart));
+  Record(fb::Severity::Warning, std::move(payload), Durability::kDurable);
+  Arm(restart_timer_, static_cast<double>(decision.delay_ns) / 1e9);
+}
+
+void Supervisor::OnSignal() {
+  signalfd_siginfo info;
+  while (::read(signals_.get(), &info, sizeof info) == sizeof info) RequestStop();
+}
+
+void Supervisor::RequestStop() {
+  if (cause_ == Cause::kUserStop) return;
+  if (!child_) {
+    // In backoff: nothing runs, nothing to wait for.
+    Arm(restart_timer_, 0);
+    cause_ = Cause::kUserStop;
+    RecordLifecycle(fb::Phase::Stopped, "stopped on request during backoff", 0,
+                    Durability::kDurable);
+    Finish(kExitOk);
+    return;
+  }
+  if (stopping_) {
+    // Already on its way down (hang, limit): only the restart is called off.
+    cause_ = Cause::kUserStop;
+    return;
+  }
+  GracefulStop(Cause::kUserStop, "stop requested");
+}
+
+void Supervisor::GracefulStop(Cause cause, const std::string& why) {
+  cause_ = cause;
+  stopping_ = true;
+  RecordLifecycle(fb::Phase::Stopping, why, child_->pid, Durability::kDurable);
+  ::kill(-child_->pid, SIGTERM);
+  Arm(heartbeat_timer_, 0);
+  Arm(kill_timer_, parts_.options.stop_timeout > 0 ? parts_.options.stop_timeout : 1e-9);
+}
+
+void Supervisor::OnKillTimer() {
+  if (!child_) return;
+  fb::LimitT limit;
+  limit.action = fb::LimitAction::Kill;
+  limit.child_pid = child_->pid;
+  limit.limit = parts_.options.stop_timeout * 1000;
+  limit.value = static_cast<double>(MonoNowNs() - last_heartbeat_ns_) / 1e6;
+  limit.kind = cause_ == Cause::kMemory ? fb::LimitKind::Memory
+               : cause_ == Cause::kCpu  ? fb::LimitKind::Cpu
+                                        : fb::LimitKind::Heartbeat;
+  if (cause_ == Cause::kUserStop) {
+    RecordLifecycle(
+        fb::Phase::Stopping,
+        fmt::format("still running {} s after SIGTERM: SIGKILL", parts_.options.stop_timeout),
+        child_->pid, Durability::kBuffered);
+  } else {
+    fb::PayloadUnion payload;
+    payload.Set(std::move(limit));
+    Record(fb::Severity::Error, std::move(payload), Durability::kBuffered);
+  }
+  ::kill(-child_->pid, SIGKILL);
+}
+
+void Supervisor::OnHeartbeatMissed(bool triggered) {
+  if (!child_ || stopping_) return;
+  const int64_t now = MonoNowNs();
+  fb::LimitT limit;
+  limit.kind = fb::LimitKind::Heartbeat;
+  limit.value = static_cast<double>(now - last_heartbeat_ns_) / 1e6;
+  limit.limit = parts_.options.watchdog_timeout * 1000;
+  limit.consecutive = 1;
+  limit.action = fb::LimitAction::Abort;
+  limit.child_pid = child_->pid;
+  fb::PayloadUnion payload;
+  payload.Set(std::move(limit));
+  Record(fb::Severity::Error, std::move(payload), Durability::kDurable);
+  cause_ = Cause::kHang;
+  stopping_ = true;
+  RecordLifecycle(fb::Phase::Stopping,
+                  triggered ? std::string("WATCHDOG=trigger: SIGABRT")
+                            : fmt::format("no heartbeat for {:.0f} ms: SIGABRT",
+                                          static_cast<double>(now - last_heartbeat_ns_) / 1e6),
+                  child_->pid, Durability::kBuffered);
+  // SIGABRT to the main process only, as systemd does: its crash handler runs.
+  ::kill(child_->pid, SIGABRT);
+  Arm(heartbeat_timer_, 0);
+  Arm(kill_timer_, parts_.options.stop_timeout > 0 ? parts_.options.stop_timeout : 1e-9);
+}
+
+void Supervisor::OnNotify() {
+  for (int i = 0; i < kNotifySlice; ++i) {
+    std::optional<NotifyMessage> message = parts_.notify.Receive();
+    if (!message) return;
+    if (!child_ || stopping_) continue;
+    // Any process of the child's group may speak (NotifyAccess=all). A sender
+    // that is already gone (systemd-notify exits at once) cannot be checked
+    // and is accepted: the socket itself is 0600 in the state directory.
+    if (message->sender != 0 && message->sender != child_->pid) {
+      const pid_t group = ::getpgid(message->sender);
+      if (group >= 0 && group != child_->pid) continue;
+    }
+    const int64_t now = MonoNowNs();
+    if (message->status && *message->status != status_text_) {
+      status_text_ = *message->status;
+      if (now - last_status_journaled_ns_ >= 1'000'000'000) {
+        last_status_journaled_ns_ = now;
+        pending_status_.clear();
+        RecordLifecycle(fb::Phase::Running, status_text_, child_->pid, Durability::kBuffered);
+      } else {
+        pending_status_ = status_text_;  // journaled at the next health tick
+      }
+    }
+    if (message->ready && !ready_) {
+      ready_ = true;
+      RecordLifecycle(fb::Phase::Running, status_text_.empty() ? "ready" : status_text_,
+                      child_->pid, Durability::kDurable);
+    }
+    if (message->watchdog) {
+      if (!ready_) {
+        ready_ = true;
+        RecordLifecycle(fb::Phase::Running, status_text_, child_->pid, Durability::kDurable);
+      }
+      last_heartbeat_ns_ = now;
+      Arm(heartbeat_timer_, parts_.options.watchdog_timeout);
+    }
+    if (message->stopping) {
+      RecordLifecycle(fb::Phase::Stopping, "the service reported STOPPING=1", child_->pid,
+                      Durability::kBuffered);
+      Arm(heartbeat_timer_, 0);
+    }
+    if (message->watchdog_trigger) {
+      OnHeartbeatMissed(true);
+      return;
+    }
+  }
+}
+
+void Supervisor::OnHealth() {
+  if (!child_) return;
+  const int64_t now = MonoNowNs();
+  if (!pending_status_.empty()) {
+    RecordLifecycle(fb::Phase::Running, pending_status_, child_->pid, Durability::kBuffered);
+    pending_status_.clear();
+    last_status_journaled_ns_ = now;
+  }
+  std::optional<TreeSample> sample = SampleProcessTree(child_->pid);
+  if (!sample) return;
+  const Options& o = parts_.options;
+  const double rss_mb = static_cast<double>(sample->rss_bytes) / (1024.0 * 1024.0);
+  std::optional<double> cpu;
+  if (last_sample_) cpu = CpuPercent(*last_sample_, *sample, now - last_sample_ns_);
+  last_sample_ = sample;
+  last_sample_ns_ = now;
+
+  const bool over_memory = rss_mb > o.max_memory_mb;
+  const bool over_cpu = cpu && *cpu > o.max_cpu_percent;
+  fb::HealthT health;
+  health.rss_bytes = sample->rss_bytes;
+  health.cpu_percent = cpu.value_or(0);
+  health.threads = sample->threads;
+  health.sampled_pid = child_->pid;
+  health.over_threshold = over_memory || over_cpu;
+  fb::PayloadUnion payload;
+  payload.Set(std::move(health));
+  Record(fb::Severity::Info, std::move(payload), Durability::kBuffered);
+
+  if (stopping_) return;
+  over_memory_ = over_memory ? over_memory_ + 1 : 0;
+  over_cpu_ = over_cpu ? over_cpu_ + 1 : 0;
+  auto breach = [&](fb::LimitKind kind, double value, double limit, int consecutive) {
+    const bool act = consecutive >= o.limit_cycles;
+    fb::LimitT event;
+    event.kind = kind;
+    event.value = value;
+    event.limit = limit;
+    event.consecutive = consecutive;
+    event.action = act ? fb::LimitAction::Stop : fb::LimitAction::Warn;
+    event.child_pid = child_->pid;
+    fb::PayloadUnion p;
+    p.Set(std::move(event));
+    Record(act ? fb::Severity::Error : fb::Severity::Warning, std::move(p),
+           act ? Durability::kDurable : Durability::kBuffered);
+    return act;
+  };
+  if (over_memory_ > 0 && breach(fb::LimitKind::Memory, rss_mb, o.max_memory_mb, over_memory_)) {
+    GracefulStop(Cause::kMemory, fmt::format("memory {:.1f} MB over {} MB for {} samples", rss_mb,
+                                             o.max_memory_mb, over_memory_));
+    return;
+  }
+  if (over_cpu_ > 0 && breach(fb::LimitKind::Cpu, *cpu, o.max_cpu_percent, over_cpu_)) {
+    GracefulStop(Cause::kCpu, fmt::format("cpu {:.1f}% over {}% for {} samples", *cpu,
+                                          o.max_cpu_percent, over_cpu_));
+  }
+}
+
+}  // namespace blackbox::watchdog

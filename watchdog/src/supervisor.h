@@ -1,0 +1,131 @@
+// The supervisor: one thread, one epoll loop that keeps one service alive and
+// journals what it sees.
+//
+// Sources of the loop, all non-blocking:
+//   signalfd   SIGTERM/SIGINT/SIGHUP/SIGQUIT -> graceful stop
+//   pidfd      the child's exit, the moment it happens
+//   timerfds   health sampling (periodic), restart delay, stop timeout,
+//              heartbeat deadline
+//   notify     datagrams of systemd's notify protocol
+//   pipes      the child's stdout and stderr
+// Every source is served in bounded slices (one pipe read, a few datagrams per
+// wakeup), so a child flooding one of them cannot delay the others.
+#pragma once
+
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "blackbox/journal.h"
+#include "notify_socket.h"
+#include "options.h"
+#include "output.h"
+#include "process_tree.h"
+#include "restart_policy.h"
+#include "spawn.h"
+#include "unique_fd.h"
+
+namespace blackbox::watchdog {
+
+// Exit statuses of the watchdog process.
+inline constexpr int kExitOk = 0;
+inline constexpr int kExitFailed = 1;  // restart budget spent, or a fatal error
+inline constexpr int kExitUsage = 2;   // bad command line or configuration
+inline constexpr int kExitAlreadyRunning = 3;
+
+struct SupervisorParts {
+  Options options;
+  SpawnPlan plan;
+  std::vector<std::unique_ptr<Pattern>> patterns;
+  std::unique_ptr<Journal> journal;
+  NotifySocket notify;
+  GroupGuard guard;
+  OutputSink sink;
+};
+
+class Supervisor {
+ public:
+  explicit Supervisor(SupervisorParts parts);
+  ~Supervisor();
+  Supervisor(const Supervisor&) = delete;
+  Supervisor& operator=(const Supervisor&) = delete;
+
+  // Runs until the service ends for good. REQUIRES: the stop signals are
+  // blocked in every thread (see BlockStopSignals). Returns the exit status.
+  int Run();
+
+ private:
+  enum class Cause { kNone, kHang, kMemory, kCpu, kUserStop };
+  enum Tag : uint32_t {
+    kSignal,
+    kChildExit,
+    kStdout,
+    kStderr,
+    kNotify,
+    kHealth,
+    kRestartTimer,
+    kKillTimer,
+    kHeartbeatTimer
+  };
+
+  bool Setup(std::string* error);
+  void StartChild();
+  void RecordSpawn();
+  void OnChildExit();
+  void OnSignal();
+  void OnOutput(bool is_stderr);
+  void OnNotify();
+  void OnHealth();
+  void OnKillTimer();
+  void OnHeartbeatMissed(bool triggered);
+  void RequestStop();
+  void GracefulStop(Cause cause, const std::string& why);
+  void DrainAndClose(bool is_stderr, int64_t now_ns);
+  void Finish(int status);
+
+  void Record(fb::Severity severity, fb::PayloadUnion payload, Durability durability,
+              int64_t time_ns = 0);
+  void RecordLifecycle(fb::Phase phase, const std::string& reason, int child_pid,
+                       Durability durability, int exit_code = -1, int signal = 0,
+                       bool core_dumped = false, int64_t time_ns = 0);
+
+  void Watch(int fd, Tag tag);
+  void Unwatch(int fd);
+  static void Arm(const UniqueFd& timer, double seconds, bool periodic = false);
+
+  SupervisorParts parts_;
+  RestartPolicy policy_;
+  UniqueFd epoll_;
+  UniqueFd signals_;
+  UniqueFd health_timer_;
+  UniqueFd restart_timer_;
+  UniqueFd kill_timer_;
+  UniqueFd heartbeat_timer_;
+
+  std::optional<Child> child_;
+  LineScanner out_scanner_;
+  LineScanner err_scanner_;
+  Cause cause_ = Cause::kNone;  // why the current child is being stopped
+  bool stopping_ = false;       // SIGTERM/SIGABRT sent to the current child
+  bool ready_ = false;
+  bool done_ = false;
+  int exit_status_ = kExitOk;
+  fb::RestartReason pending_reason_ = fb::RestartReason::Crash;  // while in backoff
+
+  std::optional<TreeSample> last_sample_;
+  int64_t last_sample_ns_ = 0;
+  int over_memory_ = 0;
+  int over_cpu_ = 0;
+  int64_t last_heartbeat_ns_ = 0;
+  std::string status_text_;
+  std::string pending_status_;  // a STATUS= not yet journaled (rate limit)
+  int64_t last_status_journaled_ns_ = 0;
+  uint64_t failed_appends_ = 0;
+};
+
+// Blocks the signals the loop reads through its signalfd, and ignores SIGPIPE.
+// Call before starting any thread, so that every thread inherits the mask.
+void BlockStopSignals();
+
+}  // namespace blackbox::watchdog
