@@ -1,0 +1,473 @@
+#include "event_json.h"
+
+#include <fmt/format.h>
+
+#include <cctype>
+#include <iterator>
+#include <limits>
+#include <stdexcept>
+#include <utility>
+
+#include "time_spec.h"
+
+namespace blackbox::tools {
+namespace {
+
+// ---------------------------------------------------------------------------
+// Event -> JSON
+
+std::string_view Str(const flatbuffers::String* s) { return s ? s->string_view() : ""; }
+
+Json Strings(const flatbuffers::Vector<flatbuffers::Offset<flatbuffers::String>>* v) {
+  Json out = Json::array();
+  if (v) {
+    for (const auto* s : *v) out.push_back(Str(s));
+  }
+  return out;
+}
+
+std::string Lower(std::string_view s) {
+  std::string out(s);
+  for (char& c : out) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return out;
+}
+
+// Lower-case enum names, computed once per enum type. A value past the end of
+// the table (written by a newer build) becomes its number.
+template <class E, size_t N>
+Json EnumJson(E value, const E (&values)[N], const char* const* names) {
+  static const std::vector<std::string> lower = [&] {
+    std::vector<std::string> v;
+    for (size_t i = 0; i < N; ++i) v.push_back(Lower(names[i]));
+    return v;
+  }();
+  auto i = static_cast<size_t>(value);
+  if (i < N && values[i] == value) return lower[i];
+  return static_cast<int64_t>(value);
+}
+
+#define BLACKBOX_ENUM_JSON(Type, v) EnumJson(v, fb::EnumValues##Type(), fb::EnumNames##Type())
+
+void AddError(Json& j, const fb::Error& p) {
+  j["context"] = Str(p.context());
+  j["exception_type"] = Str(p.exception_type());
+  j["message"] = Str(p.message());
+  j["frames"] = Strings(p.frames());
+  j["recovery_attempt"] = p.recovery_attempt();
+}
+
+void AddCrash(Json& j, const fb::Crash& p) {
+  j["origin"] = BLACKBOX_ENUM_JSON(CrashOrigin, p.origin());
+  j["signal"] = p.signal();
+  j["signal_name"] = Str(p.signal_name());
+  j["fault_address"] = p.fault_address();
+  j["frames"] = Strings(p.frames());
+  j["exception_type"] = Str(p.exception_type());
+  j["exception_message"] = Str(p.exception_message());
+  j["crashed_pid"] = p.crashed_pid();
+  j["exit_code"] = p.exit_code();
+  j["core_dumped"] = p.core_dumped();
+  j["crash_time_ns"] = p.crash_time_ns();
+}
+
+void AddHealth(Json& j, const fb::Health& p) {
+  j["rss_bytes"] = p.rss_bytes();
+  j["cpu_percent"] = p.cpu_percent();
+  j["memory_percent"] = p.memory_percent();
+  j["disk_percent"] = p.disk_percent();
+  j["threads"] = p.threads();
+  j["open_fds"] = p.open_fds();
+  j["sampled_pid"] = p.sampled_pid();
+  j["over_threshold"] = p.over_threshold();
+}
+
+void AddLifecycle(Json& j, const fb::Lifecycle& p) {
+  j["phase"] = BLACKBOX_ENUM_JSON(Phase, p.phase());
+  j["reason"] = Str(p.reason());
+  j["child_pid"] = p.child_pid();
+  j["exit_code"] = p.exit_code();
+  j["signal"] = p.signal();
+  j["core_dumped"] = p.core_dumped();
+}
+
+void AddRestart(Json& j, const fb::Restart& p) {
+  j["attempt"] = p.attempt();
+  j["reason"] = BLACKBOX_ENUM_JSON(RestartReason, p.reason());
+  j["exit_code"] = p.exit_code();
+  j["signal"] = p.signal();
+  j["delay_ms"] = p.delay_ms();
+  j["child_pid"] = p.child_pid();
+}
+
+void AddCallback(Json& j, const fb::Callback& p) {
+  j["kind"] = BLACKBOX_ENUM_JSON(CallbackKind, p.kind());
+  j["name"] = Str(p.name());
+  j["ok"] = p.ok();
+  j["error"] = Str(p.error());
+  j["duration_us"] = p.duration_us();
+}
+
+void AddGauge(Json& j, const fb::Gauge& p) {
+  j["name"] = Str(p.name());
+  j["value"] = p.value();
+}
+
+void AddLogLine(Json& j, const fb::LogLine& p) {
+  j["source"] = Str(p.source());
+  j["pattern"] = Str(p.pattern());
+  j["text"] = Str(p.text());
+  j["suppressed"] = p.suppressed();
+}
+
+void AddLimit(Json& j, const fb::Limit& p) {
+  j["kind"] = BLACKBOX_ENUM_JSON(LimitKind, p.kind());
+  j["value"] = p.value();
+  j["limit"] = p.limit();
+  j["consecutive"] = p.consecutive();
+  j["action"] = BLACKBOX_ENUM_JSON(LimitAction, p.action());
+  j["child_pid"] = p.child_pid();
+}
+
+void AddConfig(Json& j, const fb::Config& p) {
+  j["component"] = Str(p.component());
+  Json entries = Json::object();
+  if (p.entries()) {
+    for (const auto* e : *p.entries()) {
+      if (e) entries[std::string(Str(e->key()))] = Str(e->value());
+    }
+  }
+  j["entries"] = std::move(entries);
+}
+
+// ---------------------------------------------------------------------------
+// JSON -> EventT
+
+// Thrown inside JsonToEvent only; becomes its `why`.
+struct FieldError : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
+
+// Typed access to the fields of one object. A missing field takes the
+// schema's default; a present field of the wrong type is an error.
+class Fields {
+ public:
+  explicit Fields(const nlohmann::json& j) : j_(j) {}
+
+  const nlohmann::json* Find(const char* key) const {
+    auto it = j_.find(key);
+    return it == j_.end() ? nullptr : &*it;
+  }
+  std::string String(const char* key) const {
+    const auto* v = Find(key);
+    if (!v || v->is_null()) return {};
+    if (!v->is_string()) throw FieldError(fmt::format("field '{}' must be a string", key));
+    return v->get<std::string>();
+  }
+  template <class T>
+  T Integer(const char* key, T fallback = 0) const {
+    const auto* v = Find(key);
+    if (!v) return fallback;
+    if (!v->is_number_integer()) {
+      throw FieldError(fmt::format("field '{}' must be an integer", key));
+    }
+    bool fits = v->is_number_unsigned() ? std::in_range<T>(v->get<uint64_t>())
+                                        : std::in_range<T>(v->get<int64_t>());
+    if (!fits) throw FieldError(fmt::format("field '{}' is out of range", key));
+    return v->is_number_unsigned() ? static_cast<T>(v->get<uint64_t>())
+                                   : static_cast<T>(v->get<int64_t>());
+  }
+  double Double(const char* key) const {
+    const auto* v = Find(key);
+    if (!v) return 0;
+    // JSON has no NaN or infinity; the library writes them as null.
+    if (v->is_null()) return std::numeric_limits<double>::quiet_NaN();
+    if (!v->is_number()) throw FieldError(fmt::format("field '{}' must be a number", key));
+    return v->get<double>();
+  }
+  bool Bool(const char* key) const {
+    const auto* v = Find(key);
+    if (!v) return false;
+    if (!v->is_boolean()) throw FieldError(fmt::format("field '{}' must be true or false", key));
+    return v->get<bool>();
+  }
+  std::vector<std::string> Strings(const char* key) const {
+    std::vector<std::string> out;
+    const auto* v = Find(key);
+    if (!v || v->is_null()) return out;
+    if (!v->is_array()) throw FieldError(fmt::format("field '{}' must be an array", key));
+    for (const auto& s : *v) {
+      if (!s.is_string()) throw FieldError(fmt::format("field '{}' must hold strings", key));
+      out.push_back(s.get<std::string>());
+    }
+    return out;
+  }
+  // A lower-case name (any case accepted) or the number of the value.
+  template <class E, size_t N>
+  E Enum(const char* key, const E (&values)[N], const char* const* names) const {
+    const auto* v = Find(key);
+    if (!v) return values[0];
+    if (v->is_number_integer()) {
+      return static_cast<E>(Integer<std::underlying_type_t<E>>(key));
+    }
+    if (v->is_string()) {
+      std::string name = Lower(v->get<std::string>());
+      for (size_t i = 0; i < N; ++i) {
+        if (Lower(names[i]) == name) return values[i];
+      }
+      throw FieldError(
+          fmt::format("unknown value '{}' for field '{}'", v->get<std::string>(), key));
+    }
+    throw FieldError(fmt::format("field '{}' must be a name or a number", key));
+  }
+
+ private:
+  const nlohmann::json& j_;
+};
+
+#define BLACKBOX_ENUM_FIELD(f, key, Type) f.Enum(key, fb::EnumValues##Type(), fb::EnumNames##Type())
+
+fb::ErrorT ErrorFrom(const Fields& f) {
+  fb::ErrorT p;
+  p.context = f.String("context");
+  p.exception_type = f.String("exception_type");
+  p.message = f.String("message");
+  p.frames = f.Strings("frames");
+  p.recovery_attempt = f.Integer<int32_t>("recovery_attempt");
+  return p;
+}
+
+fb::CrashT CrashFrom(const Fields& f) {
+  fb::CrashT p;
+  p.origin = BLACKBOX_ENUM_FIELD(f, "origin", CrashOrigin);
+  p.signal = f.Integer<int32_t>("signal");
+  p.signal_name = f.String("signal_name");
+  p.fault_address = f.Integer<uint64_t>("fault_address");
+  p.frames = f.Strings("frames");
+  p.exception_type = f.String("exception_type");
+  p.exception_message = f.String("exception_message");
+  p.crashed_pid = f.Integer<int32_t>("crashed_pid");
+  p.exit_code = f.Integer<int32_t>("exit_code", -1);
+  p.core_dumped = f.Bool("core_dumped");
+  p.crash_time_ns = f.Integer<int64_t>("crash_time_ns");
+  return p;
+}
+
+fb::HealthT HealthFrom(const Fields& f) {
+  fb::HealthT p;
+  p.rss_bytes = f.Integer<uint64_t>("rss_bytes");
+  p.cpu_percent = f.Double("cpu_percent");
+  p.memory_percent = f.Double("memory_percent");
+  p.disk_percent = f.Double("disk_percent");
+  p.threads = f.Integer<int32_t>("threads");
+  p.open_fds = f.Integer<int32_t>("open_fds");
+  p.sampled_pid = f.Integer<int32_t>("sampled_pid");
+  p.over_threshold = f.Bool("over_threshold");
+  return p;
+}
+
+fb::LifecycleT LifecycleFrom(const Fields& f) {
+  fb::LifecycleT p;
+  p.phase = BLACKBOX_ENUM_FIELD(f, "phase", Phase);
+  p.reason = f.String("reason");
+  p.child_pid = f.Integer<int32_t>("child_pid");
+  p.exit_code = f.Integer<int32_t>("exit_code", -1);
+  p.signal = f.Integer<int32_t>("signal");
+  p.core_dumped = f.Bool("core_dumped");
+  return p;
+}
+
+fb::RestartT RestartFrom(const Fields& f) {
+  fb::RestartT p;
+  p.attempt = f.Integer<int32_t>("attempt");
+  p.reason = BLACKBOX_ENUM_FIELD(f, "reason", RestartReason);
+  p.exit_code = f.Integer<int32_t>("exit_code", -1);
+  p.signal = f.Integer<int32_t>("signal");
+  p.delay_ms = f.Integer<int64_t>("delay_ms");
+  p.child_pid = f.Integer<int32_t>("child_pid");
+  return p;
+}
+
+fb::CallbackT CallbackFrom(const Fields& f) {
+  fb::CallbackT p;
+  p.kind = BLACKBOX_ENUM_FIELD(f, "kind", CallbackKind);
+  p.name = f.String("name");
+  p.ok = f.Bool("ok");
+  p.error = f.String("error");
+  p.duration_us = f.Integer<int64_t>("duration_us");
+  return p;
+}
+
+fb::GaugeT GaugeFrom(const Fields& f) {
+  fb::GaugeT p;
+  p.name = f.String("name");
+  p.value = f.Double("value");
+  return p;
+}
+
+fb::LogLineT LogLineFrom(const Fields& f) {
+  fb::LogLineT p;
+  p.source = f.String("source");
+  p.pattern = f.String("pattern");
+  p.text = f.String("text");
+  p.suppressed = f.Integer<uint32_t>("suppressed");
+  return p;
+}
+
+fb::LimitT LimitFrom(const Fields& f) {
+  fb::LimitT p;
+  p.kind = BLACKBOX_ENUM_FIELD(f, "kind", LimitKind);
+  p.value = f.Double("value");
+  p.limit = f.Double("limit");
+  p.consecutive = f.Integer<int32_t>("consecutive");
+  p.action = BLACKBOX_ENUM_FIELD(f, "action", LimitAction);
+  p.child_pid = f.Integer<int32_t>("child_pid");
+  return p;
+}
+
+fb::ConfigT ConfigFrom(const Fields& f, const nlohmann::json& j) {
+  fb::ConfigT p;
+  p.component = f.String("component");
+  if (const auto* entries = f.Find("entries"); entries && !entries->is_null()) {
+    if (!entries->is_object()) throw FieldError("field 'entries' must be an object");
+    for (const auto& [key, value] : entries->items()) {
+      if (!value.is_string()) throw FieldError("field 'entries' must map names to strings");
+      auto e = std::make_unique<fb::ConfigEntryT>();
+      e->key = key;
+      e->value = value.get<std::string>();
+      p.entries.push_back(std::move(e));
+    }
+  }
+  return p;
+}
+
+}  // namespace
+
+Json EventToJson(const fb::Event& e, std::string_view stream, uint64_t seq) {
+  Json j = Json::object();
+  j["seq"] = seq;
+  j["stream"] = stream;
+  j["time"] = FormatUtc(e.time_ns());
+  std::string_view type = PayloadName(e.payload_type());
+  j["type"] = type.empty() ? std::string_view("unknown") : type;
+  j["severity"] = BLACKBOX_ENUM_JSON(Severity, e.severity());
+  j["pid"] = e.pid();
+  j["mono_ns"] = e.mono_ns();
+  // A union whose type is set but whose table is absent passes the verifier;
+  // such an event is shown with its envelope only.
+  switch (e.payload_type()) {
+    case fb::Payload::Error:
+      if (auto* p = e.payload_as_Error()) AddError(j, *p);
+      break;
+    case fb::Payload::Crash:
+      if (auto* p = e.payload_as_Crash()) AddCrash(j, *p);
+      break;
+    case fb::Payload::Health:
+      if (auto* p = e.payload_as_Health()) AddHealth(j, *p);
+      break;
+    case fb::Payload::Lifecycle:
+      if (auto* p = e.payload_as_Lifecycle()) AddLifecycle(j, *p);
+      break;
+    case fb::Payload::Restart:
+      if (auto* p = e.payload_as_Restart()) AddRestart(j, *p);
+      break;
+    case fb::Payload::Callback:
+      if (auto* p = e.payload_as_Callback()) AddCallback(j, *p);
+      break;
+    case fb::Payload::Gauge:
+      if (auto* p = e.payload_as_Gauge()) AddGauge(j, *p);
+      break;
+    case fb::Payload::LogLine:
+      if (auto* p = e.payload_as_LogLine()) AddLogLine(j, *p);
+      break;
+    case fb::Payload::Limit:
+      if (auto* p = e.payload_as_Limit()) AddLimit(j, *p);
+      break;
+    case fb::Payload::Config:
+      if (auto* p = e.payload_as_Config()) AddConfig(j, *p);
+      break;
+    default:
+      j["type_id"] = static_cast<int>(e.payload_type());
+      break;
+  }
+  return j;
+}
+
+std::string EventToJsonLine(const fb::Event& event, std::string_view stream, uint64_t seq) {
+  return EventToJson(event, stream, seq).dump();
+}
+
+bool JsonToEvent(const nlohmann::json& j, ParsedEvent* out, std::string* why) {
+  try {
+    if (!j.is_object()) throw FieldError("an event must be a JSON object");
+    Fields f(j);
+    const auto* seq = f.Find("seq");
+    if (!seq || !seq->is_number_unsigned()) {
+      throw FieldError("field 'seq' must be a positive integer");
+    }
+    out->seq = seq->get<uint64_t>();
+    out->stream = f.String("stream");
+    if (out->stream.empty()) throw FieldError("field 'stream' is missing");
+
+    std::string time = f.String("time");
+    auto time_ns = ParseAbsoluteTime(time);
+    if (!time_ns) throw FieldError(fmt::format("field 'time' is not an RFC 3339 time: '{}'", time));
+
+    fb::EventT& e = out->event;
+    e = fb::EventT();
+    e.time_ns = *time_ns;
+    e.mono_ns = f.Integer<int64_t>("mono_ns");
+    e.pid = f.Integer<int32_t>("pid");
+    e.stream = out->stream;
+    e.severity =
+        f.Find("severity") ? BLACKBOX_ENUM_FIELD(f, "severity", Severity) : fb::Severity::Info;
+
+    std::string type = f.String("type");
+    switch (PayloadFromName(type)) {
+      case fb::Payload::Error:
+        e.payload.Set(ErrorFrom(f));
+        break;
+      case fb::Payload::Crash:
+        e.payload.Set(CrashFrom(f));
+        break;
+      case fb::Payload::Health:
+        e.payload.Set(HealthFrom(f));
+        break;
+      case fb::Payload::Lifecycle:
+        e.payload.Set(LifecycleFrom(f));
+        break;
+      case fb::Payload::Restart:
+        e.payload.Set(RestartFrom(f));
+        break;
+      case fb::Payload::Callback:
+        e.payload.Set(CallbackFrom(f));
+        break;
+      case fb::Payload::Gauge:
+        e.payload.Set(GaugeFrom(f));
+        break;
+      case fb::Payload::LogLine:
+        e.payload.Set(LogLineFrom(f));
+        break;
+      case fb::Payload::Limit:
+        e.payload.Set(LimitFrom(f));
+        break;
+      case fb::Payload::Config:
+        e.payload.Set(ConfigFrom(f, j));
+        break;
+      default:
+        throw FieldError(fmt::format("unknown event type '{}'", type));
+    }
+    return true;
+  } catch (const FieldError& err) {
+    *why = err.what();
+  } catch (const nlohmann::json::exception& err) {
+    *why = err.what();
+  }
+  return false;
+}
+
+void PackEvent(const fb::EventT& event, flatbuffers::FlatBufferBuilder& fbb) {
+  fbb.Clear();
+  fb::FinishEventBuffer(fbb, fb::Event::Pack(fbb, &event));
+}
+
+}  // namespace blackbox::tools

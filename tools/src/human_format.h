@@ -1,0 +1,35 @@
+// The timeline as a person reads it: one aligned line per event.
+//
+//   2026-01-15 11:30:00.123 app      #12     error     error    pid 4242  order_execution: …
+//
+// Times are local, with milliseconds. Colour (by severity) only when asked,
+// which the commands do when stdout is a terminal and NO_COLOR is unset.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+#include "blackbox/event.h"
+
+namespace blackbox::tools {
+
+struct HumanStyle {
+  bool colour = false;
+  size_t stream_width = 8;  // the widest stream name of the journal
+};
+
+// One line, without the trailing newline.
+std::string FormatEventLine(const fb::Event& event, std::string_view stream, uint64_t seq,
+                            const HumanStyle& style);
+
+// What the event says, in words: the last column of FormatEventLine.
+std::string Summary(const fb::Event& event);
+
+// "SIGSEGV" for 11; "signal 99" for numbers the system does not name.
+std::string SignalName(int signal);
+
+// True when `fd` is a terminal and colour was not turned off with NO_COLOR.
+bool WantColour(int fd);
+
+}  // namespace blackbox::tools

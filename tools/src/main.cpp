@@ -1,0 +1,62 @@
+// blackbox: read, check and maintain a blackbox journal.
+#include <fmt/format.h>
+
+#include <CLI/CLI.hpp>
+#include <cstdio>
+
+#include "command.h"
+#include "tool_error.h"
+
+int main(int argc, char** argv) {
+  using namespace blackbox::tools;
+  GlobalOptions global;
+  CommandBody body;
+
+  CLI::App app{
+      "blackbox: the flight recorder's journal, for the person who opens it after an "
+      "incident."};
+  app.name("blackbox");
+  // Subcommands hand options they do not know to the top level, so that
+  // `blackbox replay --journal DIR` and `blackbox --journal DIR replay` both work.
+  app.fallthrough();
+  app.require_subcommand(1);
+  app.add_option("--journal", global.journal,
+                 "Journal root directory (default: $BLACKBOX_JOURNAL, else blackbox-journal)")
+      ->envname("BLACKBOX_JOURNAL")
+      ->capture_default_str();
+  app.footer(
+      "Examples:\n"
+      "  blackbox crashes\n"
+      "  blackbox replay --since -10m --type error --type crash\n"
+      "  blackbox state --at 2026-01-15T10:30:00Z\n"
+      "Run `blackbox COMMAND --help` for the options of a command.");
+
+  AddReplayCommand(app, global, body);
+  AddCrashesCommand(app, global, body);
+  AddStateCommand(app, global, body);
+  AddExportCommand(app, global, body);
+  AddImportCommand(app, global, body);
+  AddCompactCommand(app, global, body);
+  AddVerifyCommand(app, global, body);
+  AddStatsCommand(app, global, body);
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    if (e.get_exit_code() == 0) return app.exit(e);  // --help
+    fmt::print(stderr, "blackbox: {} (see blackbox --help)\n", e.what());
+    return kExitUsage;
+  }
+
+  try {
+    return body();
+  } catch (const ToolError& e) {
+    std::fflush(stdout);
+    fmt::print(stderr, "blackbox: {}\n", e.what());
+    return e.exit_code();
+  } catch (const std::exception& e) {
+    std::fflush(stdout);
+    fmt::print(stderr, "blackbox: unexpected error: {}\n", e.what());
+    return kExitTrouble;
+  }
+}

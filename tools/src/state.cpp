@@ -1,0 +1,112 @@
+// blackbox state: the folded state now, or at any earlier moment (time travel).
+#include "blackbox/state.h"
+
+#include <fmt/format.h>
+
+#include <memory>
+
+#include "command.h"
+#include "human_format.h"
+#include "journal_access.h"
+#include "output_file.h"
+#include "state_load.h"
+#include "time_spec.h"
+#include "tool_error.h"
+
+namespace blackbox::tools {
+namespace {
+
+struct StateOptions {
+  std::string at;
+  bool json = false;
+};
+
+std::string Lower(std::string_view s) {
+  std::string out(s);
+  for (char& c : out) {
+    if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
+  }
+  return out;
+}
+
+std::string When(int64_t ns) { return ns == 0 ? "-" : FormatLocalMs(ns); }
+
+void PrintHuman(const SystemState& s) {
+  fmt::print("as of          {}\n", When(s.timestamp_ns));
+  fmt::print("status         {}\n", Lower(fb::EnumNamePhase(s.status)));
+  fmt::print("pid            {}\n", s.pid);
+  fmt::print("uptime         {:.1f} s (run started {})\n", s.uptime_seconds(),
+             When(s.run_started_ns));
+  fmt::print("memory         {:.1f} MB (system {:.1f}%)\n", s.memory_usage_mb, s.memory_percent);
+  fmt::print("cpu            {:.1f}%\n", s.cpu_usage);
+  fmt::print("disk           {:.1f}%\n", s.disk_percent);
+  fmt::print("threads, fds   {}, {}\n", s.threads, s.open_fds);
+  if (s.last_error) {
+    fmt::print("last error     {} {}: {}: {}\n", When(s.last_error->time_ns), s.last_error->context,
+               s.last_error->exception_type, s.last_error->message);
+  } else {
+    fmt::print("last error     none\n");
+  }
+  fmt::print("restarts       {} of {}\n", s.restart_count, s.max_restarts);
+  fmt::print("recovery       {} of {} attempts\n", s.recovery_attempts, s.max_recovery_attempts);
+  std::string gauges;
+  for (const auto& [name, value] : s.gauges) gauges += fmt::format(" {}={}", name, value);
+  fmt::print("gauges        {}\n", gauges.empty() ? " none" : gauges);
+  fmt::print("events         {} ({} errors, {} crashes, {} health warnings)\n", s.event_count,
+             s.error_count, s.crash_count, s.health_warnings);
+  if (s.last_crash) {
+    const CrashInfo& c = *s.last_crash;
+    std::string how = c.signal != 0 ? SignalName(c.signal)
+                                    : (c.exit_code >= 0 ? fmt::format("exit {}", c.exit_code) : "");
+    fmt::print("last crash     {} {} pid {} {}{}\n", When(c.time_ns), c.stream, c.crashed_pid, how,
+               c.first_frame.empty() ? "" : " in " + c.first_frame);
+  }
+  const WatchdogInfo& w = s.watchdog;
+  if (w.watchdog_pid != 0) {
+    fmt::print("watchdog       pid {}, child {} {}, {} restarts in window, {} in total\n",
+               w.watchdog_pid, w.child_pid, Lower(fb::EnumNamePhase(w.phase)), w.restart_count,
+               w.total_restarts);
+    if (w.has_last_exit) {
+      fmt::print("last exit      {} ({})\n",
+                 w.last_exit_signal != 0 ? SignalName(w.last_exit_signal)
+                                         : fmt::format("exit {}", w.last_exit_code),
+                 Lower(fb::EnumNameRestartReason(w.last_restart_reason)));
+    }
+    if (!w.status_text.empty()) fmt::print("child status   {}\n", w.status_text);
+  }
+  std::string covered;
+  for (const auto& [stream, seq] : s.covered) covered += fmt::format(" {}:{}", stream, seq);
+  fmt::print("folded up to  {}\n", covered.empty() ? " nothing" : covered);
+}
+
+int ShowState(const GlobalOptions& global, const StateOptions& o) {
+  SystemState state = LoadStateAt(global.journal, o.at, "--at");
+  UseLargeStdoutBuffer();
+  if (o.json) {
+    fmt::print("{}\n", SystemStateJson(state, 2));
+  } else {
+    PrintHuman(state);
+  }
+  if (std::fflush(stdout) != 0) Trouble("cannot write to stdout");
+  return 0;
+}
+
+}  // namespace
+
+void AddStateCommand(CLI::App& app, const GlobalOptions& global, CommandBody& body) {
+  auto o = std::make_shared<StateOptions>();
+  CLI::App* cmd = app.add_subcommand("state", "Show the folded state, now or at a past moment");
+  cmd->add_option("--at", o->at,
+                  "Time travel: the state as it was at this time or sequence number "
+                  "(2026-01-15T10:30:00Z, -1h, 120, watchdog:40)");
+  cmd->add_flag("--json", o->json,
+                "The seed's system_state.json object (same keys), plus gauges and extras");
+  cmd->footer(
+      "Examples:\n"
+      "  blackbox state\n"
+      "  blackbox state --at \"2026-01-15 10:30:00\"\n"
+      "  blackbox state --at app:120 --json");
+  cmd->callback([&body, &global, o] { body = [&global, o] { return ShowState(global, *o); }; });
+}
+
+}  // namespace blackbox::tools

@@ -1,0 +1,19 @@
+// Folding a journal for the tool: LoadState with the tool's error handling and
+// its --at argument.
+#pragma once
+
+#include <string>
+#include <string_view>
+
+#include "blackbox/state.h"
+
+namespace blackbox::tools {
+
+// The folded state of `root`, as of `at` (empty = now; else a time or a
+// sequence number, see time_spec.h). A sequence number folds up to and
+// including the time of that event. Damaged records are skipped with a
+// warning. Throws ToolError: exit 2 for a bad `at`, exit 1 when the journal
+// cannot be read.
+SystemState LoadStateAt(const std::string& root, const std::string& at, std::string_view option);
+
+}  // namespace blackbox::tools

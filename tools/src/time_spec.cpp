@@ -1,0 +1,223 @@
+#include "time_spec.h"
+
+#include <fmt/format.h>
+
+#include <charconv>
+#include <ctime>
+#include <limits>
+
+namespace blackbox::tools {
+namespace {
+
+constexpr int64_t kNsPerSec = 1'000'000'000;
+
+struct Split {
+  time_t sec;
+  int64_t frac_ns;  // always in [0, 1e9)
+};
+
+// Floor division, so that times before the epoch keep a non-negative fraction.
+Split SplitNs(int64_t ns) {
+  int64_t sec = ns / kNsPerSec;
+  int64_t frac = ns % kNsPerSec;
+  if (frac < 0) {
+    frac += kNsPerSec;
+    --sec;
+  }
+  return {static_cast<time_t>(sec), frac};
+}
+
+// A cursor over the text being parsed; every Take* returns false without
+// consuming when the expected thing is not there.
+class Scanner {
+ public:
+  explicit Scanner(std::string_view s) : s_(s) {}
+  bool done() const { return pos_ == s_.size(); }
+  char peek() const { return done() ? '\0' : s_[pos_]; }
+  bool Take(char c) {
+    if (peek() != c) return false;
+    ++pos_;
+    return true;
+  }
+  // Exactly `n` decimal digits.
+  bool TakeDigits(size_t n, int* value) {
+    if (s_.size() - pos_ < n) return false;
+    int v = 0;
+    for (size_t i = 0; i < n; ++i) {
+      char c = s_[pos_ + i];
+      if (c < '0' || c > '9') return false;
+      v = v * 10 + (c - '0');
+    }
+    pos_ += n;
+    *value = v;
+    return true;
+  }
+  // One or more digits as a fraction of a second, in ns (digits past the ninth are dropped).
+  bool TakeFraction(int64_t* ns) {
+    size_t start = pos_;
+    int64_t v = 0;
+    int used = 0;
+    while (!done() && s_[pos_] >= '0' && s_[pos_] <= '9') {
+      if (used < 9) {
+        v = v * 10 + (s_[pos_] - '0');
+        ++used;
+      }
+      ++pos_;
+    }
+    if (pos_ == start) return false;
+    for (; used < 9; ++used) v *= 10;
+    *ns = v;
+    return true;
+  }
+
+ private:
+  std::string_view s_;
+  size_t pos_ = 0;
+};
+
+bool IsLeap(int y) { return (y % 4 == 0 && y % 100 != 0) || y % 400 == 0; }
+
+int DaysInMonth(int y, int m) {
+  static constexpr int kDays[] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+  return m == 2 && IsLeap(y) ? 29 : kDays[m - 1];
+}
+
+template <class T>
+bool ParseUnsigned(std::string_view s, T* out) {
+  if (s.empty()) return false;
+  auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), *out);
+  return ec == std::errc() && p == s.data() + s.size();
+}
+
+// "-5m", "-1.5h", "-250ms" -> a duration in ns (positive), or nullopt.
+std::optional<int64_t> ParseRelative(std::string_view s, std::string* why) {
+  s.remove_prefix(1);  // the '-'
+  size_t unit_at = s.find_first_not_of("0123456789.");
+  std::string_view number = s.substr(0, unit_at);
+  std::string_view unit = unit_at == std::string_view::npos ? "" : s.substr(unit_at);
+  double amount = 0;
+  auto [p, ec] = std::from_chars(number.data(), number.data() + number.size(), amount);
+  if (number.empty() || ec != std::errc() || p != number.data() + number.size()) {
+    *why = "a relative time is a number and a unit, like -30s, -5m, -2h or -1d";
+    return std::nullopt;
+  }
+  double scale = 0;
+  if (unit == "ms") {
+    scale = 1e6;
+  } else if (unit == "s") {
+    scale = 1e9;
+  } else if (unit == "m" || unit == "min") {
+    scale = 60e9;
+  } else if (unit == "h") {
+    scale = 3600e9;
+  } else if (unit == "d") {
+    scale = 86400e9;
+  } else {
+    *why = unit.empty() ? "a relative time needs a unit: ms, s, m, h or d"
+                        : fmt::format("unknown time unit '{}' (use ms, s, m, h or d)", unit);
+    return std::nullopt;
+  }
+  double ns = amount * scale;
+  if (ns > 1e18) {
+    *why = "relative time too large";
+    return std::nullopt;
+  }
+  return static_cast<int64_t>(ns);
+}
+
+}  // namespace
+
+std::string FormatUtc(int64_t ns) {
+  Split t = SplitNs(ns);
+  std::tm tm{};
+  gmtime_r(&t.sec, &tm);
+  return fmt::format("{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:09}Z", tm.tm_year + 1900, tm.tm_mon + 1,
+                     tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, t.frac_ns);
+}
+
+std::string FormatLocalMs(int64_t ns) {
+  Split t = SplitNs(ns);
+  std::tm tm{};
+  localtime_r(&t.sec, &tm);
+  return fmt::format("{:04}-{:02}-{:02} {:02}:{:02}:{:02}.{:03}", tm.tm_year + 1900, tm.tm_mon + 1,
+                     tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, t.frac_ns / 1'000'000);
+}
+
+std::optional<int64_t> ParseAbsoluteTime(std::string_view text) {
+  Scanner in(text);
+  int year = 0, month = 0, day = 0, hour = 0, minute = 0, second = 0;
+  int64_t frac_ns = 0;
+  if (!in.TakeDigits(4, &year) || !in.Take('-') || !in.TakeDigits(2, &month) || !in.Take('-') ||
+      !in.TakeDigits(2, &day)) {
+    return std::nullopt;
+  }
+  if (month < 1 || month > 12 || day < 1 || day > DaysInMonth(year, month)) return std::nullopt;
+
+  bool utc = false;
+  int64_t offset_sec = 0;
+  if (!in.done()) {
+    if (!in.Take('T') && !in.Take('t') && !in.Take(' ')) return std::nullopt;
+    if (!in.TakeDigits(2, &hour) || !in.Take(':') || !in.TakeDigits(2, &minute)) {
+      return std::nullopt;
+    }
+    if (in.Take(':')) {
+      if (!in.TakeDigits(2, &second)) return std::nullopt;
+      if (in.Take('.') && !in.TakeFraction(&frac_ns)) return std::nullopt;
+    }
+    if (hour > 23 || minute > 59 || second > 60) return std::nullopt;
+    if (in.Take('Z') || in.Take('z')) {
+      utc = true;
+    } else if (in.peek() == '+' || in.peek() == '-') {
+      int sign = in.Take('+') ? 1 : (in.Take('-'), -1);
+      int oh = 0, om = 0;
+      if (!in.TakeDigits(2, &oh) || !in.Take(':') || !in.TakeDigits(2, &om) || oh > 23 || om > 59) {
+        return std::nullopt;
+      }
+      utc = true;
+      offset_sec = sign * (oh * 3600 + om * 60);
+    }
+    if (!in.done()) return std::nullopt;
+  }
+
+  std::tm tm{};
+  tm.tm_year = year - 1900;
+  tm.tm_mon = month - 1;
+  tm.tm_mday = day;
+  tm.tm_hour = hour;
+  tm.tm_min = minute;
+  tm.tm_sec = second;
+  time_t sec;
+  if (utc) {
+    sec = timegm(&tm) - offset_sec;
+  } else {
+    tm.tm_isdst = -1;  // let the zone rules decide
+    sec = mktime(&tm);
+  }
+  return static_cast<int64_t>(sec) * kNsPerSec + frac_ns;
+}
+
+std::optional<TimeSpec> ParseTimeSpec(std::string_view text, int64_t now_ns, std::string* why) {
+  if (text == "now") return TimeSpec{now_ns};
+  if (!text.empty() && text[0] == '-') {
+    auto ago = ParseRelative(text, why);
+    if (!ago) return std::nullopt;
+    return TimeSpec{now_ns - *ago};
+  }
+  uint64_t seq = 0;
+  if (ParseUnsigned(text, &seq)) return TimeSpec{SeqRef{"", seq}};
+  // STREAM:SEQ. A time never starts with a letter, so there is no ambiguity.
+  if (size_t colon = text.rfind(':');
+      colon != std::string_view::npos && colon > 0 && !(text[0] >= '0' && text[0] <= '9')) {
+    if (ParseUnsigned(text.substr(colon + 1), &seq)) {
+      return TimeSpec{SeqRef{std::string(text.substr(0, colon)), seq}};
+    }
+  }
+  if (auto t = ParseAbsoluteTime(text)) return TimeSpec{*t};
+  *why = fmt::format(
+      "cannot parse time '{}' (try 2026-01-15T10:30:00Z, \"2026-01-15 10:30:00\", -5m, now, "
+      "or a sequence number)",
+      text);
+  return std::nullopt;
+}
+
+}  // namespace blackbox::tools
