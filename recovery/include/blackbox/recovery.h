@@ -1,0 +1,168 @@
+// The recovery manager: what an application links to record its errors,
+// crashes, health and lifecycle in the journal, and to recover from them.
+//
+//   auto& rm = blackbox::get_recovery_manager();
+//   rm.register_recovery_callback("broker", [&] { broker.reconnect(); });
+//   rm.register_cleanup_callback("positions", [&] { positions.close_all(); });
+//   rm.start_health_monitoring();
+//   rm.exception_handler("order_execution", [&] { place_order(o); });
+//
+// Every method is thread-safe. Nothing here throws into the application
+// except exception_handler, which rethrows the application's own exception.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <exception>
+#include <functional>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <utility>
+
+#include "blackbox/state.h"
+
+namespace blackbox {
+
+struct RecoveryOptions {
+  // Journal root. "" -> $BLACKBOX_JOURNAL, else "blackbox-journal".
+  std::string journal_dir;
+  // This process's stream under the root (one writer per stream).
+  std::string stream = "app";
+  // The seed's system_state.json, rewritten atomically after each health
+  // check and at shutdown. "" -> never written.
+  std::string state_file = "system_state.json";
+  int max_restarts = 5;
+  std::chrono::milliseconds restart_delay = std::chrono::seconds(30);
+  std::chrono::milliseconds health_check_interval = std::chrono::seconds(60);
+  int max_recovery_attempts = 3;
+  // SIGINT/SIGTERM -> graceful_shutdown() on an ordinary thread, then exit 0.
+  bool handle_signals = true;
+  // SIGSEGV, SIGBUS, SIGILL, SIGFPE, SIGABRT and std::terminate are recorded
+  // in a spill file (<root>/<stream>.crash) and journaled by the next start.
+  bool capture_crashes = true;
+  // The seed's health warning thresholds: a sample past any of them is
+  // journaled with Warning severity.
+  double memory_warning_percent = 80;  // system memory in use
+  double cpu_warning_percent = 90;     // this process, percent of one core
+  double disk_warning_percent = 90;    // the journal's filesystem
+  // A snapshot of the folded state is stored after this many events, so that
+  // startup folds at most this many events whatever the journal's length.
+  uint64_t snapshot_every = 10000;
+};
+
+// The seed's get_system_info() dictionary, as a struct.
+struct SystemInfo {
+  int pid = 0;
+  double memory_usage_mb = 0;  // RSS
+  double cpu_percent = 0;      // this process, percent of one core, since the previous call
+  double memory_percent = 0;   // system memory in use
+  double disk_percent = 0;     // the journal's filesystem
+  int threads = 0;
+  int open_fds = 0;
+  double uptime_seconds = 0;  // since this run started
+  std::string status;         // the seed's status name ("running", …)
+  int restart_count = 0;
+  int recovery_attempts = 0;
+  std::string last_error;  // message of the last error, "" when none
+};
+
+// Exit status of a process that gave up after max_recovery_attempts
+// consecutive failed recoveries, or after max_restarts restarts.
+inline constexpr int kRecoveryExhaustedExitCode = 70;  // EX_SOFTWARE
+
+class RecoveryManager {
+ public:
+  // Opens the journal, folds it (newest snapshot + tail), ingests a crash
+  // spill left by the previous run, records an unclean previous run as a
+  // Restart (reason Unclean), journals this run's start and sends READY=1.
+  // Never fails: when the journal cannot be opened, the manager works from
+  // memory, says so once on stderr and counts every event it could not write.
+  // Signal and crash handlers are process-wide: only the first live manager
+  // installs them.
+  explicit RecoveryManager(RecoveryOptions options = {});
+  // Stops the manager's threads. Without a prior graceful_shutdown(), records
+  // a clean stop (the process is exiting normally) but runs no callbacks.
+  ~RecoveryManager();
+  RecoveryManager(const RecoveryManager&) = delete;
+  RecoveryManager& operator=(const RecoveryManager&) = delete;
+
+  // Runs fn. On an exception: journals it (durable), runs the recovery
+  // callbacks (attempt_recovery), then rethrows the same exception.
+  template <class F>
+  decltype(auto) exception_handler(std::string_view context, F&& fn) {
+    try {
+      return std::forward<F>(fn)();
+    } catch (...) {
+      report_exception(context, std::current_exception());
+      throw;
+    }
+  }
+  // The same from a catch block, without the rethrow.
+  void report_exception(std::string_view context, std::exception_ptr e);
+
+  // Callbacks run in registration order. A callback fails by throwing.
+  void register_recovery_callback(std::string name, std::function<void()> fn);
+  void register_cleanup_callback(std::string name, std::function<void()> fn);
+
+  // Runs every recovery callback now and journals each result (ok, error
+  // text, duration). Returns true when all of them succeeded (or there are
+  // none). After max_recovery_attempts consecutive failed recoveries the
+  // process gives up: graceful shutdown with final status "failed", then
+  // exit(kRecoveryExhaustedExitCode) so that a watchdog restarts it.
+  bool attempt_recovery();
+
+  // Samples RSS, CPU %, system memory %, disk % of the journal's filesystem,
+  // threads and fds every health_check_interval (first sample after one
+  // interval; CPU % is measured over that interval), journals each sample and
+  // rewrites state_file. Idempotent.
+  void start_health_monitoring();
+  void stop_health_monitoring();
+
+  // Records a gauge (active_connections, active_positions, …). Buffered
+  // append: survives a crash of the process, costs no fsync.
+  void set_gauge(std::string_view name, double value);
+
+  // Liveness for the notify protocol. Once the application has called
+  // heartbeat(), WATCHDOG=1 is sent only while heartbeats keep coming (within
+  // WATCHDOG_USEC), so a hung main loop is seen as hung. Before the first
+  // call the manager pings on its own.
+  void heartbeat();
+
+  // When set, SIGINT/SIGTERM call fn(signo) on the manager's signal thread
+  // instead of shutting down; the application then stops its loop and calls
+  // graceful_shutdown() itself.
+  void on_shutdown_request(std::function<void(int)> fn);
+
+  // The folded state (seed fields, gauges, counters) as of the last event.
+  SystemState state() const;
+  SystemInfo get_system_info() const;
+
+  // Sends STOPPING=1, runs the cleanup callbacks (each result journaled),
+  // journals "stopped" durably, stores a snapshot and writes state_file.
+  // Runs once; concurrent and later calls wait for the first and return.
+  void graceful_shutdown();
+
+  // Re-executes this program with the same arguments after restart_delay,
+  // once cleanup ran. Past max_restarts it exits with
+  // kRecoveryExhaustedExitCode instead.
+  [[noreturn]] void restart_application();
+
+  // Events that could not be journaled so far (journal unavailable or
+  // failing). They are still folded into state().
+  uint64_t journal_failures() const;
+  const std::string& journal_root() const;
+
+  class Impl;
+
+ private:
+  std::unique_ptr<Impl> impl_;
+};
+
+// The process-wide manager with default options, created on first use.
+RecoveryManager& get_recovery_manager();
+// Creates the process-wide manager with `options`. When it exists already,
+// returns it unchanged (the first configuration wins).
+RecoveryManager& initialize_recovery_manager(RecoveryOptions options);
+
+}  // namespace blackbox

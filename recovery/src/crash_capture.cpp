@@ -1,0 +1,237 @@
+#include "crash_capture.h"
+
+#include <cxxabi.h>
+#include <execinfo.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <time.h>
+#include <ucontext.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cerrno>
+#include <cstring>
+#include <exception>
+#include <memory>
+#include <mutex>
+#include <typeinfo>
+
+namespace blackbox {
+namespace {
+
+constexpr int kFatalSignals[] = {SIGSEGV, SIGBUS, SIGILL, SIGFPE, SIGABRT};
+constexpr size_t kAltStackSize = 64 * 1024;
+constexpr int kMaxFrames = 64;
+
+std::mutex g_install_mu;
+bool g_installed = false;
+std::atomic<int> g_fd{-1};
+std::atomic<bool> g_claimed{false};  // one record per process
+std::atomic<bool> g_written{false};
+struct sigaction g_previous[std::size(kFatalSignals)];
+std::terminate_handler g_previous_terminate = nullptr;
+
+// --- async-signal-safe output -------------------------------------------
+
+void WriteAll(int fd, const char* p, size_t n) {
+  while (n > 0) {
+    ssize_t w = write(fd, p, n);
+    if (w < 0 && errno == EINTR) continue;
+    if (w <= 0) return;
+    p += w;
+    n -= static_cast<size_t>(w);
+  }
+}
+void WriteStr(int fd, const char* s) { WriteAll(fd, s, strlen(s)); }
+void WriteUnsigned(int fd, unsigned long long v, unsigned base) {
+  char buf[32];
+  int i = sizeof buf;
+  do {
+    buf[--i] = "0123456789abcdef"[v % base];
+    v /= base;
+  } while (v != 0 && i > 0);
+  WriteAll(fd, buf + i, sizeof buf - i);
+}
+void WriteLine(int fd, const char* key, unsigned long long v, unsigned base = 10) {
+  WriteStr(fd, key);
+  WriteStr(fd, base == 16 ? " 0x" : " ");
+  WriteUnsigned(fd, v, base);
+  WriteStr(fd, "\n");
+}
+// Length-prefixed so that any bytes (newlines included) survive.
+void WriteBlob(int fd, const char* key, const char* s) {
+  if (s == nullptr) return;
+  size_t n = strlen(s);
+  WriteStr(fd, key);
+  WriteStr(fd, " ");
+  WriteUnsigned(fd, n, 10);
+  WriteStr(fd, "\n");
+  WriteAll(fd, s, n);
+  WriteStr(fd, "\n");
+}
+
+// Writes everything but the frames.
+void WriteHeader(int fd, const char* origin, int sig, unsigned long long addr) {
+  timespec ts{};
+  clock_gettime(CLOCK_REALTIME, &ts);
+  WriteStr(fd, "BLACKBOX-CRASH 1\norigin ");
+  WriteStr(fd, origin);
+  WriteStr(fd, "\n");
+  WriteLine(fd, "signal", static_cast<unsigned>(sig));
+  WriteLine(fd, "fault_address", addr, 16);
+  WriteLine(fd, "pid", static_cast<unsigned>(getpid()));
+  WriteLine(fd, "time_ns", static_cast<unsigned long long>(ts.tv_sec) * 1000000000ull + ts.tv_nsec);
+}
+
+void WriteFrames(int fd, void* const* frames, int n) {
+  WriteLine(fd, "frames", static_cast<unsigned>(n > 0 ? n : 0));
+  if (n > 0) backtrace_symbols_fd(frames, n, fd);
+  WriteStr(fd, "end\n");
+}
+
+// A second thread crashing while the first writes waits for the record
+// (briefly), so that the process does not die half-way through it.
+void WaitForRecord() {
+  for (int i = 0; i < 200 && !g_written.load(); ++i) {
+    timespec ts{0, 10'000'000};
+    nanosleep(&ts, nullptr);
+  }
+}
+
+void* FaultPc(void* context) {
+  auto* uc = static_cast<ucontext_t*>(context);
+#if defined(__x86_64__)
+  return reinterpret_cast<void*>(uc->uc_mcontext.gregs[REG_RIP]);
+#elif defined(__aarch64__)
+  return reinterpret_cast<void*>(uc->uc_mcontext.pc);
+#else
+  (void)uc;
+  return nullptr;
+#endif
+}
+
+void OnFatalSignal(int sig, siginfo_t* info, void* context) {
+  int saved_errno = errno;
+  int fd = g_fd.load();
+  if (!g_claimed.exchange(true)) {
+    if (fd >= 0) {
+      void* frames[kMaxFrames];
+      int n = backtrace(frames, kMaxFrames);
+      // Start at the instruction that faulted: the frames before it are this
+      // handler and the kernel's signal trampoline.
+      int first = n > 0 ? 1 : 0;
+      void* pc = FaultPc(context);
+      for (int i = 0; i < n && pc != nullptr; ++i) {
+        if (frames[i] == pc) {
+          first = i;
+          break;
+        }
+      }
+      WriteHeader(fd, "signal", sig, reinterpret_cast<uintptr_t>(info->si_addr));
+      WriteFrames(fd, frames + first, n - first);
+    }
+    g_written.store(true);
+  } else {
+    WaitForRecord();
+  }
+  // Default action, then re-raise: the signal is blocked inside this handler,
+  // so it is delivered as soon as the handler returns (for a fault, the
+  // faulting instruction runs again and faults for real).
+  struct sigaction dfl {};
+  dfl.sa_handler = SIG_DFL;
+  sigemptyset(&dfl.sa_mask);
+  sigaction(sig, &dfl, nullptr);
+  raise(sig);
+  errno = saved_errno;
+}
+
+[[noreturn]] void OnTerminate() {
+  int fd = g_fd.load();
+  if (!g_claimed.exchange(true)) {
+    if (fd >= 0) {
+      const char* type = nullptr;
+      const char* what = nullptr;
+      if (const std::type_info* t = abi::__cxa_current_exception_type(); t != nullptr) {
+        type = t->name();  // mangled; demangled when the spill is read
+        try {
+          throw;
+        } catch (const std::exception& e) {
+          what = e.what();
+        } catch (...) {
+        }
+      }
+      void* frames[kMaxFrames];
+      int n = backtrace(frames, kMaxFrames);
+      WriteHeader(fd, "terminate", SIGABRT, 0);
+      WriteBlob(fd, "exception_type", type);
+      WriteBlob(fd, "exception_message", what);
+      WriteFrames(fd, frames + 1, n - 1);
+    }
+    g_written.store(true);
+  }
+  std::abort();  // the SIGABRT handler sees the claimed record and re-raises
+}
+
+struct AltStack {
+  std::unique_ptr<char[]> memory;
+  AltStack() : memory(std::make_unique<char[]>(kAltStackSize)) {
+    stack_t ss{};
+    ss.ss_sp = memory.get();
+    ss.ss_size = kAltStackSize;
+    sigaltstack(&ss, nullptr);
+  }
+  ~AltStack() {
+    stack_t ss{};
+    ss.ss_flags = SS_DISABLE;
+    sigaltstack(&ss, nullptr);
+  }
+};
+
+}  // namespace
+
+void EnsureAltStackForThisThread() {
+  stack_t current{};
+  if (sigaltstack(nullptr, &current) == 0 && (current.ss_flags & SS_DISABLE) == 0) return;
+  thread_local AltStack stack;
+}
+
+bool InstallCrashCapture(const std::string& spill_path, bool truncate) {
+  std::lock_guard lock(g_install_mu);
+  if (g_installed) return false;
+  int flags = O_WRONLY | O_CREAT | O_CLOEXEC | (truncate ? O_TRUNC : O_APPEND);
+  int fd = open(spill_path.c_str(), flags, 0600);
+  if (fd < 0) return false;
+  // backtrace() loads libgcc's unwinder on first use; that must not happen
+  // for the first time inside a signal handler.
+  void* warmup[2];
+  backtrace(warmup, 2);
+  EnsureAltStackForThisThread();
+
+  g_claimed.store(false);
+  g_written.store(false);
+  g_fd.store(fd);
+  for (size_t i = 0; i < std::size(kFatalSignals); ++i) {
+    struct sigaction sa {};
+    sa.sa_sigaction = OnFatalSignal;
+    sa.sa_flags = SA_SIGINFO | SA_ONSTACK;
+    sigemptyset(&sa.sa_mask);
+    sigaction(kFatalSignals[i], &sa, &g_previous[i]);
+  }
+  g_previous_terminate = std::set_terminate(OnTerminate);
+  g_installed = true;
+  return true;
+}
+
+void UninstallCrashCapture() {
+  std::lock_guard lock(g_install_mu);
+  if (!g_installed) return;
+  for (size_t i = 0; i < std::size(kFatalSignals); ++i) {
+    sigaction(kFatalSignals[i], &g_previous[i], nullptr);
+  }
+  std::set_terminate(g_previous_terminate);
+  int fd = g_fd.exchange(-1);
+  if (fd >= 0) close(fd);
+  g_installed = false;
+}
+
+}  // namespace blackbox

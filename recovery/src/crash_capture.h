@@ -1,0 +1,34 @@
+// In-process capture of fatal crashes.
+//
+// A signal handler may not allocate or touch RocksDB, so a crash is written
+// with async-signal-safe calls only (write, backtrace_symbols_fd) to a spill
+// file opened in advance; the next start reads the spill (ReadSpill) and
+// journals it. The handler runs on an alternate stack so that a stack
+// overflow of the installing thread is captured too, then re-raises the
+// signal with its default action: the exit status and core dump stay true.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "blackbox/event.h"
+
+namespace blackbox {
+
+// Opens `spill_path` (truncating it when `truncate`, else appending) and
+// installs handlers for SIGSEGV, SIGBUS, SIGILL, SIGFPE, SIGABRT and
+// std::terminate. Returns false when the spill cannot be opened or another
+// owner installed them already.
+bool InstallCrashCapture(const std::string& spill_path, bool truncate);
+// Restores the previous handlers and closes the spill.
+void UninstallCrashCapture();
+// Gives the calling thread an alternate signal stack (owned by the thread),
+// so that its stack overflow is captured too.
+void EnsureAltStackForThisThread();
+
+// The crash records of a spill file, oldest first, frames demangled.
+// An unreadable or empty file gives no records; a record cut short by the
+// dying process keeps what was written.
+std::vector<fb::CrashT> ReadSpill(const std::string& spill_path);
+
+}  // namespace blackbox

@@ -1,0 +1,109 @@
+// Reading what the crash handlers wrote (see crash_capture.cpp for the format):
+//   BLACKBOX-CRASH 1
+//   origin signal|terminate
+//   signal <n> / fault_address 0x<hex> / pid <n> / time_ns <n>
+//   exception_type <len>\n<bytes>\n        (terminate only, optional)
+//   exception_message <len>\n<bytes>\n     (terminate only, optional)
+//   frames <n>, then n lines from backtrace_symbols_fd
+//   end
+#include <cxxabi.h>
+#include <signal.h>
+
+#include <cstdlib>
+#include <cstring>
+#include <fstream>
+#include <memory>
+#include <sstream>
+
+#include "crash_capture.h"
+
+namespace blackbox {
+namespace {
+
+std::string Demangle(const std::string& name) {
+  int status = 0;
+  std::unique_ptr<char, decltype(&std::free)> out(
+      abi::__cxa_demangle(name.c_str(), nullptr, nullptr, &status), &std::free);
+  return status == 0 && out ? std::string(out.get()) : name;
+}
+
+// "/path/bin(_Z3foov+0x1a) [0x5555]" -> "foo() +0x1a (bin)". Frames without a
+// symbol keep their module and offset: "bin(+0x1234) [0x...]" -> "bin+0x1234".
+std::string PrettyFrame(const std::string& raw) {
+  size_t open = raw.find('(');
+  size_t close = raw.find(')', open == std::string::npos ? 0 : open);
+  if (open == std::string::npos || close == std::string::npos) return raw;
+  std::string module = raw.substr(0, open);
+  if (size_t slash = module.rfind('/'); slash != std::string::npos) module.erase(0, slash + 1);
+  std::string inside = raw.substr(open + 1, close - open - 1);
+  size_t plus = inside.rfind('+');
+  std::string symbol = inside.substr(0, plus);
+  std::string offset = plus == std::string::npos ? std::string() : inside.substr(plus);
+  if (symbol.empty()) return module + offset;
+  return Demangle(symbol) + " " + offset + " (" + module + ")";
+}
+
+std::string SignalName(int sig) {
+  const char* abbrev = sigabbrev_np(sig);
+  return abbrev != nullptr ? std::string("SIG") + abbrev : "signal " + std::to_string(sig);
+}
+
+}  // namespace
+
+std::vector<fb::CrashT> ReadSpill(const std::string& spill_path) {
+  std::ifstream in(spill_path, std::ios::binary);
+  std::vector<fb::CrashT> records;
+  if (!in) return records;
+  std::string line;
+  fb::CrashT* current = nullptr;
+  while (std::getline(in, line)) {
+    if (line == "BLACKBOX-CRASH 1") {
+      records.emplace_back();
+      current = &records.back();
+      current->exit_code = -1;
+      continue;
+    }
+    if (current == nullptr) continue;  // garbage before the first header
+    std::istringstream fields(line);
+    std::string key;
+    fields >> key;
+    if (key == "origin") {
+      std::string v;
+      fields >> v;
+      current->origin = v == "terminate" ? fb::CrashOrigin::Terminate : fb::CrashOrigin::Signal;
+    } else if (key == "signal") {
+      fields >> current->signal;
+      current->signal_name = SignalName(current->signal);
+    } else if (key == "fault_address") {
+      std::string v;
+      fields >> v;
+      current->fault_address = std::strtoull(v.c_str(), nullptr, 16);
+    } else if (key == "pid") {
+      fields >> current->crashed_pid;
+    } else if (key == "time_ns") {
+      fields >> current->crash_time_ns;
+    } else if (key == "exception_type" || key == "exception_message") {
+      size_t n = 0;
+      fields >> n;
+      std::string blob(n, '\0');
+      in.read(blob.data(), static_cast<std::streamsize>(n));
+      blob.resize(static_cast<size_t>(in.gcount()));
+      in.ignore(1);  // the newline after the bytes
+      if (key == "exception_type") {
+        current->exception_type = Demangle(blob);
+      } else {
+        current->exception_message = std::move(blob);
+      }
+    } else if (key == "frames") {
+      size_t n = 0;
+      fields >> n;
+      for (size_t i = 0; i < n && std::getline(in, line); ++i) {
+        if (line == "end") break;
+        current->frames.push_back(PrettyFrame(line));
+      }
+    }
+  }
+  return records;
+}
+
+}  // namespace blackbox

@@ -1,0 +1,718 @@
+// The recovery manager: journaling, folding, recovery, health, signals,
+// crash capture and heartbeats of one application process.
+//
+// Invariants:
+//  - Every event this process journals is folded into state_ right after its
+//    append (with seq 0 when the append failed), so state() is the fold of
+//    the journal plus whatever could not be written.
+//  - A snapshot is stored only when no append is between Append and Fold
+//    (in_flight_ == 0), so the snapshot covers exactly the seqs it claims.
+#include <cxxabi.h>
+#include <fcntl.h>
+#include <fmt/format.h>
+#include <poll.h>
+#include <signal.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <condition_variable>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <fstream>
+#include <iterator>
+#include <mutex>
+#include <thread>
+#include <typeinfo>
+#include <vector>
+
+#include "blackbox/recovery.h"
+#include "crash_capture.h"
+#include "health_sampler.h"
+#include "notify_client.h"
+
+namespace blackbox {
+namespace {
+
+// SIGINT/SIGTERM handler -> signal thread. Only the handler and the thread
+// touch it; the handler does nothing but write(2) the signal number.
+std::atomic<int> g_signal_pipe_w{-1};
+std::atomic<bool> g_signals_owned{false};
+
+void OnStopSignal(int sig) {
+  int saved = errno;
+  int fd = g_signal_pipe_w.load();
+  if (fd >= 0) {
+    char c = static_cast<char>(sig);
+    [[maybe_unused]] ssize_t n = write(fd, &c, 1);
+  }
+  errno = saved;
+}
+
+std::string Demangle(const char* name) {
+  int status = 0;
+  std::unique_ptr<char, decltype(&std::free)> out(
+      abi::__cxa_demangle(name, nullptr, nullptr, &status), &std::free);
+  return status == 0 && out ? std::string(out.get()) : std::string(name);
+}
+
+struct ExceptionDescription {
+  std::string type;
+  std::string message;
+};
+
+ExceptionDescription Describe(const std::exception_ptr& e) {
+  if (!e) return {"", ""};
+  try {
+    std::rethrow_exception(e);
+  } catch (const std::exception& ex) {
+    return {Demangle(typeid(ex).name()), ex.what()};
+  } catch (...) {
+    const std::type_info* t = abi::__cxa_current_exception_type();
+    return {t != nullptr ? Demangle(t->name()) : "unknown", ""};
+  }
+}
+
+std::string ResolveJournalDir(const std::string& configured) {
+  if (!configured.empty()) return configured;
+  if (const char* env = std::getenv("BLACKBOX_JOURNAL"); env != nullptr && *env != '\0') return env;
+  return "blackbox-journal";
+}
+
+std::vector<std::string> OwnCommandLine() {
+  std::ifstream in("/proc/self/cmdline", std::ios::binary);
+  std::vector<std::string> argv;
+  std::string arg;
+  while (std::getline(in, arg, '\0')) argv.push_back(arg);
+  return argv;
+}
+
+struct NamedCallback {
+  std::string name;
+  std::function<void()> fn;
+};
+
+// A callback's outcome, journaled as a Callback event.
+struct CallbackResult {
+  bool ok = true;
+  std::string error;
+  int64_t duration_us = 0;
+};
+
+CallbackResult RunCallback(const std::function<void()>& fn) {
+  CallbackResult r;
+  int64_t start = MonoNowNs();
+  try {
+    fn();
+  } catch (const std::exception& e) {
+    r.ok = false;
+    r.error = fmt::format("{}: {}", Demangle(typeid(e).name()), e.what());
+  } catch (...) {
+    r.ok = false;
+    r.error = "unknown exception";
+  }
+  r.duration_us = (MonoNowNs() - start) / 1000;
+  return r;
+}
+
+}  // namespace
+
+class RecoveryManager::Impl {
+ public:
+  explicit Impl(RecoveryOptions options);
+  ~Impl();
+
+  void ReportException(std::string_view context, const std::exception_ptr& e);
+  void AddCallback(fb::CallbackKind kind, std::string name, std::function<void()> fn);
+  bool AttemptRecovery();
+  void StartHealth();
+  void StopHealth();
+  void SetGauge(std::string_view name, double value);
+  void Heartbeat() { last_heartbeat_mono_.store(MonoNowNs()); }
+  void OnShutdownRequest(std::function<void(int)> fn) {
+    std::lock_guard lock(mu_);
+    shutdown_request_ = std::move(fn);
+  }
+  SystemState State() const {
+    std::lock_guard lock(mu_);
+    return state_;
+  }
+  SystemInfo Info() const;
+  void GracefulShutdown() { Shutdown(fb::Phase::Stopped, "graceful shutdown"); }
+  [[noreturn]] void RestartApplication();
+  uint64_t failures() const { return failures_.load(); }
+  const std::string& root() const { return root_; }
+
+ private:
+  // Journals `payload` and folds it. Returns its seq (0 when not written).
+  template <class T>
+  uint64_t Record(T payload, fb::Severity severity, Durability durability) {
+    fb::EventT e;
+    e.stream = options_.stream;
+    e.severity = severity;
+    e.payload.Set(std::move(payload));
+    std::string bytes = EncodeEvent(std::move(e));
+    return Commit(Bytes(bytes), durability);
+  }
+  uint64_t Commit(std::span<const uint8_t> event, Durability durability);
+  void Phase(fb::Phase phase, const std::string& reason);
+  void NoteFailure(const Status& status);
+  void StoreSnapshot();
+  void WriteStateFile();
+  void Shutdown(fb::Phase final_phase, const std::string& reason);
+  [[noreturn]] void GiveUp(const std::string& reason);
+  void Startup();
+  void HealthLoop();
+  void HealthCheck(HealthSampler& sampler);
+  void PingLoop();
+  void SignalLoop();
+  void InstallSignals();
+  void StopThreads();
+
+  const RecoveryOptions options_;
+  const std::string root_;
+  const std::string spill_path_;
+  std::unique_ptr<Journal> journal_;
+  NotifyClient notify_;
+
+  mutable std::mutex mu_;  // guards everything below up to the next blank line
+  SystemState state_;
+  int in_flight_ = 0;
+  uint64_t since_snapshot_ = 0;
+  std::vector<NamedCallback> recovery_callbacks_;
+  std::vector<NamedCallback> cleanup_callbacks_;
+  std::function<void(int)> shutdown_request_;
+
+  std::mutex recovery_mu_;  // one recovery at a time
+  std::atomic<uint64_t> failures_{0};
+  std::atomic<bool> failure_reported_{false};
+  std::atomic<int64_t> last_heartbeat_mono_{0};
+
+  std::mutex shutdown_mu_;
+  bool shut_down_ = false;
+
+  std::mutex threads_mu_;
+  std::condition_variable threads_cv_;
+  bool health_running_ = false;
+  bool stopping_threads_ = false;
+  std::thread health_thread_;
+  std::thread ping_thread_;
+
+  mutable std::mutex info_mu_;
+  mutable HealthSampler info_sampler_;
+
+  bool owns_signals_ = false;
+  bool owns_crash_capture_ = false;
+  int signal_pipe_[2] = {-1, -1};
+  struct sigaction previous_int_ {};
+  struct sigaction previous_term_ {};
+  std::thread signal_thread_;
+  std::vector<std::string> argv_;
+};
+
+RecoveryManager::Impl::Impl(RecoveryOptions options)
+    : options_(std::move(options)),
+      root_(ResolveJournalDir(options_.journal_dir)),
+      spill_path_(root_ + "/" + options_.stream + ".crash"),
+      info_sampler_(root_) {
+  Startup();
+}
+
+void RecoveryManager::Impl::Startup() {
+  Result<std::unique_ptr<Journal>> journal = Journal::Open(root_, options_.stream);
+  if (journal.ok()) {
+    journal_ = std::move(journal.value());
+    Result<SystemState> loaded = LoadState(root_);
+    if (loaded.ok()) {
+      state_ = std::move(loaded.value());
+    } else {
+      fmt::print(stderr, "blackbox: cannot fold the journal at {}: {}; starting from empty state\n",
+                 root_, loaded.status().ToString());
+    }
+  } else {
+    NoteFailure(journal.status());
+  }
+
+  // What the previous run left behind: a crash spill, and whether it ended.
+  std::vector<fb::CrashT> crashes = ReadSpill(spill_path_);
+  bool spill_ingested = true;
+  for (fb::CrashT& crash : crashes) {
+    if (Record(std::move(crash), fb::Severity::Critical, Durability::kDurable) == 0) {
+      spill_ingested = false;
+    }
+  }
+  bool ended_cleanly;
+  int restarts;
+  {
+    std::lock_guard lock(mu_);
+    ended_cleanly = state_.pid == 0 || state_.status == fb::Phase::Stopped ||
+                    state_.status == fb::Phase::Failed;
+    restarts = state_.restart_count;
+  }
+  if (!ended_cleanly || !crashes.empty()) {
+    fb::RestartT restart;
+    restart.attempt = restarts + 1;
+    restart.reason = fb::RestartReason::Unclean;
+    restart.child_pid = getpid();
+    Record(std::move(restart), fb::Severity::Warning, Durability::kDurable);
+  }
+
+  fb::ConfigT config;
+  config.component = "recovery";
+  // Sorted by key: ConfigEntry is a keyed table.
+  std::vector<std::pair<std::string, std::string>> entries = {
+      {"health_check_interval_ms", std::to_string(options_.health_check_interval.count())},
+      {"journal_dir", root_},
+      {"max_recovery_attempts", std::to_string(options_.max_recovery_attempts)},
+      {"max_restarts", std::to_string(options_.max_restarts)},
+      {"restart_delay_ms", std::to_string(options_.restart_delay.count())},
+      {"state_file", options_.state_file},
+  };
+  for (auto& [key, value] : entries) {
+    auto entry = std::make_unique<fb::ConfigEntryT>();
+    entry->key = key;
+    entry->value = value;
+    config.entries.push_back(std::move(entry));
+  }
+  Record(std::move(config), fb::Severity::Info, Durability::kBuffered);
+  Phase(fb::Phase::Starting, fmt::format("pid {}", getpid()));
+
+  if (options_.capture_crashes) {
+    // A spill that could not be journaled is kept (appended to) for the next start.
+    owns_crash_capture_ = InstallCrashCapture(spill_path_, spill_ingested);
+  }
+  if (options_.handle_signals) InstallSignals();
+  argv_ = OwnCommandLine();
+  if (notify_.watchdog_interval().count() > 0) ping_thread_ = std::thread([this] { PingLoop(); });
+
+  Phase(fb::Phase::Running, "ready");
+  notify_.Send("READY=1");
+  WriteStateFile();
+}
+
+RecoveryManager::Impl::~Impl() {
+  StopThreads();
+  bool clean_exit;
+  {
+    std::lock_guard lock(shutdown_mu_);
+    clean_exit = !shut_down_;
+    shut_down_ = true;
+  }
+  if (clean_exit) {
+    // Leaving without graceful_shutdown() is still a normal exit, not a crash.
+    Phase(fb::Phase::Stopped, "exit");
+    StoreSnapshot();
+    WriteStateFile();
+  }
+  if (owns_signals_) {
+    sigaction(SIGINT, &previous_int_, nullptr);
+    sigaction(SIGTERM, &previous_term_, nullptr);
+    g_signal_pipe_w.store(-1);
+    char stop = 0;
+    [[maybe_unused]] ssize_t n = write(signal_pipe_[1], &stop, 1);
+    if (signal_thread_.joinable()) signal_thread_.join();
+    close(signal_pipe_[0]);
+    close(signal_pipe_[1]);
+    g_signals_owned.store(false);
+  }
+  if (owns_crash_capture_) UninstallCrashCapture();
+}
+
+uint64_t RecoveryManager::Impl::Commit(std::span<const uint8_t> event, Durability durability) {
+  {
+    std::lock_guard lock(mu_);
+    ++in_flight_;
+  }
+  uint64_t seq = 0;
+  if (journal_) {
+    Result<uint64_t> appended = journal_->Append(event, durability);
+    if (appended.ok()) {
+      seq = appended.value();
+    } else {
+      NoteFailure(appended.status());
+    }
+  } else {
+    failures_.fetch_add(1);
+  }
+  // Our own, just-built buffer: no need to verify it again.
+  const fb::Event* parsed = flatbuffers::GetRoot<fb::Event>(event.data());
+  bool snapshot_due;
+  {
+    std::lock_guard lock(mu_);
+    Fold(state_, *parsed, options_.stream, seq);
+    --in_flight_;
+    ++since_snapshot_;
+    snapshot_due = since_snapshot_ >= options_.snapshot_every && in_flight_ == 0;
+  }
+  if (snapshot_due) StoreSnapshot();
+  return seq;
+}
+
+void RecoveryManager::Impl::NoteFailure(const Status& status) {
+  failures_.fetch_add(1);
+  if (!failure_reported_.exchange(true)) {
+    fmt::print(stderr,
+               "blackbox: cannot write the journal at {}: {} (the application keeps running; "
+               "events that cannot be written are counted)\n",
+               root_, status.ToString());
+  }
+}
+
+void RecoveryManager::Impl::Phase(fb::Phase phase, const std::string& reason) {
+  fb::LifecycleT l;
+  l.phase = phase;
+  l.reason = reason;
+  fb::Severity severity = phase == fb::Phase::Error || phase == fb::Phase::Failed
+                              ? fb::Severity::Error
+                              : fb::Severity::Info;
+  Record(std::move(l), severity, Durability::kDurable);
+  std::string_view name = SeedStatusName(phase);
+  notify_.Send(reason.empty() ? fmt::format("STATUS={}", name)
+                              : fmt::format("STATUS={}: {}", name, reason));
+}
+
+void RecoveryManager::Impl::StoreSnapshot() {
+  if (!journal_) return;
+  std::string bytes;
+  uint64_t seq = 0;
+  {
+    std::lock_guard lock(mu_);
+    if (in_flight_ != 0) return;  // retried after the next event
+    auto it = state_.covered.find(options_.stream);
+    if (it == state_.covered.end() || it->second == 0) return;
+    seq = it->second;
+    bytes = EncodeSnapshot(state_);
+    since_snapshot_ = 0;
+  }
+  if (Status st = journal_->PutSnapshot(seq, Bytes(bytes)); !st.ok()) NoteFailure(st);
+}
+
+void RecoveryManager::Impl::WriteStateFile() {
+  if (options_.state_file.empty()) return;
+  Status st = WriteStateFileAtomically(options_.state_file, State());
+  if (!st.ok()) {
+    static std::atomic<bool> reported{false};
+    if (!reported.exchange(true)) {
+      fmt::print(stderr, "blackbox: cannot write {}: {}\n", options_.state_file, st.ToString());
+    }
+  }
+}
+
+void RecoveryManager::Impl::ReportException(std::string_view context, const std::exception_ptr& e) {
+  ExceptionDescription d = Describe(e);
+  fb::ErrorT error;
+  error.context = std::string(context);
+  error.exception_type = std::move(d.type);
+  error.message = std::move(d.message);
+  {
+    std::lock_guard lock(mu_);
+    error.recovery_attempt = state_.recovery_attempts;
+  }
+  Record(std::move(error), fb::Severity::Error, Durability::kDurable);
+  AttemptRecovery();
+}
+
+void RecoveryManager::Impl::AddCallback(fb::CallbackKind kind, std::string name,
+                                        std::function<void()> fn) {
+  std::lock_guard lock(mu_);
+  auto& list = kind == fb::CallbackKind::Recovery ? recovery_callbacks_ : cleanup_callbacks_;
+  list.push_back({std::move(name), std::move(fn)});
+}
+
+bool RecoveryManager::Impl::AttemptRecovery() {
+  std::unique_lock recovery(recovery_mu_);
+  std::vector<NamedCallback> callbacks;
+  {
+    std::lock_guard lock(mu_);
+    callbacks = recovery_callbacks_;
+  }
+  Phase(fb::Phase::Recovering, "");
+  bool all_ok = true;
+  for (const NamedCallback& cb : callbacks) {
+    CallbackResult r = RunCallback(cb.fn);
+    fb::CallbackT event;
+    event.kind = fb::CallbackKind::Recovery;
+    event.name = cb.name;
+    event.ok = r.ok;
+    event.error = r.error;
+    event.duration_us = r.duration_us;
+    Record(std::move(event), r.ok ? fb::Severity::Info : fb::Severity::Error, Durability::kDurable);
+    all_ok = all_ok && r.ok;
+  }
+  Phase(all_ok ? fb::Phase::Running : fb::Phase::Error, all_ok ? "recovered" : "recovery failed");
+  if (all_ok) return true;
+
+  int attempts, max_attempts;
+  {
+    std::lock_guard lock(mu_);
+    attempts = state_.recovery_attempts;
+    max_attempts = state_.max_recovery_attempts;
+  }
+  if (attempts >= max_attempts) {
+    recovery.unlock();
+    GiveUp(fmt::format("{} consecutive recoveries failed", attempts));
+  }
+  return false;
+}
+
+void RecoveryManager::Impl::GiveUp(const std::string& reason) {
+  fmt::print(stderr, "blackbox: {}; shutting down (exit status {})\n", reason,
+             kRecoveryExhaustedExitCode);
+  Shutdown(fb::Phase::Failed, reason);
+  std::fflush(nullptr);
+  std::_Exit(kRecoveryExhaustedExitCode);
+}
+
+void RecoveryManager::Impl::SetGauge(std::string_view name, double value) {
+  // The hot path: no object API, one reused builder per thread.
+  thread_local flatbuffers::FlatBufferBuilder fbb(128);
+  fbb.Clear();
+  auto n = fbb.CreateString(name.data(), name.size());
+  auto gauge = fb::CreateGauge(fbb, n, value);
+  FinishEvent(fbb, options_.stream, fb::Severity::Info, fb::Payload::Gauge, gauge.Union());
+  Commit(Bytes(fbb), Durability::kBuffered);
+}
+
+void RecoveryManager::Impl::StartHealth() {
+  std::lock_guard lock(threads_mu_);
+  if (health_running_) return;
+  health_running_ = true;
+  health_thread_ = std::thread([this] { HealthLoop(); });
+}
+
+void RecoveryManager::Impl::StopHealth() {
+  std::thread t;
+  {
+    std::lock_guard lock(threads_mu_);
+    if (!health_running_) return;
+    health_running_ = false;
+    t = std::move(health_thread_);
+  }
+  threads_cv_.notify_all();
+  if (t.joinable() && t.get_id() != std::this_thread::get_id()) t.join();
+  if (t.joinable()) t.detach();  // stopped from inside a health check: it ends on its own
+}
+
+void RecoveryManager::Impl::HealthLoop() {
+  EnsureAltStackForThisThread();
+  HealthSampler sampler(root_);  // CPU baseline: the first sample covers one interval
+  std::unique_lock lock(threads_mu_);
+  while (true) {
+    threads_cv_.wait_for(lock, options_.health_check_interval,
+                         [this] { return !health_running_ || stopping_threads_; });
+    if (!health_running_ || stopping_threads_) return;
+    lock.unlock();
+    HealthCheck(sampler);
+    lock.lock();
+  }
+}
+
+void RecoveryManager::Impl::HealthCheck(HealthSampler& sampler) {
+  HealthSample s = sampler.Sample();
+  fb::HealthT h;
+  h.rss_bytes = s.rss_bytes;
+  h.cpu_percent = s.cpu_percent;
+  h.memory_percent = s.memory_percent;
+  h.disk_percent = s.disk_percent;
+  h.threads = s.threads;
+  h.open_fds = s.open_fds;
+  h.sampled_pid = getpid();
+  h.over_threshold = s.memory_percent > options_.memory_warning_percent ||
+                     s.cpu_percent > options_.cpu_warning_percent ||
+                     s.disk_percent > options_.disk_warning_percent;
+  fb::Severity severity = h.over_threshold ? fb::Severity::Warning : fb::Severity::Info;
+  Record(std::move(h), severity, Durability::kBuffered);
+  WriteStateFile();
+}
+
+void RecoveryManager::Impl::PingLoop() {
+  auto full = notify_.watchdog_interval();
+  auto half = std::chrono::duration_cast<std::chrono::milliseconds>(full / 2);
+  if (half.count() == 0) half = std::chrono::milliseconds(1);
+  std::unique_lock lock(threads_mu_);
+  while (!threads_cv_.wait_for(lock, half, [this] { return stopping_threads_; })) {
+    int64_t last = last_heartbeat_mono_.load();
+    // Once the app beats, only its beats keep us alive: a hung loop must look hung.
+    bool alive =
+        last == 0 ||
+        MonoNowNs() - last < std::chrono::duration_cast<std::chrono::nanoseconds>(full).count();
+    if (alive) notify_.Send("WATCHDOG=1");
+  }
+}
+
+void RecoveryManager::Impl::InstallSignals() {
+  if (g_signals_owned.exchange(true)) return;
+  if (pipe2(signal_pipe_, O_CLOEXEC) != 0) {
+    g_signals_owned.store(false);
+    return;
+  }
+  owns_signals_ = true;
+  g_signal_pipe_w.store(signal_pipe_[1]);
+  signal_thread_ = std::thread([this] { SignalLoop(); });
+  struct sigaction sa {};
+  sa.sa_handler = OnStopSignal;
+  sigemptyset(&sa.sa_mask);
+  sa.sa_flags = SA_RESTART;
+  sigaction(SIGINT, &sa, &previous_int_);
+  sigaction(SIGTERM, &sa, &previous_term_);
+}
+
+void RecoveryManager::Impl::SignalLoop() {
+  EnsureAltStackForThisThread();
+  while (true) {
+    char c = 0;
+    ssize_t n = read(signal_pipe_[0], &c, 1);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0 || c == 0) return;
+    std::function<void(int)> request;
+    {
+      std::lock_guard lock(mu_);
+      request = shutdown_request_;
+    }
+    if (request) {
+      request(c);
+      continue;
+    }
+    Shutdown(fb::Phase::Stopped, fmt::format("signal {}", sigabbrev_np(c) ? sigabbrev_np(c) : "?"));
+    std::fflush(nullptr);
+    // Not exit(): static destructors would run under the application's
+    // still-running threads.
+    std::_Exit(0);
+  }
+}
+
+void RecoveryManager::Impl::StopThreads() {
+  StopHealth();
+  {
+    std::lock_guard lock(threads_mu_);
+    stopping_threads_ = true;
+  }
+  threads_cv_.notify_all();
+  if (ping_thread_.joinable()) ping_thread_.join();
+}
+
+void RecoveryManager::Impl::Shutdown(fb::Phase final_phase, const std::string& reason) {
+  std::lock_guard once(shutdown_mu_);  // later callers wait for the first, then return
+  if (shut_down_) return;
+  notify_.Send("STOPPING=1");
+  Phase(fb::Phase::Stopping, reason);
+  StopHealth();
+  std::vector<NamedCallback> callbacks;
+  {
+    std::lock_guard lock(mu_);
+    callbacks = cleanup_callbacks_;
+  }
+  for (const NamedCallback& cb : callbacks) {
+    CallbackResult r = RunCallback(cb.fn);
+    fb::CallbackT event;
+    event.kind = fb::CallbackKind::Cleanup;
+    event.name = cb.name;
+    event.ok = r.ok;
+    event.error = r.error;
+    event.duration_us = r.duration_us;
+    Record(std::move(event), r.ok ? fb::Severity::Info : fb::Severity::Error, Durability::kDurable);
+  }
+  Phase(final_phase, reason);
+  StoreSnapshot();
+  WriteStateFile();
+  shut_down_ = true;
+}
+
+void RecoveryManager::Impl::RestartApplication() {
+  int restarts, max_restarts;
+  {
+    std::lock_guard lock(mu_);
+    restarts = state_.restart_count;
+    max_restarts = state_.max_restarts;
+  }
+  if (restarts >= max_restarts) GiveUp(fmt::format("max_restarts ({}) reached", max_restarts));
+  fb::RestartT restart;
+  restart.attempt = restarts + 1;
+  restart.reason = fb::RestartReason::Requested;
+  restart.delay_ms = options_.restart_delay.count();
+  restart.child_pid = getpid();
+  Record(std::move(restart), fb::Severity::Warning, Durability::kDurable);
+  Shutdown(fb::Phase::Stopped, "restart requested");
+  std::this_thread::sleep_for(options_.restart_delay);
+
+  // The new image opens the journal again: release it (and its lock) first.
+  StopThreads();
+  if (owns_crash_capture_) UninstallCrashCapture();
+  journal_.reset();
+  std::fflush(nullptr);
+  if (argv_.empty()) GiveUp("cannot read /proc/self/cmdline to restart");
+  std::vector<char*> args;
+  for (std::string& a : argv_) args.push_back(a.data());
+  args.push_back(nullptr);
+  execv("/proc/self/exe", args.data());
+  fmt::print(stderr, "blackbox: cannot re-execute {}: {}\n", argv_[0], std::strerror(errno));
+  std::_Exit(kRecoveryExhaustedExitCode);
+}
+
+SystemInfo RecoveryManager::Impl::Info() const {
+  HealthSample s;
+  {
+    std::lock_guard lock(info_mu_);
+    s = info_sampler_.Sample();
+  }
+  SystemInfo info;
+  info.pid = getpid();
+  info.memory_usage_mb = static_cast<double>(s.rss_bytes) / (1024.0 * 1024.0);
+  info.cpu_percent = s.cpu_percent;
+  info.memory_percent = s.memory_percent;
+  info.disk_percent = s.disk_percent;
+  info.threads = s.threads;
+  info.open_fds = s.open_fds;
+  std::lock_guard lock(mu_);
+  if (state_.run_started_ns != 0) {
+    info.uptime_seconds = static_cast<double>(WallNowNs() - state_.run_started_ns) / 1e9;
+  }
+  info.status = std::string(SeedStatusName(state_.status));
+  info.restart_count = state_.restart_count;
+  info.recovery_attempts = state_.recovery_attempts;
+  if (state_.last_error) info.last_error = state_.last_error->message;
+  return info;
+}
+
+// --- RecoveryManager ---------------------------------------------------------
+
+RecoveryManager::RecoveryManager(RecoveryOptions options)
+    : impl_(std::make_unique<Impl>(std::move(options))) {}
+RecoveryManager::~RecoveryManager() = default;
+
+void RecoveryManager::report_exception(std::string_view context, std::exception_ptr e) {
+  impl_->ReportException(context, e);
+}
+void RecoveryManager::register_recovery_callback(std::string name, std::function<void()> fn) {
+  impl_->AddCallback(fb::CallbackKind::Recovery, std::move(name), std::move(fn));
+}
+void RecoveryManager::register_cleanup_callback(std::string name, std::function<void()> fn) {
+  impl_->AddCallback(fb::CallbackKind::Cleanup, std::move(name), std::move(fn));
+}
+bool RecoveryManager::attempt_recovery() { return impl_->AttemptRecovery(); }
+void RecoveryManager::start_health_monitoring() { impl_->StartHealth(); }
+void RecoveryManager::stop_health_monitoring() { impl_->StopHealth(); }
+void RecoveryManager::set_gauge(std::string_view name, double value) {
+  impl_->SetGauge(name, value);
+}
+void RecoveryManager::heartbeat() { impl_->Heartbeat(); }
+void RecoveryManager::on_shutdown_request(std::function<void(int)> fn) {
+  impl_->OnShutdownRequest(std::move(fn));
+}
+SystemState RecoveryManager::state() const { return impl_->State(); }
+SystemInfo RecoveryManager::get_system_info() const { return impl_->Info(); }
+void RecoveryManager::graceful_shutdown() { impl_->GracefulShutdown(); }
+void RecoveryManager::restart_application() { impl_->RestartApplication(); }
+uint64_t RecoveryManager::journal_failures() const { return impl_->failures(); }
+const std::string& RecoveryManager::journal_root() const { return impl_->root(); }
+
+RecoveryManager& initialize_recovery_manager(RecoveryOptions options) {
+  // A function-local static whose construction opens the journal: it finishes
+  // after RocksDB's own statics are built, so it is destroyed before them.
+  static RecoveryManager manager(std::move(options));
+  return manager;
+}
+
+RecoveryManager& get_recovery_manager() { return initialize_recovery_manager(RecoveryOptions{}); }
+
+}  // namespace blackbox

@@ -1,0 +1,65 @@
+// A small application for the process tests: it links the recovery manager
+// and then misbehaves in the way its first argument names.
+//   crashy_child <mode> <journal_dir> [marker_file]
+// Modes: run, segv, terminate, hang, sigterm, recover_fail.
+// "ready" is printed on stdout once the manager is initialized.
+#include <unistd.h>
+
+#include <cstdio>
+#include <cstring>
+#include <fstream>
+#include <stdexcept>
+#include <string>
+
+#include "blackbox/recovery.h"
+
+// Named, not inlined, exported (-rdynamic): the crash record must name it.
+extern "C++" __attribute__((noinline)) void crash_in_named_function(volatile int* p) { *p = 42; }
+
+__attribute__((noinline)) void throw_order_error() {
+  throw std::runtime_error("order book corrupted");
+}
+
+// An exception that leaves a noexcept function ends in std::terminate.
+__attribute__((noinline)) void throw_through_noexcept() noexcept { throw_order_error(); }
+
+int main(int argc, char** argv) {
+  if (argc < 3) {
+    std::fprintf(stderr, "usage: crashy_child <mode> <journal_dir> [marker_file]\n");
+    return 2;
+  }
+  std::string mode = argv[1];
+  blackbox::RecoveryOptions options;
+  options.journal_dir = argv[2];
+  options.state_file = std::string(argv[2]) + "/../system_state.json";
+  options.restart_delay = std::chrono::milliseconds(0);
+  std::string marker = argc > 3 ? argv[3] : "";
+  auto& rm = blackbox::initialize_recovery_manager(options);
+  rm.register_cleanup_callback("write_marker", [marker] {
+    if (!marker.empty()) std::ofstream(marker) << "cleanup ran\n";
+  });
+  std::printf("ready\n");
+  std::fflush(stdout);
+
+  if (mode == "run") return 0;
+  if (mode == "segv") {
+    volatile int* volatile null_pointer = nullptr;
+    crash_in_named_function(null_pointer);
+  }
+  if (mode == "terminate") throw_through_noexcept();
+  if (mode == "hang" || mode == "sigterm") {
+    while (true) pause();
+  }
+  if (mode == "recover_fail") {
+    rm.register_recovery_callback("reconnect", [] { throw std::runtime_error("broker refused"); });
+    for (int i = 0; i < 10; ++i) {
+      try {
+        rm.exception_handler("order_execution", [] { throw std::runtime_error("order failed"); });
+      } catch (const std::runtime_error&) {
+      }
+    }
+    return 0;  // not reached: the manager gives up after max_recovery_attempts
+  }
+  std::fprintf(stderr, "crashy_child: unknown mode %s\n", mode.c_str());
+  return 2;
+}

@@ -1,0 +1,261 @@
+// The seed's scenarios and the manager's in-process behaviour. Signal and
+// crash handlers stay off here (the process tests cover them).
+#include <fmt/format.h>
+#include <gtest/gtest.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <stdexcept>
+#include <thread>
+
+#include "blackbox/recovery.h"
+
+namespace blackbox {
+namespace {
+
+namespace fs = std::filesystem;
+using namespace std::chrono_literals;
+
+class ManagerTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = fs::temp_directory_path() /
+           ("bb_manager_" + std::to_string(::getpid()) + "_" +
+            ::testing::UnitTest::GetInstance()->current_test_info()->name());
+    fs::remove_all(dir_);
+    fs::create_directories(dir_);
+  }
+  void TearDown() override { fs::remove_all(dir_); }
+  RecoveryOptions Options() {
+    RecoveryOptions o;
+    o.journal_dir = (dir_ / "journal").string();
+    o.state_file = (dir_ / "system_state.json").string();
+    o.handle_signals = false;
+    o.capture_crashes = false;
+    return o;
+  }
+  nlohmann::json StateFile() {
+    std::ifstream in(dir_ / "system_state.json");
+    return nlohmann::json::parse(in);
+  }
+  fs::path dir_;
+};
+
+TEST_F(ManagerTest, ExceptionHandlerJournalsRunsRecoveryAndRethrowsUnchanged) {
+  RecoveryManager rm(Options());
+  std::vector<std::string> ran;
+  rm.register_recovery_callback("reconnect_broker", [&] { ran.push_back("reconnect_broker"); });
+  rm.register_recovery_callback("restore_positions", [&] { ran.push_back("restore_positions"); });
+  EXPECT_THROW(
+      rm.exception_handler("trading_operation", [] { throw std::invalid_argument("bad symbol"); }),
+      std::invalid_argument);
+  EXPECT_EQ(ran, (std::vector<std::string>{"reconnect_broker", "restore_positions"}));
+  SystemState s = rm.state();
+  ASSERT_TRUE(s.last_error.has_value());
+  EXPECT_EQ(s.last_error->context, "trading_operation");
+  EXPECT_EQ(s.last_error->exception_type, "std::invalid_argument");
+  EXPECT_EQ(s.last_error->message, "bad symbol");
+  EXPECT_EQ(s.status, fb::Phase::Running);  // recovered
+  EXPECT_EQ(s.recovery_attempts, 0);
+  // The value of a successful call passes through.
+  EXPECT_EQ(rm.exception_handler("sum", [] { return 40 + 2; }), 42);
+}
+
+TEST_F(ManagerTest, RecoverySucceedsOnlyWhenEveryCallbackSucceeds) {
+  RecoveryManager rm(Options());
+  rm.register_recovery_callback("ok", [] {});
+  rm.register_recovery_callback("fails", [] { throw std::runtime_error("still down"); });
+  EXPECT_FALSE(rm.attempt_recovery());
+  EXPECT_EQ(rm.state().recovery_attempts, 1);
+  EXPECT_FALSE(rm.attempt_recovery());
+  EXPECT_EQ(rm.state().recovery_attempts, 2);
+  EXPECT_EQ(rm.get_system_info().recovery_attempts, 2);
+
+  // Every callback's result is in the journal, with its error text.
+  rm.graceful_shutdown();
+  auto reader = Reader::Open(Options().journal_dir, kAppStream);
+  ASSERT_TRUE(reader.ok());
+  int ok = 0, failed = 0;
+  (*reader)->Scan({}, [&](const Record& r) {
+    if (auto* c = r.event->payload_as_Callback(); c && c->kind() == fb::CallbackKind::Recovery) {
+      c->ok() ? ++ok : ++failed;
+      if (!c->ok()) {
+        EXPECT_NE(c->error()->str().find("still down"), std::string::npos);
+      }
+    }
+    return true;
+  });
+  EXPECT_EQ(ok, 2);
+  EXPECT_EQ(failed, 2);
+}
+
+TEST_F(ManagerTest, StatePersistsAcrossInstances) {
+  {
+    RecoveryManager first(Options());
+    first.report_exception("data_processing",
+                           std::make_exception_ptr(std::runtime_error("feed stalled")));
+    first.set_gauge("active_positions", 3);
+  }
+  RecoveryManager second(Options());
+  SystemState s = second.state();
+  ASSERT_TRUE(s.last_error.has_value());
+  EXPECT_EQ(s.last_error->message, "feed stalled");
+  EXPECT_EQ(s.error_count, 1u);
+  EXPECT_EQ(s.restart_count, 0);  // the first instance stopped cleanly
+  EXPECT_EQ(s.status, fb::Phase::Running);
+  EXPECT_EQ(second.get_system_info().last_error, "feed stalled");
+  EXPECT_EQ(StateFile()["last_error"], "feed stalled");
+}
+
+TEST_F(ManagerTest, ThreeConcurrentWorkersWithOneFailure) {
+  RecoveryManager rm(Options());
+  std::atomic<int> recoveries{0};
+  rm.register_recovery_callback("count", [&] { recoveries++; });
+  std::atomic<int> completed[3] = {0, 0, 0};
+  std::atomic<int> rethrown{0};
+  auto worker = [&](int id) {
+    for (int i = 0; i < 20; ++i) {
+      try {
+        rm.exception_handler(fmt::format("worker_{}", id), [&] {
+          if (id == 1 && i == 10) throw std::runtime_error("worker 1 failed");
+          rm.set_gauge(fmt::format("worker_{}_done", id), i + 1);
+          completed[id]++;
+        });
+      } catch (const std::runtime_error&) {
+        rethrown++;
+      }
+    }
+  };
+  std::thread a(worker, 0), b(worker, 1), c(worker, 2);
+  a.join();
+  b.join();
+  c.join();
+  EXPECT_EQ(completed[0], 20);
+  EXPECT_EQ(completed[1], 19);
+  EXPECT_EQ(completed[2], 20);
+  EXPECT_EQ(rethrown, 1);
+  EXPECT_EQ(recoveries, 1);
+  SystemState s = rm.state();
+  EXPECT_EQ(s.error_count, 1u);
+  EXPECT_EQ(s.last_error->context, "worker_1");
+  EXPECT_EQ(s.gauge("worker_0_done"), 20);
+  EXPECT_EQ(s.gauge("worker_2_done"), 20);
+}
+
+TEST_F(ManagerTest, MemoryPressureIsVisibleInHealthSamples) {
+  RecoveryOptions o = Options();
+  o.health_check_interval = 50ms;
+  o.memory_warning_percent = 0;  // any sample is "over": the warning path is exercised
+  RecoveryManager rm(o);
+  double before = rm.get_system_info().memory_usage_mb;
+  std::vector<char> ballast(128 << 20, 1);  // 128 MB, touched
+  rm.start_health_monitoring();
+  std::this_thread::sleep_for(300ms);
+  rm.stop_health_monitoring();
+  SystemState s = rm.state();
+  EXPECT_GT(s.memory_usage_mb, before + 100) << "ballast " << static_cast<int>(ballast[4096]);
+  EXPECT_GT(s.health_warnings, 0u);
+  EXPECT_GT(s.threads, 0);
+  EXPECT_GT(s.open_fds, 0);
+  EXPECT_GT(s.disk_percent, 0);
+  // The state file follows every health check.
+  EXPECT_GT(StateFile()["memory_usage"].get<double>(), before + 100);
+}
+
+TEST_F(ManagerTest, CpuPercentIsRightOnTheFirstSample) {
+  // The reference is this process's own CPU time over the same window, so a
+  // busy machine changes both figures alike.
+  auto ns = [](clockid_t clock) {
+    timespec ts{};
+    clock_gettime(clock, &ts);
+    return ts.tv_sec * 1e9 + ts.tv_nsec;
+  };
+  double cpu0 = ns(CLOCK_PROCESS_CPUTIME_ID), wall0 = ns(CLOCK_MONOTONIC);
+  RecoveryManager rm(Options());
+  auto until = std::chrono::steady_clock::now() + 300ms;
+  volatile uint64_t spin = 0;
+  while (std::chrono::steady_clock::now() < until) spin = spin + 1;
+  double reported = rm.get_system_info().cpu_percent;
+  double expected = 100 * (ns(CLOCK_PROCESS_CPUTIME_ID) - cpu0) / (ns(CLOCK_MONOTONIC) - wall0);
+  ASSERT_GT(expected, 10) << "the spin loop got no CPU at all";
+  EXPECT_NEAR(reported, expected, expected * 0.3);
+}
+
+TEST_F(ManagerTest, AnUnusableJournalNeverStopsTheApplication) {
+  RecoveryOptions o = Options();
+  fs::path file = dir_ / "not_a_directory";
+  std::ofstream(file) << "x";
+  o.journal_dir = file.string();
+  RecoveryManager rm(o);
+  rm.set_gauge("active_connections", 2);
+  EXPECT_THROW(rm.exception_handler("x", [] { throw std::runtime_error("e"); }),
+               std::runtime_error);
+  EXPECT_GT(rm.journal_failures(), 0u);
+  EXPECT_EQ(rm.state().gauge("active_connections"), 2);
+  EXPECT_EQ(rm.get_system_info().last_error, "e");
+}
+
+TEST_F(ManagerTest, SnapshotsKeepStartupFromRefoldingHistory) {
+  RecoveryOptions o = Options();
+  o.snapshot_every = 100;
+  {
+    RecoveryManager rm(o);
+    for (int i = 0; i < 1000; ++i) rm.set_gauge("g", i);
+  }
+  auto reader = Reader::Open(o.journal_dir, kAppStream);
+  ASSERT_TRUE(reader.ok());
+  auto snaps = (*reader)->Snapshots();
+  ASSERT_TRUE(snaps.ok());
+  EXPECT_GE(snaps->size(), 10u);
+  RecoveryManager again(o);
+  EXPECT_EQ(again.state().event_count, (*reader)->last_seq() + 3);  // + Config, Starting, Running
+}
+
+TEST_F(ManagerTest, SpeaksTheNotifyProtocol) {
+  // An abstract socket, as systemd and blackbox-watchdog may use.
+  int fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  ASSERT_GE(fd, 0);
+  std::string name = "@bb_notify_test_" + std::to_string(getpid());
+  sockaddr_un addr{};
+  addr.sun_family = AF_UNIX;
+  std::memcpy(addr.sun_path + 1, name.c_str() + 1, name.size() - 1);
+  ASSERT_EQ(
+      bind(fd, reinterpret_cast<sockaddr*>(&addr), offsetof(sockaddr_un, sun_path) + name.size()),
+      0);
+  timeval tv{2, 0};
+  setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+  setenv("NOTIFY_SOCKET", name.c_str(), 1);
+  setenv("WATCHDOG_USEC", "100000", 1);
+  std::vector<std::string> got;
+  auto receive_until = [&](std::string_view want) {
+    char buf[512];
+    while (true) {
+      ssize_t n = recv(fd, buf, sizeof buf, 0);
+      if (n <= 0) return false;
+      got.emplace_back(buf, n);
+      if (got.back().find(want) != std::string::npos) return true;
+    }
+  };
+  {
+    RecoveryManager rm(Options());
+    unsetenv("NOTIFY_SOCKET");
+    unsetenv("WATCHDOG_USEC");
+    EXPECT_TRUE(receive_until("READY=1"));
+    EXPECT_TRUE(receive_until("WATCHDOG=1"));  // every 50 ms
+    rm.heartbeat();
+    rm.graceful_shutdown();
+    EXPECT_TRUE(receive_until("STOPPING=1"));
+  }
+  close(fd);
+  bool saw_status = false;
+  for (auto& m : got) saw_status = saw_status || m.rfind("STATUS=running", 0) == 0;
+  EXPECT_TRUE(saw_status);
+}
+
+}  // namespace
+}  // namespace blackbox

@@ -1,0 +1,191 @@
+// Process-level behaviour with real processes: crashy_child is forked and
+// exec'd, then the journal it leaves behind is folded and inspected.
+#include <gtest/gtest.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+
+#include "blackbox/journal.h"
+#include "blackbox/state.h"
+
+extern char** environ;
+
+namespace blackbox {
+namespace {
+
+namespace fs = std::filesystem;
+
+struct Child {
+  pid_t pid = -1;
+  int out = -1;  // read end of the child's stdout
+};
+
+class ProcessTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = fs::temp_directory_path() /
+           ("bb_process_" + std::to_string(::getpid()) + "_" +
+            ::testing::UnitTest::GetInstance()->current_test_info()->name());
+    fs::remove_all(dir_);
+    fs::create_directories(dir_);
+    root_ = (dir_ / "journal").string();
+    marker_ = (dir_ / "marker").string();
+  }
+  void TearDown() override { fs::remove_all(dir_); }
+
+  Child Spawn(const std::string& mode) {
+    int fds[2];
+    EXPECT_EQ(pipe(fds), 0);
+    posix_spawn_file_actions_t actions;
+    posix_spawn_file_actions_init(&actions);
+    posix_spawn_file_actions_adddup2(&actions, fds[1], 1);
+    posix_spawn_file_actions_addclose(&actions, fds[0]);
+    std::string bin = CRASHY_CHILD;
+    std::vector<char*> argv = {bin.data(), const_cast<char*>(mode.c_str()), root_.data(),
+                               marker_.data(), nullptr};
+    Child c;
+    EXPECT_EQ(posix_spawn(&c.pid, bin.c_str(), &actions, nullptr, argv.data(), environ), 0);
+    posix_spawn_file_actions_destroy(&actions);
+    close(fds[1]);
+    c.out = fds[0];
+    return c;
+  }
+  // Blocks until the child printed "ready" (its manager is initialized).
+  void WaitReady(const Child& c) {
+    std::string got;
+    char ch;
+    while (got.find("ready\n") == std::string::npos && read(c.out, &ch, 1) == 1) got += ch;
+    ASSERT_NE(got.find("ready\n"), std::string::npos);
+  }
+  int Wait(Child& c) {
+    int status = 0;
+    EXPECT_EQ(waitpid(c.pid, &status, 0), c.pid);
+    close(c.out);
+    return status;
+  }
+  int RunToEnd(const std::string& mode) {
+    Child c = Spawn(mode);
+    return Wait(c);
+  }
+  SystemState Load() {
+    auto s = LoadState(root_);
+    EXPECT_TRUE(s.ok()) << s.status().ToString();
+    return s.ok() ? s.value() : SystemState{};
+  }
+  std::vector<fb::CrashT> Crashes() {
+    std::vector<fb::CrashT> out;
+    auto reader = Reader::Open(root_, kAppStream);
+    EXPECT_TRUE(reader.ok());
+    (*reader)->Scan({}, [&](const Record& r) {
+      if (auto* c = r.event->payload_as_Crash()) out.emplace_back(*c->UnPack());
+      return true;
+    });
+    return out;
+  }
+
+  fs::path dir_;
+  std::string root_;
+  std::string marker_;
+};
+
+TEST_F(ProcessTest, SegfaultIsJournaledByTheNextStartWithTheCrashingFunctionNamed) {
+  int status = RunToEnd("segv");
+  ASSERT_TRUE(WIFSIGNALED(status));
+  EXPECT_EQ(WTERMSIG(status), SIGSEGV);  // re-raised: the exit status stays true
+  ASSERT_EQ(RunToEnd("run"), 0);
+
+  std::vector<fb::CrashT> crashes = Crashes();
+  ASSERT_EQ(crashes.size(), 1u);
+  const fb::CrashT& crash = crashes[0];
+  EXPECT_EQ(crash.origin, fb::CrashOrigin::Signal);
+  EXPECT_EQ(crash.signal, SIGSEGV);
+  EXPECT_EQ(crash.signal_name, "SIGSEGV");
+  EXPECT_EQ(crash.fault_address, 0u);
+  ASSERT_FALSE(crash.frames.empty());
+  EXPECT_NE(crash.frames[0].find("crash_in_named_function(int volatile*)"), std::string::npos)
+      << crash.frames[0];
+
+  SystemState s = Load();
+  EXPECT_EQ(s.crash_count, 1u);
+  EXPECT_EQ(s.restart_count, 1);
+  ASSERT_TRUE(s.last_crash.has_value());
+  EXPECT_NE(s.last_crash->first_frame.find("crash_in_named_function"), std::string::npos);
+  EXPECT_EQ(s.status, fb::Phase::Stopped);
+}
+
+TEST_F(ProcessTest, TerminateRecordsTheUncaughtExceptionsTypeAndMessage) {
+  int status = RunToEnd("terminate");
+  ASSERT_TRUE(WIFSIGNALED(status));
+  EXPECT_EQ(WTERMSIG(status), SIGABRT);
+  ASSERT_EQ(RunToEnd("run"), 0);
+
+  std::vector<fb::CrashT> crashes = Crashes();
+  ASSERT_EQ(crashes.size(), 1u);  // one record, not one per handler
+  EXPECT_EQ(crashes[0].origin, fb::CrashOrigin::Terminate);
+  EXPECT_EQ(crashes[0].exception_type, "std::runtime_error");
+  EXPECT_EQ(crashes[0].exception_message, "order book corrupted");
+  EXPECT_EQ(crashes[0].signal, SIGABRT);
+  SystemState s = Load();
+  ASSERT_TRUE(s.last_crash.has_value());
+  EXPECT_EQ(s.last_crash->exception_message, "order book corrupted");
+}
+
+TEST_F(ProcessTest, SigkillIsCountedAsARestartByTheNextStart) {
+  ASSERT_EQ(RunToEnd("run"), 0);
+  EXPECT_EQ(Load().restart_count, 0);
+  Child c = Spawn("hang");
+  WaitReady(c);
+  kill(c.pid, SIGKILL);
+  int status = Wait(c);
+  ASSERT_TRUE(WIFSIGNALED(status));
+  ASSERT_EQ(RunToEnd("run"), 0);
+  SystemState s = Load();
+  EXPECT_EQ(s.restart_count, 1);
+  EXPECT_EQ(s.crash_count, 0u);  // nothing was caught in-process: SIGKILL cannot be
+  // A clean run after it adds nothing.
+  ASSERT_EQ(RunToEnd("run"), 0);
+  EXPECT_EQ(Load().restart_count, 1);
+}
+
+TEST_F(ProcessTest, SigtermRunsCleanupCallbacksAndExitsZero) {
+  Child c = Spawn("sigterm");
+  WaitReady(c);
+  kill(c.pid, SIGTERM);
+  int status = Wait(c);
+  ASSERT_TRUE(WIFEXITED(status));
+  EXPECT_EQ(WEXITSTATUS(status), 0);
+  std::ifstream marker(marker_);
+  std::string line;
+  std::getline(marker, line);
+  EXPECT_EQ(line, "cleanup ran");
+
+  SystemState s = Load();
+  EXPECT_EQ(s.status, fb::Phase::Stopped);
+  EXPECT_EQ(s.restart_count, 0);
+  // The state file was written at shutdown, atomically, with the seed's shape.
+  std::ifstream state_file(dir_ / "system_state.json");
+  std::string text((std::istreambuf_iterator<char>(state_file)), {});
+  EXPECT_NE(text.find("\"status\": \"stopped\""), std::string::npos) << text;
+}
+
+TEST_F(ProcessTest, ExhaustedRecoveriesShutDownWithANonZeroStatus) {
+  int status = RunToEnd("recover_fail");
+  ASSERT_TRUE(WIFEXITED(status));
+  EXPECT_EQ(WEXITSTATUS(status), 70);
+  std::ifstream marker(marker_);
+  EXPECT_TRUE(marker.good()) << "cleanup callbacks run before giving up";
+  SystemState s = Load();
+  EXPECT_EQ(s.status, fb::Phase::Failed);
+  EXPECT_EQ(s.recovery_attempts, 3);
+  EXPECT_EQ(s.error_count, 3u);
+  // A controlled stop: the next start does not count a crash.
+  ASSERT_EQ(RunToEnd("run"), 0);
+  EXPECT_EQ(Load().restart_count, 0);
+}
+
+}  // namespace
+}  // namespace blackbox
