@@ -126,7 +126,7 @@ std::optional<double> ParseSeconds(std::string_view text) {
 
 std::optional<std::string> SetOption(Options& o, std::string_view key, std::string_view value) {
   if (key == "command") {
-    if (value.empty()) return std::string("the command must not be empty");
+    if (value.empty() && o.command.empty()) return std::string("the program must not be empty");
     o.command.emplace_back(value);
     return std::nullopt;
   }

@@ -1,0 +1,168 @@
+#!/usr/bin/env python3
+"""blackbox-watchdog beside supervisord, in one run.
+
+1. Crash-to-restart latency at restart delay 0 over N crashes: the child
+   appends its CLOCK_MONOTONIC start time to a file and exits 1 at once, so the
+   gap between consecutive starts is exit + detection + respawn + exec.
+2. Footprint over 60 s of supervising a healthy (sleeping) child: RSS at the
+   end and CPU seconds (utime + stime) spent during the window, both
+   supervisors measured in the same 60 s.
+
+usage: bench_watchdog.py WATCHDOG_BIN TEST_CHILD_BIN [--crashes 50] [--seconds 60]
+Installs Debian's `supervisor` package when supervisord is missing.
+"""
+import argparse
+import os
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+
+def ensure_supervisord():
+    if shutil.which("supervisord") is None:
+        print("supervisord not found: apt-get install -y supervisor", flush=True)
+        subprocess.run(["apt-get", "install", "-y", "supervisor"], check=True,
+                       stdout=subprocess.DEVNULL)
+    out = subprocess.run(["supervisord", "--version"], capture_output=True, text=True)
+    return out.stdout.strip()
+
+
+def wait_lines(path, count, timeout):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if os.path.exists(path):
+            with open(path) as f:
+                if sum(1 for _ in f) >= count:
+                    return True
+        time.sleep(0.05)
+    return False
+
+
+def gaps_ms(path, count):
+    with open(path) as f:
+        starts = [int(line) for line in f if line.strip()][:count + 1]
+    return [(b - a) / 1e6 for a, b in zip(starts, starts[1:])]
+
+
+def supervisord_conf(work, name, command):
+    conf = os.path.join(work, f"{name}.conf")
+    with open(conf, "w") as f:
+        f.write(f"""[supervisord]
+nodaemon=true
+logfile={work}/{name}.log
+pidfile={work}/{name}.pid
+childlogdir={work}
+
+[program:{name}]
+command={command}
+autostart=true
+autorestart=true
+startsecs=0
+startretries=1000
+exitcodes=0
+stdout_logfile=NONE
+stderr_logfile=NONE
+""")
+    return conf
+
+
+def proc_cpu_rss(pid):
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    cpu = (int(fields[11]) + int(fields[12])) / CLK_TCK  # utime + stime
+    rss_kb = 0
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                rss_kb = int(line.split()[1])
+    return cpu, rss_kb / 1024.0
+
+
+def latency(args, work, version):
+    n = args.crashes
+    wd_starts = os.path.join(work, "wd-starts")
+    wd = subprocess.run(
+        [args.watchdog, "--restart-delay", "0", "--max-restarts", str(n),
+         "--journal", os.path.join(work, "wd-journal"), "--state-dir", os.path.join(work, "wd-state"),
+         "--", args.child, "record-start", wd_starts],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=120)
+    assert wd.returncode == 1, f"watchdog exited {wd.returncode}, expected 1 (budget spent)"
+
+    sd_starts = os.path.join(work, "sd-starts")
+    conf = supervisord_conf(work, "crasher", f"{args.child} record-start {sd_starts}")
+    sd = subprocess.Popen(["supervisord", "-c", conf], stdout=subprocess.DEVNULL,
+                          stderr=subprocess.DEVNULL)
+    try:
+        ok = wait_lines(sd_starts, n + 1, timeout=n * 3 + 30)
+    finally:
+        sd.send_signal(signal.SIGTERM)
+        sd.wait(timeout=30)
+    assert ok, "supervisord did not restart the child often enough"
+
+    rows = []
+    for name, path in (("blackbox-watchdog", wd_starts), (version, sd_starts)):
+        gaps = gaps_ms(path, n)
+        rows.append((name, len(gaps), statistics.median(gaps), max(gaps)))
+    return rows
+
+
+def footprint(args, work, version):
+    wd = subprocess.Popen(
+        [args.watchdog, "--journal", os.path.join(work, "fp-journal"),
+         "--state-dir", os.path.join(work, "fp-state"),
+         "--", args.child, "sleep", os.path.join(work, "fp-wd-pid")],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    conf = supervisord_conf(work, "healthy",
+                            f"{args.child} sleep {os.path.join(work, 'fp-sd-pid')}")
+    sd = subprocess.Popen(["supervisord", "-c", conf], stdout=subprocess.DEVNULL,
+                          stderr=subprocess.DEVNULL)
+    try:
+        assert wait_lines(os.path.join(work, "fp-wd-pid"), 1, 10)
+        assert wait_lines(os.path.join(work, "fp-sd-pid"), 1, 10)
+        time.sleep(1)  # past start-up: the window measures supervising only
+        before = {p.pid: proc_cpu_rss(p.pid) for p in (wd, sd)}
+        time.sleep(args.seconds)
+        after = {p.pid: proc_cpu_rss(p.pid) for p in (wd, sd)}
+        rows = []
+        for name, p in (("blackbox-watchdog", wd), (version, sd)):
+            cpu_window = after[p.pid][0] - before[p.pid][0]
+            rows.append((name, after[p.pid][1], cpu_window * 1000, after[p.pid][0] * 1000))
+        return rows
+    finally:
+        for p in (wd, sd):
+            p.send_signal(signal.SIGTERM)
+            p.wait(timeout=30)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("watchdog")
+    parser.add_argument("child")
+    parser.add_argument("--crashes", type=int, default=50)
+    parser.add_argument("--seconds", type=float, default=60)
+    args = parser.parse_args()
+    version = "supervisord " + ensure_supervisord()
+    with tempfile.TemporaryDirectory(prefix="bbwd-bench.") as work:
+        print(f"crash-to-restart latency, restart delay 0, {args.crashes} crashes")
+        print(f"{'supervisor':<24}{'restarts':>9}{'median ms':>11}{'max ms':>10}")
+        rows = latency(args, work, version)
+        for name, count, median, worst in rows:
+            print(f"{name:<24}{count:>9}{median:>11.3f}{worst:>10.3f}")
+        print(f"ratio of medians: {rows[1][2] / rows[0][2]:.0f}x")
+        print()
+        print(f"footprint while supervising a healthy child for {args.seconds:.0f} s")
+        print(f"{'supervisor':<24}{'RSS MB':>8}{'CPU ms in window':>18}{'CPU ms total':>14}")
+        for name, rss, cpu_window, cpu_total in footprint(args, work, version):
+            print(f"{name:<24}{rss:>8.1f}{cpu_window:>18.1f}{cpu_total:>14.1f}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,549 @@
+// End-to-end tests of blackbox-watchdog with real processes: the watchdog
+// binary supervises the test_child helper (or /bin/sh scripts), and the tests
+// check its exit status, the processes left, and what it journaled.
+#include <fcntl.h>
+#include <gtest/gtest.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <filesystem>
+#include <fstream>
+#include <functional>
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <sstream>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "blackbox/event.h"
+#include "blackbox/journal.h"
+
+namespace {
+
+namespace fb = blackbox::fb;
+namespace fs = std::filesystem;
+using Clock = std::chrono::steady_clock;
+
+const std::string kWatchdog = BLACKBOX_WATCHDOG_BIN;
+const std::string kChild = WATCHDOG_TEST_CHILD_BIN;
+
+class TempDir {
+ public:
+  TempDir() {
+    char pattern[] = "/tmp/bbwd.XXXXXX";
+    path_ = ::mkdtemp(pattern);
+  }
+  ~TempDir() {
+    std::error_code ec;
+    fs::remove_all(path_, ec);
+  }
+  std::string operator/(std::string_view name) const { return path_ + "/" + std::string(name); }
+
+ private:
+  std::string path_;
+};
+
+std::string ReadFile(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::stringstream s;
+  s << in.rdbuf();
+  return s.str();
+}
+
+std::vector<std::string> Lines(const std::string& path) {
+  std::vector<std::string> lines;
+  std::istringstream in(ReadFile(path));
+  for (std::string line; std::getline(in, line);) lines.push_back(line);
+  return lines;
+}
+
+bool WaitFor(const std::function<bool()>& condition, double seconds) {
+  const auto deadline = Clock::now() + std::chrono::duration<double>(seconds);
+  while (Clock::now() < deadline) {
+    if (condition()) return true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  return condition();
+}
+
+// A process is gone once it no longer exists or is a zombie nobody reaped yet.
+bool Gone(pid_t pid) {
+  std::ifstream stat("/proc/" + std::to_string(pid) + "/stat");
+  if (!stat) return true;
+  std::string text((std::istreambuf_iterator<char>(stat)), {});
+  size_t close = text.rfind(')');
+  return close != std::string::npos && close + 2 < text.size() && text[close + 2] == 'Z';
+}
+
+// Runs a program with stdout/stderr to files; kills it if the test ends first.
+class Process {
+ public:
+  Process(const std::vector<std::string>& args, const std::string& out, const std::string& err) {
+    pid_ = ::fork();
+    if (pid_ == 0) {
+      int o = ::open(out.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+      int e = ::open(err.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+      ::dup2(o, 1);
+      ::dup2(e, 2);
+      std::vector<char*> argv;
+      for (const std::string& a : args) argv.push_back(const_cast<char*>(a.c_str()));
+      argv.push_back(nullptr);
+      ::execv(argv[0], argv.data());
+      ::_exit(127);
+    }
+  }
+  ~Process() {
+    if (!status_) {
+      ::kill(pid_, SIGKILL);
+      ::waitpid(pid_, nullptr, 0);
+    }
+  }
+  pid_t pid() const { return pid_; }
+  // The exit status, or nullopt if it still runs after `seconds`.
+  std::optional<int> Wait(double seconds) {
+    if (status_) return status_;
+    int fd = static_cast<int>(::syscall(SYS_pidfd_open, pid_, 0));
+    pollfd p{fd, POLLIN, 0};
+    int ready = ::poll(&p, 1, static_cast<int>(seconds * 1000));
+    ::close(fd);
+    if (ready <= 0) return std::nullopt;
+    int status = 0;
+    ::waitpid(pid_, &status, 0);
+    status_ = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+    return status_;
+  }
+
+ private:
+  pid_t pid_ = -1;
+  std::optional<int> status_;
+};
+
+// One watchdog run inside a fresh directory: journal, state dir, output files.
+class WatchdogTest : public ::testing::Test {
+ protected:
+  std::string journal() const { return dir_ / "journal"; }
+  std::string state() const { return dir_ / "state"; }
+  std::string file(std::string_view name) const { return dir_ / name; }
+
+  std::vector<std::string> Args(std::vector<std::string> options,
+                                const std::vector<std::string>& command) const {
+    std::vector<std::string> args = {kWatchdog, "--journal", journal(), "--state-dir", state()};
+    args.insert(args.end(), options.begin(), options.end());
+    if (!command.empty()) {
+      args.push_back("--");
+      args.insert(args.end(), command.begin(), command.end());
+    }
+    return args;
+  }
+  std::unique_ptr<Process> Start(std::vector<std::string> options,
+                                 const std::vector<std::string>& command,
+                                 std::string_view tag = "watchdog") {
+    return std::make_unique<Process>(Args(std::move(options), command),
+                                     file(std::string(tag) + ".out"),
+                                     file(std::string(tag) + ".err"));
+  }
+  // Runs a short-lived invocation (--status, --stop, a refused start).
+  int Run(const std::vector<std::string>& args, std::string* out = nullptr,
+          std::string* err = nullptr) {
+    Process p(args, file("cmd.out"), file("cmd.err"));
+    std::optional<int> status = p.Wait(30);
+    if (out != nullptr) *out = ReadFile(file("cmd.out"));
+    if (err != nullptr) *err = ReadFile(file("cmd.err"));
+    return status.value_or(-1);
+  }
+
+  std::vector<std::unique_ptr<fb::EventT>> Events() const {
+    std::vector<std::unique_ptr<fb::EventT>> events;
+    auto reader = blackbox::Reader::Open(journal(), blackbox::kWatchdogStream);
+    if (!reader.ok()) {
+      ADD_FAILURE() << reader.status().ToString();
+      return events;
+    }
+    blackbox::Status st = reader.value()->Scan({}, [&](const blackbox::Record& r) {
+      events.emplace_back(r.event->UnPack());
+      return true;
+    });
+    EXPECT_TRUE(st.ok()) << st.ToString();
+    return events;
+  }
+  template <class T>
+  static std::vector<const T*> Payloads(const std::vector<std::unique_ptr<fb::EventT>>& events) {
+    std::vector<const T*> out;
+    for (const auto& e : events) {
+      if (e->payload.type == fb::PayloadTraits<typename T::TableType>::enum_value) {
+        out.push_back(static_cast<const T*>(e->payload.value));
+      }
+    }
+    return out;
+  }
+  static int CountPhase(const std::vector<std::unique_ptr<fb::EventT>>& events, fb::Phase phase,
+                        bool with_child = true) {
+    int n = 0;
+    for (const fb::LifecycleT* l : Payloads<fb::LifecycleT>(events)) {
+      if (l->phase == phase && (!with_child || l->child_pid != 0)) ++n;
+    }
+    return n;
+  }
+
+  TempDir dir_;
+};
+
+TEST_F(WatchdogTest, CrashLoopStopsAfterMaxRestartsWithExactStartCount) {
+  auto wd = Start({"--max-restarts", "3", "--restart-delay", "0.05"},
+                  {kChild, "count", file("starts"), "1"});
+  ASSERT_EQ(wd->Wait(20), 1) << ReadFile(file("watchdog.err"));
+  EXPECT_EQ(Lines(file("starts")).size(), 4u);  // the first start + 3 restarts
+
+  auto events = Events();
+  EXPECT_EQ(CountPhase(events, fb::Phase::Starting), 4);
+  auto restarts = Payloads<fb::RestartT>(events);
+  ASSERT_EQ(restarts.size(), 3u);
+  for (int i = 0; i < 3; ++i) {
+    EXPECT_EQ(restarts[i]->attempt, i + 1);
+    EXPECT_EQ(restarts[i]->reason, fb::RestartReason::Crash);
+    EXPECT_EQ(restarts[i]->exit_code, 1);
+    EXPECT_EQ(restarts[i]->delay_ms, 50);
+  }
+  auto crashes = Payloads<fb::CrashT>(events);
+  ASSERT_EQ(crashes.size(), 4u);
+  EXPECT_EQ(crashes.back()->origin, fb::CrashOrigin::Watchdog);
+  EXPECT_EQ(crashes.back()->exit_code, 1);
+  auto last = Payloads<fb::LifecycleT>(events).back();
+  EXPECT_EQ(last->phase, fb::Phase::Failed);
+  EXPECT_NE(ReadFile(file("watchdog.err")).find("giving up"), std::string::npos);
+}
+
+TEST_F(WatchdogTest, RestartWindowForgetsRestartsOfAStableRun) {
+  // Each run lasts ~0.3 s, longer than the 0.2 s window: the budget of one
+  // restart is never spent, so the loop only ends when the script says so.
+  const std::string script =
+      "n=$(wc -l < \"$1\" 2>/dev/null || echo 0); echo x >> \"$1\"; "
+      "sleep 0.3; [ \"$n\" -ge 3 ] && exit 0; exit 1";
+  auto wd = Start({"--max-restarts", "1", "--restart-window", "0.2", "--restart-delay", "0"},
+                  {"/bin/sh", "-c", script, "sh", file("runs")});
+  ASSERT_EQ(wd->Wait(20), 0) << ReadFile(file("watchdog.err"));
+  EXPECT_EQ(Lines(file("runs")).size(), 4u);
+  auto events = Events();
+  for (const fb::RestartT* r : Payloads<fb::RestartT>(events)) EXPECT_EQ(r->attempt, 1);
+}
+
+TEST_F(WatchdogTest, HangDetectedWhenSystemdNotifyHeartbeatsStop) {
+  // Five heartbeats from systemd-notify (its own process, in the child's
+  // group), then silence.
+  const std::string script =
+      "echo $$ >> \"$1\"; for i in 1 2 3 4 5; do systemd-notify WATCHDOG=1 || exit 9; "
+      "sleep 0.1; done; sleep 60";
+  auto wd = Start({"--watchdog-timeout", "0.5", "--stop-timeout", "0.5", "--max-restarts", "1",
+                   "--restart-delay", "0.05"},
+                  {"/bin/sh", "-c", script, "sh", file("starts")});
+  ASSERT_EQ(wd->Wait(20), 1) << ReadFile(file("watchdog.err"));
+  EXPECT_EQ(Lines(file("starts")).size(), 2u);
+
+  auto events = Events();
+  // The heartbeats were heard: the first one marked the child running.
+  EXPECT_EQ(CountPhase(events, fb::Phase::Running), 2);
+  auto limits = Payloads<fb::LimitT>(events);
+  ASSERT_FALSE(limits.empty());
+  EXPECT_EQ(limits.front()->kind, fb::LimitKind::Heartbeat);
+  EXPECT_EQ(limits.front()->action, fb::LimitAction::Abort);
+  EXPECT_GE(limits.front()->value, 500);
+  auto restarts = Payloads<fb::RestartT>(events);
+  ASSERT_EQ(restarts.size(), 1u);
+  EXPECT_EQ(restarts[0]->reason, fb::RestartReason::Hang);
+  EXPECT_EQ(restarts[0]->signal, SIGABRT);
+  auto crashes = Payloads<fb::CrashT>(events);
+  ASSERT_FALSE(crashes.empty());
+  EXPECT_EQ(crashes[0]->signal, SIGABRT);
+  EXPECT_EQ(crashes[0]->signal_name, "SIGABRT");
+
+  // Hung only after the heartbeats stopped: ~0.5 s of beats + 0.5 s timeout.
+  int64_t start_ns = 0, abort_ns = 0;
+  for (const auto& e : events) {
+    if (e->payload.type == fb::Payload::Lifecycle && start_ns == 0 &&
+        e->payload.AsLifecycle()->phase == fb::Phase::Starting &&
+        e->payload.AsLifecycle()->child_pid != 0) {
+      start_ns = e->time_ns;
+    }
+    if (e->payload.type == fb::Payload::Limit && abort_ns == 0) abort_ns = e->time_ns;
+  }
+  EXPECT_GE(abort_ns - start_ns, 900'000'000);
+}
+
+TEST_F(WatchdogTest, MemoryHogIsRestartedWithReasonMemory) {
+  // --max-cpu out of reach: touching the pages takes a full core for a moment.
+  auto wd = Start({"--max-memory", "64", "--max-cpu", "1000", "--health-check-interval", "0.05",
+                   "--limit-cycles", "2", "--stop-timeout", "1", "--max-restarts", "1",
+                   "--restart-delay", "0.05"},
+                  {kChild, "hog", "128", file("starts")});
+  ASSERT_EQ(wd->Wait(20), 1) << ReadFile(file("watchdog.err"));
+  EXPECT_EQ(Lines(file("starts")).size(), 2u);
+
+  auto events = Events();
+  auto restarts = Payloads<fb::RestartT>(events);
+  ASSERT_EQ(restarts.size(), 1u);
+  EXPECT_EQ(restarts[0]->reason, fb::RestartReason::Memory);
+  EXPECT_EQ(restarts[0]->signal, SIGTERM);  // stopped gracefully
+  int warns = 0, stops = 0;
+  for (const fb::LimitT* l : Payloads<fb::LimitT>(events)) {
+    EXPECT_EQ(l->kind, fb::LimitKind::Memory);
+    EXPECT_GT(l->value, 64);
+    if (l->action == fb::LimitAction::Warn) ++warns;
+    if (l->action == fb::LimitAction::Stop) {
+      ++stops;
+      EXPECT_EQ(l->consecutive, 2);
+    }
+  }
+  EXPECT_EQ(stops, 2);  // one per run
+  EXPECT_GE(warns, 2);
+  // A stop the watchdog ordered is not a crash.
+  EXPECT_TRUE(Payloads<fb::CrashT>(events).empty());
+  bool sampled = false;
+  for (const fb::HealthT* h : Payloads<fb::HealthT>(events)) sampled |= h->rss_bytes > (64u << 20);
+  EXPECT_TRUE(sampled);
+}
+
+TEST_F(WatchdogTest, StopEscalatesToSigkillForChildIgnoringSigterm) {
+  auto wd = Start({"--stop-timeout", "0.3"}, {kChild, "ignore-term", file("pid")});
+  ASSERT_TRUE(WaitFor([&] { return Lines(file("pid")).size() == 1; }, 10));
+  const pid_t child = std::stoi(Lines(file("pid"))[0]);
+
+  std::string out;
+  const auto before = Clock::now();
+  ASSERT_EQ(Run({kWatchdog, "--stop", "--state-dir", state()}, &out), 0) << out;
+  const double took = std::chrono::duration<double>(Clock::now() - before).count();
+  EXPECT_GE(took, 0.3);
+  EXPECT_NE(out.find("stopped watchdog"), std::string::npos) << out;
+  EXPECT_NE(out.find("signal 9"), std::string::npos) << out;
+  EXPECT_EQ(wd->Wait(5), 0);
+  EXPECT_TRUE(Gone(child));
+
+  auto events = Events();
+  auto lifecycle = Payloads<fb::LifecycleT>(events);
+  ASSERT_FALSE(lifecycle.empty());
+  EXPECT_EQ(lifecycle.back()->phase, fb::Phase::Stopped);
+  EXPECT_EQ(lifecycle.back()->signal, SIGKILL);
+  EXPECT_EQ(lifecycle.back()->child_pid, child);
+}
+
+TEST_F(WatchdogTest, StopOfAPoliteChildIsGracefulAndFast) {
+  auto wd = Start({"--stop-timeout", "10"}, {kChild, "sleep", file("pid")});
+  ASSERT_TRUE(WaitFor([&] { return Lines(file("pid")).size() == 1; }, 10));
+  const auto before = Clock::now();
+  ASSERT_EQ(Run({kWatchdog, "--stop", "--state-dir", state()}), 0);
+  EXPECT_LT(std::chrono::duration<double>(Clock::now() - before).count(), 5);
+  EXPECT_EQ(wd->Wait(5), 0);
+  auto events = Events();
+  auto lifecycle = Payloads<fb::LifecycleT>(events);
+  EXPECT_EQ(lifecycle.back()->phase, fb::Phase::Stopped);
+  EXPECT_EQ(lifecycle.back()->signal, SIGTERM);
+}
+
+TEST_F(WatchdogTest, FloodingChildDoesNotBlockHeartbeatsOrExit) {
+  // 256 MB of output while the child must beat every 0.5 s: a loop stuck on
+  // the pipe would miss the heartbeats and journal a hang.
+  auto wd = Start({"--watchdog-timeout", "0.5", "--max-restarts", "0"}, {kChild, "flood", "256"});
+  ASSERT_EQ(wd->Wait(60), 0) << ReadFile(file("watchdog.err"));
+  auto events = Events();
+  EXPECT_TRUE(Payloads<fb::LimitT>(events).empty());
+  auto lifecycle = Payloads<fb::LifecycleT>(events);
+  EXPECT_EQ(lifecycle.back()->phase, fb::Phase::Stopped);
+  EXPECT_EQ(lifecycle.back()->exit_code, 0);
+  EXPECT_EQ(fs::file_size(file("watchdog.out")), 256u << 20);
+}
+
+TEST_F(WatchdogTest, StatusJsonDescribesTheRunningChild) {
+  auto wd = Start({}, {kChild, "sleep", file("pid")});
+  ASSERT_TRUE(WaitFor([&] { return Lines(file("pid")).size() == 1; }, 10));
+  const pid_t child = std::stoi(Lines(file("pid"))[0]);
+
+  std::string out, err;
+  ASSERT_EQ(Run({kWatchdog, "--status", "--json", "--state-dir", state()}, &out, &err), 0) << err;
+  nlohmann::json status = nlohmann::json::parse(out);
+  EXPECT_EQ(status["watchdog_pid"], wd->pid());
+  EXPECT_EQ(status["child_pid"], child);
+  EXPECT_EQ(status["state"], "running");
+  EXPECT_EQ(status["restart_count"], 0);
+  EXPECT_EQ(status["watchdog_running"], true);
+  EXPECT_GT(status["child_rss_bytes"].get<uint64_t>(), 0u);
+
+  ASSERT_EQ(Run({kWatchdog, "--status", "--state-dir", state()}, &out), 0);
+  EXPECT_NE(out.find("running"), std::string::npos) << out;
+
+  ::kill(wd->pid(), SIGTERM);
+  ASSERT_EQ(wd->Wait(10), 0);
+  ASSERT_EQ(Run({kWatchdog, "--status", "--json", "--state-dir", state()}, &out), 3);
+  status = nlohmann::json::parse(out);
+  EXPECT_EQ(status["state"], "stopped");
+  EXPECT_EQ(status["watchdog_running"], false);
+  EXPECT_EQ(status["child_pid"], 0);
+}
+
+TEST_F(WatchdogTest, SecondInstanceOnTheSameStateDirIsRefused) {
+  auto wd = Start({}, {kChild, "sleep", file("pid")});
+  ASSERT_TRUE(WaitFor([&] { return Lines(file("pid")).size() == 1; }, 10));
+  std::string err;
+  EXPECT_EQ(Run(Args({}, {kChild, "sleep", file("pid2")}), nullptr, &err), 3);
+  EXPECT_NE(err.find("another watchdog (pid " + std::to_string(wd->pid()) + ")"), std::string::npos)
+      << err;
+  EXPECT_FALSE(fs::exists(file("pid2")));
+}
+
+TEST_F(WatchdogTest, StalePidFileOfAKilledWatchdogIsTakenOver) {
+  {
+    auto wd = Start({}, {kChild, "sleep", file("pid")});
+    ASSERT_TRUE(WaitFor([&] { return Lines(file("pid")).size() == 1; }, 10));
+    ::kill(wd->pid(), SIGKILL);
+    wd->Wait(5);
+  }
+  auto wd = Start({}, {kChild, "sleep", file("pid")}, "second");
+  ASSERT_TRUE(WaitFor([&] { return Lines(file("pid")).size() == 2; }, 10))
+      << ReadFile(file("second.err"));
+  EXPECT_EQ(std::stoi(ReadFile(state() + "/watchdog.pid")), wd->pid());
+}
+
+TEST_F(WatchdogTest, SigkilledWatchdogLeavesNoProcessBehind) {
+  // A shell with a background grandchild: PR_SET_PDEATHSIG alone would only
+  // reach the shell.
+  auto wd =
+      Start({}, {"/bin/sh", "-c", "sleep 300 & echo $$ $! > \"$1\"; wait", "sh", file("pids")});
+  ASSERT_TRUE(WaitFor([&] { return ReadFile(file("pids")).find(' ') != std::string::npos; }, 10));
+  pid_t shell = 0, grandchild = 0;
+  std::istringstream(ReadFile(file("pids"))) >> shell >> grandchild;
+  ASSERT_GT(grandchild, 0);
+  EXPECT_FALSE(Gone(shell));
+  EXPECT_FALSE(Gone(grandchild));
+
+  ::kill(wd->pid(), SIGKILL);
+  wd->Wait(5);
+  EXPECT_TRUE(WaitFor([&] { return Gone(shell) && Gone(grandchild); }, 5));
+}
+
+TEST_F(WatchdogTest, ArgumentsReachTheChildIntact) {
+  const std::vector<std::string> args = {"two words",   "it's", "a;b", "\"quoted\"",     "$HOME",
+                                         "back\\slash", "",     "*",   "--not-an-option"};
+  std::vector<std::string> command = {kChild, "argv", file("argv")};
+  command.insert(command.end(), args.begin(), args.end());
+  auto wd = Start({}, command);
+  ASSERT_EQ(wd->Wait(10), 0) << ReadFile(file("watchdog.err"));
+  std::string expected;
+  for (const std::string& a : args) expected += a + '\0';
+  EXPECT_EQ(ReadFile(file("argv")), expected);
+}
+
+TEST_F(WatchdogTest, ChildSeesTheNotifyEnvironment) {
+  auto wd = Start({"--watchdog-timeout", "5"},
+                  {"/bin/sh", "-c",
+                   "echo \"$NOTIFY_SOCKET|$WATCHDOG_USEC|$WATCHDOG_PID|$$|$BLACKBOX_JOURNAL\" > "
+                   "\"$1\"",
+                   "sh", file("env")});
+  ASSERT_EQ(wd->Wait(10), 0);
+  std::string env = ReadFile(file("env"));
+  std::vector<std::string> parts;
+  std::istringstream in(env.substr(0, env.size() - 1));
+  for (std::string part; std::getline(in, part, '|');) parts.push_back(part);
+  ASSERT_EQ(parts.size(), 5u) << env;
+  EXPECT_EQ(parts[0], fs::absolute(state()).string() + "/notify.sock");
+  EXPECT_EQ(parts[1], "5000000");
+  EXPECT_EQ(parts[2], parts[3]);
+  EXPECT_EQ(parts[4], journal());
+}
+
+TEST_F(WatchdogTest, CleanExitEndsTheWatchdogUnlessRestartAlways) {
+  auto once = Start({}, {kChild, "count", file("once"), "0"});
+  ASSERT_EQ(once->Wait(10), 0);
+  EXPECT_EQ(Lines(file("once")).size(), 1u);
+
+  auto always = Start({"--restart", "always", "--restart-delay", "0", "--max-restarts", "2"},
+                      {kChild, "count", file("always"), "0"}, "always");
+  ASSERT_EQ(always->Wait(10), 1);
+  EXPECT_EQ(Lines(file("always")).size(), 3u);
+  auto events = Events();
+  for (const fb::RestartT* r : Payloads<fb::RestartT>(events)) {
+    EXPECT_EQ(r->reason, fb::RestartReason::Exit);
+  }
+}
+
+TEST_F(WatchdogTest, MatchedOutputLinesAreJournaledWithRateLimit) {
+  const std::string script =
+      "echo 'all good'; echo 'ERROR: disk on fire' >&2; i=0; "
+      "while [ $i -lt 50 ]; do echo \"FATAL $i\"; i=$((i+1)); done";
+  auto wd = Start({}, {"/bin/sh", "-c", script});
+  ASSERT_EQ(wd->Wait(10), 0);
+  auto events = Events();
+  auto lines = Payloads<fb::LogLineT>(events);
+  ASSERT_GE(lines.size(), 2u);
+  EXPECT_EQ(lines[0]->source, "stderr");
+  EXPECT_EQ(lines[0]->text, "ERROR: disk on fire");
+  EXPECT_EQ(lines[0]->pattern, "ERROR|CRITICAL|FATAL");
+  uint32_t reported = 0, suppressed = 0;
+  for (const fb::LogLineT* l : lines) {
+    if (!l->text.empty()) ++reported;
+    suppressed += l->suppressed;
+  }
+  EXPECT_LT(reported, 51u);
+  EXPECT_EQ(reported + suppressed, 51u);
+  EXPECT_EQ(ReadFile(file("watchdog.out")).substr(0, 9), "all good\n");
+}
+
+TEST_F(WatchdogTest, SavedConfigurationIsReloadedAndOverridable) {
+  auto first = Start({"--max-restarts", "1", "--restart-delay", "0.05"},
+                     {kChild, "count", file("starts"), "1"});
+  ASSERT_EQ(first->Wait(10), 1);
+  EXPECT_EQ(Lines(file("starts")).size(), 2u);
+  struct stat st {};
+  ASSERT_EQ(::stat((state() + "/watchdog.toml").c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 0777, 0600u);
+
+  // Same command and restart budget from the saved file; one value overridden.
+  auto second = Start({"--restart-delay", "0"}, {}, "second");
+  ASSERT_EQ(second->Wait(10), 1) << ReadFile(file("second.err"));
+  EXPECT_EQ(Lines(file("starts")).size(), 4u);
+  auto events = Events();
+  auto restarts = Payloads<fb::RestartT>(events);
+  ASSERT_EQ(restarts.size(), 2u);
+  EXPECT_EQ(restarts[1]->delay_ms, 0);
+}
+
+TEST_F(WatchdogTest, ConfigFileValuesLoseToTheCommandLine) {
+  std::ofstream(file("wd.toml")) << "max_restarts = 5\nrestart_delay = 0.01\n"
+                                 << "app_script = \"" << kChild << "\"\n";
+  auto wd = Start({"--config", file("wd.toml"), "--max-restarts", "1"}, {});
+  ASSERT_EQ(wd->Wait(10), 1);
+  auto events = Events();
+  EXPECT_EQ(Payloads<fb::RestartT>(events).size(), 1u);
+}
+
+TEST_F(WatchdogTest, BadValuesExitWithStatus2AndNameTheOption) {
+  struct Case {
+    std::vector<std::string> args;
+    std::string names;
+  };
+  const std::vector<Case> cases = {
+      {{"--restart-delay", "soon"}, "--restart-delay"},
+      {{"--max-restarts", "-1"}, "--max-restarts"},
+      {{"--health-check-interval", "0"}, "--health-check-interval"},
+      {{"--restart", "sometimes"}, "--restart"},
+      {{"--max-memory", "lots"}, "--max-memory"},
+      {{"--error-pattern", "(unclosed"}, "--error-pattern"},
+      {{"--watchdog-timeout", "nan"}, "--watchdog-timeout"},
+      {{"--no-such-option"}, "--no-such-option"},
+  };
+  for (const Case& c : cases) {
+    std::string err;
+    EXPECT_EQ(Run(Args(c.args, {"/bin/true"}), nullptr, &err), 2) << c.names;
+    EXPECT_NE(err.find(c.names), std::string::npos) << err;
+    EXPECT_EQ(std::count(err.begin(), err.end(), '\n'), 1) << err;
+  }
+  std::string err;
+  EXPECT_EQ(Run(Args({}, {file("missing-program")}), nullptr, &err), 2);
+  EXPECT_NE(err.find("not found"), std::string::npos) << err;
+}
+
+}  // namespace
