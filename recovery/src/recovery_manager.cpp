@@ -595,8 +595,17 @@ void RecoveryManager::Impl::Shutdown(fb::Phase final_phase, const std::string& r
   std::lock_guard once(shutdown_mu_);  // later callers wait for the first, then return
   if (shut_down_) return;
   notify_.Send("STOPPING=1");
-  Phase(fb::Phase::Stopping, reason);
   StopHealth();
+  {
+    // A last sample, so that the final state file carries real figures even
+    // when monitoring never ran.
+    HealthSampler sampler = [this] {
+      std::lock_guard lock(info_mu_);
+      return info_sampler_;
+    }();
+    HealthCheck(sampler);
+  }
+  Phase(fb::Phase::Stopping, reason);
   std::vector<NamedCallback> callbacks;
   {
     std::lock_guard lock(mu_);
