@@ -2,13 +2,14 @@
 """blackbox-watchdog beside supervisord, in one run.
 
 1. Crash-to-restart latency at restart delay 0 over N crashes: the child
-   appends its CLOCK_MONOTONIC start time to a file and exits 1 at once, so the
-   gap between consecutive starts is exit + detection + respawn + exec.
+   (crasher.c, static) appends its CLOCK_MONOTONIC start time to a file and
+   exits 1 at once, so the gap between consecutive starts is exit + detection
+   + respawn + exec.
 2. Footprint over 60 s of supervising a healthy (sleeping) child: RSS at the
    end and CPU seconds (utime + stime) spent during the window, both
    supervisors measured in the same 60 s.
 
-usage: bench_watchdog.py WATCHDOG_BIN TEST_CHILD_BIN [--crashes 50] [--seconds 60]
+usage: bench_watchdog.py WATCHDOG_BIN TEST_CHILD_BIN CRASHER_BIN [--crashes 50] [--seconds 60]
 Installs Debian's `supervisor` package when supervisord is missing.
 """
 import argparse
@@ -90,12 +91,12 @@ def latency(args, work, version):
     wd = subprocess.run(
         [args.watchdog, "--restart-delay", "0", "--max-restarts", str(n),
          "--journal", os.path.join(work, "wd-journal"), "--state-dir", os.path.join(work, "wd-state"),
-         "--", args.child, "record-start", wd_starts],
+         "--", args.crasher, wd_starts],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=120)
     assert wd.returncode == 1, f"watchdog exited {wd.returncode}, expected 1 (budget spent)"
 
     sd_starts = os.path.join(work, "sd-starts")
-    conf = supervisord_conf(work, "crasher", f"{args.child} record-start {sd_starts}")
+    conf = supervisord_conf(work, "crasher", f"{args.crasher} {sd_starts}")
     sd = subprocess.Popen(["supervisord", "-c", conf], stdout=subprocess.DEVNULL,
                           stderr=subprocess.DEVNULL)
     try:
@@ -145,6 +146,7 @@ def main():
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("watchdog")
     parser.add_argument("child")
+    parser.add_argument("crasher")
     parser.add_argument("--crashes", type=int, default=50)
     parser.add_argument("--seconds", type=float, default=60)
     args = parser.parse_args()

@@ -289,8 +289,7 @@ void Supervisor::Finish(int status) {
   done_ = true;
 }
 
-void Supervisor::DrainAndClose(bool is_stderr, int64_t now_ns) {
-  UniqueFd& fd = is_stderr ? child_->err : child_->out;
+void Supervisor::DrainAndClose(bool is_stderr, UniqueFd& fd, int64_t now_ns) {
   LineScanner& scanner = is_stderr ? err_scanner_ : out_scanner_;
   auto on_match = [&](const LineMatch& m) {
     fb::LogLineT line;
@@ -330,7 +329,7 @@ void Supervisor::OnOutput(bool is_stderr) {
   ssize_t n = ::read(fd.get(), buf, sizeof buf);
   if (n < 0) return;  // EAGAIN / EINTR: the next wakeup retries
   if (n == 0) {
-    DrainAndClose(is_stderr, MonoNowNs());  // the child closed it; it may still run
+    DrainAndClose(is_stderr, fd, MonoNowNs());  // the child closed it; it may still run
     return;
   }
   std::string_view data(buf, static_cast<size_t>(n));
@@ -355,65 +354,69 @@ void Supervisor::OnChildExit() {
   const int64_t exit_wall = WallNowNs();
   const pid_t pid = child_->pid;
   const ExitInfo exit = DecodeWaitStatus(*status);
+  const Cause cause = cause_;  // StartChild below resets cause_
 
   // Whatever is left of the group goes with its leader (systemd's
   // KillMode=control-group); then the pipes reach EOF.
   ::kill(-pid, SIGKILL);
   Unwatch(child_->pidfd.get());
-  DrainAndClose(false, exit_mono);
-  DrainAndClose(true, exit_mono);
+  Child old = std::move(*child_);
   child_.reset();
   parts_.guard.Watch(0);
   Arm(kill_timer_, 0);
   Arm(heartbeat_timer_, 0);
 
-  if (cause_ == Cause::kUserStop) {
-    RecordLifecycle(fb::Phase::Stopped,
-                    fmt::format("stopped on request; child {}", exit.Describe()), pid,
-                    Durability::kDurable, exit.code, exit.signal, exit.core_dumped, exit_wall);
+  std::optional<fb::RestartReason> reason;
+  if (cause == Cause::kMemory) {
+    reason = fb::RestartReason::Memory;
+  } else if (cause == Cause::kCpu) {
+    reason = fb::RestartReason::Cpu;
+  } else if (cause == Cause::kHang) {
+    reason = fb::RestartReason::Hang;
+  } else if (cause == Cause::kNone && !exit.clean()) {
+    reason = fb::RestartReason::Crash;
+  } else if (cause == Cause::kNone && parts_.options.restart == RestartMode::kAlways) {
+    reason = fb::RestartReason::Exit;
+  }
+  std::optional<RestartDecision> decision;
+  if (reason) decision = policy_.Decide(exit_mono);
+  // Restart first, journal after: neither the old child's last output nor
+  // the journal's fsync is on the restart's path.
+  const bool restart_now = decision && decision->allowed && decision->delay_ns == 0;
+  if (restart_now) StartChild();
+
+  DrainAndClose(false, old.out, exit_mono);
+  DrainAndClose(true, old.err, exit_mono);
+
+  if (!reason) {
+    const std::string why = cause == Cause::kUserStop
+                                ? fmt::format("stopped on request; child {}", exit.Describe())
+                                : fmt::format("child {}", exit.Describe());
+    RecordLifecycle(fb::Phase::Stopped, why, pid, Durability::kDurable, exit.code, exit.signal,
+                    exit.core_dumped, exit_wall);
     Finish(kExitOk);
     return;
-  }
-
-  fb::RestartReason reason = fb::RestartReason::Crash;
-  if (cause_ == Cause::kMemory) {
-    reason = fb::RestartReason::Memory;
-  } else if (cause_ == Cause::kCpu) {
-    reason = fb::RestartReason::Cpu;
-  } else if (cause_ == Cause::kHang) {
-    reason = fb::RestartReason::Hang;
-  } else if (exit.clean()) {
-    if (parts_.options.restart != RestartMode::kAlways) {
-      RecordLifecycle(fb::Phase::Stopped, "child exited with status 0", pid, Durability::kDurable,
-                      exit.code, exit.signal, exit.core_dumped, exit_wall);
-      Finish(kExitOk);
-      return;
-    }
-    reason = fb::RestartReason::Exit;
   }
 
   // A death the watchdog did not order is a crash; a hang's SIGABRT too (the
   // app's own crash capture records where it hung). Stops for memory or CPU
   // are the watchdog's doing and are journaled as lifecycle only.
-  if (cause_ == Cause::kNone || cause_ == Cause::kHang) {
-    if (!exit.clean()) {
-      fb::CrashT crash;
-      crash.origin = fb::CrashOrigin::Watchdog;
-      crash.signal = exit.signal;
-      if (exit.signal != 0) crash.signal_name = SignalName(exit.signal);
-      crash.crashed_pid = pid;
-      crash.exit_code = exit.code;
-      crash.core_dumped = exit.core_dumped;
-      crash.crash_time_ns = exit_wall;
-      fb::PayloadUnion payload;
-      payload.Set(std::move(crash));
-      Record(fb::Severity::Critical, std::move(payload), Durability::kBuffered, exit_wall);
-    }
+  if ((cause == Cause::kNone || cause == Cause::kHang) && !exit.clean()) {
+    fb::CrashT crash;
+    crash.origin = fb::CrashOrigin::Watchdog;
+    crash.signal = exit.signal;
+    if (exit.signal != 0) crash.signal_name = SignalName(exit.signal);
+    crash.crashed_pid = pid;
+    crash.exit_code = exit.code;
+    crash.core_dumped = exit.core_dumped;
+    crash.crash_time_ns = exit_wall;
+    fb::PayloadUnion payload;
+    payload.Set(std::move(crash));
+    Record(fb::Severity::Critical, std::move(payload), Durability::kBuffered, exit_wall);
   }
 
-  const RestartDecision decision = policy_.Decide(exit_mono);
-  const std::string why = fmt::format("{}: child {}", RestartReasonName(reason), exit.Describe());
-  if (!decision.allowed) {
+  const std::string why = fmt::format("{}: child {}", RestartReasonName(*reason), exit.Describe());
+  if (!decision->allowed) {
     const std::string window = parts_.options.restart_window > 0
                                    ? fmt::format("within {} s", parts_.options.restart_window)
                                    : std::string("in this run");
@@ -430,15 +433,13 @@ void Supervisor::OnChildExit() {
   RecordLifecycle(fb::Phase::Backoff, why, pid, Durability::kBuffered, exit.code, exit.signal,
                   exit.core_dumped, exit_wall);
   fb::RestartT restart;
-  restart.attempt = decision.attempt;
-  restart.reason = reason;
+  restart.attempt = decision->attempt;
+  restart.reason = *reason;
   restart.exit_code = exit.code;
   restart.signal = exit.signal;
-  restart.delay_ms = decision.delay_ns / 1'000'000;
-  if (decision.delay_ns == 0) {
-    // Start first, journal after: the fsync is not on the restart's path.
-    StartChild();
-    if (!child_) return;
+  restart.delay_ms = decision->delay_ns / 1'000'000;
+  if (restart_now) {
+    if (!child_) return;  // the spawn failed and was journaled
     restart.child_pid = child_->pid;
     fb::PayloadUnion payload;
     payload.Set(std::move(restart));
@@ -447,11 +448,10 @@ void Supervisor::OnChildExit() {
     RecordSpawn();
     return;
   }
-  pending_reason_ = reason;
   fb::PayloadUnion payload;
   payload.Set(std::move(restart));
   Record(fb::Severity::Warning, std::move(payload), Durability::kDurable);
-  Arm(restart_timer_, static_cast<double>(decision.delay_ns) / 1e9);
+  Arm(restart_timer_, static_cast<double>(decision->delay_ns) / 1e9);
 }
 
 void Supervisor::OnSignal() {

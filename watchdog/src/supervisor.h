@@ -81,7 +81,7 @@ class Supervisor {
   void OnHeartbeatMissed(bool triggered);
   void RequestStop();
   void GracefulStop(Cause cause, const std::string& why);
-  void DrainAndClose(bool is_stderr, int64_t now_ns);
+  void DrainAndClose(bool is_stderr, UniqueFd& fd, int64_t now_ns);
   void Finish(int status);
 
   void Record(fb::Severity severity, fb::PayloadUnion payload, Durability durability,
@@ -111,7 +111,6 @@ class Supervisor {
   bool ready_ = false;
   bool done_ = false;
   int exit_status_ = kExitOk;
-  fb::RestartReason pending_reason_ = fb::RestartReason::Crash;  // while in backoff
 
   std::optional<TreeSample> last_sample_;
   int64_t last_sample_ns_ = 0;
