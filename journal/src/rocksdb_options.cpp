@@ -8,6 +8,7 @@
 #include <rocksdb/cache.h>
 #include <rocksdb/convenience.h>
 #include <rocksdb/env.h>
+#include <rocksdb/memtablerep.h>
 #include <rocksdb/table.h>
 
 #include <algorithm>
@@ -51,6 +52,9 @@ rocksdb::DBOptions MakeDBOptions(const JournalOptions& options) {
   // One flush and one compaction thread at most (RocksDB's process-wide pools).
   o.max_background_jobs = 2;
   o.max_subcompactions = 1;
+  // One writer thread at a time (the group-commit leader), and the vector
+  // memtable does not support concurrent inserts.
+  o.allow_concurrent_memtable_write = false;
   o.max_open_files = 64;
   o.table_cache_numshardbits = 2;
   // Keep the WAL short: it is replayed on open, by the writer and by every
@@ -77,6 +81,9 @@ rocksdb::ColumnFamilyOptions MakeColumnFamilyOptions(const JournalOptions& optio
   o.max_bytes_for_level_base = 32 << 20;
   o.level0_file_num_compaction_trigger = 4;
   o.compression = PickCompression();
+  // Keys arrive in increasing order: an append-only vector beats a skiplist
+  // (bench/journal: buffered append 1.08x raw Put with it, 0.7-0.8x without).
+  o.memtable_factory = std::make_shared<rocksdb::VectorRepFactory>();
 
   rocksdb::BlockBasedTableOptions t;
   t.block_cache = SharedBlockCache(options.block_cache_size);

@@ -1,0 +1,228 @@
+// Journal vs raw RocksDB, side by side in one run.
+//
+//   journal_bench [--dir DIR] [--repeat R] [--scale X]
+//
+// Every case runs R times alternating journal and raw; the medians and their
+// ratio are printed with the goal from the journal's issue. Raw RocksDB uses
+// its default options, 8-byte big-endian keys and values of the same size as
+// the journal's encoded events; the journal pays for building each event.
+#include <fmt/format.h>
+#include <rocksdb/db.h>
+#include <stdlib.h>
+
+#include <algorithm>
+#include <chrono>
+#include <filesystem>
+#include <functional>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "blackbox/journal.h"
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+namespace fs = std::filesystem;
+
+std::string BigEndianKey(uint64_t seq) {
+  std::string k(8, '\0');
+  for (int i = 0; i < 8; ++i) k[i] = static_cast<char>(seq >> (56 - 8 * i));
+  return k;
+}
+
+// A health sample: the most frequent event a service writes.
+void BuildEvent(flatbuffers::FlatBufferBuilder& fbb, uint64_t i) {
+  fbb.Clear();
+  blackbox::fb::HealthBuilder h(fbb);
+  h.add_rss_bytes(100'000'000 + i);
+  h.add_cpu_percent(12.5);
+  h.add_memory_percent(40.0);
+  h.add_disk_percent(55.0);
+  h.add_threads(12);
+  h.add_open_fds(40);
+  h.add_sampled_pid(4242);
+  auto off = h.Finish();
+  blackbox::FinishEvent(fbb, "app", blackbox::fb::Severity::Info, blackbox::fb::Payload::Health,
+                        off.Union());
+}
+
+struct RawDb {
+  explicit RawDb(const std::string& path) {
+    rocksdb::Options o;
+    o.create_if_missing = true;
+    rocksdb::DB* raw = nullptr;
+    auto s = rocksdb::DB::Open(o, path, &raw);
+    if (!s.ok()) {
+      fmt::print(stderr, "raw open: {}\n", s.ToString());
+      std::exit(1);
+    }
+    db.reset(raw);
+  }
+  std::unique_ptr<rocksdb::DB> db;
+};
+
+double Median(std::vector<double> v) {
+  std::sort(v.begin(), v.end());
+  return v[v.size() / 2];
+}
+
+// Runs `ops` operations split over `threads` threads; returns ops/s.
+double Rate(uint64_t ops, int threads, const std::function<void(int, uint64_t, uint64_t)>& body) {
+  auto start = Clock::now();
+  std::vector<std::thread> ts;
+  uint64_t per = ops / threads;
+  for (int t = 0; t < threads; ++t) ts.emplace_back(body, t, t * per, (t + 1) * per);
+  for (auto& th : ts) th.join();
+  double secs = std::chrono::duration<double>(Clock::now() - start).count();
+  return static_cast<double>(per * threads) / secs;
+}
+
+struct Case {
+  std::string name;
+  std::string goal;
+  double goal_ratio;
+  std::vector<double> journal, raw;
+};
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  std::string base;
+  int repeat = 5;
+  double scale = 1.0;
+  for (int i = 1; i < argc; ++i) {
+    std::string a = argv[i];
+    if (a == "--dir" && i + 1 < argc)
+      base = argv[++i];
+    else if (a == "--repeat" && i + 1 < argc)
+      repeat = std::max(1, std::atoi(argv[++i]));
+    else if (a == "--scale" && i + 1 < argc)
+      scale = std::atof(argv[++i]);
+    else {
+      fmt::print(stderr, "usage: journal_bench [--dir DIR] [--repeat R] [--scale X]\n");
+      return 2;
+    }
+  }
+  if (base.empty()) {
+    std::string tmpl = (fs::temp_directory_path() / "journal-bench-XXXXXX").string();
+    if (mkdtemp(tmpl.data()) == nullptr) return 1;
+    base = tmpl;
+  }
+  const uint64_t kBuffered = static_cast<uint64_t>(200'000 * scale);
+  const uint64_t kDurable1 = static_cast<uint64_t>(2'000 * scale);
+  const uint64_t kDurable8 = static_cast<uint64_t>(8'000 * scale);
+  const uint64_t kScan = static_cast<uint64_t>(1'000'000 * scale);
+
+  flatbuffers::FlatBufferBuilder probe;
+  BuildEvent(probe, 0);
+  const std::string value(reinterpret_cast<const char*>(probe.GetBufferPointer()), probe.GetSize());
+  fmt::print("event size {} bytes; {} repetitions per case; dir {}\n\n", value.size(), repeat,
+             base);
+
+  Case buffered{"append, buffered, 1 thread", ">= 1.0x raw Put", 1.0, {}, {}};
+  Case durable1{"append, durable, 1 thread", "(reference)", 0, {}, {}};
+  Case durable8{"append, durable, 8 threads", ">= 1.0x raw 8-thread sync Put", 1.0, {}, {}};
+  Case scan{"full scan with verification", ">= 0.5x raw iteration", 0.5, {}, {}};
+  std::vector<double> scaling;  // journal durable 8 threads / 1 thread
+
+  int run = 0;
+  for (int r = 0; r < repeat; ++r) {
+    auto fresh = [&](const char* what) { return fmt::format("{}/{}-{}", base, what, run++); };
+    // --- buffered, 1 thread
+    {
+      auto j = blackbox::Journal::Open(fresh("j"), "app");
+      if (!j.ok()) {
+        fmt::print(stderr, "{}\n", j.status().ToString());
+        return 1;
+      }
+      buffered.journal.push_back(Rate(kBuffered, 1, [&](int, uint64_t lo, uint64_t hi) {
+        flatbuffers::FlatBufferBuilder fbb(256);
+        for (uint64_t i = lo; i < hi; ++i) {
+          BuildEvent(fbb, i);
+          (*j)->Append(blackbox::Bytes(fbb), blackbox::Durability::kBuffered);
+        }
+      }));
+      RawDb raw(fresh("r"));
+      buffered.raw.push_back(Rate(kBuffered, 1, [&](int, uint64_t lo, uint64_t hi) {
+        rocksdb::WriteOptions wo;
+        for (uint64_t i = lo; i < hi; ++i) raw.db->Put(wo, BigEndianKey(i + 1), value);
+      }));
+    }
+    // --- durable, 1 and 8 threads
+    {
+      auto j = blackbox::Journal::Open(fresh("j"), "app");
+      auto body = [&](int, uint64_t lo, uint64_t hi) {
+        flatbuffers::FlatBufferBuilder fbb(256);
+        for (uint64_t i = lo; i < hi; ++i) {
+          BuildEvent(fbb, i);
+          (*j)->Append(blackbox::Bytes(fbb), blackbox::Durability::kDurable);
+        }
+      };
+      double one = Rate(kDurable1, 1, body);
+      double eight = Rate(kDurable8, 8, body);
+      durable1.journal.push_back(one);
+      durable8.journal.push_back(eight);
+      scaling.push_back(eight / one);
+      RawDb raw(fresh("r"));
+      auto raw_body = [&](int, uint64_t lo, uint64_t hi) {
+        rocksdb::WriteOptions wo;
+        wo.sync = true;
+        for (uint64_t i = lo; i < hi; ++i) raw.db->Put(wo, BigEndianKey(i + 1), value);
+      };
+      durable1.raw.push_back(Rate(kDurable1, 1, raw_body));
+      durable8.raw.push_back(Rate(kDurable8, 8, raw_body));
+    }
+    // --- full scan (written once per repetition, read back)
+    {
+      std::string jpath = fresh("j"), rpath = fresh("r");
+      {
+        auto j = blackbox::Journal::Open(jpath, "app");
+        flatbuffers::FlatBufferBuilder fbb(256);
+        for (uint64_t i = 0; i < kScan; ++i) {
+          BuildEvent(fbb, i);
+          (*j)->Append(blackbox::Bytes(fbb), blackbox::Durability::kBuffered);
+        }
+        RawDb raw(rpath);
+        rocksdb::WriteOptions wo;
+        for (uint64_t i = 0; i < kScan; ++i) raw.db->Put(wo, BigEndianKey(i + 1), value);
+      }
+      auto reader = blackbox::Reader::Open(jpath, "app");
+      scan.journal.push_back(Rate(kScan, 1, [&](int, uint64_t, uint64_t) {
+        uint64_t n = 0;
+        (*reader)->Scan({}, [&](const blackbox::Record&) {
+          ++n;
+          return true;
+        });
+        if (n != kScan) fmt::print(stderr, "journal scan saw {} of {}\n", n, kScan);
+      }));
+      RawDb raw(rpath);
+      scan.raw.push_back(Rate(kScan, 1, [&](int, uint64_t, uint64_t) {
+        uint64_t n = 0;
+        std::unique_ptr<rocksdb::Iterator> it(raw.db->NewIterator(rocksdb::ReadOptions()));
+        for (it->SeekToFirst(); it->Valid(); it->Next()) {
+          n += it->value().size() > 0;
+        }
+        if (n != kScan) fmt::print(stderr, "raw scan saw {} of {}\n", n, kScan);
+      }));
+    }
+    // Each repetition starts from empty directories.
+    std::error_code ec;
+    for (const auto& e : fs::directory_iterator(base)) fs::remove_all(e.path(), ec);
+  }
+
+  fmt::print("{:<32} {:>14} {:>14} {:>8}  {}\n", "case (median ops/s)", "journal", "raw rocksdb",
+             "ratio", "goal");
+  for (const Case* c : {&buffered, &durable1, &durable8, &scan}) {
+    double jm = Median(c->journal), rm = Median(c->raw), ratio = jm / rm;
+    std::string verdict = c->goal_ratio == 0 ? "" : (ratio >= c->goal_ratio ? "met" : "NOT met");
+    fmt::print("{:<32} {:>14.0f} {:>14.0f} {:>7.2f}x  {} {}\n", c->name, jm, rm, ratio, c->goal,
+               verdict);
+  }
+  double s = Median(scaling);
+  fmt::print("{:<32} {:>14} {:>14} {:>7.2f}x  >= 4x {}\n", "durable 8 threads / 1 thread", "", "",
+             s, s >= 4 ? "met" : "NOT met");
+  std::error_code ec;
+  fs::remove_all(base, ec);
+  return 0;
+}
