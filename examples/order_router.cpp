@@ -4,6 +4,12 @@
 //   blackbox-demo [--journal DIR] [--orders N] [--interval-ms MS]
 //                 [--segfault-after N] [--throw-uncaught-after N]
 //                 [--hang-after N] [--leak-mb-per-order MB] [--error-every N]
+//                 [--tour]
+//
+// --tour picks the misbehaviour from how many times this service has already
+// been restarted after an unclean end (folded from its journal), so that under
+// blackbox-watchdog one run shows every path in turn: handled errors and a
+// segfault, then an uncaught exception, then a hang, then a memory leak.
 //
 // It works under systemd (Type=notify, WatchdogSec=) and under
 // blackbox-watchdog alike: READY=1 after init, WATCHDOG=1 while the order
@@ -59,12 +65,38 @@ int main(int argc, char** argv) {
   app.add_option("--hang-after", hang_after, "stop heartbeats and hang on order N");
   app.add_option("--leak-mb-per-order", leak_mb, "leak this many MB per order");
   app.add_option("--error-every", error_every, "a handled broker error every N orders");
+  bool tour = false;
+  app.add_flag("--tour", tour, "misbehave differently on each restart (see the README's demo)");
   CLI11_PARSE(app, argc, argv);
 
   blackbox::RecoveryOptions options;
   options.journal_dir = journal;
   options.health_check_interval = std::chrono::seconds(5);
   auto& rm = blackbox::initialize_recovery_manager(options);
+  if (tour) {
+    const int restarts = rm.state().restart_count;
+    switch (restarts) {
+      case 0:
+        error_every = 3;
+        segfault_after = 8;
+        break;
+      case 1:
+        throw_after = 5;
+        break;
+      case 2:
+        hang_after = 5;
+        break;
+      default:
+        leak_mb = 8;
+        break;
+    }
+    fmt::print("blackbox-demo: restart_count {} -> {}\n", restarts,
+               segfault_after ? "handled errors, then a segfault"
+               : throw_after  ? "an uncaught exception"
+               : hang_after   ? "a hang"
+                              : "a memory leak");
+    std::fflush(stdout);
+  }
 
   Broker broker;
   std::atomic<bool> running{true};
@@ -97,7 +129,7 @@ int main(int argc, char** argv) {
       positions = (positions + 1) % 5;
       rm.set_gauge("active_positions", positions);
     } catch (const std::exception& e) {
-      fmt::print(stderr, "order {}: {} (recovered: {})\n", order, e.what(),
+      fmt::print(stderr, "ERROR order {}: {} (recovered: {})\n", order, e.what(),
                  broker.connected ? "yes" : "no");
     }
     std::this_thread::sleep_for(std::chrono::milliseconds(interval_ms));
