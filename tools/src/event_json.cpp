@@ -151,9 +151,9 @@ struct FieldError : std::runtime_error {
 // schema's default; a present field of the wrong type is an error.
 class Fields {
  public:
-  explicit Fields(const nlohmann::json& j) : j_(j) {}
+  explicit Fields(const Json& j) : j_(j) {}
 
-  const nlohmann::json* Find(const char* key) const {
+  const Json* Find(const char* key) const {
     auto it = j_.find(key);
     return it == j_.end() ? nullptr : &*it;
   }
@@ -221,7 +221,7 @@ class Fields {
   }
 
  private:
-  const nlohmann::json& j_;
+  const Json& j_;
 };
 
 #define BLACKBOX_ENUM_FIELD(f, key, Type) f.Enum(key, fb::EnumValues##Type(), fb::EnumNames##Type())
@@ -324,7 +324,7 @@ fb::LimitT LimitFrom(const Fields& f) {
   return p;
 }
 
-fb::ConfigT ConfigFrom(const Fields& f, const nlohmann::json& j) {
+fb::ConfigT ConfigFrom(const Fields& f) {
   fb::ConfigT p;
   p.component = f.String("component");
   if (const auto* entries = f.Find("entries"); entries && !entries->is_null()) {
@@ -396,7 +396,7 @@ std::string EventToJsonLine(const fb::Event& event, std::string_view stream, uin
   return EventToJson(event, stream, seq).dump();
 }
 
-bool JsonToEvent(const nlohmann::json& j, ParsedEvent* out, std::string* why) {
+bool JsonToEvent(const Json& j, ParsedEvent* out, std::string* why) {
   try {
     if (!j.is_object()) throw FieldError("an event must be a JSON object");
     Fields f(j);
@@ -451,7 +451,7 @@ bool JsonToEvent(const nlohmann::json& j, ParsedEvent* out, std::string* why) {
         e.payload.Set(LimitFrom(f));
         break;
       case fb::Payload::Config:
-        e.payload.Set(ConfigFrom(f, j));
+        e.payload.Set(ConfigFrom(f));
         break;
       default:
         throw FieldError(fmt::format("unknown event type '{}'", type));
@@ -459,7 +459,7 @@ bool JsonToEvent(const nlohmann::json& j, ParsedEvent* out, std::string* why) {
     return true;
   } catch (const FieldError& err) {
     *why = err.what();
-  } catch (const nlohmann::json::exception& err) {
+  } catch (const Json::exception& err) {
     *why = err.what();
   }
   return false;

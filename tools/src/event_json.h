@@ -42,7 +42,8 @@ struct ParsedEvent {
 // reason in *why for anything malformed (missing or mistyped field, unknown
 // type or enum name, unparsable time). Unknown keys are ignored so that a file
 // written by a newer build still imports.
-bool JsonToEvent(const nlohmann::json& object, ParsedEvent* out, std::string* why);
+// `object` keeps its key order (Config entries are stored in the order given).
+bool JsonToEvent(const Json& object, ParsedEvent* out, std::string* why);
 
 // Finishes `event` into `fbb` exactly as given: unlike EncodeEvent, zero
 // times and pids are kept, not replaced by the current clock and pid.

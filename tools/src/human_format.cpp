@@ -67,7 +67,8 @@ std::string CrashSummary(const fb::Crash& p) {
       what = fmt::format("died: {}", ExitText(p.exit_code(), p.signal(), p.core_dumped()));
       break;
     default:
-      what = p.signal_name() ? std::string(Str(p.signal_name())) : SignalName(p.signal());
+      what = p.signal_name() && p.signal_name()->size() > 0 ? std::string(Str(p.signal_name()))
+                                                            : SignalName(p.signal());
       if (p.fault_address() != 0) what += fmt::format(" at {:#x}", p.fault_address());
       break;
   }

@@ -46,14 +46,14 @@ uint64_t ForEachEvent(std::istream& in, const std::string& name, Fn&& fn) {
   ParsedEvent parsed;
   std::string why;
   uint64_t count = 0;
-  auto take = [&](const nlohmann::json& j, uint64_t where) {
+  auto take = [&](const Json& j, uint64_t where) {
     if (!JsonToEvent(j, &parsed, &why)) BadArgument(fmt::format("{}:{}: {}", name, where, why));
     fn(where, parsed);
     ++count;
   };
   in >> std::ws;
   if (in.peek() == '[') {
-    nlohmann::json all = nlohmann::json::parse(in, nullptr, false);
+    Json all = Json::parse(in, nullptr, false);
     if (all.is_discarded() || !all.is_array()) {
       BadArgument(fmt::format("{}: not a JSON array of events", name));
     }
@@ -63,7 +63,7 @@ uint64_t ForEachEvent(std::istream& in, const std::string& name, Fn&& fn) {
   std::string line;
   for (uint64_t number = 1; std::getline(in, line); ++number) {
     if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
-    nlohmann::json j = nlohmann::json::parse(line, nullptr, false);
+    Json j = Json::parse(line, nullptr, false);
     if (j.is_discarded()) BadArgument(fmt::format("{}:{}: not valid JSON", name, number));
     take(j, number);
   }

@@ -1,0 +1,231 @@
+#include "event_json.h"
+
+#include <gtest/gtest.h>
+
+#include "blackbox/event.h"
+
+namespace blackbox::tools {
+namespace {
+
+constexpr int64_t kT0 = 1768473000LL * 1'000'000'000;
+
+fb::EventT Envelope() {
+  fb::EventT e;
+  e.time_ns = kT0 + 123456789;
+  e.mono_ns = 42;
+  e.pid = 4242;
+  e.stream = "app";
+  e.severity = fb::Severity::Error;
+  return e;
+}
+
+std::string Packed(const fb::EventT& e) {
+  flatbuffers::FlatBufferBuilder fbb;
+  PackEvent(e, fbb);
+  return {reinterpret_cast<const char*>(fbb.GetBufferPointer()), fbb.GetSize()};
+}
+
+Json ToJson(const fb::EventT& e, uint64_t seq = 12) {
+  std::string bytes = Packed(e);
+  const fb::Event* event = VerifyEvent(Bytes(bytes));
+  EXPECT_NE(event, nullptr);
+  return EventToJson(*event, "app", seq);
+}
+
+// JSON -> event -> JSON must give the same text: the import round trip.
+void ExpectRoundTrip(const fb::EventT& e) {
+  std::string first = ToJson(e).dump();
+  ParsedEvent parsed;
+  std::string why;
+  ASSERT_TRUE(JsonToEvent(Json::parse(first), &parsed, &why)) << why;
+  EXPECT_EQ(parsed.stream, "app");
+  EXPECT_EQ(parsed.seq, 12u);
+  EXPECT_EQ(ToJson(parsed.event).dump(), first);
+}
+
+TEST(EventJson, ErrorHasTheIssuesShape) {
+  fb::EventT e = Envelope();
+  fb::ErrorT p;
+  p.context = "order_execution";
+  p.exception_type = "ValueError";
+  p.message = "bad \"price\"\n";
+  p.frames = {"a", "b"};
+  e.payload.Set(p);
+  Json j = ToJson(e);
+  EXPECT_EQ(j.dump(),
+            R"({"seq":12,"stream":"app","time":"2026-01-15T10:30:00.123456789Z","type":"error",)"
+            R"("severity":"error","pid":4242,"mono_ns":42,"context":"order_execution",)"
+            R"("exception_type":"ValueError","message":"bad \"price\"\n","frames":["a","b"],)"
+            R"("recovery_attempt":0})");
+  ExpectRoundTrip(e);
+}
+
+TEST(EventJson, EveryPayloadTypeRoundTrips) {
+  std::vector<fb::EventT> events;
+  {
+    fb::EventT e = Envelope();
+    fb::CrashT p;
+    p.origin = fb::CrashOrigin::Terminate;
+    p.signal = 6;
+    p.signal_name = "SIGABRT";
+    p.fault_address = 0xffffffffffffffffULL;
+    p.frames = {"f"};
+    p.exception_type = "std::runtime_error";
+    p.exception_message = "boom";
+    p.crashed_pid = 7;
+    p.exit_code = -1;
+    p.core_dumped = true;
+    p.crash_time_ns = -5;
+    e.payload.Set(p);
+    events.push_back(std::move(e));
+  }
+  {
+    fb::EventT e = Envelope();
+    fb::HealthT p;
+    p.rss_bytes = 123456789012ULL;
+    p.cpu_percent = 0.1 + 0.2;  // not representable in a short decimal
+    p.memory_percent = 1e-300;
+    p.disk_percent = 99.99;
+    p.threads = 3;
+    p.open_fds = 4;
+    p.sampled_pid = 5;
+    p.over_threshold = true;
+    e.payload.Set(p);
+    events.push_back(std::move(e));
+  }
+  {
+    fb::EventT e = Envelope();
+    fb::LifecycleT p;
+    p.phase = fb::Phase::Backoff;
+    p.reason = "waiting";
+    p.child_pid = 9;
+    p.exit_code = 3;
+    p.signal = 15;
+    p.core_dumped = false;
+    e.payload.Set(p);
+    events.push_back(std::move(e));
+  }
+  {
+    fb::EventT e = Envelope();
+    fb::RestartT p;
+    p.attempt = 2;
+    p.reason = fb::RestartReason::Unclean;
+    p.delay_ms = 30000;
+    p.child_pid = 10;
+    e.payload.Set(p);
+    events.push_back(std::move(e));
+  }
+  {
+    fb::EventT e = Envelope();
+    fb::CallbackT p;
+    p.kind = fb::CallbackKind::Cleanup;
+    p.name = "close_positions";
+    p.ok = false;
+    p.error = "timeout";
+    p.duration_us = 1234;
+    e.payload.Set(p);
+    events.push_back(std::move(e));
+  }
+  {
+    fb::EventT e = Envelope();
+    fb::GaugeT p;
+    p.name = "active_positions";
+    p.value = -2.5;
+    e.payload.Set(p);
+    events.push_back(std::move(e));
+  }
+  {
+    fb::EventT e = Envelope();
+    fb::LogLineT p;
+    p.source = "stdout";
+    p.pattern = "Traceback";
+    p.text = "Traceback (most recent call last): \xc3\xa9";
+    p.suppressed = 4000000000u;
+    e.payload.Set(p);
+    events.push_back(std::move(e));
+  }
+  {
+    fb::EventT e = Envelope();
+    fb::LimitT p;
+    p.kind = fb::LimitKind::Heartbeat;
+    p.value = 61000;
+    p.limit = 60000;
+    p.consecutive = 1;
+    p.action = fb::LimitAction::Abort;
+    p.child_pid = 11;
+    e.payload.Set(p);
+    events.push_back(std::move(e));
+  }
+  {
+    fb::EventT e = Envelope();
+    fb::ConfigT p;
+    p.component = "watchdog";
+    for (auto [k, v] : {std::pair{"max_restarts", "10"}, std::pair{"app", "./trader --live"}}) {
+      auto entry = std::make_unique<fb::ConfigEntryT>();
+      entry->key = k;
+      entry->value = v;
+      p.entries.push_back(std::move(entry));
+    }
+    e.payload.Set(std::move(p));
+    events.push_back(std::move(e));
+  }
+  for (const auto& e : events) {
+    SCOPED_TRACE(PayloadName(e.payload.type));
+    ExpectRoundTrip(e);
+  }
+}
+
+TEST(EventJson, EnumsAreLowerCaseNames) {
+  fb::EventT e = Envelope();
+  fb::CallbackT p;
+  p.kind = fb::CallbackKind::Recovery;
+  e.payload.Set(p);
+  Json j = ToJson(e);
+  EXPECT_EQ(j["type"], "callback");
+  EXPECT_EQ(j["kind"], "recovery");
+  EXPECT_EQ(j["severity"], "error");
+}
+
+TEST(EventJson, KeepsZeroTimesAndPidsOnImport) {
+  // EncodeEvent would fill these from the clock; an import must not.
+  fb::EventT e = Envelope();
+  e.time_ns = 0;
+  e.mono_ns = 0;
+  e.pid = 0;
+  fb::GaugeT g;
+  g.name = "x";
+  e.payload.Set(g);
+  ExpectRoundTrip(e);
+  EXPECT_EQ(ToJson(e)["pid"], 0);
+}
+
+TEST(EventJson, RejectsMalformedObjectsWithAReason) {
+  struct Case {
+    const char* json;
+    const char* reason;
+  };
+  const Case cases[] = {
+      {R"([1,2])", "object"},
+      {R"({"stream":"app","time":"2026-01-15T10:30:00Z","type":"gauge"})", "seq"},
+      {R"({"seq":1,"time":"2026-01-15T10:30:00Z","type":"gauge"})", "stream"},
+      {R"({"seq":1,"stream":"app","time":"noon","type":"gauge"})", "time"},
+      {R"({"seq":1,"stream":"app","time":"2026-01-15T10:30:00Z","type":"meteor"})", "meteor"},
+      {R"({"seq":1,"stream":"app","time":"2026-01-15T10:30:00Z","type":"gauge","value":"x"})",
+       "value"},
+      {R"({"seq":1,"stream":"app","time":"2026-01-15T10:30:00Z","type":"gauge","pid":1e20})",
+       "pid"},
+      {R"({"seq":1,"stream":"app","time":"2026-01-15T10:30:00Z","type":"gauge","pid":5000000000})",
+       "range"},
+      {R"({"seq":1,"stream":"app","time":"2026-01-15T10:30:00Z","type":"callback","kind":"x"})",
+       "kind"},
+  };
+  for (const Case& c : cases) {
+    ParsedEvent parsed;
+    std::string why;
+    EXPECT_FALSE(JsonToEvent(Json::parse(c.json), &parsed, &why)) << c.json;
+    EXPECT_NE(why.find(c.reason), std::string::npos) << c.json << " -> " << why;
+  }
+}
+
+}  // namespace
+}  // namespace blackbox::tools

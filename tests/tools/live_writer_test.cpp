@@ -1,0 +1,129 @@
+// The tool reads a journal while another process appends to it.
+#include <fcntl.h>
+#include <gtest/gtest.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
+
+#include "tool_test_support.h"
+
+namespace blackbox::tools::testing {
+namespace {
+
+using nlohmann::json;
+
+// A child process we started; killed and reaped if the test ends early.
+class Child {
+ public:
+  Child(std::vector<std::string> argv, int stdout_fd = -1) {
+    std::vector<std::string> env = ToolEnvironment();
+    std::vector<char*> a, e;
+    for (auto& s : argv) a.push_back(s.data());
+    a.push_back(nullptr);
+    for (auto& s : env) e.push_back(s.data());
+    e.push_back(nullptr);
+    pid_ = fork();
+    if (pid_ == 0) {
+      if (stdout_fd >= 0) dup2(stdout_fd, 1);
+      execve(a[0], a.data(), e.data());
+      _exit(127);
+    }
+  }
+  ~Child() {
+    if (pid_ > 0) {
+      kill(pid_, SIGKILL);
+      Wait();
+    }
+  }
+  void Signal(int sig) { kill(pid_, sig); }
+  // Exit status, or 128 + signal.
+  int Wait() {
+    int status = 0;
+    while (waitpid(pid_, &status, 0) < 0) {
+    }
+    pid_ = -1;
+    return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+  }
+
+ private:
+  pid_t pid_ = -1;
+};
+
+// Every line parses, and the seqs are 1, 2, 3, … with no gap.
+size_t CheckConsecutive(const std::string& out) {
+  uint64_t expected = 1;
+  for (const auto& line : Lines(out)) {
+    json j = json::parse(line);
+    EXPECT_EQ(j["seq"], expected) << line;
+    ++expected;
+  }
+  return expected - 1;
+}
+
+TEST(LiveWriter, ReplayReadsACommittedPrefixWhileAnotherProcessAppends) {
+  TempDir dir;
+  std::string root = dir / "journal";
+  constexpr int kEvents = 4000;
+  Child writer({TOOLS_TEST_WRITER, root, "app", std::to_string(kEvents), "200"});
+  // Wait for the stream to exist.
+  for (int i = 0; i < 500 && Lines(RunTool({"--journal", root, "replay", "--json"}).out).empty();
+       ++i) {
+    usleep(10'000);
+  }
+  size_t previous = 0;
+  for (int i = 0; i < 5; ++i) {
+    ToolResult r = RunTool({"--journal", root, "replay", "--json"});
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+    size_t seen = CheckConsecutive(r.out);
+    EXPECT_GE(seen, previous);
+    previous = seen;
+  }
+  EXPECT_EQ(writer.Wait(), 0);
+  EXPECT_EQ(CheckConsecutive(RunTool({"--journal", root, "replay", "--json"}).out),
+            size_t{kEvents});
+}
+
+TEST(LiveWriter, FollowPrintsEventsAsTheyAreAppended) {
+  TempDir dir;
+  std::string root = dir / "journal";
+  constexpr int kEvents = 1500;
+  // A first event, so that the stream exists when follow starts.
+  Child first({TOOLS_TEST_WRITER, root, "app", "1", "0"});
+  ASSERT_EQ(first.Wait(), 0);
+
+  int pipe_fds[2];
+  ASSERT_EQ(pipe2(pipe_fds, O_CLOEXEC), 0);
+  Child follow({BLACKBOX_TOOL, "--journal", root, "replay", "--json", "--follow"}, pipe_fds[1]);
+  close(pipe_fds[1]);
+  Child writer({TOOLS_TEST_WRITER, root, "app", std::to_string(kEvents), "300"});
+
+  std::string out;
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+  size_t lines = 0;
+  while (lines < kEvents + 1 && std::chrono::steady_clock::now() < deadline) {
+    pollfd p{pipe_fds[0], POLLIN, 0};
+    if (poll(&p, 1, 200) <= 0) continue;
+    char buf[65536];
+    ssize_t n = read(pipe_fds[0], buf, sizeof buf);
+    if (n <= 0) break;
+    out.append(buf, static_cast<size_t>(n));
+    lines = static_cast<size_t>(std::count(out.begin(), out.end(), '\n'));
+  }
+  EXPECT_EQ(writer.Wait(), 0);
+  follow.Signal(SIGTERM);
+  EXPECT_EQ(follow.Wait(), 128 + SIGTERM) << "follow exited on its own";
+  close(pipe_fds[0]);
+  // The first writer's event, then every event of the second, in order.
+  std::vector<std::string> all = Lines(out);
+  ASSERT_EQ(all.size(), size_t{kEvents + 1});
+  EXPECT_EQ(CheckConsecutive(out), size_t{kEvents + 1});
+}
+
+}  // namespace
+}  // namespace blackbox::tools::testing

@@ -1,0 +1,67 @@
+// Shared by the tests of the `blackbox` tool: a deterministic fixture journal,
+// a temporary directory, and a way to run the real binary.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace blackbox::tools::testing {
+
+// 2026-01-15T10:30:00Z: the fixture's story starts here.
+inline constexpr int64_t kT0 = 1768473000LL * 1'000'000'000;
+inline constexpr int64_t kMs = 1'000'000;
+inline constexpr int64_t kSec = 1'000'000'000;
+
+// A fresh directory (mode 0700) under $TMPDIR, removed with everything in it.
+class TempDir {
+ public:
+  TempDir();
+  ~TempDir();
+  TempDir(const TempDir&) = delete;
+  TempDir& operator=(const TempDir&) = delete;
+  const std::string& path() const { return path_; }
+  std::string operator/(const std::string& name) const { return path_ + "/" + name; }
+
+ private:
+  std::string path_;
+};
+
+// Writes the fixture: an "app" and a "watchdog" stream telling one incident
+// (start, gauges, two errors, a recovery, a segfault seen by both sides, a
+// restart, a failed cleanup, a stop), with every event type, explicit times,
+// mono times and pids. The same bytes on every run.
+void WriteFixtureJournal(const std::string& root);
+
+// The fixture's event counts.
+inline constexpr int kFixtureAppEvents = 15;
+inline constexpr int kFixtureWatchdogEvents = 8;
+// Time of the fixture's first error ("price out of range"), and of the second.
+inline constexpr int64_t kFirstErrorNs = kT0 + 2 * kSec;
+inline constexpr int64_t kSecondErrorNs = kT0 + 4900 * kMs;
+
+// Appends `count` health events to stream `stream` (for size and speed tests).
+void AppendHealthEvents(const std::string& root, const std::string& stream, int count,
+                        int64_t start_ns);
+
+struct ToolResult {
+  int exit_code = -1;  // -1 when killed by a signal
+  int signal = 0;
+  std::string out;
+  std::string err;
+};
+
+// Runs the blackbox binary with `args` (TZ=UTC, no colour, no
+// BLACKBOX_JOURNAL, plus `extra_env` "KEY=VALUE" entries), feeding
+// `stdin_path` when given, and waits for it.
+ToolResult RunTool(const std::vector<std::string>& args, const std::string& stdin_path = "",
+                   const std::vector<std::string>& extra_env = {});
+
+// The environment RunTool gives the tool.
+std::vector<std::string> ToolEnvironment();
+
+std::string ReadFile(const std::string& path);
+void WriteFile(const std::string& path, const std::string& text);
+std::vector<std::string> Lines(const std::string& text);
+
+}  // namespace blackbox::tools::testing
