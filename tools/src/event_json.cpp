@@ -15,15 +15,34 @@ namespace {
 
 // ---------------------------------------------------------------------------
 // Event -> JSON
+//
+// Export and replay write millions of events, so the text is produced in one
+// pass into a reused buffer instead of building a JSON tree per event. Every
+// string (value or key) goes through the JSON library, except strings made only of printable ASCII
+// other than '"' and
+// '\\', which need no escaping and are copied as they are. Floating-point
+// numbers are always formatted by the library, so EventToJson (which parses
+// this text) and this writer agree to the byte.
 
 std::string_view Str(const flatbuffers::String* s) { return s ? s->string_view() : ""; }
 
-Json Strings(const flatbuffers::Vector<flatbuffers::Offset<flatbuffers::String>>* v) {
-  Json out = Json::array();
-  if (v) {
-    for (const auto* s : *v) out.push_back(Str(s));
+bool NeedsNoEscaping(std::string_view s) {
+  for (char c : s) {
+    auto u = static_cast<unsigned char>(c);
+    if (u < 0x20 || u > 0x7e || c == '"' || c == '\\') return false;
   }
-  return out;
+  return true;
+}
+
+void AppendString(std::string& out, std::string_view s) {
+  if (NeedsNoEscaping(s)) {
+    out += '"';
+    out += s;
+    out += '"';
+    return;
+  }
+  // Invalid UTF-8 (a message cut mid-character) becomes U+FFFD instead of an error.
+  out += Json(s).dump(-1, ' ', false, Json::error_handler_t::replace);
 }
 
 std::string Lower(std::string_view s) {
@@ -32,111 +51,170 @@ std::string Lower(std::string_view s) {
   return out;
 }
 
-// Lower-case enum names, computed once per enum type. A value past the end of
-// the table (written by a newer build) becomes its number.
-template <class E, size_t N>
-Json EnumJson(E value, const E (&values)[N], const char* const* names) {
-  static const std::vector<std::string> lower = [&] {
-    std::vector<std::string> v;
-    for (size_t i = 0; i < N; ++i) v.push_back(Lower(names[i]));
-    return v;
-  }();
-  auto i = static_cast<size_t>(value);
-  if (i < N && values[i] == value) return lower[i];
-  return static_cast<int64_t>(value);
-}
+// Writes the members of one JSON object, in the order they are given.
+class ObjectWriter {
+ public:
+  explicit ObjectWriter(std::string& out) : out_(out) { out_ += '{'; }
+  ~ObjectWriter() { out_ += '}'; }
 
-#define BLACKBOX_ENUM_JSON(Type, v) EnumJson(v, fb::EnumValues##Type(), fb::EnumNames##Type())
-
-void AddError(Json& j, const fb::Error& p) {
-  j["context"] = Str(p.context());
-  j["exception_type"] = Str(p.exception_type());
-  j["message"] = Str(p.message());
-  j["frames"] = Strings(p.frames());
-  j["recovery_attempt"] = p.recovery_attempt();
-}
-
-void AddCrash(Json& j, const fb::Crash& p) {
-  j["origin"] = BLACKBOX_ENUM_JSON(CrashOrigin, p.origin());
-  j["signal"] = p.signal();
-  j["signal_name"] = Str(p.signal_name());
-  j["fault_address"] = p.fault_address();
-  j["frames"] = Strings(p.frames());
-  j["exception_type"] = Str(p.exception_type());
-  j["exception_message"] = Str(p.exception_message());
-  j["crashed_pid"] = p.crashed_pid();
-  j["exit_code"] = p.exit_code();
-  j["core_dumped"] = p.core_dumped();
-  j["crash_time_ns"] = p.crash_time_ns();
-}
-
-void AddHealth(Json& j, const fb::Health& p) {
-  j["rss_bytes"] = p.rss_bytes();
-  j["cpu_percent"] = p.cpu_percent();
-  j["memory_percent"] = p.memory_percent();
-  j["disk_percent"] = p.disk_percent();
-  j["threads"] = p.threads();
-  j["open_fds"] = p.open_fds();
-  j["sampled_pid"] = p.sampled_pid();
-  j["over_threshold"] = p.over_threshold();
-}
-
-void AddLifecycle(Json& j, const fb::Lifecycle& p) {
-  j["phase"] = BLACKBOX_ENUM_JSON(Phase, p.phase());
-  j["reason"] = Str(p.reason());
-  j["child_pid"] = p.child_pid();
-  j["exit_code"] = p.exit_code();
-  j["signal"] = p.signal();
-  j["core_dumped"] = p.core_dumped();
-}
-
-void AddRestart(Json& j, const fb::Restart& p) {
-  j["attempt"] = p.attempt();
-  j["reason"] = BLACKBOX_ENUM_JSON(RestartReason, p.reason());
-  j["exit_code"] = p.exit_code();
-  j["signal"] = p.signal();
-  j["delay_ms"] = p.delay_ms();
-  j["child_pid"] = p.child_pid();
-}
-
-void AddCallback(Json& j, const fb::Callback& p) {
-  j["kind"] = BLACKBOX_ENUM_JSON(CallbackKind, p.kind());
-  j["name"] = Str(p.name());
-  j["ok"] = p.ok();
-  j["error"] = Str(p.error());
-  j["duration_us"] = p.duration_us();
-}
-
-void AddGauge(Json& j, const fb::Gauge& p) {
-  j["name"] = Str(p.name());
-  j["value"] = p.value();
-}
-
-void AddLogLine(Json& j, const fb::LogLine& p) {
-  j["source"] = Str(p.source());
-  j["pattern"] = Str(p.pattern());
-  j["text"] = Str(p.text());
-  j["suppressed"] = p.suppressed();
-}
-
-void AddLimit(Json& j, const fb::Limit& p) {
-  j["kind"] = BLACKBOX_ENUM_JSON(LimitKind, p.kind());
-  j["value"] = p.value();
-  j["limit"] = p.limit();
-  j["consecutive"] = p.consecutive();
-  j["action"] = BLACKBOX_ENUM_JSON(LimitAction, p.action());
-  j["child_pid"] = p.child_pid();
-}
-
-void AddConfig(Json& j, const fb::Config& p) {
-  j["component"] = Str(p.component());
-  Json entries = Json::object();
-  if (p.entries()) {
-    for (const auto* e : *p.entries()) {
-      if (e) entries[std::string(Str(e->key()))] = Str(e->value());
+  void Int(std::string_view key, int64_t v) {
+    Key(key);
+    fmt::format_int digits(v);
+    out_.append(digits.data(), digits.size());
+  }
+  void UInt(std::string_view key, uint64_t v) {
+    Key(key);
+    fmt::format_int digits(v);
+    out_.append(digits.data(), digits.size());
+  }
+  void Double(std::string_view key, double v) {
+    Key(key);
+    out_ += Json(v).dump();  // shortest round-trip form; NaN and infinities become null
+  }
+  void Bool(std::string_view key, bool v) {
+    Key(key);
+    out_ += v ? "true" : "false";
+  }
+  void String(std::string_view key, std::string_view v) {
+    Key(key);
+    AppendString(out_, v);
+  }
+  void String(std::string_view key, const flatbuffers::String* v) { String(key, Str(v)); }
+  void Strings(std::string_view key,
+               const flatbuffers::Vector<flatbuffers::Offset<flatbuffers::String>>* v) {
+    Key(key);
+    out_ += '[';
+    if (v) {
+      for (flatbuffers::uoffset_t i = 0; i < v->size(); ++i) {
+        if (i > 0) out_ += ',';
+        AppendString(out_, Str(v->Get(i)));
+      }
+    }
+    out_ += ']';
+  }
+  // Lower-case enum names, computed once per enum type. A value past the end
+  // of the table (written by a newer build) becomes its number.
+  template <class E, size_t N>
+  void Enum(std::string_view key, E value, const E (&values)[N], const char* const* names) {
+    static const std::vector<std::string> lower = [&] {
+      std::vector<std::string> v;
+      for (size_t i = 0; i < N; ++i) v.push_back(Lower(names[i]));
+      return v;
+    }();
+    auto i = static_cast<size_t>(value);
+    if (i < N && values[i] == value) {
+      String(key, lower[i]);
+    } else {
+      Int(key, static_cast<int64_t>(value));
     }
   }
-  j["entries"] = std::move(entries);
+  // Starts a nested object; its members follow through the returned writer.
+  std::string& Nested(std::string_view key) {
+    Key(key);
+    return out_;
+  }
+
+ private:
+  void Key(std::string_view key) {
+    if (!first_) out_ += ',';
+    first_ = false;
+    AppendString(out_, key);
+    out_ += ':';
+  }
+  std::string& out_;
+  bool first_ = true;
+};
+
+#define BLACKBOX_ENUM(w, key, Type, v) w.Enum(key, v, fb::EnumValues##Type(), fb::EnumNames##Type())
+
+void AddError(ObjectWriter& w, const fb::Error& p) {
+  w.String("context", p.context());
+  w.String("exception_type", p.exception_type());
+  w.String("message", p.message());
+  w.Strings("frames", p.frames());
+  w.Int("recovery_attempt", p.recovery_attempt());
+}
+
+void AddCrash(ObjectWriter& w, const fb::Crash& p) {
+  BLACKBOX_ENUM(w, "origin", CrashOrigin, p.origin());
+  w.Int("signal", p.signal());
+  w.String("signal_name", p.signal_name());
+  w.UInt("fault_address", p.fault_address());
+  w.Strings("frames", p.frames());
+  w.String("exception_type", p.exception_type());
+  w.String("exception_message", p.exception_message());
+  w.Int("crashed_pid", p.crashed_pid());
+  w.Int("exit_code", p.exit_code());
+  w.Bool("core_dumped", p.core_dumped());
+  w.Int("crash_time_ns", p.crash_time_ns());
+}
+
+void AddHealth(ObjectWriter& w, const fb::Health& p) {
+  w.UInt("rss_bytes", p.rss_bytes());
+  w.Double("cpu_percent", p.cpu_percent());
+  w.Double("memory_percent", p.memory_percent());
+  w.Double("disk_percent", p.disk_percent());
+  w.Int("threads", p.threads());
+  w.Int("open_fds", p.open_fds());
+  w.Int("sampled_pid", p.sampled_pid());
+  w.Bool("over_threshold", p.over_threshold());
+}
+
+void AddLifecycle(ObjectWriter& w, const fb::Lifecycle& p) {
+  BLACKBOX_ENUM(w, "phase", Phase, p.phase());
+  w.String("reason", p.reason());
+  w.Int("child_pid", p.child_pid());
+  w.Int("exit_code", p.exit_code());
+  w.Int("signal", p.signal());
+  w.Bool("core_dumped", p.core_dumped());
+}
+
+void AddRestart(ObjectWriter& w, const fb::Restart& p) {
+  w.Int("attempt", p.attempt());
+  BLACKBOX_ENUM(w, "reason", RestartReason, p.reason());
+  w.Int("exit_code", p.exit_code());
+  w.Int("signal", p.signal());
+  w.Int("delay_ms", p.delay_ms());
+  w.Int("child_pid", p.child_pid());
+}
+
+void AddCallback(ObjectWriter& w, const fb::Callback& p) {
+  BLACKBOX_ENUM(w, "kind", CallbackKind, p.kind());
+  w.String("name", p.name());
+  w.Bool("ok", p.ok());
+  w.String("error", p.error());
+  w.Int("duration_us", p.duration_us());
+}
+
+void AddGauge(ObjectWriter& w, const fb::Gauge& p) {
+  w.String("name", p.name());
+  w.Double("value", p.value());
+}
+
+void AddLogLine(ObjectWriter& w, const fb::LogLine& p) {
+  w.String("source", p.source());
+  w.String("pattern", p.pattern());
+  w.String("text", p.text());
+  w.UInt("suppressed", p.suppressed());
+}
+
+void AddLimit(ObjectWriter& w, const fb::Limit& p) {
+  BLACKBOX_ENUM(w, "kind", LimitKind, p.kind());
+  w.Double("value", p.value());
+  w.Double("limit", p.limit());
+  w.Int("consecutive", p.consecutive());
+  BLACKBOX_ENUM(w, "action", LimitAction, p.action());
+  w.Int("child_pid", p.child_pid());
+}
+
+void AddConfig(ObjectWriter& w, const fb::Config& p) {
+  w.String("component", p.component());
+  ObjectWriter entries(w.Nested("entries"));
+  if (p.entries()) {
+    for (const auto* e : *p.entries()) {
+      if (e) entries.String(Str(e->key()), e->value());
+    }
+  }
 }
 
 // ---------------------------------------------------------------------------
@@ -342,58 +420,62 @@ fb::ConfigT ConfigFrom(const Fields& f) {
 
 }  // namespace
 
-Json EventToJson(const fb::Event& e, std::string_view stream, uint64_t seq) {
-  Json j = Json::object();
-  j["seq"] = seq;
-  j["stream"] = stream;
-  j["time"] = FormatUtc(e.time_ns());
-  std::string_view type = PayloadName(e.payload_type());
-  j["type"] = type.empty() ? std::string_view("unknown") : type;
-  j["severity"] = BLACKBOX_ENUM_JSON(Severity, e.severity());
-  j["pid"] = e.pid();
-  j["mono_ns"] = e.mono_ns();
+void AppendEventJson(std::string& out, const fb::Event& e, std::string_view stream, uint64_t seq) {
+  ObjectWriter w(out);
+  w.UInt("seq", seq);
+  w.String("stream", stream);
+  w.String("time", FormatUtc(e.time_ns()));
+  w.String("type", PayloadName(e.payload_type()));
+  BLACKBOX_ENUM(w, "severity", Severity, e.severity());
+  w.Int("pid", e.pid());
+  w.Int("mono_ns", e.mono_ns());
   // A union whose type is set but whose table is absent passes the verifier;
   // such an event is shown with its envelope only.
   switch (e.payload_type()) {
     case fb::Payload::Error:
-      if (auto* p = e.payload_as_Error()) AddError(j, *p);
+      if (auto* p = e.payload_as_Error()) AddError(w, *p);
       break;
     case fb::Payload::Crash:
-      if (auto* p = e.payload_as_Crash()) AddCrash(j, *p);
+      if (auto* p = e.payload_as_Crash()) AddCrash(w, *p);
       break;
     case fb::Payload::Health:
-      if (auto* p = e.payload_as_Health()) AddHealth(j, *p);
+      if (auto* p = e.payload_as_Health()) AddHealth(w, *p);
       break;
     case fb::Payload::Lifecycle:
-      if (auto* p = e.payload_as_Lifecycle()) AddLifecycle(j, *p);
+      if (auto* p = e.payload_as_Lifecycle()) AddLifecycle(w, *p);
       break;
     case fb::Payload::Restart:
-      if (auto* p = e.payload_as_Restart()) AddRestart(j, *p);
+      if (auto* p = e.payload_as_Restart()) AddRestart(w, *p);
       break;
     case fb::Payload::Callback:
-      if (auto* p = e.payload_as_Callback()) AddCallback(j, *p);
+      if (auto* p = e.payload_as_Callback()) AddCallback(w, *p);
       break;
     case fb::Payload::Gauge:
-      if (auto* p = e.payload_as_Gauge()) AddGauge(j, *p);
+      if (auto* p = e.payload_as_Gauge()) AddGauge(w, *p);
       break;
     case fb::Payload::LogLine:
-      if (auto* p = e.payload_as_LogLine()) AddLogLine(j, *p);
+      if (auto* p = e.payload_as_LogLine()) AddLogLine(w, *p);
       break;
     case fb::Payload::Limit:
-      if (auto* p = e.payload_as_Limit()) AddLimit(j, *p);
+      if (auto* p = e.payload_as_Limit()) AddLimit(w, *p);
       break;
     case fb::Payload::Config:
-      if (auto* p = e.payload_as_Config()) AddConfig(j, *p);
+      if (auto* p = e.payload_as_Config()) AddConfig(w, *p);
       break;
     default:
-      j["type_id"] = static_cast<int>(e.payload_type());
+      w.Int("type_id", static_cast<int>(e.payload_type()));
       break;
   }
-  return j;
 }
 
 std::string EventToJsonLine(const fb::Event& event, std::string_view stream, uint64_t seq) {
-  return EventToJson(event, stream, seq).dump();
+  std::string out;
+  AppendEventJson(out, event, stream, seq);
+  return out;
+}
+
+Json EventToJson(const fb::Event& event, std::string_view stream, uint64_t seq) {
+  return Json::parse(EventToJsonLine(event, stream, seq));
 }
 
 bool JsonToEvent(const Json& j, ParsedEvent* out, std::string* why) {

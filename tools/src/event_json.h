@@ -28,7 +28,11 @@ using Json = nlohmann::ordered_json;
 // The JSON object for `event`, stored as `seq` of `stream`.
 Json EventToJson(const fb::Event& event, std::string_view stream, uint64_t seq);
 
-// EventToJson(...).dump(): one line, no trailing newline.
+// The same object as one line of text (no trailing newline), appended to
+// `out`. This is the fast path used by export and replay; EventToJson parses
+// its output, so the two never disagree.
+void AppendEventJson(std::string& out, const fb::Event& event, std::string_view stream,
+                     uint64_t seq);
 std::string EventToJsonLine(const fb::Event& event, std::string_view stream, uint64_t seq);
 
 // An event parsed back from its JSON object.

@@ -54,7 +54,7 @@ int ExportHistory(const GlobalOptions& global, const ExportOptions& o) {
   Status s = reader->Scan(scan, [&](const Record& r) {
     line.clear();
     if (array) line = written == 0 ? "\n" : ",\n";
-    line += EventToJsonLine(*r.event, r.stream, r.seq);
+    AppendEventJson(line, *r.event, r.stream, r.seq);
     if (!array) line += '\n';
     out.Write(line);
     progress.Update(++written);

@@ -99,30 +99,33 @@ int Replay(const GlobalOptions& global, const ReplayOptions& o) {
   std::deque<std::string> last;  // -n: the newest lines seen so far
   bool keep_last = o.lines >= 0;
 
-  auto emit = [&](std::string line) {
-    line.push_back('\n');
+  auto emit = [&](std::string_view line) {
     if (keep_last) {
       if (o.lines == 0) return;
       if (last.size() == static_cast<size_t>(o.lines)) last.pop_front();
-      last.push_back(std::move(line));
+      last.emplace_back(line);
     } else {
       std::fwrite(line.data(), 1, line.size(), stdout);
+      std::fputc('\n', stdout);
     }
   };
 
   DamageReport damage;
   std::map<std::string, uint64_t, std::less<>> seen;  // stream -> last seq read
+  std::string line;
   auto visit = [&](const Record& r) {
     auto it = seen.find(r.stream);
     if (it == seen.end()) it = seen.emplace(std::string(r.stream), 0).first;
     it->second = r.seq;
     if (!types.test(static_cast<size_t>(r.event->payload_type()))) return true;
     if (!AtOrAfter(r, since) || !AtOrBefore(r, until)) return true;
-    if (!grep.empty() || o.json) {
-      Json j = EventToJson(*r.event, r.stream, r.seq);
-      if (!grep.empty() && !grep.Matches(j)) return true;
-      emit(o.json ? j.dump() : FormatEventLine(*r.event, r.stream, r.seq, style));
+    if (o.json) {
+      line.clear();
+      AppendEventJson(line, *r.event, r.stream, r.seq);
+      if (!grep.empty() && !grep.Matches(Json::parse(line))) return true;
+      emit(line);
     } else {
+      if (!grep.empty() && !grep.Matches(EventToJson(*r.event, r.stream, r.seq))) return true;
       emit(FormatEventLine(*r.event, r.stream, r.seq, style));
     }
     return true;
@@ -135,7 +138,10 @@ int Replay(const GlobalOptions& global, const ReplayOptions& o) {
   if (Status s = reader->Scan(scan, visit); !s.ok()) {
     Trouble(fmt::format("cannot read journal '{}': {}", global.journal, s.ToString()));
   }
-  for (const auto& line : last) std::fwrite(line.data(), 1, line.size(), stdout);
+  for (const auto& kept : last) {
+    std::fwrite(kept.data(), 1, kept.size(), stdout);
+    std::fputc('\n', stdout);
+  }
   keep_last = false;
   std::fflush(stdout);
 

@@ -125,22 +125,50 @@ std::optional<int64_t> ParseRelative(std::string_view s, std::string* why) {
   return static_cast<int64_t>(ns);
 }
 
+// Export and replay format a time per event, and neighbouring events share
+// their second: the date and clock part is computed once per second.
+struct SecondCache {
+  time_t sec = 0;
+  bool valid = false;
+  std::string text;  // "2026-01-15T10:30:00" or "2026-01-15 11:30:00"
+};
+
+const std::string& UtcSecond(time_t sec) {
+  thread_local SecondCache cache;
+  if (!cache.valid || cache.sec != sec) {
+    std::tm tm{};
+    gmtime_r(&sec, &tm);
+    cache.text = fmt::format("{:04}-{:02}-{:02}T{:02}:{:02}:{:02}", tm.tm_year + 1900,
+                             tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec);
+    cache.sec = sec;
+    cache.valid = true;
+  }
+  return cache.text;
+}
+
+const std::string& LocalSecond(time_t sec) {
+  thread_local SecondCache cache;
+  if (!cache.valid || cache.sec != sec) {
+    std::tm tm{};
+    localtime_r(&sec, &tm);
+    cache.text = fmt::format("{:04}-{:02}-{:02} {:02}:{:02}:{:02}", tm.tm_year + 1900,
+                             tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec);
+    cache.sec = sec;
+    cache.valid = true;
+  }
+  return cache.text;
+}
+
 }  // namespace
 
 std::string FormatUtc(int64_t ns) {
   Split t = SplitNs(ns);
-  std::tm tm{};
-  gmtime_r(&t.sec, &tm);
-  return fmt::format("{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:09}Z", tm.tm_year + 1900, tm.tm_mon + 1,
-                     tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, t.frac_ns);
+  return fmt::format("{}.{:09}Z", UtcSecond(t.sec), t.frac_ns);
 }
 
 std::string FormatLocalMs(int64_t ns) {
   Split t = SplitNs(ns);
-  std::tm tm{};
-  localtime_r(&t.sec, &tm);
-  return fmt::format("{:04}-{:02}-{:02} {:02}:{:02}:{:02}.{:03}", tm.tm_year + 1900, tm.tm_mon + 1,
-                     tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, t.frac_ns / 1'000'000);
+  return fmt::format("{}.{:03}", LocalSecond(t.sec), t.frac_ns / 1'000'000);
 }
 
 std::optional<int64_t> ParseAbsoluteTime(std::string_view text) {
