@@ -1,0 +1,240 @@
+// kill -9 torture: an application using the recovery manager appends durable
+// and buffered events from several threads and is SIGKILLed at random
+// moments, many times in a row on the same journal. After every kill:
+//   - `blackbox verify` (the real tool) exits 0 and the streams have no gap;
+//   - every event acknowledged before the kill is present and intact (the
+//     durable ones by promise; the buffered ones too, since a process crash
+//     does not lose what reached RocksDB's log);
+//   - the next start of the manager counts the restart: its folded
+//     restart_count is the offline fold's + 1.
+// BLACKBOX_TORTURE_KILLS sets the number of kills (default 12). The run ends
+// with the line "kills=N events_acknowledged=M events_lost=L".
+#include <fmt/format.h>
+#include <gtest/gtest.h>
+#include <signal.h>
+#include <sys/wait.h>
+
+#include <cstdlib>
+#include <map>
+#include <random>
+#include <set>
+#include <sstream>
+#include <string>
+#include <utility>
+
+#include "blackbox/journal.h"
+#include "blackbox/state.h"
+#include "fault_support.h"
+
+namespace blackbox::faults {
+namespace {
+
+using namespace std::chrono_literals;
+
+int KillsFromEnvironment() {
+  const char* text = std::getenv("BLACKBOX_TORTURE_KILLS");
+  if (text == nullptr || *text == '\0') return 12;
+  return std::max(1, std::atoi(text));
+}
+
+// What the children acknowledged, over all runs.
+struct Acknowledged {
+  std::set<std::string> errors;                                // "ack <t> <n>" messages
+  std::map<uint64_t, std::pair<std::string, double>> torture;  // seq -> (name, value)
+
+  size_t size() const { return errors.size() + torture.size(); }
+
+  // Parses one acknowledgement line; false for anything else.
+  bool Add(const std::string& line) {
+    std::istringstream in(line);
+    std::string kind;
+    in >> kind;
+    if (kind == "E") {
+      int t;
+      long n;
+      if (!(in >> t >> n)) return false;
+      errors.insert(fmt::format("ack {} {}", t, n));
+      return true;
+    }
+    if (kind == "D" || kind == "B") {
+      uint64_t seq;
+      int t;
+      long n;
+      if (!(in >> seq >> t >> n)) return false;
+      torture[seq] = {fmt::format("t{}", t), static_cast<double>(n)};
+      return true;
+    }
+    return false;
+  }
+};
+
+// One stream read back: gap-free, every record verified.
+struct StreamContents {
+  uint64_t first = 0, last = 0, count = 0;
+  std::vector<std::string> problems;
+};
+
+StreamContents CheckStream(const std::string& root, const std::string& stream,
+                           const std::function<void(const Record&)>& each) {
+  StreamContents c;
+  auto reader = Reader::Open(root, stream);
+  if (!reader.ok()) {
+    c.problems.push_back("cannot open " + stream + ": " + reader.status().ToString());
+    return c;
+  }
+  auto checked = (*reader)->Verify([&](const BadRecord& b) {
+    c.problems.push_back(fmt::format("{} seq {}: {}", b.stream, b.seq, b.reason));
+  });
+  if (!checked.ok()) c.problems.push_back(checked.status().ToString());
+  c.first = (*reader)->first_seq();
+  c.last = (*reader)->last_seq();
+  uint64_t expected = c.first;
+  Status s = (*reader)->Scan({}, [&](const Record& r) {
+    if (r.seq != expected) {
+      c.problems.push_back(fmt::format("{}: seq {} follows {}", stream, r.seq, expected - 1));
+    }
+    expected = r.seq + 1;
+    ++c.count;
+    each(r);
+    return true;
+  });
+  if (!s.ok()) c.problems.push_back(s.ToString());
+  if (c.count != c.last + 1 - c.first) {
+    c.problems.push_back(
+        fmt::format("{}: {} records between seq {} and {}", stream, c.count, c.first, c.last));
+  }
+  return c;
+}
+
+int FoldedRestartCount(const std::string& root) {
+  auto state = LoadState(root);
+  EXPECT_TRUE(state.ok()) << state.status().ToString();
+  return state.ok() ? state->restart_count : -1;
+}
+
+// "start restart_count=<R> failures=<F>" -> (R, F).
+std::optional<std::pair<int, uint64_t>> ParseStart(const std::string& line) {
+  int r = 0;
+  unsigned long long f = 0;
+  if (std::sscanf(line.c_str(), "start restart_count=%d failures=%llu", &r, &f) != 2) {
+    return std::nullopt;
+  }
+  return std::make_pair(r, static_cast<uint64_t>(f));
+}
+
+TEST(KillNineTorture, EveryAcknowledgedEventSurvivesAndEveryRestartIsCounted) {
+  const int kills = KillsFromEnvironment();
+  const unsigned seed = std::random_device{}();
+  std::mt19937 rng(seed);
+  RecordProperty("seed", static_cast<int>(seed));
+  TempDir dir;
+  const std::string root = dir / "journal";
+  const std::string state_file = dir / "system_state.json";
+  Acknowledged acked;
+  uint64_t lost = 0;
+  int starts_checked = 0;
+
+  for (int kill_no = 1; kill_no <= kills; ++kill_no) {
+    SCOPED_TRACE(fmt::format("kill {} of {} (seed {})", kill_no, kills, seed));
+    const int folded_before = kill_no == 1 ? 0 : FoldedRestartCount(root);
+    Child child({TORTURE_CHILD, root, state_file}, dir / "child.err");
+    // Most kills land while the threads append; every fourth one lands
+    // anywhere in the start-up (journal open, fold, first events).
+    const bool early = kill_no > 1 && kill_no % 4 == 0;
+    std::optional<std::string> line;
+    if (!early) {
+      line = child.ReadLine(30s);
+      ASSERT_TRUE(line.has_value()) << "no start line; stderr: " << ReadFile(dir / "child.err");
+    } else {
+      usleep(std::uniform_int_distribution<int>(0, 40000)(rng));
+      line = child.ReadLine(0ms);
+    }
+    auto check_start = [&](const std::string& l) {
+      auto start = ParseStart(l);
+      ASSERT_TRUE(start.has_value()) << l;
+      EXPECT_EQ(start->second, 0u) << "the journal did not open after the previous kill";
+      if (kill_no > 1) {
+        EXPECT_EQ(start->first, folded_before + 1) << "the restart after the kill was not counted";
+        ++starts_checked;
+      }
+    };
+    if (line) check_start(*line);
+    if (!early) {
+      const auto until = std::chrono::steady_clock::now() +
+                         std::chrono::milliseconds(std::uniform_int_distribution<int>(5, 400)(rng));
+      while (std::chrono::steady_clock::now() < until) {
+        auto l = child.ReadLine(std::chrono::duration_cast<std::chrono::milliseconds>(
+            until - std::chrono::steady_clock::now()));
+        if (!l) break;
+        ASSERT_TRUE(acked.Add(*l)) << "unexpected line: " << *l;
+      }
+    }
+    const int status = child.Kill();
+    ASSERT_TRUE(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL)
+        << "the writer died on its own (status " << status
+        << "); stderr: " << ReadFile(dir / "child.err");
+    // Lines complete in the pipe when the writer died were acknowledged too.
+    while (auto l = child.ReadLine(1s)) {
+      if (ParseStart(*l)) {
+        check_start(*l);
+      } else {
+        ASSERT_TRUE(acked.Add(*l)) << "unexpected line: " << *l;
+      }
+    }
+
+    ProcessResult verify = RunProcess({BLACKBOX_TOOL, "--journal", root, "verify"});
+    ASSERT_EQ(verify.exit_code, 0) << verify.out << verify.err;
+
+    std::set<std::string> errors;
+    StreamContents app = CheckStream(root, "app", [&](const Record& r) {
+      if (const fb::Error* e = r.event->payload_as_Error(); e != nullptr && e->message()) {
+        errors.insert(e->message()->str());
+      }
+    });
+    EXPECT_TRUE(app.problems.empty()) << fmt::format("{}", fmt::join(app.problems, "\n"));
+    for (const std::string& m : acked.errors) {
+      if (!errors.contains(m)) {
+        ++lost;
+        ADD_FAILURE() << "acknowledged error '" << m << "' is missing";
+      }
+    }
+    if (!acked.torture.empty()) {
+      std::map<uint64_t, std::pair<std::string, double>> stored;
+      StreamContents torture = CheckStream(root, "torture", [&](const Record& r) {
+        const fb::Gauge* g = r.event->payload_as_Gauge();
+        if (g != nullptr && g->name()) stored[r.seq] = {g->name()->str(), g->value()};
+      });
+      EXPECT_TRUE(torture.problems.empty()) << fmt::format("{}", fmt::join(torture.problems, "\n"));
+      for (const auto& [seq, event] : acked.torture) {
+        auto it = stored.find(seq);
+        if (it == stored.end() || it->second != event) {
+          ++lost;
+          ADD_FAILURE() << "acknowledged event seq " << seq << " (" << event.first << " "
+                        << event.second << ") is missing or changed";
+        }
+      }
+    }
+    ASSERT_EQ(lost, 0u);
+  }
+
+  // One more start after the last kill: it too counts the restart, then
+  // leaves cleanly.
+  const int folded_before = FoldedRestartCount(root);
+  ProcessResult probe = RunProcess({TORTURE_CHILD, root, state_file, "probe"});
+  ASSERT_EQ(probe.exit_code, 0) << probe.err;
+  auto start = ParseStart(probe.out);
+  ASSERT_TRUE(start.has_value()) << probe.out;
+  EXPECT_EQ(start->first, folded_before + 1);
+  EXPECT_EQ(start->second, 0u);
+  ++starts_checked;
+  EXPECT_EQ(RunProcess({BLACKBOX_TOOL, "--journal", root, "verify"}).exit_code, 0);
+
+  EXPECT_GT(acked.errors.size(), 0u);
+  EXPECT_GT(acked.torture.size(), 0u);
+  // Summary for the README (ctest -L long -V shows it).
+  fmt::print("kills={} events_acknowledged={} events_lost={}\n", kills, acked.size(), lost);
+  fmt::print("(restarts counted at {} starts; seed {})\n", starts_checked, seed);
+}
+
+}  // namespace
+}  // namespace blackbox::faults
