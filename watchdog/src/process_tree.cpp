@@ -8,6 +8,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <string>
 #include <string_view>
 #include <unordered_map>
 #include <vector>
@@ -63,12 +64,58 @@ std::optional<ProcStat> ReadStat(pid_t pid) {
   return stat;
 }
 
-}  // namespace
+// Reads a small /proc file into `out`. False when it cannot be read.
+bool ReadSmallFile(const char* path, std::string& out) {
+  UniqueFd fd(::open(path, O_RDONLY | O_CLOEXEC));
+  if (!fd) return false;
+  out.clear();
+  char buf[4096];
+  while (true) {
+    ssize_t n = ::read(fd.get(), buf, sizeof buf);
+    if (n < 0) return false;
+    if (n == 0) return true;
+    out.append(buf, static_cast<size_t>(n));
+  }
+}
 
-std::optional<TreeSample> SampleProcessTree(pid_t root) {
-  std::optional<ProcStat> root_stat = ReadStat(root);
-  if (!root_stat) return std::nullopt;
+void ParsePids(std::string_view text, std::vector<pid_t>& out) {
+  while (!text.empty()) {
+    while (!text.empty() && (text.front() == ' ' || text.front() == '\n')) text.remove_prefix(1);
+    pid_t pid = 0;
+    auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), pid);
+    if (ec != std::errc()) return;
+    out.push_back(pid);
+    text.remove_prefix(static_cast<size_t>(end - text.data()));
+  }
+}
 
+// The children of `pid` from /proc/<pid>/task/<tid>/children (a child is
+// listed under the thread that forked it). nullopt when the kernel has no
+// such files (CONFIG_PROC_CHILDREN off) or `pid` is gone.
+std::optional<std::vector<pid_t>> ChildrenOf(pid_t pid) {
+  char path[64];
+  std::snprintf(path, sizeof path, "/proc/%d/task", pid);
+  DIR* dir = ::opendir(path);
+  if (dir == nullptr) return std::nullopt;
+  std::vector<pid_t> children;
+  std::string text;
+  bool any = false;
+  while (dirent* entry = ::readdir(dir)) {
+    if (entry->d_name[0] == '.') continue;
+    char file[320];
+    std::snprintf(file, sizeof file, "/proc/%d/task/%s/children", pid, entry->d_name);
+    if (!ReadSmallFile(file, text)) continue;  // the thread just ended, or no such file
+    any = true;
+    ParsePids(text, children);
+  }
+  ::closedir(dir);
+  if (!any) return std::nullopt;
+  return children;
+}
+
+// The whole of /proc, indexed by parent: the fallback without children files.
+// Costs an open and a read per process on the machine.
+std::unordered_multimap<pid_t, ProcStat> ScanAllByParent(pid_t root) {
   std::unordered_multimap<pid_t, ProcStat> by_parent;
   if (DIR* dir = ::opendir("/proc")) {
     while (dirent* entry = ::readdir(dir)) {
@@ -80,7 +127,19 @@ std::optional<TreeSample> SampleProcessTree(pid_t root) {
     }
     ::closedir(dir);
   }
+  return by_parent;
+}
 
+}  // namespace
+
+std::optional<TreeSample> SampleProcessTree(pid_t root) {
+  std::optional<ProcStat> root_stat = ReadStat(root);
+  if (!root_stat) return std::nullopt;
+
+  // Walk down from the root through the children files: a few reads per
+  // process of the tree, instead of one per process of the machine (this runs
+  // every health interval, and an idle watchdog should cost next to nothing).
+  std::optional<std::unordered_multimap<pid_t, ProcStat>> by_parent;
   static const uint64_t page_size = static_cast<uint64_t>(::sysconf(_SC_PAGESIZE));
   TreeSample sample;
   std::vector<ProcStat> pending = {*root_stat};
@@ -91,7 +150,17 @@ std::optional<TreeSample> SampleProcessTree(pid_t root) {
     sample.cpu_ticks += stat.cpu_ticks;
     sample.threads += stat.threads;
     sample.processes += 1;
-    auto [first, last] = by_parent.equal_range(stat.pid);
+    if (!by_parent) {
+      if (std::optional<std::vector<pid_t>> children = ChildrenOf(stat.pid)) {
+        for (pid_t child : *children) {
+          if (std::optional<ProcStat> child_stat = ReadStat(child)) pending.push_back(*child_stat);
+        }
+        continue;
+      }
+      if (stat.pid != root) continue;  // it ended between two reads
+      by_parent = ScanAllByParent(root);
+    }
+    auto [first, last] = by_parent->equal_range(stat.pid);
     for (auto it = first; it != last; ++it) pending.push_back(it->second);
   }
   return sample;

@@ -18,8 +18,9 @@ struct TreeSample {
   int threads = 0;
 };
 
-// Sums over `root` and its descendants (found through the ppid links of
-// /proc/<pid>/stat). nullopt when `root` does not exist.
+// Sums over `root` and its descendants, found through
+// /proc/<pid>/task/<tid>/children (or, on kernels without those files, the
+// ppid links of every /proc/<pid>/stat). nullopt when `root` does not exist.
 std::optional<TreeSample> SampleProcessTree(pid_t root);
 
 // CPU in percent of one core between two samples taken `elapsed_ns` apart.

@@ -1,4 +1,4 @@
-// Starting the service: fork + exec without a shell, in a new process group,
+// Starting the service: clone + exec without a shell, in a new process group,
 // killed with its group when the watchdog dies.
 #pragma once
 
@@ -18,8 +18,9 @@ namespace blackbox::watchdog {
 // when it contains a '/', else the first executable match on $PATH.
 std::optional<std::string> ResolveExecutable(const std::string& name);
 
-// Everything the child needs, prepared before fork: after fork the child only
-// makes async-signal-safe calls (the watchdog has RocksDB's threads).
+// Everything the child needs, prepared before the clone: between clone and exec
+// the child only makes async-signal-safe calls (the watchdog has threads, and
+// the child shares its memory until exec).
 struct SpawnPlan {
   std::string path;               // resolved executable
   std::vector<std::string> argv;  // argv[0] as the user wrote it
@@ -36,8 +37,10 @@ struct Child {
   int64_t started_wall_ns = 0;
 };
 
-// Forks and execs. The child: leads a new process group, gets SIGKILL when the
-// watchdog dies (PR_SET_PDEATHSIG), has stdin on /dev/null, stdout/stderr on
+// Starts the child with clone(CLONE_VM | CLONE_VFORK) and execve: no copy of
+// the watchdog's page tables, so a restart costs about what the exec costs.
+// Returns once the child has exec'd (or failed to). The child: leads a new process group, gets
+// SIGKILL when the watchdog dies (PR_SET_PDEATHSIG), has stdin on /dev/null, stdout/stderr on
 // pipes, default signal dispositions and an empty signal mask. When exec fails
 // the child exits with status 127 after one line on its stderr.
 Result<Child> Spawn(const SpawnPlan& plan);

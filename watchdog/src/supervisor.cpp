@@ -85,6 +85,7 @@ void BlockStopSignals() {
 
 Supervisor::Supervisor(SupervisorParts parts)
     : parts_(std::move(parts)),
+      writer_(*parts_.journal),
       policy_(PolicyOptions(parts_.options)),
       out_scanner_(&parts_.patterns),
       err_scanner_(&parts_.patterns) {}
@@ -118,14 +119,8 @@ void Supervisor::Record(fb::Severity severity, fb::PayloadUnion payload, Durabil
   event.severity = severity;
   event.time_ns = time_ns;
   event.payload = std::move(payload);
-  Result<uint64_t> appended = parts_.journal->Append(std::move(event), durability);
-  if (!appended.ok()) {
-    // The journal failing must not stop the supervision: count, report once.
-    if (failed_appends_++ == 0) {
-      fmt::print(stderr, "blackbox-watchdog: journal append failed (supervision continues): {}\n",
-                 appended.status().ToString());
-    }
-  }
+  // Encoded here (the clocks are read now), written by the writer thread.
+  writer_.Submit(EncodeEvent(std::move(event)), durability);
 }
 
 void Supervisor::RecordLifecycle(fb::Phase phase, const std::string& reason, int child_pid,
@@ -200,6 +195,7 @@ int Supervisor::Run() {
       if (errno == EINTR) continue;
       fmt::print(stderr, "blackbox-watchdog: epoll_wait: {}\n", std::strerror(errno));
       if (child_) ::kill(-child_->pid, SIGKILL);
+      writer_.Close();
       return kExitFailed;
     }
     for (int i = 0; i < n && !done_; ++i) {
@@ -243,6 +239,7 @@ int Supervisor::Run() {
   }
   parts_.guard.Watch(0);
   ::unlink(parts_.notify.path().c_str());
+  writer_.Close();  // everything journaled is on disk before the process exits
   return exit_status_;
 }
 
@@ -268,7 +265,7 @@ void Supervisor::StartChild() {
   over_memory_ = 0;
   over_cpu_ = 0;
   last_heartbeat_ns_ = child_->started_mono_ns;
-  Arm(heartbeat_timer_, parts_.options.watchdog_timeout);
+  if (parts_.options.watchdog_timeout > 0) Arm(heartbeat_timer_, parts_.options.watchdog_timeout);
 }
 
 void Supervisor::RecordSpawn() {
@@ -362,9 +359,10 @@ void Supervisor::OnChildExit() {
   Unwatch(child_->pidfd.get());
   Child old = std::move(*child_);
   child_.reset();
-  parts_.guard.Watch(0);
-  Arm(kill_timer_, 0);
-  Arm(heartbeat_timer_, 0);
+  // Only timers that can be armed are disarmed: each is a syscall on the
+  // restart's path.
+  if (stopping_) Arm(kill_timer_, 0);
+  if (parts_.options.watchdog_timeout > 0) Arm(heartbeat_timer_, 0);
 
   std::optional<fb::RestartReason> reason;
   if (cause == Cause::kMemory) {
@@ -383,7 +381,11 @@ void Supervisor::OnChildExit() {
   // Restart first, journal after: neither the old child's last output nor
   // the journal's fsync is on the restart's path.
   const bool restart_now = decision && decision->allowed && decision->delay_ns == 0;
-  if (restart_now) StartChild();
+  if (restart_now) {
+    StartChild();  // points the guard at the new group
+  } else {
+    parts_.guard.Watch(0);
+  }
 
   DrainAndClose(false, old.out, exit_mono);
   DrainAndClose(true, old.err, exit_mono);

@@ -10,6 +10,10 @@
 //   pipes      the child's stdout and stderr
 // Every source is served in bounded slices (one pipe read, a few datagrams per
 // wakeup), so a child flooding one of them cannot delay the others.
+//
+// Every decision is taken on the loop's thread. The one other thread is the
+// journal writer (journal_writer.h): the loop encodes an event and queues it,
+// so no fsync ever sits between a crash and the restart.
 #pragma once
 
 #include <memory>
@@ -18,6 +22,7 @@
 #include <vector>
 
 #include "blackbox/journal.h"
+#include "journal_writer.h"
 #include "notify_socket.h"
 #include "options.h"
 #include "output.h"
@@ -38,7 +43,7 @@ struct SupervisorParts {
   Options options;
   SpawnPlan plan;
   std::vector<std::unique_ptr<Pattern>> patterns;
-  std::unique_ptr<Journal> journal;
+  std::unique_ptr<Journal> journal;  // written only through the supervisor's JournalWriter
   NotifySocket notify;
   GroupGuard guard;
   OutputSink sink;
@@ -95,6 +100,7 @@ class Supervisor {
   static void Arm(const UniqueFd& timer, double seconds, bool periodic = false);
 
   SupervisorParts parts_;
+  JournalWriter writer_;  // after parts_: drained before the journal closes
   RestartPolicy policy_;
   UniqueFd epoll_;
   UniqueFd signals_;
@@ -120,7 +126,6 @@ class Supervisor {
   std::string status_text_;
   std::string pending_status_;  // a STATUS= not yet journaled (rate limit)
   int64_t last_status_journaled_ns_ = 0;
-  uint64_t failed_appends_ = 0;
 };
 
 // Blocks the signals the loop reads through its signalfd, and ignores SIGPIPE.
