@@ -8,11 +8,14 @@
 // turn: iterates it with a bare RocksDB iterator (keys and values touched,
 // nothing decoded), runs `blackbox export --history FILE`, `blackbox replay
 // --json > /dev/null` and `blackbox replay > /dev/null`. Prints the median
-// events/s of each and its ratio to the raw iteration.
+// events/s of each (by wall clock, and per CPU second) and its ratio to the
+// raw iteration.
 #include <fcntl.h>
 #include <fmt/format.h>
 #include <rocksdb/db.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -28,6 +31,19 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 constexpr int64_t kT0 = 1768473000LL * 1'000'000'000;
+
+// Wall-clock and CPU seconds of one measurement. On a shared machine the
+// CPU figure is the steadier one: it does not count time spent waiting for a core.
+struct Timing {
+  double wall = 0;
+  double cpu = 0;
+};
+
+double ProcessCpuSeconds() {
+  timespec ts{};
+  clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+  return static_cast<double>(ts.tv_sec) + static_cast<double>(ts.tv_nsec) / 1e9;
+}
 
 double Median(std::vector<double> v) {
   std::sort(v.begin(), v.end());
@@ -107,14 +123,16 @@ void WriteJournal(const std::string& root, uint64_t events) {
   if (auto s = (*journal)->Sync(); !s.ok()) Die(s.ToString());
 }
 
-// Seconds to iterate every event of <root>/app with a plain RocksDB iterator.
-double RawIteration(const std::string& root, uint64_t expected) {
+// Time to iterate every event of <root>/app with a plain RocksDB iterator
+// (opening the database included, as the tool's figures include it).
+Timing RawIteration(const std::string& root, uint64_t expected) {
   std::string path = root + "/app";
   std::vector<std::string> names;
   if (!rocksdb::DB::ListColumnFamilies(rocksdb::DBOptions(), path, &names).ok()) {
     Die("list column families");
   }
   auto start = Clock::now();
+  double cpu_start = ProcessCpuSeconds();
   std::vector<rocksdb::ColumnFamilyDescriptor> families;
   for (const auto& n : names) families.emplace_back(n, rocksdb::ColumnFamilyOptions());
   std::vector<rocksdb::ColumnFamilyHandle*> handles;
@@ -131,15 +149,16 @@ double RawIteration(const std::string& root, uint64_t expected) {
       ++count;
     }
   }
-  double seconds = std::chrono::duration<double>(Clock::now() - start).count();
+  Timing t{std::chrono::duration<double>(Clock::now() - start).count(),
+           ProcessCpuSeconds() - cpu_start};
   for (auto* h : handles) db->DestroyColumnFamilyHandle(h);
   if (count != expected) Die(fmt::format("raw iteration saw {} events, not {}", count, expected));
   if (bytes == 0) Die("no bytes");
-  return seconds;
+  return t;
 }
 
-// Seconds for one run of the tool, stdout to `out`.
-double RunTool(const std::vector<std::string>& args, const std::string& out) {
+// Time of one run of the tool (process start to exit), stdout to `out`.
+Timing RunTool(const std::vector<std::string>& args, const std::string& out) {
   std::vector<std::string> argv{BLACKBOX_TOOL};
   argv.insert(argv.end(), args.begin(), args.end());
   std::vector<char*> p;
@@ -155,10 +174,14 @@ double RunTool(const std::vector<std::string>& args, const std::string& out) {
     _exit(127);
   }
   int status = 0;
-  waitpid(pid, &status, 0);
-  double seconds = std::chrono::duration<double>(Clock::now() - start).count();
+  rusage usage{};
+  wait4(pid, &status, 0, &usage);
+  Timing t;
+  t.wall = std::chrono::duration<double>(Clock::now() - start).count();
+  t.cpu = static_cast<double>(usage.ru_utime.tv_sec + usage.ru_stime.tv_sec) +
+          static_cast<double>(usage.ru_utime.tv_usec + usage.ru_stime.tv_usec) / 1e6;
   if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) Die("blackbox " + args[2] + " failed");
-  return seconds;
+  return t;
 }
 
 }  // namespace
@@ -194,7 +217,7 @@ int main(int argc, char** argv) {
                static_cast<double>(blackbox::DirectorySize(root)) / (1 << 20));
   }
 
-  std::vector<double> raw, exp, json, human;
+  std::vector<Timing> raw, exp, json, human;
   std::string jsonl = dir + "/history.jsonl";
   for (int r = 0; r < runs; ++r) {
     raw.push_back(RawIteration(root, events));
@@ -202,12 +225,21 @@ int main(int argc, char** argv) {
     json.push_back(RunTool({"--journal", root, "replay", "--json"}, "/dev/null"));
     human.push_back(RunTool({"--journal", root, "replay"}, "/dev/null"));
   }
-  double base = static_cast<double>(events) / Median(raw);
+  auto rate = [&](const std::vector<Timing>& t, double Timing::*field) {
+    std::vector<double> v;
+    for (const Timing& x : t) v.push_back(x.*field);
+    return static_cast<double>(events) / Median(v);
+  };
+  double base_wall = rate(raw, &Timing::wall);
+  double base_cpu = rate(raw, &Timing::cpu);
   fmt::print("{} events, {} runs, medians:\n", events, runs);
-  fmt::print("{:<34} {:>14} {:>8}\n", "", "events/s", "x raw");
-  auto row = [&](const char* name, const std::vector<double>& t) {
-    double rate = static_cast<double>(events) / Median(t);
-    fmt::print("{:<34} {:>14.0f} {:>8.3f}\n", name, rate, rate / base);
+  fmt::print("{:<34} {:>14} {:>8} {:>16} {:>8}\n", "", "events/s wall", "x raw", "events/CPU-s",
+             "x raw");
+  auto row = [&](const char* name, const std::vector<Timing>& t) {
+    double wall = rate(t, &Timing::wall);
+    double cpu = rate(t, &Timing::cpu);
+    fmt::print("{:<34} {:>14.0f} {:>8.3f} {:>16.0f} {:>8.3f}\n", name, wall, wall / base_wall, cpu,
+               cpu / base_cpu);
   };
   row("raw RocksDB iteration", raw);
   row("blackbox export --history (JSONL)", exp);

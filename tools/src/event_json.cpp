@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 
 #include <cctype>
+#include <cmath>
 #include <iterator>
 #include <limits>
 #include <stdexcept>
@@ -21,8 +22,8 @@ namespace {
 // string (value or key) goes through the JSON library, except strings made only of printable ASCII
 // other than '"' and
 // '\\', which need no escaping and are copied as they are. Floating-point
-// numbers are always formatted by the library, so EventToJson (which parses
-// this text) and this writer agree to the byte.
+// numbers are written in their shortest round-trip form. EventToJson parses
+// this text, so the two never disagree.
 
 std::string_view Str(const flatbuffers::String* s) { return s ? s->string_view() : ""; }
 
@@ -36,13 +37,31 @@ bool NeedsNoEscaping(std::string_view s) {
 
 void AppendString(std::string& out, std::string_view s) {
   if (NeedsNoEscaping(s)) {
-    out += '"';
-    out += s;
-    out += '"';
+    out.reserve(out.size() + s.size() + 2);
+    out.push_back('"');
+    out.append(s);
+    out.push_back('"');
     return;
   }
   // Invalid UTF-8 (a message cut mid-character) becomes U+FFFD instead of an error.
   out += Json(s).dump(-1, ' ', false, Json::error_handler_t::replace);
+}
+
+// The shortest text that reads back as the same double. Integral values keep
+// a ".0" so that the field reads as a floating-point number; JSON has no NaN
+// or infinity, so those are null (as the JSON library writes them).
+void AppendDouble(std::string& out, double v) {
+  if (!std::isfinite(v)) {
+    out.append("null");
+    return;
+  }
+  char buf[40];
+  char* end = fmt::format_to(buf, "{}", v);
+  out.append(buf, end);
+  if (std::string_view(buf, static_cast<size_t>(end - buf)).find_first_of(".e") ==
+      std::string_view::npos) {
+    out.append(".0");
+  }
 }
 
 std::string Lower(std::string_view s) {
@@ -69,7 +88,7 @@ class ObjectWriter {
   }
   void Double(std::string_view key, double v) {
     Key(key);
-    out_ += Json(v).dump();  // shortest round-trip form; NaN and infinities become null
+    AppendDouble(out_, v);
   }
   void Bool(std::string_view key, bool v) {
     Key(key);
@@ -108,18 +127,19 @@ class ObjectWriter {
       Int(key, static_cast<int64_t>(value));
     }
   }
-  // Starts a nested object; its members follow through the returned writer.
-  std::string& Nested(std::string_view key) {
+  // Writes `key`; the caller appends the value's JSON text (an object
+  // through a nested ObjectWriter, or a time) to the returned buffer.
+  std::string& Raw(std::string_view key) {
     Key(key);
     return out_;
   }
 
  private:
   void Key(std::string_view key) {
-    if (!first_) out_ += ',';
+    if (!first_) out_.push_back(',');
     first_ = false;
     AppendString(out_, key);
-    out_ += ':';
+    out_.push_back(':');
   }
   std::string& out_;
   bool first_ = true;
@@ -209,7 +229,7 @@ void AddLimit(ObjectWriter& w, const fb::Limit& p) {
 
 void AddConfig(ObjectWriter& w, const fb::Config& p) {
   w.String("component", p.component());
-  ObjectWriter entries(w.Nested("entries"));
+  ObjectWriter entries(w.Raw("entries"));
   if (p.entries()) {
     for (const auto* e : *p.entries()) {
       if (e) entries.String(Str(e->key()), e->value());
@@ -424,7 +444,7 @@ void AppendEventJson(std::string& out, const fb::Event& e, std::string_view stre
   ObjectWriter w(out);
   w.UInt("seq", seq);
   w.String("stream", stream);
-  w.String("time", FormatUtc(e.time_ns()));
+  AppendUtc(w.Raw("time"), e.time_ns());
   w.String("type", PayloadName(e.payload_type()));
   BLACKBOX_ENUM(w, "severity", Severity, e.severity());
   w.Int("pid", e.pid());

@@ -166,6 +166,15 @@ std::string FormatUtc(int64_t ns) {
   return fmt::format("{}.{:09}Z", UtcSecond(t.sec), t.frac_ns);
 }
 
+void AppendUtc(std::string& out, int64_t ns) {
+  Split t = SplitNs(ns);
+  char frac[16];
+  char* end = fmt::format_to(frac, ".{:09}Z\"", t.frac_ns);
+  out.push_back('"');
+  out.append(UtcSecond(t.sec));
+  out.append(frac, end);
+}
+
 std::string FormatLocalMs(int64_t ns) {
   Split t = SplitNs(ns);
   return fmt::format("{}.{:03}", LocalSecond(t.sec), t.frac_ns / 1'000'000);

@@ -23,6 +23,8 @@ namespace blackbox::tools {
 
 // "2026-01-15T10:30:00.123456789Z". Correct for times before 1970 too.
 std::string FormatUtc(int64_t ns);
+// The same, as a JSON string (in quotes) appended to `out`.
+void AppendUtc(std::string& out, int64_t ns);
 // "2026-01-15 11:30:00.123" in the local time zone (TZ).
 std::string FormatLocalMs(int64_t ns);
 
