@@ -42,11 +42,13 @@ constexpr size_t kMaxRecords = 64;
 std::filesystem::path g_base;  // private temp dir of this process
 uint64_t g_run = 0;
 
-std::vector<std::string_view> SplitRecords(std::string_view text) {
-  std::vector<std::string_view> out;
+// Records are copied out of the input: FlatBuffers reads need aligned
+// buffers, and a std::string's bytes are (heap or in-object, 8 bytes at least).
+std::vector<std::string> SplitRecords(std::string_view text) {
+  std::vector<std::string> out;
   while (out.size() < kMaxRecords) {
     size_t end = text.find(kSeparator);
-    out.push_back(text.substr(0, end));
+    out.emplace_back(text.substr(0, end));
     if (end == text.npos) break;
     text.remove_prefix(end + kSeparator.size());
   }
@@ -55,7 +57,7 @@ std::vector<std::string_view> SplitRecords(std::string_view text) {
 
 // What folding the accepted records by hand gives, as snapshot bytes (bytes
 // compare NaN gauges equal to themselves).
-std::string FoldByHand(const std::vector<std::string_view>& records, size_t count) {
+std::string FoldByHand(const std::vector<std::string>& records, size_t count) {
   SystemState state;
   for (size_t i = 0; i < count; ++i) {
     if (const fb::Event* e = VerifyEvent(Bytes(records[i]))) Fold(state, *e, kAppStream, i + 1);
@@ -63,7 +65,7 @@ std::string FoldByHand(const std::vector<std::string_view>& records, size_t coun
   return EncodeSnapshot(state);
 }
 
-void Run(uint8_t flags, const std::vector<std::string_view>& records, const std::string& root) {
+void Run(uint8_t flags, const std::vector<std::string>& records, const std::string& root) {
   const bool durable = flags & 1;
   const bool snapshot = flags & 2;
   const bool raw_snapshot = flags & 4;
@@ -183,7 +185,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   using namespace blackbox::fuzz;
   if (size == 0) return 0;
   std::string_view text(reinterpret_cast<const char*>(data) + 1, size - 1);
-  std::vector<std::string_view> records = SplitRecords(text);
+  std::vector<std::string> records = SplitRecords(text);
   std::string root = (g_base / std::to_string(g_run++)).string();
   Run(data[0], records, root);
   std::error_code ec;

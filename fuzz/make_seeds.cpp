@@ -240,6 +240,19 @@ int Main(int argc, char** argv) {
     e.payload.Set(std::move(p));
     Write(decode / "regress_invalid_utf8.bin", Pack(e));
   }
+  {
+    fb::EventT e = Envelope("app", fb::Severity::Info, 0);
+    fb::ConfigT p;
+    p.component = "recovery";
+    for (auto [k, v] : {std::pair{"max_restarts", "5"}, std::pair{"max_restarts", "9"}}) {
+      auto entry = std::make_unique<fb::ConfigEntryT>();
+      entry->key = k;  // the same key twice: a JSON object cannot hold both
+      entry->value = v;
+      p.entries.push_back(std::move(entry));
+    }
+    e.payload.Set(std::move(p));
+    Write(decode / "regress_config_duplicate_key.bin", Pack(e));
+  }
   Write(import / "regress_time_out_of_range.jsonl",
         R"({"seq": 1, "stream": "app", "time": "4052-01-15T11:30:00Z", "type": "gauge"})"
         "\n"
