@@ -2,6 +2,7 @@
 // binary supervises the test_child helper (or /bin/sh scripts), and the tests
 // check its exit status, the processes left, and what it journaled.
 #include <fcntl.h>
+#include <fmt/format.h>
 #include <gtest/gtest.h>
 #include <poll.h>
 #include <signal.h>
@@ -221,6 +222,58 @@ TEST_F(WatchdogTest, CrashLoopStopsAfterMaxRestartsWithExactStartCount) {
   EXPECT_NE(ReadFile(file("watchdog.err")).find("giving up"), std::string::npos);
 }
 
+// The journal is written by a thread of its own; a fast crash loop must still
+// leave every event in it, in the order the loop took its decisions, once
+// --stop has returned.
+TEST_F(WatchdogTest, JournalHoldsEveryEventInOrderAfterStop) {
+  auto wd = Start({"--max-restarts", "100000", "--restart-delay", "0"},
+                  {kChild, "count", file("starts"), "1"});
+  ASSERT_TRUE(WaitFor([&] { return Lines(file("starts")).size() >= 30; }, 20))
+      << ReadFile(file("watchdog.err"));
+  ASSERT_EQ(Run({kWatchdog, "--stop", "--state-dir", state()}), 0);
+  ASSERT_EQ(wd->Wait(10), 0) << ReadFile(file("watchdog.err"));
+
+  // One token per event; the pids of the children in the order they started.
+  std::vector<std::string> tokens;
+  std::vector<std::string> started;
+  for (const auto& e : Events()) {
+    const fb::PayloadUnion& p = e->payload;
+    if (const fb::LifecycleT* l = p.AsLifecycle()) {
+      tokens.push_back(fmt::format("{}:{}", blackbox::PhaseName(l->phase), l->child_pid));
+      if (l->phase == fb::Phase::Starting && l->child_pid != 0) {
+        started.push_back(std::to_string(l->child_pid));
+      }
+    } else if (const fb::CrashT* c = p.AsCrash()) {
+      tokens.push_back(fmt::format("crash:{}", c->crashed_pid));
+    } else if (const fb::RestartT* r = p.AsRestart()) {
+      tokens.push_back(fmt::format("restart:{}:{}", r->attempt, r->child_pid));
+    } else {
+      tokens.push_back(std::string(blackbox::PayloadName(p.type)));
+    }
+  }
+  ASSERT_GE(started.size(), 30u);
+  // Every start the children recorded is journaled; the last child may have
+  // been stopped before it got to write its pid.
+  std::vector<std::string> recorded = Lines(file("starts"));
+  EXPECT_TRUE(recorded == started ||
+              recorded == std::vector<std::string>(started.begin(), started.end() - 1))
+      << recorded.size() << " recorded starts, " << started.size() << " journaled";
+
+  std::vector<std::string> expected = {"config", "starting:0"};
+  for (size_t i = 0; i < started.size(); ++i) {
+    expected.push_back("starting:" + started[i]);
+    expected.push_back("running:" + started[i]);
+    if (i + 1 < started.size()) {
+      expected.push_back("crash:" + started[i]);
+      expected.push_back("backoff:" + started[i]);
+      expected.push_back(fmt::format("restart:{}:{}", i + 1, started[i + 1]));
+    }
+  }
+  expected.push_back("stopping:" + started.back());
+  expected.push_back("stopped:" + started.back());
+  EXPECT_EQ(tokens, expected);
+}
+
 TEST_F(WatchdogTest, RestartWindowForgetsRestartsOfAStableRun) {
   // Each run lasts ~0.3 s, longer than the 0.2 s window: the budget of one
   // restart is never spent, so the loop only ends when the script says so.
@@ -364,9 +417,20 @@ TEST_F(WatchdogTest, StatusJsonDescribesTheRunningChild) {
   ASSERT_TRUE(WaitFor([&] { return Lines(file("pid")).size() == 1; }, 10));
   const pid_t child = std::stoi(Lines(file("pid"))[0]);
 
+  // The journal is written by the watchdog's writer thread, a moment after
+  // the child started: --status may see "starting" first.
   std::string out, err;
-  ASSERT_EQ(Run({kWatchdog, "--status", "--json", "--state-dir", state()}, &out, &err), 0) << err;
-  nlohmann::json status = nlohmann::json::parse(out);
+  nlohmann::json status;
+  ASSERT_TRUE(WaitFor(
+      [&] {
+        if (Run({kWatchdog, "--status", "--json", "--state-dir", state()}, &out, &err) != 0) {
+          return false;
+        }
+        status = nlohmann::json::parse(out);
+        return status["state"] == "running";
+      },
+      10))
+      << out << err;
   EXPECT_EQ(status["watchdog_pid"], wd->pid());
   EXPECT_EQ(status["child_pid"], child);
   EXPECT_EQ(status["state"], "running");

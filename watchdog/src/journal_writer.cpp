@@ -50,7 +50,9 @@ void JournalWriter::Submit(std::string event, Durability durability) {
       ++dropped_unreported_;
       return;
     }
+    ++waiting_for_room_;
     has_room_.wait(lock, [&] { return events_queued_ < capacity_; });
+    --waiting_for_room_;
   }
   // The notice goes where the gap is: after what was queued before the drops,
   // before this event.
@@ -124,8 +126,8 @@ void JournalWriter::Run() {
       if (queue_.empty()) return;  // closing, and everything is written
       batch.swap(queue_);
       events_queued_ = 0;
+      if (waiting_for_room_ > 0) has_room_.notify_all();
     }
-    has_room_.notify_all();
     // One fsync for the whole batch, on its last durable event: every event
     // before it is in the same sequential WAL and becomes durable with it.
     size_t last_durable = batch.size();

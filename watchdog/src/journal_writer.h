@@ -94,6 +94,7 @@ class JournalWriter {
   std::condition_variable has_room_;  // a durable Submit waits for room
   std::deque<Item> queue_;            // guarded by mu_
   size_t events_queued_ = 0;          // queue_ minus drop notices; guarded by mu_
+  int waiting_for_room_ = 0;          // durable Submits waiting for room; guarded by mu_
   bool closing_ = false;              // guarded by mu_
   uint64_t dropped_ = 0;              // guarded by mu_
   uint64_t dropped_unreported_ = 0;   // guarded by mu_
