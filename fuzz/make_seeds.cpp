@@ -257,6 +257,10 @@ int Main(int argc, char** argv) {
         R"({"seq": 1, "stream": "app", "time": "4052-01-15T11:30:00Z", "type": "gauge"})"
         "\n"
         R"({"seq": 2, "stream": "app", "time": "1000-01-01T00:00:00Z", "type": "gauge"})"
+        "\n"
+        R"({"seq": 3, "stream": "app", "time": "1677-09-21T00:12:43.145224192Z", "type": "gauge"})"
+        "\n"
+        R"({"seq": 4, "stream": "app", "time": "2262-04-11T23:47:16.854775807Z", "type": "gauge"})"
         "\n");
 
   // Journal inputs: app events only (an event naming another stream is a
