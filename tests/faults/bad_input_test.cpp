@@ -28,7 +28,7 @@ void ExpectOneLineFailure(const ProcessResult& r, const std::string& what,
   }
 }
 
-class Watchdog : public ::testing::Test {
+class WatchdogInput : public ::testing::Test {
  protected:
   ProcessResult Run(const std::vector<std::string>& args, std::chrono::milliseconds timeout = 10s) {
     std::vector<std::string> argv = {BLACKBOX_WATCHDOG, "--journal", dir_ / "journal",
@@ -70,7 +70,7 @@ std::string Joined(const std::vector<std::string>& args) {
   return out;
 }
 
-TEST_F(Watchdog, ShellMetacharactersReachTheChildVerbatimFromTheCommandLine) {
+TEST_F(WatchdogInput, ShellMetacharactersReachTheChildVerbatimFromTheCommandLine) {
   const std::vector<std::string> bait = ShellBait(file("pwned"));
   std::vector<std::string> args = {"--", ARGV_CHILD, file("argv")};
   args.insert(args.end(), bait.begin(), bait.end());
@@ -80,7 +80,7 @@ TEST_F(Watchdog, ShellMetacharactersReachTheChildVerbatimFromTheCommandLine) {
   EXPECT_FALSE(fs::exists(file("pwned"))) << "a shell ran";
 }
 
-TEST_F(Watchdog, ShellMetacharactersReachTheChildVerbatimFromAConfigFile) {
+TEST_F(WatchdogInput, ShellMetacharactersReachTheChildVerbatimFromAConfigFile) {
   const std::vector<std::string> bait = ShellBait(file("pwned"));
   // toml++ writes each string as a TOML basic string, escapes included.
   std::string toml = fmt::format("command = [\"{}\", \"{}\"", ARGV_CHILD, file("argv"));
@@ -104,7 +104,7 @@ TEST_F(Watchdog, ShellMetacharactersReachTheChildVerbatimFromAConfigFile) {
   EXPECT_FALSE(fs::exists(file("pwned"))) << "a shell ran";
 }
 
-TEST_F(Watchdog, AnAppScriptPathWithShellMetacharactersIsExecutedAsOnePath) {
+TEST_F(WatchdogInput, AnAppScriptPathWithShellMetacharactersIsExecutedAsOnePath) {
   // The seed's --app-script: one path, spaces and `;` and `$(…)` included.
   fs::create_directories(file("dir with space;$(touch pwned)"));
   const std::string script = file("dir with space;$(touch pwned)/my app's \"child\"");
@@ -122,7 +122,7 @@ TEST_F(Watchdog, AnAppScriptPathWithShellMetacharactersIsExecutedAsOnePath) {
   EXPECT_FALSE(fs::exists("pwned"));
 }
 
-TEST_F(Watchdog, DamagedConfigurationFilesGetOneLineAndStatusTwo) {
+TEST_F(WatchdogInput, DamagedConfigurationFilesGetOneLineAndStatusTwo) {
   const std::vector<std::pair<std::string, std::string>> files = {
       {"unterminated string", "max_restarts = 3\ncommand = [\"/bin/true\n"},
       {"binary garbage", std::string("\x7f"
@@ -149,7 +149,7 @@ TEST_F(Watchdog, DamagedConfigurationFilesGetOneLineAndStatusTwo) {
   ExpectOneLineFailure(Run({"--config", file("missing.toml")}), "missing config", "--config");
 }
 
-TEST_F(Watchdog, NegativeOrAbsurdOptionValuesGetOneLineNamingTheOption) {
+TEST_F(WatchdogInput, NegativeOrAbsurdOptionValuesGetOneLineNamingTheOption) {
   const std::vector<std::pair<std::string, std::string>> cases = {
       {"--max-restarts", "-1"},
       {"--max-restarts", "99999999999999999999"},
@@ -177,7 +177,7 @@ TEST_F(Watchdog, NegativeOrAbsurdOptionValuesGetOneLineNamingTheOption) {
   }
 }
 
-TEST_F(Watchdog, AMissingOrUnrunnableExecutableGetsOneLine) {
+TEST_F(WatchdogInput, AMissingOrUnrunnableExecutableGetsOneLine) {
   fs::create_directory(file("a-directory"));
   WriteFile(file("not-executable"), "#!/bin/sh\nexit 0\n");
   ASSERT_EQ(chmod(file("not-executable").c_str(), 0600), 0);
@@ -194,7 +194,7 @@ TEST_F(Watchdog, AMissingOrUnrunnableExecutableGetsOneLine) {
   }
 }
 
-TEST_F(Watchdog, AnUnusableJournalOrStateDirectoryGetsOneLine) {
+TEST_F(WatchdogInput, AnUnusableJournalOrStateDirectoryGetsOneLine) {
   WriteFile(file("a-file"), "not a directory\n");
   ProcessResult r = RunProcess({BLACKBOX_WATCHDOG, "--journal", file("a-file"), "--state-dir",
                                 file("wd"), "--", "/bin/true"});
