@@ -56,9 +56,13 @@ void Exercise(const fb::Event& event, std::span<const uint8_t> bytes) {
              copy_again.pid == copy.pid && copy_again.stream == copy.stream &&
              copy_again.severity == copy.severity && copy_again.payload.type == copy.payload.type);
 
-  // 2. JSON, as export and replay --json write it, and back.
-  std::string line = CheckJsonRoundTrip(event, kAppStream, 1);
-  FUZZ_CHECK(tools::EventToJsonLine(*repacked, kAppStream, 1) == line);
+  // 2. JSON, as export and replay --json write it: valid for the event as
+  // stored, and a stable round trip for its re-packed form (packing drops
+  // values FlatBuffers never stores, such as -0.0 where the default is 0, so
+  // the stored event's line may differ from it in exactly those fields).
+  std::string line = tools::EventToJsonLine(event, kAppStream, 1);
+  FUZZ_CHECK_MSG(!tools::Json::parse(line, nullptr, false).is_discarded(), line);
+  CheckJsonRoundTrip(*repacked, kAppStream, 1);
 
   // 3. The fold, as an application event and as a watchdog event.
   SystemState app;
