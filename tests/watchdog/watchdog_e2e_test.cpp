@@ -412,6 +412,44 @@ TEST_F(WatchdogTest, FloodingChildDoesNotBlockHeartbeatsOrExit) {
   EXPECT_EQ(fs::file_size(file("watchdog.out")), 256u << 20);
 }
 
+// How many times the kernel has scheduled thread `tid` of `pid` to run (the
+// third field of schedstat); nullopt when it cannot be read.
+std::optional<uint64_t> TimesScheduled(pid_t pid, pid_t tid) {
+  std::ifstream in(fmt::format("/proc/{}/task/{}/schedstat", pid, tid));
+  uint64_t on_cpu_ns = 0, waiting_ns = 0, runs = 0;
+  if (!(in >> on_cpu_ns >> waiting_ns >> runs)) return std::nullopt;
+  return runs;
+}
+
+std::optional<pid_t> ThreadNamed(pid_t pid, std::string_view name) {
+  std::error_code ec;
+  for (const auto& entry : fs::directory_iterator(fmt::format("/proc/{}/task", pid), ec)) {
+    std::string comm = ReadFile(entry.path().string() + "/comm");
+    if (comm == std::string(name) + "\n") return std::stoi(entry.path().filename().string());
+  }
+  return std::nullopt;
+}
+
+// Nothing polls: between two health checks, with no heartbeat timeout, the
+// event loop and the journal writer are not scheduled at all.
+TEST_F(WatchdogTest, IdleWatchdogSleepsBetweenHealthChecks) {
+  auto wd = Start({"--health-check-interval", "30"}, {kChild, "sleep", file("pid")});
+  ASSERT_TRUE(WaitFor([&] { return Lines(file("pid")).size() == 1; }, 10));
+  std::optional<pid_t> writer;
+  ASSERT_TRUE(
+      WaitFor([&] { return (writer = ThreadNamed(wd->pid(), "bb-wd-journal")).has_value(); }, 5));
+  // Let the start-up events reach the journal and the loop go back to sleep.
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  const auto loop_before = TimesScheduled(wd->pid(), wd->pid());
+  const auto writer_before = TimesScheduled(wd->pid(), *writer);
+  std::this_thread::sleep_for(std::chrono::milliseconds(1500));
+  const auto loop_after = TimesScheduled(wd->pid(), wd->pid());
+  const auto writer_after = TimesScheduled(wd->pid(), *writer);
+  ASSERT_TRUE(loop_before && loop_after && writer_before && writer_after);
+  EXPECT_EQ(*loop_after, *loop_before) << "the event loop woke up while idle";
+  EXPECT_EQ(*writer_after, *writer_before) << "the journal writer woke up while idle";
+}
+
 TEST_F(WatchdogTest, StatusJsonDescribesTheRunningChild) {
   auto wd = Start({}, {kChild, "sleep", file("pid")});
   ASSERT_TRUE(WaitFor([&] { return Lines(file("pid")).size() == 1; }, 10));
