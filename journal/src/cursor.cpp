@@ -2,6 +2,8 @@
 
 #include <fmt/format.h>
 
+#include <cstring>
+
 #include "internal.h"
 
 namespace blackbox::internal {
@@ -65,6 +67,11 @@ void Cursor::Settle() {
     last_seq_seen_ = seq;
     if (options_.until_seq != 0 && seq > options_.until_seq) return;
     rocksdb::Slice value = it_->value();
+    if (reinterpret_cast<uintptr_t>(value.data()) % alignof(uint64_t) != 0) {
+      aligned_.resize((value.size() + sizeof(uint64_t) - 1) / sizeof(uint64_t));
+      std::memcpy(aligned_.data(), value.data(), value.size());
+      value = rocksdb::Slice(reinterpret_cast<const char*>(aligned_.data()), value.size());
+    }
     std::string why;
     const fb::Event* event =
         VerifyEvent({reinterpret_cast<const uint8_t*>(value.data()), value.size()}, &why);

@@ -6,6 +6,7 @@
 
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "blackbox/journal.h"
 
@@ -42,6 +43,8 @@ class Cursor {
   int resumes_ = 0;
   bool valid_ = false;
   Record record_;
+  // RocksDB values carry no alignment guarantee; FlatBuffers needs 8.
+  std::vector<uint64_t> aligned_;
 };
 
 }  // namespace blackbox::internal

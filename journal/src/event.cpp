@@ -93,7 +93,12 @@ constexpr std::array<std::string_view, 9> kPhaseNames = {"initializing", "starti
                                                          "stopped",      "failed",     "backoff"};
 constexpr std::array<std::string_view, 7> kRestartReasonNames = {
     "crash", "hang", "memory", "cpu", "exit", "unclean", "requested"};
+constexpr std::array<std::string_view, 3> kCrashOriginNames = {"signal", "terminate", "watchdog"};
 }  // namespace
+
+std::string_view CrashOriginName(fb::CrashOrigin o) {
+  return NameAt(kCrashOriginNames, static_cast<uint8_t>(o));
+}
 
 std::string_view SeverityName(fb::Severity s) {
   return NameAt(kSeverityNames, static_cast<uint8_t>(s));

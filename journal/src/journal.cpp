@@ -19,6 +19,7 @@
 #include <deque>
 #include <filesystem>
 #include <mutex>
+#include <shared_mutex>
 
 #include "internal.h"
 
@@ -56,6 +57,11 @@ class Journal::Impl {
   std::string root;
   std::string stream;
   std::string path;
+  JournalOptions options;
+  // Guards the handles below against a reopen (after a failed write that
+  // RocksDB cannot resume from): users of db hold it shared, a reopen
+  // exclusively.
+  mutable std::shared_mutex db_mu;
   std::unique_ptr<rocksdb::DB> db;
   rocksdb::ColumnFamilyHandle* events_cf = nullptr;  // owned by db (default CF)
   rocksdb::ColumnFamilyHandle* snapshots_cf = nullptr;
@@ -68,12 +74,21 @@ class Journal::Impl {
   std::atomic<uint64_t> first_seq{1};
   std::atomic<uint64_t> failed{0};
 
-  ~Impl() {
-    if (db) {
-      if (snapshots_cf != nullptr) db->DestroyColumnFamilyHandle(snapshots_cf);
-      db->Close();
-    }
+  ~Impl() { CloseDb(); }
+
+  Status OpenDb();
+  void CloseDb() {
+    if (!db) return;
+    if (snapshots_cf != nullptr) db->DestroyColumnFamilyHandle(snapshots_cf);
+    snapshots_cf = nullptr;
+    events_cf = nullptr;
+    db->Close();
+    db.reset();
   }
+  // After a failed write: Resume(), or when RocksDB cannot resume (a failed
+  // WAL write leaves the DB read-only for good), close and reopen it.
+  // REQUIRES: called by the group-commit leader, without db_mu held.
+  Status Recover();
 
   Result<uint64_t> Append(std::span<const uint8_t> bytes, Durability durability);
   Status WriteBatchOf(size_t n, uint64_t first_seq_of_batch, bool sync,
@@ -135,17 +150,21 @@ Status Journal::Impl::WriteBatchOf(size_t n, uint64_t first, bool sync,
   for (size_t i = 0; i < n; ++i, ++seq) {
     auto key = EncodeKey(seq);
     const PendingAppend* p = queue[i];
-    batch.Put(events_cf, KeySlice(key),
+    // Events live in the default column family (its id survives a reopen).
+    batch.Put(KeySlice(key),
               rocksdb::Slice(reinterpret_cast<const char*>(p->bytes.data()), p->bytes.size()));
   }
-  const bool resume = needs_resume;
+  const bool recover = needs_resume;
   lock.unlock();
-  // After a failed write RocksDB may stop accepting writes until resumed
-  // (a "background error", e.g. ENOSPC on the WAL). Try to resume first.
-  if (resume) db->Resume();
-  rocksdb::WriteOptions wo;
-  wo.sync = sync;
-  rocksdb::Status rs = db->Write(wo, &batch);
+  rocksdb::Status rs;
+  if (Status r = recover ? Recover() : Status::Ok(); !r.ok()) {
+    rs = rocksdb::Status::IOError(r.message());
+  } else {
+    rocksdb::WriteOptions wo;
+    wo.sync = sync;
+    std::shared_lock db_lock(db_mu);
+    rs = db->Write(wo, &batch);
+  }
   lock.lock();
   if (!rs.ok()) {
     needs_resume = true;
@@ -156,6 +175,43 @@ Status Journal::Impl::WriteBatchOf(size_t n, uint64_t first, bool sync,
   next_seq = seq;
   last_seq.store(seq - 1);
   return Status::Ok();
+}
+
+Status Journal::Impl::OpenDb() {
+  rocksdb::DBOptions db_options = internal::MakeDBOptions(options);
+  rocksdb::ColumnFamilyOptions cf_options = internal::MakeColumnFamilyOptions(options);
+  std::vector<rocksdb::ColumnFamilyDescriptor> cfs = {
+      {rocksdb::kDefaultColumnFamilyName, cf_options},
+      {internal::kSnapshotsColumnFamily, cf_options}};
+  std::vector<rocksdb::ColumnFamilyHandle*> handles;
+  rocksdb::DB* raw = nullptr;
+  rocksdb::Status rs = rocksdb::DB::Open(db_options, path, cfs, &handles, &raw);
+  if (!rs.ok()) return FromRocks(rs, fmt::format("open journal {}", path));
+  db.reset(raw);
+  // The default column family's handle is owned by the DB; the other is ours.
+  events_cf = db->DefaultColumnFamily();
+  raw->DestroyColumnFamilyHandle(handles[0]);
+  snapshots_cf = handles[1];
+
+  uint64_t first = 0, last = 0;
+  internal::SeqBounds(db.get(), events_cf, &first, &last);
+  last_seq = last;
+  first_seq = last == 0 ? 1 : first;
+  return Status::Ok();
+}
+
+Status Journal::Impl::Recover() {
+  if (db && db->Resume().ok()) return Status::Ok();
+  std::unique_lock db_lock(db_mu);
+  CloseDb();
+  Status s = OpenDb();
+  if (s.ok()) {
+    // Numbering continues from what is really on disk: a batch whose write
+    // was reported as failed may still have reached the log.
+    std::lock_guard lock(mu);
+    next_seq = last_seq.load() + 1;
+  }
+  return s;
 }
 
 Journal::Journal(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
@@ -187,27 +243,13 @@ Result<std::unique_ptr<Journal>> Journal::Open(std::string_view root, std::strin
   if (options.create_if_missing) {
     if (Status s = MakeDir(impl->path); !s.ok()) return s;
   }
+  if (options.check_permissions) {
+    if (Status s = CheckRootPermissions(impl->path); !s.ok()) return s;
+  }
 
-  rocksdb::DBOptions db_options = internal::MakeDBOptions(options);
-  rocksdb::ColumnFamilyOptions cf_options = internal::MakeColumnFamilyOptions(options);
-  std::vector<rocksdb::ColumnFamilyDescriptor> cfs = {
-      {rocksdb::kDefaultColumnFamilyName, cf_options},
-      {internal::kSnapshotsColumnFamily, cf_options}};
-  std::vector<rocksdb::ColumnFamilyHandle*> handles;
-  rocksdb::DB* raw = nullptr;
-  rocksdb::Status rs = rocksdb::DB::Open(db_options, impl->path, cfs, &handles, &raw);
-  if (!rs.ok()) return FromRocks(rs, fmt::format("open journal {}", impl->path));
-  impl->db.reset(raw);
-  // The default column family's handle is owned by the DB; the other is ours.
-  impl->events_cf = impl->db->DefaultColumnFamily();
-  raw->DestroyColumnFamilyHandle(handles[0]);
-  impl->snapshots_cf = handles[1];
-
-  uint64_t first = 0, last = 0;
-  internal::SeqBounds(impl->db.get(), impl->events_cf, &first, &last);
-  impl->last_seq = last;
-  impl->first_seq = last == 0 ? 1 : first;
-  impl->next_seq = last + 1;
+  impl->options = options;
+  if (Status s = impl->OpenDb(); !s.ok()) return s;
+  impl->next_seq = impl->last_seq.load() + 1;
   return std::unique_ptr<Journal>(new Journal(std::move(impl)));
 }
 
@@ -238,6 +280,7 @@ Status Journal::PutSnapshot(uint64_t seq, std::span<const uint8_t> bytes) {
   rocksdb::WriteOptions wo;
   wo.sync = true;
   auto key = EncodeKey(seq);
+  std::shared_lock db_lock(impl_->db_mu);
   return FromRocks(
       impl_->db->Put(wo, impl_->snapshots_cf, KeySlice(key),
                      rocksdb::Slice(reinterpret_cast<const char*>(bytes.data()), bytes.size())),
@@ -245,14 +288,17 @@ Status Journal::PutSnapshot(uint64_t seq, std::span<const uint8_t> bytes) {
 }
 
 Result<std::optional<Snapshot>> Journal::LatestSnapshot() const {
+  std::shared_lock db_lock(impl_->db_mu);
   return internal::LatestSnapshotOf(impl_->db.get(), impl_->snapshots_cf);
 }
 
 Status Journal::Scan(const ScanOptions& options, const RecordFn& fn) const {
+  std::shared_lock db_lock(impl_->db_mu);
   return internal::ScanEvents(impl_->db.get(), impl_->events_cf, impl_->stream, options, fn);
 }
 
 Status Journal::Sync() {
+  std::shared_lock db_lock(impl_->db_mu);
   return FromRocks(impl_->db->SyncWAL(), fmt::format("sync {}", impl_->path));
 }
 
@@ -290,6 +336,7 @@ Result<CompactionStats> Journal::Compact(const Retention& retention) {
     }
   }
 
+  std::shared_lock db_lock(impl_->db_mu);
   if (cut >= first) {
     rocksdb::WriteOptions wo;
     wo.sync = true;

@@ -32,10 +32,8 @@ Status MergedReader::Refresh() {
     names = std::move(listed.value());
   }
   std::vector<std::unique_ptr<Reader>> readers;
-  JournalOptions per_stream = options_;
-  per_stream.check_permissions = false;  // checked once above
   for (const auto& name : names) {
-    auto r = Reader::Open(root_, name, per_stream);
+    auto r = Reader::Open(root_, name, options_);
     if (!r.ok()) return r.status();
     readers.push_back(std::move(r.value()));
   }

@@ -84,10 +84,11 @@ Reader::~Reader() = default;
 
 Result<std::unique_ptr<Reader>> Reader::Open(std::string_view root, std::string_view stream,
                                              const JournalOptions& options) {
+  auto impl = std::make_unique<Impl>();
   if (options.check_permissions) {
     if (Status s = CheckRootPermissions(root); !s.ok()) return s;
+    if (Status s = CheckRootPermissions(internal::StreamPath(root, stream)); !s.ok()) return s;
   }
-  auto impl = std::make_unique<Impl>();
   impl->root = std::string(root);
   impl->stream = std::string(stream);
   impl->path = internal::StreamPath(root, stream);

@@ -56,6 +56,9 @@ rocksdb::DBOptions MakeDBOptions(const JournalOptions& options) {
   // memtable does not support concurrent inserts.
   o.allow_concurrent_memtable_write = false;
   o.max_open_files = 64;
+  // Opening is not on anyone's hot path; a tool opening many streams should
+  // not start a thread pool per database.
+  o.max_file_opening_threads = 1;
   o.table_cache_numshardbits = 2;
   // Keep the WAL short: it is replayed on open, by the writer and by every
   // read-only reader.

@@ -198,7 +198,9 @@ void EnsureAltStackForThisThread() {
 bool InstallCrashCapture(const std::string& spill_path, bool truncate) {
   std::lock_guard lock(g_install_mu);
   if (g_installed) return false;
-  int flags = O_WRONLY | O_CREAT | O_CLOEXEC | (truncate ? O_TRUNC : O_APPEND);
+  // O_NOFOLLOW: a symlink planted in the journal directory must not redirect
+  // (and truncate) some other file.
+  int flags = O_WRONLY | O_CREAT | O_CLOEXEC | O_NOFOLLOW | (truncate ? O_TRUNC : O_APPEND);
   int fd = open(spill_path.c_str(), flags, 0600);
   if (fd < 0) return false;
   // backtrace() loads libgcc's unwinder on first use; that must not happen

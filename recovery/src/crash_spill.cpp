@@ -8,6 +8,7 @@
 //   end
 #include <cxxabi.h>
 #include <signal.h>
+#include <sys/stat.h>
 
 #include <cstdlib>
 #include <cstring>
@@ -51,8 +52,12 @@ std::string SignalName(int sig) {
 }  // namespace
 
 std::vector<fb::CrashT> ReadSpill(const std::string& spill_path) {
-  std::ifstream in(spill_path, std::ios::binary);
   std::vector<fb::CrashT> records;
+  // Only a regular file we could have written: never follow a symlink into
+  // some other file and copy it into the journal.
+  struct stat st {};
+  if (lstat(spill_path.c_str(), &st) != 0 || !S_ISREG(st.st_mode)) return records;
+  std::ifstream in(spill_path, std::ios::binary);
   if (!in) return records;
   std::string line;
   fb::CrashT* current = nullptr;

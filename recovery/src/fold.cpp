@@ -37,13 +37,14 @@ void FoldCrash(SystemState& state, const fb::Event& event, std::string_view stre
 // application's own fields: the app's view of itself comes from its stream.
 void FoldWatchdog(SystemState& state, const fb::Event& event, std::string_view stream) {
   WatchdogInfo& w = state.watchdog;
+  // Every event of the watchdog stream is written by the watchdog itself.
+  w.watchdog_pid = event.pid();
   switch (event.payload_type()) {
     case fb::Payload::Lifecycle: {
       const fb::Lifecycle* l = event.payload_as_Lifecycle();
       w.phase = l->phase();
       if (l->child_pid() == 0) {
         if (l->phase() == fb::Phase::Starting) {
-          w.watchdog_pid = event.pid();
           w.started_ns = event.time_ns();
           w.restart_count = 0;
         }
@@ -198,7 +199,8 @@ void Fold(SystemState& state, const fb::Event& event, std::string_view stream, u
 
 double SystemState::uptime_seconds() const {
   if (run_started_ns == 0 || timestamp_ns < run_started_ns) return 0;
-  return static_cast<double>(timestamp_ns - run_started_ns) / 1e9;
+  // In __int128: arbitrary (e.g. imported) times must not overflow.
+  return static_cast<double>(static_cast<__int128>(timestamp_ns) - run_started_ns) / 1e9;
 }
 
 double SystemState::gauge(std::string_view name) const {

@@ -277,7 +277,9 @@ void RecoveryManager::Impl::Startup() {
   Record(std::move(config), fb::Severity::Info, Durability::kBuffered);
   Phase(fb::Phase::Starting, fmt::format("pid {}", getpid()));
 
-  if (options_.capture_crashes) {
+  // Crash capture writes its spill file into the journal root: only into a
+  // root the journal accepted (it refuses one that others can write).
+  if (options_.capture_crashes && journal_ != nullptr) {
     // A spill that could not be journaled is kept (appended to) for the next start.
     owns_crash_capture_ = InstallCrashCapture(spill_path_, spill_ingested);
   }

@@ -114,7 +114,7 @@ std::string SystemStateJson(const SystemState& s, int indent) {
     j["last_crash"] = {{"time", LocalIsoTime(c.time_ns)},
                        {"time_ns", c.time_ns},
                        {"stream", c.stream},
-                       {"origin", fb::EnumNameCrashOrigin(c.origin)},
+                       {"origin", CrashOriginName(c.origin)},
                        {"signal", c.signal},
                        {"crashed_pid", c.crashed_pid},
                        {"exit_code", c.exit_code},
@@ -156,7 +156,9 @@ Status WriteStateFileAtomically(const std::string& path, const SystemState& stat
                                        counter.fetch_add(1)))
                         .string();
   {
-    Fd f{::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600)};
+    // O_EXCL | O_NOFOLLOW: never write through a file or link planted under
+    // the temp name.
+    Fd f{::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600)};
     if (f.fd < 0) return Status::IOError(Errno("cannot create", tmp));
     // O_CREAT's mode is filtered by the umask and ignored for an existing file.
     if (::fchmod(f.fd, 0600) != 0) return Status::IOError(Errno("cannot chmod", tmp));

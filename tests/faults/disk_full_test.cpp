@@ -97,11 +97,14 @@ TEST(DiskFull, AppKeepsRunningReportsOnceCountsAndResumesWithoutDamage) {
   Batch full = RunBatch(app, "until-failure full 4096 5000");
   ASSERT_TRUE(full.done) << "the app died when the disk filled up: " << ReadFile(err_path);
   ASSERT_GT(full.failures, 0u) << "the journal never hit the full disk";
-  // Still full: more failures, counted, and still no crash.
+  // Still (nearly) full, and still no crash. The journal recovers after a
+  // failed write by reopening RocksDB, which can itself free space (the old
+  // log is flushed and dropped), so some of these may succeed: every append
+  // is either acknowledged (and checked for below) or counted as lost.
   Batch still = RunBatch(app, "errors 20 still");
   ASSERT_TRUE(still.done) << ReadFile(err_path);
-  EXPECT_GT(still.failures, full.failures);
-  EXPECT_TRUE(still.acked.empty());
+  // (A report is several appends; one that failed counts at least once.)
+  EXPECT_LE(20u - still.acked.size(), still.failures - full.failures);
   EXPECT_EQ(kill(app.pid(), 0), 0);
 
   std::string err = ReadFile(err_path);
@@ -145,7 +148,7 @@ TEST(DiskFull, AppKeepsRunningReportsOnceCountsAndResumesWithoutDamage) {
                            return true;
                          })
                   .ok());
-  for (const Batch* b : {&before, &full, &after}) {
+  for (const Batch* b : {&before, &full, &still, &after}) {
     for (const std::string& m : b->acked) EXPECT_TRUE(stored.contains(m)) << m << " is missing";
   }
 }

@@ -177,6 +177,8 @@ TEST(Event, NamesRoundTrip) {
   EXPECT_EQ(PhaseName(fb::Phase::Running), "running");
   EXPECT_EQ(SeverityName(fb::Severity::Warning), "warning");
   EXPECT_EQ(RestartReasonName(fb::RestartReason::Memory), "memory");
+  EXPECT_EQ(CrashOriginName(fb::CrashOrigin::Terminate), "terminate");
+  EXPECT_EQ(CrashOriginName(static_cast<fb::CrashOrigin>(99)), "unknown");
 }
 
 }  // namespace

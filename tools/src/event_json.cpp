@@ -2,6 +2,7 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <cctype>
 #include <cmath>
 #include <iterator>
@@ -230,11 +231,23 @@ void AddLimit(ObjectWriter& w, const fb::Limit& p) {
 void AddConfig(ObjectWriter& w, const fb::Config& p) {
   w.String("component", p.component());
   ObjectWriter entries(w.Raw("entries"));
-  if (p.entries()) {
-    for (const auto* e : *p.entries()) {
-      if (e) entries.String(Str(e->key()), e->value());
+  if (!p.entries()) return;
+  // A JSON object holds each key once: for a key repeated in the event, the
+  // last value wins (what a reader of the config would see), at the place of
+  // its first appearance.
+  std::vector<std::pair<std::string_view, const flatbuffers::String*>> unique;
+  for (const auto* e : *p.entries()) {
+    if (e == nullptr) continue;
+    std::string_view key = Str(e->key());
+    auto it =
+        std::find_if(unique.begin(), unique.end(), [&](const auto& kv) { return kv.first == key; });
+    if (it != unique.end()) {
+      it->second = e->value();
+    } else {
+      unique.emplace_back(key, e->value());
     }
   }
+  for (const auto& [key, value] : unique) entries.String(key, value);
 }
 
 // ---------------------------------------------------------------------------

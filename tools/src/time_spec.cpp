@@ -230,7 +230,13 @@ std::optional<int64_t> ParseAbsoluteTime(std::string_view text) {
     tm.tm_isdst = -1;  // let the zone rules decide
     sec = mktime(&tm);
   }
-  return static_cast<int64_t>(sec) * kNsPerSec + frac_ns;
+  // Times outside what int64 nanoseconds can hold (before 1677 or after 2262)
+  // are refused rather than wrapped.
+  const __int128 ns = static_cast<__int128>(sec) * kNsPerSec + frac_ns;
+  if (ns < std::numeric_limits<int64_t>::min() || ns > std::numeric_limits<int64_t>::max()) {
+    return std::nullopt;
+  }
+  return static_cast<int64_t>(ns);
 }
 
 std::optional<TimeSpec> ParseTimeSpec(std::string_view text, int64_t now_ns, std::string* why) {

@@ -11,6 +11,7 @@
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
+#include <filesystem>
 #include <sstream>
 
 #include "unique_fd.h"
@@ -192,6 +193,11 @@ std::vector<std::pair<std::string, std::string>> OptionEntries(const Options& o)
 }
 
 std::optional<std::string> LoadOptionsFile(const std::string& path, Options& options) {
+  // toml++ reads a directory as an empty file; a configuration must be a file.
+  std::error_code ec;
+  if (!std::filesystem::is_regular_file(path, ec)) {
+    return fmt::format("{}: not a regular file", path);
+  }
   toml::table table;
   try {
     table = toml::parse_file(path);

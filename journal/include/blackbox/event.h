@@ -15,8 +15,6 @@
 
 namespace blackbox {
 
-namespace fb = ::blackbox::fb;
-
 // Names of the well-known streams of a journal root.
 inline constexpr std::string_view kAppStream = "app";
 inline constexpr std::string_view kWatchdogStream = "watchdog";
@@ -47,7 +45,9 @@ inline std::span<const uint8_t> Bytes(std::string_view s) {
   return {reinterpret_cast<const uint8_t*>(s.data()), s.size()};
 }
 
-// Runs the FlatBuffers verifier over `bytes`. Returns the event, or nullptr
+// Runs the FlatBuffers verifier over `bytes`. REQUIRES: bytes.data() is
+// 8-byte aligned (FlatBuffers reads scalars in place); the journal's readers
+// hand out aligned records. Returns the event, or nullptr
 // with a one-line reason in *why (when why is non-null). Never dereferences an
 // unverified buffer.
 const fb::Event* VerifyEvent(std::span<const uint8_t> bytes, std::string* why = nullptr);
@@ -59,5 +59,6 @@ fb::Payload PayloadFromName(std::string_view name);
 std::string_view SeverityName(fb::Severity s);
 std::string_view PhaseName(fb::Phase p);
 std::string_view RestartReasonName(fb::RestartReason r);
+std::string_view CrashOriginName(fb::CrashOrigin o);
 
 }  // namespace blackbox

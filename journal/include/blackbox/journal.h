@@ -103,7 +103,8 @@ struct ScanOptions {
 // cannot be listed.
 Result<std::vector<std::string>> ListStreams(std::string_view root);
 
-// Checks that `root` is a directory not writable by group or others.
+// Checks that `root` (a journal root or one of its stream directories) is a
+// directory not writable by group or others.
 Status CheckRootPermissions(std::string_view root);
 
 // Total size in bytes of the files below `dir`.
