@@ -11,7 +11,11 @@
    a CPU, summed over the threads), not from /proc/<pid>/stat, whose 10 ms
    clock ticks are coarser than the 5 ms goal.
 
-usage: bench_watchdog.py WATCHDOG_BIN TEST_CHILD_BIN CRASHER_BIN [--crashes 50] [--seconds 60]
+With --spawn-loop, the latency table also shows the floor: the same crasher
+started back to back by a bare posix_spawn + waitpid loop (spawn_loop.c).
+
+usage: bench_watchdog.py WATCHDOG_BIN TEST_CHILD_BIN CRASHER_BIN [--spawn-loop SPAWN_LOOP_BIN]
+                         [--crashes 50] [--seconds 60]
 Installs Debian's `supervisor` package when supervisord is missing.
 """
 import argparse
@@ -113,6 +117,12 @@ def latency(args, work, version):
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=120)
     assert wd.returncode == 1, f"watchdog exited {wd.returncode}, expected 1 (budget spent)"
 
+    # The floor right after the watchdog, so that both see the same load.
+    floor_starts = os.path.join(work, "floor-starts")
+    if args.spawn_loop:
+        subprocess.run([args.spawn_loop, str(n + 1), args.crasher, floor_starts], check=True,
+                       timeout=120)
+
     sd_starts = os.path.join(work, "sd-starts")
     conf = supervisord_conf(work, "crasher", f"{args.crasher} {sd_starts}")
     sd = subprocess.Popen(["supervisord", "-c", conf], stdout=subprocess.DEVNULL,
@@ -124,8 +134,11 @@ def latency(args, work, version):
         sd.wait(timeout=30)
     assert ok, "supervisord did not restart the child often enough"
 
+    runs = [("blackbox-watchdog", wd_starts), (version, sd_starts)]
+    if args.spawn_loop:
+        runs.append(("bare spawn+wait (floor)", floor_starts))
     rows = []
-    for name, path in (("blackbox-watchdog", wd_starts), (version, sd_starts)):
+    for name, path in runs:
         gaps = gaps_ms(path, n)
         rows.append((name, len(gaps), statistics.median(gaps), max(gaps)))
     return rows
@@ -172,6 +185,7 @@ def main():
     parser.add_argument("watchdog")
     parser.add_argument("child")
     parser.add_argument("crasher")
+    parser.add_argument("--spawn-loop", help="spawn_loop binary: also measure the floor")
     parser.add_argument("--crashes", type=int, default=50)
     parser.add_argument("--seconds", type=float, default=60)
     args = parser.parse_args()
@@ -183,6 +197,8 @@ def main():
         for name, count, median, worst in rows:
             print(f"{name:<24}{count:>9}{median:>11.3f}{worst:>10.3f}")
         print(f"ratio of medians: {rows[1][2] / rows[0][2]:.0f}x")
+        if args.spawn_loop:
+            print(f"blackbox-watchdog over the floor: {rows[0][2] - rows[2][2]:+.3f} ms (median)")
         print()
         print(f"footprint while supervising a healthy child for {args.seconds:.0f} s "
               "(CPU from schedstat, all threads)")
