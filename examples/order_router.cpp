@@ -27,7 +27,9 @@
 
 #include "blackbox/recovery.h"
 
-namespace {
+// Not in an anonymous namespace: functions with external linkage are in the
+// dynamic symbol table (-rdynamic), so crash frames can name them.
+namespace demo {
 
 struct Broker {
   bool connected = true;
@@ -47,7 +49,11 @@ __attribute__((noinline)) void route_order(Broker& broker, int order, int error_
   }
 }
 
-}  // namespace
+}  // namespace demo
+
+using demo::Broker;
+using demo::route_order;
+using demo::route_order_with_corrupt_book;
 
 int main(int argc, char** argv) {
   CLI::App app("blackbox-demo: a fake order router for the blackbox recovery manager");

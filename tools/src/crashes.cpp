@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <memory>
 
 #include "command.h"
@@ -51,6 +52,11 @@ std::vector<CrashRecord> FindCrashes(const MergedReader& reader, DamageReport& d
     return true;
   });
   if (!s.ok()) Trouble(fmt::format("cannot read journal: {}", s.ToString()));
+  // An in-process crash is journaled at the next start, after the watchdog
+  // saw the death: order by when the crash happened, which is what is shown.
+  std::stable_sort(crashes.begin(), crashes.end(), [](const CrashRecord& a, const CrashRecord& b) {
+    return a.time_ns() < b.time_ns();
+  });
   return crashes;
 }
 
