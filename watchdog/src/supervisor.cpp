@@ -378,8 +378,9 @@ void Supervisor::OnChildExit() {
   }
   std::optional<RestartDecision> decision;
   if (reason) decision = policy_.Decide(exit_mono);
-  // Restart first, journal after: neither the old child's last output nor
-  // the journal's fsync is on the restart's path.
+  // Restart first: neither draining the old child's last output nor encoding
+  // the events is on the restart's path (and the fsync is on the writer's
+  // thread).
   const bool restart_now = decision && decision->allowed && decision->delay_ns == 0;
   if (restart_now) {
     StartChild();  // points the guard at the new group
