@@ -127,7 +127,7 @@ TEST_F(WatchdogInput, DamagedConfigurationFilesGetOneLineAndStatusTwo) {
       {"unterminated string", "max_restarts = 3\ncommand = [\"/bin/true\n"},
       {"binary garbage", std::string("\x7f"
                                      "ELF\x02\x01\x01\0\0\0\xff\xfe garbage",
-                                     24)},
+                                     20)},
       {"not toml at all", "[[[[ this is not toml\n"},
       {"string for a number", "max_restarts = \"ten\"\ncommand = [\"/bin/true\"]\n"},
       {"negative count", "max_restarts = -3\ncommand = [\"/bin/true\"]\n"},

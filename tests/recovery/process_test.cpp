@@ -81,7 +81,11 @@ class ProcessTest : public ::testing::Test {
     auto reader = Reader::Open(root_, kAppStream);
     EXPECT_TRUE(reader.ok());
     (*reader)->Scan({}, [&](const Record& r) {
-      if (auto* c = r.event->payload_as_Crash()) out.emplace_back(*c->UnPack());
+      if (auto* c = r.event->payload_as_Crash()) {
+        fb::CrashT crash;
+        c->UnPackTo(&crash);
+        out.push_back(std::move(crash));
+      }
       return true;
     });
     return out;
