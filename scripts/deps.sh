@@ -11,7 +11,6 @@ packages=(
   clang libclang-rt-14-dev   # fuzzing (libFuzzer) and sanitizer runtimes
   systemd                    # systemd-notify, used as a heartbeat client in tests
   procps util-linux          # ps, kill, flock for the scripts
-  clang-format
 )
 
 missing=()
