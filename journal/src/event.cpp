@@ -1,9 +1,12 @@
 #include "blackbox/event.h"
 
+#include <pthread.h>
 #include <unistd.h>
 
 #include <array>
+#include <atomic>
 #include <ctime>
+#include <mutex>
 
 namespace blackbox {
 namespace {
@@ -12,6 +15,23 @@ int64_t ClockNs(clockid_t clock) {
   timespec ts{};
   clock_gettime(clock, &ts);
   return static_cast<int64_t>(ts.tv_sec) * 1'000'000'000 + ts.tv_nsec;
+}
+
+// getpid() is a real system call (glibc stopped caching it), and a costly one
+// in a VM; every event carries the pid, so it is cached. A forked child
+// clears the cache (pthread_atfork) and asks again.
+std::atomic<int32_t> g_pid{0};
+
+int32_t CachedPid() {
+  int32_t pid = g_pid.load(std::memory_order_relaxed);
+  if (pid != 0) return pid;
+  static std::once_flag atfork;
+  std::call_once(atfork, [] {
+    pthread_atfork(nullptr, nullptr, [] { g_pid.store(0, std::memory_order_relaxed); });
+  });
+  pid = static_cast<int32_t>(getpid());
+  g_pid.store(pid, std::memory_order_relaxed);
+  return pid;
 }
 
 constexpr std::array<std::string_view, 11> kPayloadNames = {
@@ -26,7 +46,7 @@ int64_t MonoNowNs() { return ClockNs(CLOCK_MONOTONIC); }
 std::string EncodeEvent(fb::EventT event) {
   if (event.time_ns == 0) event.time_ns = WallNowNs();
   if (event.mono_ns == 0) event.mono_ns = MonoNowNs();
-  if (event.pid == 0) event.pid = static_cast<int32_t>(getpid());
+  if (event.pid == 0) event.pid = CachedPid();
   flatbuffers::FlatBufferBuilder fbb(256);
   fbb.Finish(fb::Event::Pack(fbb, &event), fb::EventIdentifier());
   return {reinterpret_cast<const char*>(fbb.GetBufferPointer()), fbb.GetSize()};
@@ -39,7 +59,7 @@ void FinishEvent(flatbuffers::FlatBufferBuilder& fbb, std::string_view stream,
   fb::EventBuilder b(fbb);
   b.add_time_ns(time_ns != 0 ? time_ns : WallNowNs());
   b.add_mono_ns(mono_ns != 0 ? mono_ns : MonoNowNs());
-  b.add_pid(pid != 0 ? pid : static_cast<int32_t>(getpid()));
+  b.add_pid(pid != 0 ? pid : CachedPid());
   b.add_stream(stream_off);
   b.add_severity(severity);
   b.add_payload_type(type);

@@ -1,6 +1,8 @@
 #include "blackbox/event.h"
 
 #include <gtest/gtest.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 namespace blackbox {
 namespace {
@@ -139,6 +141,26 @@ TEST(Event, EncodeFillsClocksAndPid) {
   EXPECT_GE(decoded->time_ns(), before);
   EXPECT_GT(decoded->mono_ns(), 0);
   EXPECT_EQ(decoded->pid(), getpid());
+}
+
+TEST(Event, AForkedChildStampsItsOwnPid) {
+  // The pid is cached; a fork must not inherit the parent's.
+  fb::EventT e;
+  e.stream = "app";
+  fb::GaugeT g;
+  g.name = "x";
+  e.payload.Set(g);
+  ASSERT_EQ(VerifyEvent(Bytes(EncodeEvent(e)))->pid(), getpid());
+  pid_t child = fork();
+  ASSERT_GE(child, 0);
+  if (child == 0) {
+    std::string bytes = EncodeEvent(e);
+    const fb::Event* decoded = VerifyEvent(Bytes(bytes));
+    _exit(decoded != nullptr && decoded->pid() == getpid() ? 0 : 1);
+  }
+  int status = 0;
+  ASSERT_EQ(waitpid(child, &status, 0), child);
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << "child stamped the parent's pid";
 }
 
 TEST(Event, FinishEventBuildsAVerifiableEvent) {
