@@ -10,22 +10,11 @@
 #include <string>
 #include <vector>
 
+#include "temp_dir.h"
+
 namespace blackbox::faults {
 
-// A fresh directory (mode 0700) under $TMPDIR (or /tmp), removed with
-// everything in it.
-class TempDir {
- public:
-  TempDir();
-  ~TempDir();
-  TempDir(const TempDir&) = delete;
-  TempDir& operator=(const TempDir&) = delete;
-  const std::string& path() const { return path_; }
-  std::string operator/(const std::string& name) const { return path_ + "/" + name; }
-
- private:
-  std::string path_;
-};
+using TempDir = ::blackbox::testing::TempDir;  // tests/support/temp_dir.h
 
 struct ProcessResult {
   int exit_code = -1;  // -1 when the process ended by a signal

@@ -114,18 +114,6 @@ std::unique_ptr<Journal> OpenOrThrow(const std::string& root, const std::string&
 
 }  // namespace
 
-TempDir::TempDir() {
-  const char* base = std::getenv("TMPDIR");
-  std::string tmpl = std::string(base && *base ? base : "/tmp") + "/blackbox-tools-XXXXXX";
-  if (mkdtemp(tmpl.data()) == nullptr) throw std::runtime_error("mkdtemp failed");
-  path_ = tmpl;
-}
-
-TempDir::~TempDir() {
-  std::error_code ec;
-  std::filesystem::remove_all(path_, ec);
-}
-
 void WriteFixtureJournal(const std::string& root) {
   constexpr int kApp1 = 4242;  // the run that crashes
   constexpr int kApp2 = 4300;  // the run after the restart

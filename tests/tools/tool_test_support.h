@@ -6,6 +6,8 @@
 #include <string>
 #include <vector>
 
+#include "temp_dir.h"
+
 namespace blackbox::tools::testing {
 
 // 2026-01-15T10:30:00Z: the fixture's story starts here.
@@ -13,19 +15,7 @@ inline constexpr int64_t kT0 = 1768473000LL * 1'000'000'000;
 inline constexpr int64_t kMs = 1'000'000;
 inline constexpr int64_t kSec = 1'000'000'000;
 
-// A fresh directory (mode 0700) under $TMPDIR, removed with everything in it.
-class TempDir {
- public:
-  TempDir();
-  ~TempDir();
-  TempDir(const TempDir&) = delete;
-  TempDir& operator=(const TempDir&) = delete;
-  const std::string& path() const { return path_; }
-  std::string operator/(const std::string& name) const { return path_ + "/" + name; }
-
- private:
-  std::string path_;
-};
+using TempDir = ::blackbox::testing::TempDir;  // tests/support/temp_dir.h
 
 // Writes the fixture: an "app" and a "watchdog" stream telling one incident
 // (start, gauges, two errors, a recovery, a segfault seen by both sides, a
