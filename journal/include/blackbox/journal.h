@@ -154,6 +154,9 @@ class Journal {
   const std::string& path() const;
   // Appends that failed so far.
   uint64_t failed_appends() const;
+  // Writes issued to RocksDB so far (one per group commit); appends per batch
+  // is the number of appends divided by this.
+  uint64_t batches_written() const;
 
   class Impl;
 
