@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cctype>
 #include <cmath>
+#include <cstring>
 #include <iterator>
 #include <limits>
 #include <stdexcept>
@@ -19,12 +20,13 @@ namespace {
 // Event -> JSON
 //
 // Export and replay write millions of events, so the text is produced in one
-// pass into a reused buffer instead of building a JSON tree per event. Every
-// string (value or key) goes through the JSON library, except strings made only of printable ASCII
-// other than '"' and
-// '\\', which need no escaping and are copied as they are. Floating-point
-// numbers are written in their shortest round-trip form. EventToJson parses
-// this text, so the two never disagree.
+// pass instead of building a JSON tree per event: an ObjectWriter gathers the
+// small pieces (keys, numbers, punctuation, short plain strings) in a buffer
+// on the stack and appends them to the output in large copies. Every string
+// (value or key) goes through the JSON library, except strings made only of
+// printable ASCII other than '"' and '\\', which need no escaping and are
+// copied as they are. Floating-point numbers are written in their shortest
+// round-trip form. EventToJson parses this text, so the two never disagree.
 
 std::string_view Str(const flatbuffers::String* s) { return s ? s->string_view() : ""; }
 
@@ -36,33 +38,10 @@ bool NeedsNoEscaping(std::string_view s) {
   return true;
 }
 
-void AppendString(std::string& out, std::string_view s) {
-  if (NeedsNoEscaping(s)) {
-    out.reserve(out.size() + s.size() + 2);
-    out.push_back('"');
-    out.append(s);
-    out.push_back('"');
-    return;
-  }
-  // Invalid UTF-8 (a message cut mid-character) becomes U+FFFD instead of an error.
+// Any string, escaped by the JSON library. Invalid UTF-8 (a message cut
+// mid-character) becomes U+FFFD instead of an error.
+void AppendEscaped(std::string& out, std::string_view s) {
   out += Json(s).dump(-1, ' ', false, Json::error_handler_t::replace);
-}
-
-// The shortest text that reads back as the same double. Integral values keep
-// a ".0" so that the field reads as a floating-point number; JSON has no NaN
-// or infinity, so those are null (as the JSON library writes them).
-void AppendDouble(std::string& out, double v) {
-  if (!std::isfinite(v)) {
-    out.append("null");
-    return;
-  }
-  char buf[40];
-  char* end = fmt::format_to(buf, "{}", v);
-  out.append(buf, end);
-  if (std::string_view(buf, static_cast<size_t>(end - buf)).find_first_of(".e") ==
-      std::string_view::npos) {
-    out.append(".0");
-  }
 }
 
 std::string Lower(std::string_view s) {
@@ -74,43 +53,59 @@ std::string Lower(std::string_view s) {
 // Writes the members of one JSON object, in the order they are given.
 class ObjectWriter {
  public:
-  explicit ObjectWriter(std::string& out) : out_(out) { out_ += '{'; }
-  ~ObjectWriter() { out_ += '}'; }
+  explicit ObjectWriter(std::string& out) : out_(out) { Put('{'); }
+  ~ObjectWriter() {
+    Put('}');
+    Flush();
+  }
+  ObjectWriter(const ObjectWriter&) = delete;
+  ObjectWriter& operator=(const ObjectWriter&) = delete;
 
   void Int(std::string_view key, int64_t v) {
     Key(key);
     fmt::format_int digits(v);
-    out_.append(digits.data(), digits.size());
+    Put({digits.data(), digits.size()});
   }
   void UInt(std::string_view key, uint64_t v) {
     Key(key);
     fmt::format_int digits(v);
-    out_.append(digits.data(), digits.size());
+    Put({digits.data(), digits.size()});
   }
+  // The shortest text that reads back as the same double. Integral values
+  // keep a ".0" so that the field reads as a floating-point number; JSON has
+  // no NaN or infinity, so those are null (as the JSON library writes them).
   void Double(std::string_view key, double v) {
     Key(key);
-    AppendDouble(out_, v);
+    if (!std::isfinite(v)) {
+      Put("null");
+      return;
+    }
+    char buf[40];
+    char* end = fmt::format_to(buf, "{}", v);
+    std::string_view text(buf, static_cast<size_t>(end - buf));
+    Put(text);
+    if (text.find_first_of(".e") == std::string_view::npos) Put(".0");
   }
   void Bool(std::string_view key, bool v) {
     Key(key);
-    out_ += v ? "true" : "false";
+    Put(v ? std::string_view("true") : std::string_view("false"));
   }
   void String(std::string_view key, std::string_view v) {
     Key(key);
-    AppendString(out_, v);
+    Value(v);
   }
   void String(std::string_view key, const flatbuffers::String* v) { String(key, Str(v)); }
   void Strings(std::string_view key,
                const flatbuffers::Vector<flatbuffers::Offset<flatbuffers::String>>* v) {
     Key(key);
-    out_ += '[';
+    Put('[');
     if (v) {
       for (flatbuffers::uoffset_t i = 0; i < v->size(); ++i) {
-        if (i > 0) out_ += ',';
-        AppendString(out_, Str(v->Get(i)));
+        if (i > 0) Put(',');
+        Value(Str(v->Get(i)));
       }
     }
-    out_ += ']';
+    Put(']');
   }
   // Lower-case enum names, computed once per enum type. A value past the end
   // of the table (written by a newer build) becomes its number.
@@ -128,22 +123,62 @@ class ObjectWriter {
       Int(key, static_cast<int64_t>(value));
     }
   }
-  // Writes `key`; the caller appends the value's JSON text (an object
-  // through a nested ObjectWriter, or a time) to the returned buffer.
+  void Time(std::string_view key, int64_t ns) {
+    Key(key);
+    if (kStage - n_ < kMaxQuotedUtc) Flush();
+    n_ = static_cast<size_t>(QuotedUtcTo(stage_ + n_, ns) - stage_);
+  }
+  // Writes `key`; the caller appends the value's JSON text (for example an
+  // object, through a nested ObjectWriter) to the returned buffer.
   std::string& Raw(std::string_view key) {
     Key(key);
+    Flush();
     return out_;
   }
 
  private:
-  void Key(std::string_view key) {
-    if (!first_) out_.push_back(',');
-    first_ = false;
-    AppendString(out_, key);
-    out_.push_back(':');
+  static constexpr size_t kStage = 512;
+
+  void Put(char c) {
+    if (n_ == kStage) Flush();
+    stage_[n_++] = c;
   }
+  void Put(std::string_view s) {
+    if (s.size() > kStage - n_) {
+      Flush();
+      if (s.size() > kStage) {
+        out_.append(s);
+        return;
+      }
+    }
+    std::memcpy(stage_ + n_, s.data(), s.size());
+    n_ += s.size();
+  }
+  void Flush() {
+    out_.append(stage_, n_);
+    n_ = 0;
+  }
+  void Value(std::string_view v) {
+    if (NeedsNoEscaping(v)) {
+      Put('"');
+      Put(v);
+      Put('"');
+    } else {
+      Flush();
+      AppendEscaped(out_, v);
+    }
+  }
+  void Key(std::string_view key) {
+    if (!first_) Put(',');
+    first_ = false;
+    Value(key);
+    Put(':');
+  }
+
   std::string& out_;
   bool first_ = true;
+  size_t n_ = 0;
+  char stage_[kStage];
 };
 
 #define BLACKBOX_ENUM(w, key, Type, v) w.Enum(key, v, fb::EnumValues##Type(), fb::EnumNames##Type())
@@ -457,7 +492,7 @@ void AppendEventJson(std::string& out, const fb::Event& e, std::string_view stre
   ObjectWriter w(out);
   w.UInt("seq", seq);
   w.String("stream", stream);
-  AppendUtc(w.Raw("time"), e.time_ns());
+  w.Time("time", e.time_ns());
   w.String("type", PayloadName(e.payload_type()));
   BLACKBOX_ENUM(w, "severity", Severity, e.severity());
   w.Int("pid", e.pid());

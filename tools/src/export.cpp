@@ -47,21 +47,27 @@ int ExportHistory(const GlobalOptions& global, const ExportOptions& o) {
   Progress progress("export", total);
   DamageReport damage;
   uint64_t written = 0;
-  std::string line;
-  if (array) out.Write("[");
+  // Lines are gathered into large writes.
+  constexpr size_t kChunk = 256 << 10;
+  std::string chunk;
+  chunk.reserve(kChunk + 4096);
+  if (array) chunk += '[';
   MergedReader::Options scan;
   scan.on_bad = damage.callback();
   Status s = reader->Scan(scan, [&](const Record& r) {
-    line.clear();
-    if (array) line = written == 0 ? "\n" : ",\n";
-    AppendEventJson(line, *r.event, r.stream, r.seq);
-    if (!array) line += '\n';
-    out.Write(line);
+    if (array) chunk += written == 0 ? "\n" : ",\n";
+    AppendEventJson(chunk, *r.event, r.stream, r.seq);
+    if (!array) chunk += '\n';
+    if (chunk.size() >= kChunk) {
+      out.Write(chunk);
+      chunk.clear();
+    }
     progress.Update(++written);
     return true;
   });
   if (!s.ok()) Trouble(fmt::format("cannot read journal '{}': {}", global.journal, s.ToString()));
-  if (array) out.Write(written == 0 ? "]\n" : "\n]\n");
+  if (array) chunk += written == 0 ? "]\n" : "\n]\n";
+  out.Write(chunk);
   out.Commit();
   damage.Summarize();
   return 0;

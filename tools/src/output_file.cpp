@@ -36,6 +36,16 @@ OutputFile::OutputFile(const std::string& path) : path_(path) {
   std::setvbuf(file_, nullptr, _IOFBF, 1 << 20);
 }
 
+void OutputFile::StartWriteback() {
+  // What is still in the stdio buffer is not in the file yet; flush first.
+  // A failure here is not lost: the stream's error flag is checked by Commit().
+  if (std::fflush(file_) != 0) return;
+  // Only a hint (Linux): errors surface again, and are reported, at fsync.
+  ::sync_file_range(fileno(file_), static_cast<off_t>(written_back_),
+                    static_cast<off_t>(written_ - written_back_), SYNC_FILE_RANGE_WRITE);
+  written_back_ = written_;
+}
+
 OutputFile::~OutputFile() {
   if (temp_path_.empty() || committed_) return;
   std::fclose(file_);

@@ -2,6 +2,7 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <charconv>
 #include <ctime>
 #include <limits>
@@ -166,13 +167,28 @@ std::string FormatUtc(int64_t ns) {
   return fmt::format("{}.{:09}Z", UtcSecond(t.sec), t.frac_ns);
 }
 
-void AppendUtc(std::string& out, int64_t ns) {
+char* QuotedUtcTo(char* buf, int64_t ns) {
   Split t = SplitNs(ns);
-  char frac[16];
-  char* end = fmt::format_to(frac, ".{:09}Z\"", t.frac_ns);
-  out.push_back('"');
-  out.append(UtcSecond(t.sec));
-  out.append(frac, end);
+  const std::string& second = UtcSecond(t.sec);
+  char* p = buf;
+  *p++ = '"';
+  p = std::copy(second.begin(), second.end(), p);
+  *p++ = '.';
+  // Nine digits of nanoseconds, zero-padded.
+  auto frac = static_cast<uint32_t>(t.frac_ns);
+  for (int i = 8; i >= 0; --i) {
+    p[i] = static_cast<char>('0' + frac % 10);
+    frac /= 10;
+  }
+  p += 9;
+  *p++ = 'Z';
+  *p++ = '"';
+  return p;
+}
+
+void AppendUtc(std::string& out, int64_t ns) {
+  char buf[kMaxQuotedUtc];
+  out.append(buf, QuotedUtcTo(buf, ns));
 }
 
 std::string FormatLocalMs(int64_t ns) {
