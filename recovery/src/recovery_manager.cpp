@@ -714,6 +714,8 @@ SystemState RecoveryManager::state() const { return impl_->State(); }
 SystemInfo RecoveryManager::get_system_info() const { return impl_->Info(); }
 void RecoveryManager::graceful_shutdown() { impl_->GracefulShutdown(); }
 void RecoveryManager::restart_application() { impl_->RestartApplication(); }
+void RecoveryManager::prepare_thread() { EnsureAltStackForThisThread(); }
+
 uint64_t RecoveryManager::journal_failures() const { return impl_->failures(); }
 const std::string& RecoveryManager::journal_root() const { return impl_->root(); }
 

@@ -1,7 +1,9 @@
 // A small application for the process tests: it links the recovery manager
 // and then misbehaves in the way its first argument names.
 //   crashy_child <mode> <journal_dir> [marker_file]
-// Modes: run, segv, terminate, hang, sigterm, recover_fail.
+// Modes: run, segv, terminate, hang, sigterm, recover_fail, overflow (stack
+// overflow on the main thread), thread_overflow (on a thread the application
+// started and prepared with RecoveryManager::prepare_thread).
 // "ready" is printed on stdout once the manager is initialized.
 #include <unistd.h>
 
@@ -10,6 +12,7 @@
 #include <fstream>
 #include <stdexcept>
 #include <string>
+#include <thread>
 
 #include "blackbox/recovery.h"
 
@@ -23,6 +26,15 @@ extern "C++" __attribute__((noinline, no_sanitize("undefined"))) void crash_in_n
 
 __attribute__((noinline)) void throw_order_error() {
   throw std::runtime_error("order book corrupted");
+}
+
+// Recurses until the stack is gone. The frame is used after the call, so the
+// recursion cannot become a loop.
+__attribute__((noinline)) int recurse_forever(int depth) {
+  volatile char frame[1024];
+  frame[0] = static_cast<char>(depth);
+  if (depth < 0) return 0;  // never: the stack ends first
+  return recurse_forever(depth + 1) + frame[0];
 }
 
 // An exception that leaves a noexcept function ends in std::terminate.
@@ -52,6 +64,15 @@ int main(int argc, char** argv) {
     crash_in_named_function(null_pointer);
   }
   if (mode == "terminate") throw_through_noexcept();
+  if (mode == "overflow") return recurse_forever(0);
+  if (mode == "thread_overflow") {
+    std::thread worker([] {
+      blackbox::RecoveryManager::prepare_thread();
+      recurse_forever(0);
+    });
+    worker.join();
+    return 0;
+  }
   if (mode == "hang" || mode == "sigterm") {
     while (true) pause();
   }

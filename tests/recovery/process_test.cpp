@@ -121,6 +121,27 @@ TEST_F(ProcessTest, SegfaultIsJournaledByTheNextStartWithTheCrashingFunctionName
   EXPECT_EQ(s.status, fb::Phase::Stopped);
 }
 
+// A stack overflow leaves no stack for the handler: it runs on the thread's
+// alternate stack, on the main thread and on a thread the application
+// prepared with RecoveryManager::prepare_thread().
+TEST_F(ProcessTest, StackOverflowIsJournaledByTheNextStart) {
+  for (const char* mode : {"overflow", "thread_overflow"}) {
+    SCOPED_TRACE(mode);
+    fs::remove_all(root_);
+    int status = RunToEnd(mode);
+    ASSERT_TRUE(WIFSIGNALED(status));
+    EXPECT_EQ(WTERMSIG(status), SIGSEGV);
+    ASSERT_EQ(RunToEnd("run"), 0);
+
+    std::vector<fb::CrashT> crashes = Crashes();
+    ASSERT_EQ(crashes.size(), 1u);
+    EXPECT_EQ(crashes[0].signal, SIGSEGV);
+    ASSERT_FALSE(crashes[0].frames.empty());
+    EXPECT_NE(crashes[0].frames[0].find("recurse_forever"), std::string::npos)
+        << crashes[0].frames[0];
+  }
+}
+
 TEST_F(ProcessTest, TerminateRecordsTheUncaughtExceptionsTypeAndMessage) {
   int status = RunToEnd("terminate");
   ASSERT_TRUE(WIFSIGNALED(status));

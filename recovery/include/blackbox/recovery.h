@@ -148,6 +148,15 @@ class RecoveryManager {
   // kRecoveryExhaustedExitCode instead.
   [[noreturn]] void restart_application();
 
+  // Gives the calling thread an alternate signal stack, so that a stack
+  // overflow on it is captured like any other crash. Without it a fatal
+  // signal on the thread is still captured, but an overflow is not (the
+  // handler has no stack to run on): the watchdog then records only the
+  // death. The manager's own threads and the thread that created the
+  // manager have one already; call this first thing in each thread the
+  // application starts. Idempotent; the stack is freed when the thread ends.
+  static void prepare_thread();
+
   // Events that could not be journaled so far (journal unavailable or
   // failing). They are still folded into state().
   uint64_t journal_failures() const;
