@@ -10,33 +10,22 @@
 #include <string>
 #include <vector>
 
+#include "process.h"
 #include "temp_dir.h"
 
 namespace blackbox::faults {
 
 using TempDir = ::blackbox::testing::TempDir;  // tests/support/temp_dir.h
 
-struct ProcessResult {
-  int exit_code = -1;  // -1 when the process ended by a signal
-  int signal = 0;      // the signal that ended it, 0 when it exited
-  bool timed_out = false;
-  std::string out;
-  std::string err;
-};
-
-struct RunOptions {
-  std::chrono::milliseconds timeout{30000};
-  std::vector<std::string> extra_env;  // "KEY=VALUE", added to ours
-  std::optional<mode_t> umask;         // the child's umask (ours otherwise)
-};
-
-// Runs argv (argv[0] is a path, no PATH lookup, no shell) to completion,
-// collecting stdout and stderr. Past the timeout the process is SIGKILLed and
-// timed_out is set.
-ProcessResult RunProcess(const std::vector<std::string>& argv, const RunOptions& options = {});
+// Running a process to completion (tests/support/process.h): RunProcess with
+// RunOptions (timeout, extra_env, umask), giving a ProcessResult.
+using ::blackbox::testing::ProcessResult;
+using ::blackbox::testing::RunOptions;
+using ::blackbox::testing::RunProcess;
 
 // A child process whose stdin we write and whose stdout we read line by
-// line; its stderr goes to a file. Killed (SIGKILL) and reaped on destruction.
+// line; its stderr goes to a file. Of `options` only the environment and the
+// umask apply. Killed (SIGKILL) and reaped on destruction.
 class Child {
  public:
   Child(const std::vector<std::string>& argv, const std::string& stderr_path,
@@ -66,8 +55,8 @@ class Child {
   bool eof_ = false;
 };
 
-std::string ReadFile(const std::string& path);
-void WriteFile(const std::string& path, const std::string& text);
+using ::blackbox::testing::ReadFile;
+using ::blackbox::testing::WriteFile;
 int CountLines(const std::string& text);
 
 // Mounts a tmpfs of `bytes` at `dir` (created if needed). ok() is false when

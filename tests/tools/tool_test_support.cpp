@@ -1,22 +1,14 @@
 #include "tool_test_support.h"
 
-#include <fcntl.h>
-#include <sys/wait.h>
-#include <unistd.h>
-
-#include <cstdlib>
-#include <filesystem>
-#include <fstream>
 #include <sstream>
 #include <stdexcept>
+#include <string_view>
 
 #include "blackbox/journal.h"
 
-namespace blackbox::tools::testing {
-namespace {
+extern char** environ;
 
-std::vector<char*> Pointers(std::vector<std::string>& strings);
-}  // namespace
+namespace blackbox::tools::testing {
 
 // Deterministic local time, no colour, no inherited journal.
 std::vector<std::string> ToolEnvironment() {
@@ -35,13 +27,6 @@ std::vector<std::string> ToolEnvironment() {
 }
 
 namespace {
-
-std::vector<char*> Pointers(std::vector<std::string>& strings) {
-  std::vector<char*> out;
-  for (auto& s : strings) out.push_back(s.data());
-  out.push_back(nullptr);
-  return out;
-}
 
 fb::EventT Envelope(int64_t time_ns, int32_t pid, fb::Severity severity = fb::Severity::Info) {
   fb::EventT e;
@@ -234,50 +219,14 @@ void AppendHealthEvents(const std::string& root, const std::string& stream, int 
 
 ToolResult RunTool(const std::vector<std::string>& args, const std::string& stdin_path,
                    const std::vector<std::string>& extra_env) {
-  TempDir io;
-  std::string out_path = io / "stdout";
-  std::string err_path = io / "stderr";
   std::vector<std::string> argv{BLACKBOX_TOOL};
   argv.insert(argv.end(), args.begin(), args.end());
-  std::vector<std::string> env = ToolEnvironment();
-  env.insert(env.end(), extra_env.begin(), extra_env.end());
-  std::vector<char*> argv_p = Pointers(argv);
-  std::vector<char*> env_p = Pointers(env);
-
-  pid_t pid = fork();
-  if (pid < 0) throw std::runtime_error("fork failed");
-  if (pid == 0) {
-    int in = open(stdin_path.empty() ? "/dev/null" : stdin_path.c_str(), O_RDONLY);
-    int out = open(out_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
-    int err = open(err_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
-    if (in < 0 || out < 0 || err < 0) _exit(127);
-    dup2(in, 0);
-    dup2(out, 1);
-    dup2(err, 2);
-    execve(argv_p[0], argv_p.data(), env_p.data());
-    _exit(127);
-  }
-  int status = 0;
-  while (waitpid(pid, &status, 0) < 0) {
-  }
-  ToolResult r;
-  if (WIFEXITED(status)) r.exit_code = WEXITSTATUS(status);
-  if (WIFSIGNALED(status)) r.signal = WTERMSIG(status);
-  r.out = ReadFile(out_path);
-  r.err = ReadFile(err_path);
-  return r;
-}
-
-std::string ReadFile(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
-
-void WriteFile(const std::string& path, const std::string& text) {
-  std::ofstream out(path, std::ios::binary | std::ios::trunc);
-  out << text;
+  ::blackbox::testing::RunOptions options;
+  options.timeout = kToolTimeout;
+  options.env = ToolEnvironment();
+  options.extra_env = extra_env;
+  options.stdin_path = stdin_path;
+  return ::blackbox::testing::RunProcess(argv, options);
 }
 
 std::vector<std::string> Lines(const std::string& text) {

@@ -2,10 +2,12 @@
 // a temporary directory, and a way to run the real binary.
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <string>
 #include <vector>
 
+#include "process.h"
 #include "temp_dir.h"
 
 namespace blackbox::tools::testing {
@@ -34,24 +36,24 @@ inline constexpr int64_t kSecondErrorNs = kT0 + 4900 * kMs;
 void AppendHealthEvents(const std::string& root, const std::string& stream, int count,
                         int64_t start_ns);
 
-struct ToolResult {
-  int exit_code = -1;  // -1 when killed by a signal
-  int signal = 0;
-  std::string out;
-  std::string err;
-};
+// How the tool ended and what it wrote (tests/support/process.h).
+using ToolResult = ::blackbox::testing::ProcessResult;
 
 // Runs the blackbox binary with `args` (TZ=UTC, no colour, no
 // BLACKBOX_JOURNAL, plus `extra_env` "KEY=VALUE" entries), feeding
-// `stdin_path` when given, and waits for it.
+// `stdin_path` when given, and waits for it (killed past kToolTimeout).
 ToolResult RunTool(const std::vector<std::string>& args, const std::string& stdin_path = "",
                    const std::vector<std::string>& extra_env = {});
+
+// Longer than any run of the tool in these tests, shorter than a test's own
+// timeout (120 s): a hung tool fails its test with signal 9.
+inline constexpr std::chrono::seconds kToolTimeout{100};
 
 // The environment RunTool gives the tool.
 std::vector<std::string> ToolEnvironment();
 
-std::string ReadFile(const std::string& path);
-void WriteFile(const std::string& path, const std::string& text);
+using ::blackbox::testing::ReadFile;
+using ::blackbox::testing::WriteFile;
 std::vector<std::string> Lines(const std::string& text);
 
 }  // namespace blackbox::tools::testing
