@@ -39,10 +39,12 @@ OutputFile::OutputFile(const std::string& path) : path_(path) {
 void OutputFile::StartWriteback() {
   // What is still in the stdio buffer is not in the file yet; flush first.
   // A failure here is not lost: the stream's error flag is checked by Commit().
-  if (std::fflush(file_) != 0) return;
-  // Only a hint (Linux): errors surface again, and are reported, at fsync.
-  ::sync_file_range(fileno(file_), static_cast<off_t>(written_back_),
-                    static_cast<off_t>(written_ - written_back_), SYNC_FILE_RANGE_WRITE);
+  // sync_file_range is only a hint (Linux); write errors surface again, and
+  // are reported, at the fsync.
+  if (std::fflush(file_) == 0) {
+    ::sync_file_range(fileno(file_), static_cast<off_t>(written_back_),
+                      static_cast<off_t>(written_ - written_back_), SYNC_FILE_RANGE_WRITE);
+  }
   written_back_ = written_;
 }
 

@@ -162,11 +162,6 @@ const std::string& LocalSecond(time_t sec) {
 
 }  // namespace
 
-std::string FormatUtc(int64_t ns) {
-  Split t = SplitNs(ns);
-  return fmt::format("{}.{:09}Z", UtcSecond(t.sec), t.frac_ns);
-}
-
 char* QuotedUtcTo(char* buf, int64_t ns) {
   Split t = SplitNs(ns);
   const std::string& second = UtcSecond(t.sec);
@@ -186,9 +181,10 @@ char* QuotedUtcTo(char* buf, int64_t ns) {
   return p;
 }
 
-void AppendUtc(std::string& out, int64_t ns) {
+std::string FormatUtc(int64_t ns) {
   char buf[kMaxQuotedUtc];
-  out.append(buf, QuotedUtcTo(buf, ns));
+  char* end = QuotedUtcTo(buf, ns);
+  return std::string(buf + 1, end - 1);  // without the quotes
 }
 
 std::string FormatLocalMs(int64_t ns) {

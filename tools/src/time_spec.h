@@ -23,10 +23,8 @@ namespace blackbox::tools {
 
 // "2026-01-15T10:30:00.123456789Z". Correct for times before 1970 too.
 std::string FormatUtc(int64_t ns);
-// The same, as a JSON string (in quotes) appended to `out`.
-void AppendUtc(std::string& out, int64_t ns);
-// The same in quotes, written to `buf`; returns the end. The text is 32 bytes
-// for years 0-9999 and never more than kMaxQuotedUtc.
+// The same in quotes (a JSON string), written to `buf`; returns the end.
+// REQUIRES: `buf` has room for kMaxQuotedUtc bytes (the text is 32).
 inline constexpr size_t kMaxQuotedUtc = 48;
 char* QuotedUtcTo(char* buf, int64_t ns);
 // "2026-01-15 11:30:00.123" in the local time zone (TZ).
