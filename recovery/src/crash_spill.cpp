@@ -10,11 +10,13 @@
 #include <signal.h>
 #include <sys/stat.h>
 
+#include <algorithm>
 #include <cstdlib>
 #include <cstring>
 #include <fstream>
 #include <memory>
 #include <sstream>
+#include <string_view>
 
 #include "crash_capture.h"
 
@@ -42,6 +44,19 @@ std::string PrettyFrame(const std::string& raw) {
   std::string offset = plus == std::string::npos ? std::string() : inside.substr(plus);
   if (symbol.empty()) return module + offset;
   return Demangle(symbol) + " " + offset + " (" + module + ")";
+}
+
+// The module of a raw backtrace_symbols_fd line: "/lib/x/libc.so.6(...)" -> "libc.so.6".
+std::string_view ModuleOf(std::string_view raw) {
+  raw = raw.substr(0, raw.find('('));
+  if (size_t slash = raw.rfind('/'); slash != std::string_view::npos) raw.remove_prefix(slash + 1);
+  return raw;
+}
+
+// The C++ runtime's own frames: std::terminate, the unwinder and __cxa_throw.
+bool IsRuntimeFrame(std::string_view raw) {
+  std::string_view module = ModuleOf(raw);
+  return module.starts_with("libstdc++.so") || module.starts_with("libgcc_s.so");
 }
 
 std::string SignalName(int sig) {
@@ -102,10 +117,23 @@ std::vector<fb::CrashT> ReadSpill(const std::string& spill_path) {
     } else if (key == "frames") {
       size_t n = 0;
       fields >> n;
+      std::vector<std::string> raw;
       for (size_t i = 0; i < n && std::getline(in, line); ++i) {
         if (line == "end") break;
-        current->frames.push_back(PrettyFrame(line));
+        raw.push_back(line);
       }
+      // A terminate record starts with the handler and the C++ runtime
+      // (terminate, the unwinder, __cxa_throw), the same frames every time:
+      // it begins at the application's frame after them instead. A record
+      // without such a run, or with nothing after it, keeps every frame.
+      auto first = raw.begin();
+      if (current->origin == fb::CrashOrigin::Terminate) {
+        auto head = raw.begin() + static_cast<std::ptrdiff_t>(std::min<size_t>(raw.size(), 3));
+        auto runtime = std::find_if(raw.begin(), head, IsRuntimeFrame);
+        auto after = std::find_if_not(runtime, raw.end(), IsRuntimeFrame);
+        if (runtime != head && after != raw.end()) first = after;
+      }
+      for (auto it = first; it != raw.end(); ++it) current->frames.push_back(PrettyFrame(*it));
     }
   }
   return records;
