@@ -1,9 +1,10 @@
 // Process-level journal tests: a real writer process, killed with SIGKILL at a
 // random moment, or read while it writes.
+#include "process.h"
+
 #include <fcntl.h>
 #include <gtest/gtest.h>
 #include <signal.h>
-#include <spawn.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -13,8 +14,6 @@
 
 #include "blackbox/journal.h"
 #include "test_util.h"
-
-extern char** environ;
 
 namespace blackbox {
 namespace {
@@ -27,21 +26,11 @@ class WriterChild {
   WriterChild(const std::string& root, const std::string& stream, int threads, long per_thread,
               const std::string& mode) {
     int fds[2];
-    EXPECT_EQ(pipe(fds), 0);
-    posix_spawn_file_actions_t fa;
-    posix_spawn_file_actions_init(&fa);
-    posix_spawn_file_actions_adddup2(&fa, fds[1], STDOUT_FILENO);
-    posix_spawn_file_actions_addclose(&fa, fds[0]);
-    std::string t = std::to_string(threads), n = std::to_string(per_thread);
-    std::vector<char*> argv = {const_cast<char*>(JOURNAL_WRITER_CHILD),
-                               const_cast<char*>(root.c_str()),
-                               const_cast<char*>(stream.c_str()),
-                               t.data(),
-                               n.data(),
-                               const_cast<char*>(mode.c_str()),
-                               nullptr};
-    EXPECT_EQ(posix_spawn(&pid_, JOURNAL_WRITER_CHILD, &fa, nullptr, argv.data(), environ), 0);
-    posix_spawn_file_actions_destroy(&fa);
+    EXPECT_EQ(pipe2(fds, O_CLOEXEC), 0);
+    const std::vector<std::string> argv = {
+        JOURNAL_WRITER_CHILD,       root, stream, std::to_string(threads),
+        std::to_string(per_thread), mode};
+    EXPECT_NO_THROW(pid_ = testing::StartProcess(argv, {}, STDIN_FILENO, fds[1], STDERR_FILENO));
     close(fds[1]);
     out_ = fdopen(fds[0], "r");
   }

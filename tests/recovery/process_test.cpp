@@ -1,8 +1,10 @@
 // Process-level behaviour with real processes: crashy_child is forked and
 // exec'd, then the journal it leaves behind is folded and inspected.
+#include "process.h"
+
+#include <fcntl.h>
 #include <gtest/gtest.h>
 #include <signal.h>
-#include <spawn.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -11,8 +13,6 @@
 
 #include "blackbox/journal.h"
 #include "blackbox/state.h"
-
-extern char** environ;
 
 namespace blackbox {
 namespace {
@@ -39,17 +39,11 @@ class ProcessTest : public ::testing::Test {
 
   Child Spawn(const std::string& mode) {
     int fds[2];
-    EXPECT_EQ(pipe(fds), 0);
-    posix_spawn_file_actions_t actions;
-    posix_spawn_file_actions_init(&actions);
-    posix_spawn_file_actions_adddup2(&actions, fds[1], 1);
-    posix_spawn_file_actions_addclose(&actions, fds[0]);
-    std::string bin = CRASHY_CHILD;
-    std::vector<char*> argv = {bin.data(), const_cast<char*>(mode.c_str()), root_.data(),
-                               marker_.data(), nullptr};
+    EXPECT_EQ(pipe2(fds, O_CLOEXEC), 0);
     Child c;
-    EXPECT_EQ(posix_spawn(&c.pid, bin.c_str(), &actions, nullptr, argv.data(), environ), 0);
-    posix_spawn_file_actions_destroy(&actions);
+    const std::vector<std::string> argv = {CRASHY_CHILD, mode, root_, marker_};
+    EXPECT_NO_THROW(
+        c.pid = blackbox::testing::StartProcess(argv, {}, STDIN_FILENO, fds[1], STDERR_FILENO));
     close(fds[1]);
     c.out = fds[0];
     return c;

@@ -11,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include "process.h"
 #include "tool_test_support.h"
 
 namespace blackbox::tools::testing {
@@ -22,18 +23,10 @@ using nlohmann::json;
 class Child {
  public:
   Child(std::vector<std::string> argv, int stdout_fd = -1) {
-    std::vector<std::string> env = ToolEnvironment();
-    std::vector<char*> a, e;
-    for (auto& s : argv) a.push_back(s.data());
-    a.push_back(nullptr);
-    for (auto& s : env) e.push_back(s.data());
-    e.push_back(nullptr);
-    pid_ = fork();
-    if (pid_ == 0) {
-      if (stdout_fd >= 0) dup2(stdout_fd, 1);
-      execve(a[0], a.data(), e.data());
-      _exit(127);
-    }
+    ::blackbox::testing::RunOptions options;
+    options.env = ToolEnvironment();
+    pid_ = ::blackbox::testing::StartProcess(
+        argv, options, STDIN_FILENO, stdout_fd >= 0 ? stdout_fd : STDOUT_FILENO, STDERR_FILENO);
   }
   ~Child() {
     if (pid_ > 0) {

@@ -26,6 +26,7 @@
 
 #include "blackbox/event.h"
 #include "blackbox/journal.h"
+#include "process.h"
 
 namespace {
 
@@ -88,18 +89,20 @@ bool Gone(pid_t pid) {
 class Process {
  public:
   Process(const std::vector<std::string>& args, const std::string& out, const std::string& err) {
-    pid_ = ::fork();
-    if (pid_ == 0) {
-      int o = ::open(out.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-      int e = ::open(err.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-      ::dup2(o, 1);
-      ::dup2(e, 2);
-      std::vector<char*> argv;
-      for (const std::string& a : args) argv.push_back(const_cast<char*>(a.c_str()));
-      argv.push_back(nullptr);
-      ::execv(argv[0], argv.data());
-      ::_exit(127);
+    const int o = ::open(out.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    const int e = ::open(err.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    auto close_files = [&] {
+      for (int fd : {o, e}) {
+        if (fd >= 0) ::close(fd);
+      }
+    };
+    try {
+      pid_ = blackbox::testing::StartProcess(args, {}, STDIN_FILENO, o, e);
+    } catch (...) {
+      close_files();
+      throw;
     }
+    close_files();
   }
   ~Process() {
     if (!status_) {
