@@ -62,6 +62,16 @@ std::string StreamPath(std::string_view root, std::string_view stream) {
   return (fs::path(root) / fs::path(stream)).string();
 }
 
+void CloseJournalDb(std::unique_ptr<rocksdb::DB>& db, rocksdb::ColumnFamilyHandle*& events_cf,
+                    rocksdb::ColumnFamilyHandle*& snapshots_cf) {
+  if (!db) return;
+  if (snapshots_cf != nullptr) db->DestroyColumnFamilyHandle(snapshots_cf);
+  snapshots_cf = nullptr;
+  events_cf = nullptr;
+  db->Close();
+  db.reset();
+}
+
 Status FromRocks(const rocksdb::Status& s, std::string_view what) {
   if (s.ok()) return Status::Ok();
   std::string msg = fmt::format("{}: {}", what, s.ToString());

@@ -7,6 +7,7 @@
 
 #include <array>
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <string_view>
 
@@ -55,5 +56,10 @@ Status ScanEvents(rocksdb::DB* db, rocksdb::ColumnFamilyHandle* cf, const std::s
                   const ScanOptions& options, const RecordFn& fn);
 
 Result<std::optional<Snapshot>> LatestSnapshotOf(rocksdb::DB* db, rocksdb::ColumnFamilyHandle* cf);
+
+// Closes `db` (when open) after destroying the snapshots handle; the events
+// handle is the default column family's, owned by the DB. Resets all three.
+void CloseJournalDb(std::unique_ptr<rocksdb::DB>& db, rocksdb::ColumnFamilyHandle*& events_cf,
+                    rocksdb::ColumnFamilyHandle*& snapshots_cf);
 
 }  // namespace blackbox::internal

@@ -97,14 +97,7 @@ class Journal::Impl {
   ~Impl() { CloseDb(); }
 
   Status OpenDb();
-  void CloseDb() {
-    if (!db) return;
-    if (snapshots_cf != nullptr) db->DestroyColumnFamilyHandle(snapshots_cf);
-    snapshots_cf = nullptr;
-    events_cf = nullptr;
-    db->Close();
-    db.reset();
-  }
+  void CloseDb() { internal::CloseJournalDb(db, events_cf, snapshots_cf); }
   // After a failed write: Resume(), or when RocksDB cannot resume (a failed
   // WAL write leaves the DB read-only for good), close and reopen it.
   // REQUIRES: called by the group-commit leader, without db_mu held.

@@ -70,14 +70,7 @@ Status Reader::Impl::OpenReadOnly() {
   return internal::FromRocks(rs, fmt::format("open {} read-only", path));
 }
 
-void Reader::Impl::Close() {
-  if (!db) return;
-  if (snapshots_cf != nullptr) db->DestroyColumnFamilyHandle(snapshots_cf);
-  snapshots_cf = nullptr;
-  events_cf = nullptr;
-  db->Close();
-  db.reset();
-}
+void Reader::Impl::Close() { internal::CloseJournalDb(db, events_cf, snapshots_cf); }
 
 Reader::Reader(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 Reader::~Reader() = default;
