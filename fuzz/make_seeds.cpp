@@ -253,6 +253,19 @@ int Main(int argc, char** argv) {
     e.payload.Set(std::move(p));
     Write(decode / "regress_config_duplicate_key.bin", Pack(e));
   }
+  {
+    fb::EventT e = Envelope("app", fb::Severity::Info, 0);
+    fb::ConfigT p;
+    p.component = "recovery";
+    for (auto [k, v] : {std::pair{"max_restar\xf4s", "5"}, std::pair{"max_restar\x8cs", "9"}}) {
+      auto entry = std::make_unique<fb::ConfigEntryT>();
+      entry->key = k;  // two keys, both written as "max_restar\ufffds"
+      entry->value = v;
+      p.entries.push_back(std::move(entry));
+    }
+    e.payload.Set(std::move(p));
+    Write(decode / "regress_config_invalid_utf8_key.bin", Pack(e));
+  }
   Write(import / "regress_time_out_of_range.jsonl",
         R"({"seq": 1, "stream": "app", "time": "4052-01-15T11:30:00Z", "type": "gauge"})"
         "\n"

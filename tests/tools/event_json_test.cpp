@@ -175,6 +175,41 @@ TEST(EventJson, EveryPayloadTypeRoundTrips) {
   }
 }
 
+// A JSON object holds a key once, so a Config event that repeats a key (a
+// damaged or hand-made record) is written with the last value, and the
+// round trip still holds. Keys that differ only in invalid UTF-8 are written
+// as the same text, so they count as repeats too.
+TEST(EventJson, RepeatedConfigKeysAreWrittenOnceWithTheLastValue) {
+  fb::EventT e = Envelope();
+  fb::ConfigT p;
+  p.component = "recovery";
+  for (auto [k, v] : {std::pair{"max_restarts", "5"}, std::pair{"name\xf4", "a"},
+                      std::pair{"max_restarts", "9"}, std::pair{"name\x8c", "b"}}) {
+    auto entry = std::make_unique<fb::ConfigEntryT>();
+    entry->key = k;
+    entry->value = v;
+    p.entries.push_back(std::move(entry));
+  }
+  e.payload.Set(std::move(p));
+  // The text as export writes it (EventToJson would hide a repeated key: the
+  // parser keeps one).
+  std::string bytes = Packed(e);
+  const fb::Event* event = VerifyEvent(Bytes(bytes));
+  ASSERT_NE(event, nullptr);
+  std::string line = EventToJsonLine(*event, "app", 12);
+  EXPECT_NE(line.find("\"entries\":{\"max_restarts\":\"9\",\"name\xef\xbf\xbd\":\"b\"}}"),
+            std::string::npos)
+      << line;
+
+  ParsedEvent parsed;
+  std::string why;
+  ASSERT_TRUE(JsonToEvent(Json::parse(line), &parsed, &why)) << why;
+  std::string again = Packed(parsed.event);
+  const fb::Event* back = VerifyEvent(Bytes(again));
+  ASSERT_NE(back, nullptr);
+  EXPECT_EQ(EventToJsonLine(*back, "app", 12), line);
+}
+
 TEST(EventJson, EnumsAreLowerCaseNames) {
   fb::EventT e = Envelope();
   fb::CallbackT p;

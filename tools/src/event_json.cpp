@@ -269,20 +269,32 @@ void AddConfig(ObjectWriter& w, const fb::Config& p) {
   if (!p.entries()) return;
   // A JSON object holds each key once: for a key repeated in the event, the
   // last value wins (what a reader of the config would see), at the place of
-  // its first appearance.
-  std::vector<std::pair<std::string_view, const flatbuffers::String*>> unique;
+  // its first appearance. Keys are compared as they are written: two keys
+  // that differ only in invalid UTF-8 both become the same text with U+FFFD.
+  struct Entry {
+    std::string written;
+    std::string_view key;
+    const flatbuffers::String* value;
+  };
+  std::vector<Entry> unique;
   for (const auto* e : *p.entries()) {
     if (e == nullptr) continue;
     std::string_view key = Str(e->key());
-    auto it =
-        std::find_if(unique.begin(), unique.end(), [&](const auto& kv) { return kv.first == key; });
-    if (it != unique.end()) {
-      it->second = e->value();
+    std::string written;
+    if (NeedsNoEscaping(key)) {
+      written.append(1, '"').append(key).append(1, '"');
     } else {
-      unique.emplace_back(key, e->value());
+      AppendEscaped(written, key);
+    }
+    auto it = std::find_if(unique.begin(), unique.end(),
+                           [&](const Entry& u) { return u.written == written; });
+    if (it != unique.end()) {
+      it->value = e->value();
+    } else {
+      unique.push_back({std::move(written), key, e->value()});
     }
   }
-  for (const auto& [key, value] : unique) entries.String(key, value);
+  for (const Entry& u : unique) entries.String(u.key, u.value);
 }
 
 // ---------------------------------------------------------------------------
