@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Runs one libFuzzer target for a while on a copy of its seed corpus.
 #   fuzz/run_target.sh BINARY SEED_DIR SECONDS [WORK_DIR]
+# FUZZ_SEED=N makes the run repeatable (libFuzzer's -seed); without it
+# libFuzzer picks a new random seed, printed in the log ("Seed: N").
 # The seeds are never written to: new inputs go to WORK_DIR/corpus, and a
 # crashing input to WORK_DIR/ (crash-*, leak-*, timeout-*, oom-*). Exits
 # non-zero on any crash, leak, timeout or sanitizer report.
@@ -25,13 +27,16 @@ export ASAN_OPTIONS=${ASAN_OPTIONS:+$ASAN_OPTIONS:}detect_leaks=1:halt_on_error=
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:+$UBSAN_OPTIONS:}print_stacktrace=1:halt_on_error=1:abort_on_error=1
 log="$work/$name.log"
 status=0
-"$binary" "$work/corpus" -max_total_time="$seconds" -detect_leaks=1 -max_len=4096 -timeout=60 \
+seed_arg=()
+if [ -n "${FUZZ_SEED:-}" ]; then seed_arg=(-seed="$FUZZ_SEED"); fi
+"$binary" "$work/corpus" "${seed_arg[@]}" -max_total_time="$seconds" -detect_leaks=1 -max_len=4096 -timeout=60 \
   -print_final_stats=1 -artifact_prefix="$work/" >"$log" 2>&1 || status=$?
 
 if grep -qE "ERROR: (AddressSanitizer|LeakSanitizer|libFuzzer)|runtime error:|check failed:" "$log"; then
   [ "$status" -ne 0 ] || status=1
 fi
 # Summary: the last coverage line and the final statistics.
+grep -E "^INFO: Seed: " "$log" | head -1 || true
 grep -E "^#[0-9]+.*(DONE|pulse|NEW|REDUCE)" "$log" | tail -1 || true
 grep -E "^stat::(number_of_executed_units|average_exec_per_sec|new_units_added|peak_rss_mb)" "$log" || true
 if [ "$status" -ne 0 ]; then

@@ -2,8 +2,10 @@
 # Builds the libFuzzer targets (clang, ASan + UBSan + libFuzzer) and runs each
 # one on a copy of its seed corpus (fuzz/corpus/<target>/).
 #
-#   scripts/fuzz.sh          30 s per target (the CI smoke run)
+#   scripts/fuzz.sh          30 s per target, a new random seed each run
 #   scripts/fuzz.sh 600      10 minutes per target
+#   BLACKBOX_FUZZ_SEED=1 scripts/fuzz.sh 30
+#                            the same inputs in the same order every time (CI)
 #
 # Exits non-zero when any target crashes, leaks, times out, fails a check or
 # gets a sanitizer report; the input that did it is kept and its path printed.
@@ -31,7 +33,8 @@ for t in "${targets[@]}"; do
   binary=$dir/bin/$t
   [ -x "$binary" ] || binary=$dir/fuzz/$t
   echo "== $t: ${seconds}s"
-  fuzz/run_target.sh "$binary" "fuzz/corpus/$t" "$seconds" "$work/$t" || failed+=("$t")
+  FUZZ_SEED=${BLACKBOX_FUZZ_SEED:-} \
+    fuzz/run_target.sh "$binary" "fuzz/corpus/$t" "$seconds" "$work/$t" || failed+=("$t")
 done
 
 if [ ${#failed[@]} -gt 0 ]; then
