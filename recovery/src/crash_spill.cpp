@@ -7,6 +7,7 @@
 //   frames <n>, then n lines from backtrace_symbols_fd
 //   end
 #include <cxxabi.h>
+#include <fmt/format.h>
 #include <signal.h>
 #include <sys/stat.h>
 
@@ -15,10 +16,12 @@
 #include <cstring>
 #include <fstream>
 #include <memory>
+#include <optional>
 #include <sstream>
 #include <string_view>
 
 #include "crash_capture.h"
+#include "symbolizer.h"
 
 namespace blackbox {
 namespace {
@@ -30,20 +33,44 @@ std::string Demangle(const std::string& name) {
   return status == 0 && out ? std::string(out.get()) : name;
 }
 
-// "/path/bin(_Z3foov+0x1a) [0x5555]" -> "foo() +0x1a (bin)". Frames without a
-// symbol keep their module and offset: "bin(+0x1234) [0x...]" -> "bin+0x1234".
-std::string PrettyFrame(const std::string& raw) {
+// "/path/bin(_Z3foov+0x1a) [0x5555]" -> "foo() +0x1a (bin)". A frame without
+// a symbol ("bin(+0x1234) [0x...]") is named from the module's file when it
+// can be ("(anonymous namespace)::f() +0x10 (bin)"), else it keeps its module
+// and offset: "bin+0x1234". With debug information the source line follows:
+// " at /src/bin.cpp:42". `return_address` is false only for the instruction
+// that faulted.
+std::string PrettyFrame(const std::string& raw, Symbolizer& symbolizer, bool return_address) {
   size_t open = raw.find('(');
   size_t close = raw.find(')', open == std::string::npos ? 0 : open);
   if (open == std::string::npos || close == std::string::npos) return raw;
-  std::string module = raw.substr(0, open);
+  std::string path = raw.substr(0, open);
+  std::string module = path;
   if (size_t slash = module.rfind('/'); slash != std::string::npos) module.erase(0, slash + 1);
   std::string inside = raw.substr(open + 1, close - open - 1);
   size_t plus = inside.rfind('+');
   std::string symbol = inside.substr(0, plus);
   std::string offset = plus == std::string::npos ? std::string() : inside.substr(plus);
-  if (symbol.empty()) return module + offset;
-  return Demangle(symbol) + " " + offset + " (" + module + ")";
+
+  std::optional<Symbolizer::Location> where;
+  if (offset.size() > 3 && offset.starts_with("+0x")) {
+    uint64_t off = std::strtoull(offset.c_str() + 3, nullptr, 16);
+    if (symbol.empty()) {
+      where = symbolizer.Find(path, off, return_address);
+    } else if (auto start = symbolizer.AddressOf(path, symbol)) {
+      where = symbolizer.Find(path, *start + off, return_address);
+    }
+  }
+  std::string out;
+  if (!symbol.empty()) {
+    out = Demangle(symbol) + " " + offset + " (" + module + ")";
+  } else if (where && !where->function.empty()) {
+    out = Demangle(where->function) + " +0x" + fmt::format("{:x}", where->offset) + " (" + module +
+          ")";
+  } else {
+    out = module + offset;
+  }
+  if (where && !where->file.empty()) out += fmt::format(" at {}:{}", where->file, where->line);
+  return out;
 }
 
 // The module of a raw backtrace_symbols_fd line: "/lib/x/libc.so.6(...)" -> "libc.so.6".
@@ -133,7 +160,13 @@ std::vector<fb::CrashT> ReadSpill(const std::string& spill_path) {
         auto after = std::find_if_not(runtime, raw.end(), IsRuntimeFrame);
         if (runtime != head && after != raw.end()) first = after;
       }
-      for (auto it = first; it != raw.end(); ++it) current->frames.push_back(PrettyFrame(*it));
+      // Only the first frame of a signal record is the faulting instruction
+      // itself; every other frame is a return address.
+      Symbolizer symbolizer(current->crash_time_ns);
+      for (auto it = first; it != raw.end(); ++it) {
+        bool faulted = current->origin == fb::CrashOrigin::Signal && it == raw.begin();
+        current->frames.push_back(PrettyFrame(*it, symbolizer, !faulted));
+      }
     }
   }
   return records;

@@ -1,10 +1,10 @@
 // A small application for the process tests: it links the recovery manager
 // and then misbehaves in the way its first argument names.
 //   crashy_child <mode> <journal_dir> [marker_file]
-// Modes: run, segv, terminate, hang, sigterm, recover_fail, overflow (stack
-// overflow on the main thread), thread_overflow (on a thread the application
-// started and prepared with RecoveryManager::prepare_thread).
-// "ready" is printed on stdout once the manager is initialized.
+// Modes: run, segv, segv_local (in a function local to this file), terminate, hang, sigterm,
+// recover_fail, overflow (stack overflow on the main thread), thread_overflow (on a thread the
+// application started and prepared with RecoveryManager::prepare_thread). "ready" is printed on
+// stdout once the manager is initialized.
 #include <unistd.h>
 
 #include <cstdio>
@@ -23,6 +23,14 @@ extern "C++" __attribute__((noinline, no_sanitize("undefined"))) void crash_in_n
     volatile int* p) {
   *p = 42;
 }
+
+namespace {
+// Local to this file: not in the dynamic symbol table, so the crash handler
+// cannot name it; the next start names it from the file.
+__attribute__((noinline, no_sanitize("undefined"))) void crash_in_local_function(volatile int* p) {
+  *p = 7;
+}
+}  // namespace
 
 __attribute__((noinline)) void throw_order_error() {
   throw std::runtime_error("order book corrupted");
@@ -62,6 +70,11 @@ int main(int argc, char** argv) {
   if (mode == "segv") {
     volatile int* volatile null_pointer = nullptr;
     crash_in_named_function(null_pointer);
+  }
+  if (mode == "segv_local") {
+    volatile int* volatile null_pointer = nullptr;
+    crash_in_local_function(null_pointer);
+    return 0;
   }
   if (mode == "terminate") throw_through_noexcept();
   if (mode == "overflow") return recurse_forever(0);

@@ -115,6 +115,31 @@ TEST_F(ProcessTest, SegfaultIsJournaledByTheNextStartWithTheCrashingFunctionName
   EXPECT_EQ(s.status, fb::Phase::Stopped);
 }
 
+// A function the dynamic symbol table does not hold (local to its file) is
+// named from the executable's own symbol table when the crash is journaled,
+// with its source line from the debug information (the tests are built with
+// -g).
+TEST_F(ProcessTest, FramesOfLocalFunctionsAreNamedWithTheirSourceLine) {
+  int status = RunToEnd("segv_local");
+  ASSERT_TRUE(WIFSIGNALED(status));
+  EXPECT_EQ(WTERMSIG(status), SIGSEGV);
+  ASSERT_EQ(RunToEnd("run"), 0);
+
+  std::vector<fb::CrashT> crashes = Crashes();
+  ASSERT_EQ(crashes.size(), 1u);
+  ASSERT_GE(crashes[0].frames.size(), 2u);
+  const std::string& top = crashes[0].frames[0];
+  EXPECT_NE(top.find("(anonymous namespace)::crash_in_local_function(int volatile*) +0x"),
+            std::string::npos)
+      << top;
+  EXPECT_NE(top.find("(crashy_child) at "), std::string::npos) << top;
+  EXPECT_NE(top.find("crashy_child.cpp:"), std::string::npos) << top;
+  // The caller is a return address, named too: main, with its line.
+  EXPECT_NE(crashes[0].frames[1].find("main +0x"), std::string::npos) << crashes[0].frames[1];
+  EXPECT_NE(crashes[0].frames[1].find("crashy_child.cpp:"), std::string::npos)
+      << crashes[0].frames[1];
+}
+
 // A stack overflow leaves no stack for the handler: it runs on the thread's
 // alternate stack, on the main thread and on a thread the application
 // prepared with RecoveryManager::prepare_thread().

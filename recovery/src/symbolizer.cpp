@@ -1,0 +1,115 @@
+#include "symbolizer.h"
+
+#include <elfutils/libdwfl.h>
+#include <sys/stat.h>
+
+#include <string>
+#include <unordered_map>
+
+namespace blackbox {
+
+struct Symbolizer::Module {
+  Dwfl* dwfl = nullptr;
+  Dwfl_Module* module = nullptr;
+  Dwarf_Addr bias = 0;  // the module's address of the file's address 0
+  bool names_indexed = false;
+  std::unordered_map<std::string, uint64_t> address_of;  // filled on first AddressOf
+
+  ~Module() {
+    if (dwfl != nullptr) dwfl_end(dwfl);
+  }
+};
+
+namespace {
+
+// Debug information is looked for in the module itself, then by build ID and
+// .gnu_debuglink under the standard places (/usr/lib/debug).
+const Dwfl_Callbacks kCallbacks = {
+    .find_elf = dwfl_build_id_find_elf,
+    .find_debuginfo = dwfl_standard_find_debuginfo,
+    .section_address = dwfl_offline_section_address,
+    .debuginfo_path = nullptr,
+};
+
+}  // namespace
+
+Symbolizer::Symbolizer(int64_t not_after_ns) : not_after_ns_(not_after_ns) {}
+
+Symbolizer::~Symbolizer() = default;
+
+Symbolizer::Module* Symbolizer::Open(const std::string& path) {
+  auto [it, inserted] = modules_.try_emplace(path);
+  if (!inserted) return it->second.get();
+
+  struct stat st {};
+  if (path.empty() || path[0] != '/' || stat(path.c_str(), &st) != 0 || !S_ISREG(st.st_mode)) {
+    return nullptr;
+  }
+  int64_t mtime_ns = static_cast<int64_t>(st.st_mtim.tv_sec) * 1'000'000'000 + st.st_mtim.tv_nsec;
+  if (not_after_ns_ != 0 && mtime_ns > not_after_ns_) return nullptr;  // rebuilt since
+
+  auto m = std::make_unique<Module>();
+  m->dwfl = dwfl_begin(&kCallbacks);
+  if (m->dwfl == nullptr) return nullptr;
+  // Placed at 0, so that the module's addresses are the file's own: the
+  // addresses backtrace_symbols_fd prints relative to the load address.
+  dwfl_report_begin(m->dwfl);
+  m->module = dwfl_report_elf(m->dwfl, path.c_str(), path.c_str(), -1, 0, false);
+  if (m->module == nullptr || dwfl_report_end(m->dwfl, nullptr, nullptr) != 0) return nullptr;
+  if (dwfl_module_getelf(m->module, &m->bias) == nullptr) return nullptr;
+  it->second = std::move(m);
+  return it->second.get();
+}
+
+std::optional<Symbolizer::Location> Symbolizer::Find(const std::string& path, uint64_t address,
+                                                     bool return_address) {
+  Module* m = Open(path);
+  if (m == nullptr) return std::nullopt;
+  GElf_Addr pc = address + m->bias - (return_address && address > 0 ? 1 : 0);
+
+  Location where;
+  GElf_Off offset = 0;
+  GElf_Sym sym{};
+  if (const char* name =
+          dwfl_module_addrinfo(m->module, pc, &offset, &sym, nullptr, nullptr, nullptr)) {
+    where.function = name;
+    where.offset = offset + (return_address && address > 0 ? 1 : 0);
+  }
+  // The line table answers with the nearest row at or before `pc`, which for
+  // code without line information (_start) is a row of some other function:
+  // a row before the function's own start is not this frame's.
+  GElf_Addr function_start = where.function.empty() ? 0 : pc - offset;
+  if (Dwfl_Line* line = dwfl_module_getsrc(m->module, pc)) {
+    Dwarf_Addr row = 0;
+    int lineno = 0;
+    const char* file = dwfl_lineinfo(line, &row, &lineno, nullptr, nullptr, nullptr);
+    if (file != nullptr && row >= function_start) {
+      where.file = file;
+      where.line = lineno;
+    }
+  }
+  if (where.function.empty() && where.file.empty()) return std::nullopt;
+  return where;
+}
+
+std::optional<uint64_t> Symbolizer::AddressOf(const std::string& path, const std::string& symbol) {
+  Module* m = Open(path);
+  if (m == nullptr) return std::nullopt;
+  if (!m->names_indexed) {
+    m->names_indexed = true;
+    int n = dwfl_module_getsymtab(m->module);
+    for (int i = 1; i < n; ++i) {
+      GElf_Sym sym{};
+      GElf_Addr addr = 0;
+      const char* name =
+          dwfl_module_getsym_info(m->module, i, &sym, &addr, nullptr, nullptr, nullptr);
+      if (name == nullptr || *name == '\0' || GELF_ST_TYPE(sym.st_info) != STT_FUNC) continue;
+      m->address_of.emplace(name, addr - m->bias);
+    }
+  }
+  auto it = m->address_of.find(symbol);
+  if (it == m->address_of.end()) return std::nullopt;
+  return it->second;
+}
+
+}  // namespace blackbox

@@ -1,0 +1,57 @@
+// Names crash frames from the files on disk, after the crash.
+//
+// The crash handler can only use the dynamic symbol table
+// (backtrace_symbols_fd), which holds exported functions and nothing else:
+// a frame in a static or anonymous-namespace function, or in the cold part of
+// a function (where GCC puts throw and error paths), is written as
+// module+offset. At the next start, ReadSpill asks this class instead; it reads
+// the module's full symbol table and, when the module has debug information,
+// its line table (elfutils libdwfl), so a frame reads
+// "name() +0x1a (module) at file.cpp:42".
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+
+namespace blackbox {
+
+class Symbolizer {
+ public:
+  // A module whose file changed after `not_after_ns` (wall clock, ns; the
+  // crash time) is not read: its symbols would describe another build. 0 reads
+  // every module.
+  explicit Symbolizer(int64_t not_after_ns = 0);
+  ~Symbolizer();
+  Symbolizer(const Symbolizer&) = delete;
+  Symbolizer& operator=(const Symbolizer&) = delete;
+
+  struct Location {
+    std::string function;  // mangled, as in the symbol table; may be empty
+    uint64_t offset = 0;   // from the function's start
+    std::string file;      // from the line table; empty without debug info
+    int line = 0;
+  };
+
+  // The place of `address`, a module-relative address (the "+0x..." that
+  // backtrace_symbols_fd prints for a frame without a symbol), in the module
+  // at `path`. `return_address` looks up address - 1, which is inside the
+  // call instruction: a return address may point past the end of a function
+  // that ends in a call that never returns.
+  std::optional<Location> Find(const std::string& path, uint64_t address, bool return_address);
+
+  // The module-relative address of `symbol` (mangled) in the module at
+  // `path`, to place a frame backtrace_symbols_fd wrote as symbol+offset.
+  std::optional<uint64_t> AddressOf(const std::string& path, const std::string& symbol);
+
+ private:
+  struct Module;
+  Module* Open(const std::string& path);
+
+  int64_t not_after_ns_;
+  std::map<std::string, std::unique_ptr<Module>> modules_;  // null: unreadable
+};
+
+}  // namespace blackbox

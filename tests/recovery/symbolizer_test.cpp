@@ -1,0 +1,82 @@
+#include "symbolizer.h"
+
+#include <dlfcn.h>
+#include <gtest/gtest.h>
+#include <limits.h>
+#include <unistd.h>
+
+#include <cstdint>
+#include <string>
+
+namespace blackbox {
+namespace {
+
+// Local to this file, so only the file's own symbol table knows it.
+constexpr int kLocalFunctionFirstLine = __LINE__ + 1;
+__attribute__((noinline)) int LocalFunction(int x) { return x * 3 + 1; }
+constexpr int kLocalFunctionLastLine = __LINE__ - 1;
+
+std::string SelfPath() {
+  char buf[PATH_MAX];
+  ssize_t n = readlink("/proc/self/exe", buf, sizeof buf - 1);
+  return n > 0 ? std::string(buf, static_cast<size_t>(n)) : std::string();
+}
+
+// The address of `fn` relative to where this executable was loaded: what
+// backtrace_symbols_fd prints as "(+0x...)".
+uint64_t ModuleAddress(const void* fn) {
+  Dl_info info{};
+  EXPECT_NE(dladdr(fn, &info), 0);
+  return reinterpret_cast<uintptr_t>(fn) - reinterpret_cast<uintptr_t>(info.dli_fbase);
+}
+
+TEST(Symbolizer, NamesAFunctionTheDynamicSymbolTableDoesNotHold) {
+  volatile int keep = LocalFunction(1);
+  (void)keep;
+  const void* fn = reinterpret_cast<const void*>(&LocalFunction);
+  Dl_info info{};
+  ASSERT_NE(dladdr(fn, &info), 0);
+  EXPECT_EQ(info.dli_sname, nullptr) << "exported after all: " << info.dli_sname;
+
+  Symbolizer symbolizer;
+  uint64_t address = ModuleAddress(fn);
+  auto where = symbolizer.Find(SelfPath(), address + 4, /*return_address=*/false);
+  ASSERT_TRUE(where.has_value());
+  EXPECT_NE(where->function.find("LocalFunction"), std::string::npos) << where->function;
+  EXPECT_EQ(where->offset, 4u);
+  EXPECT_NE(where->file.find("symbolizer_test.cpp"), std::string::npos) << where->file;
+  EXPECT_GE(where->line, kLocalFunctionFirstLine);
+  EXPECT_LE(where->line, kLocalFunctionLastLine);
+
+  // A return address is looked up one byte earlier (inside the call) and
+  // keeps its offset.
+  auto ret = symbolizer.Find(SelfPath(), address + 4, /*return_address=*/true);
+  ASSERT_TRUE(ret.has_value());
+  EXPECT_EQ(ret->function, where->function);
+  EXPECT_EQ(ret->offset, 4u);
+
+  // By name, the same place.
+  auto start = symbolizer.AddressOf(SelfPath(), where->function);
+  ASSERT_TRUE(start.has_value());
+  EXPECT_EQ(*start, address);
+}
+
+TEST(Symbolizer, LeavesAloneAFileChangedAfterTheCrash) {
+  // A crash at 1 ns past the epoch: the executable on disk is newer, so it is
+  // not the build that crashed.
+  Symbolizer symbolizer(/*not_after_ns=*/1);
+  uint64_t address = ModuleAddress(reinterpret_cast<const void*>(&LocalFunction));
+  EXPECT_FALSE(symbolizer.Find(SelfPath(), address, false).has_value());
+  EXPECT_FALSE(symbolizer.AddressOf(SelfPath(), "main").has_value());
+}
+
+TEST(Symbolizer, AnswersNothingForFilesItCannotRead) {
+  Symbolizer symbolizer;
+  EXPECT_FALSE(symbolizer.Find("/nonexistent/module.so", 0x1000, true).has_value());
+  EXPECT_FALSE(symbolizer.Find("libc.so.6", 0x1000, true).has_value());    // not a path
+  EXPECT_FALSE(symbolizer.Find("/etc/hostname", 0x10, true).has_value());  // not ELF
+  EXPECT_FALSE(symbolizer.AddressOf("/etc/hostname", "main").has_value());
+}
+
+}  // namespace
+}  // namespace blackbox
