@@ -1,8 +1,10 @@
 #include "crash_capture.h"
 
 #include <cxxabi.h>
+#include <errno.h>
 #include <execinfo.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <signal.h>
 #include <time.h>
 #include <ucontext.h>
@@ -30,6 +32,10 @@ std::atomic<bool> g_claimed{false};  // one record per process
 std::atomic<bool> g_written{false};
 struct sigaction g_previous[std::size(kFatalSignals)];
 std::terminate_handler g_previous_terminate = nullptr;
+// The executable's absolute path and the name backtrace_symbols_fd gives its
+// frames (argv[0], often relative): the reader needs the file to name them.
+char g_exe[PATH_MAX];
+char g_argv0[PATH_MAX];
 
 // --- async-signal-safe output -------------------------------------------
 
@@ -81,6 +87,8 @@ void WriteHeader(int fd, const char* origin, int sig, unsigned long long addr) {
   WriteLine(fd, "fault_address", addr, 16);
   WriteLine(fd, "pid", static_cast<unsigned>(getpid()));
   WriteLine(fd, "time_ns", static_cast<unsigned long long>(ts.tv_sec) * 1000000000ull + ts.tv_nsec);
+  if (g_exe[0] != '\0') WriteBlob(fd, "exe", g_exe);
+  if (g_argv0[0] != '\0') WriteBlob(fd, "argv0", g_argv0);
 }
 
 void WriteFrames(int fd, void* const* frames, int n) {
@@ -208,6 +216,11 @@ bool InstallCrashCapture(const std::string& spill_path, bool truncate) {
   void* warmup[2];
   backtrace(warmup, 2);
   EnsureAltStackForThisThread();
+  ssize_t n = readlink("/proc/self/exe", g_exe, sizeof g_exe - 1);
+  g_exe[n > 0 ? n : 0] = '\0';
+  // What dladdr reports as the main program's file name: argv[0].
+  strncpy(g_argv0, program_invocation_name, sizeof g_argv0 - 1);
+  g_argv0[sizeof g_argv0 - 1] = '\0';
 
   g_claimed.store(false);
   g_written.store(false);

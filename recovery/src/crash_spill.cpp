@@ -4,6 +4,7 @@
 //   signal <n> / fault_address 0x<hex> / pid <n> / time_ns <n>
 //   exception_type <len>\n<bytes>\n        (terminate only, optional)
 //   exception_message <len>\n<bytes>\n     (terminate only, optional)
+//   exe <len>\n<path>\n / argv0 <len>\n<name>\n   (optional: for naming frames)
 //   frames <n>, then n lines from backtrace_symbols_fd
 //   end
 #include <cxxabi.h>
@@ -37,9 +38,11 @@ std::string Demangle(const std::string& name) {
 // a symbol ("bin(+0x1234) [0x...]") is named from the module's file when it
 // can be ("(anonymous namespace)::f() +0x10 (bin)"), else it keeps its module
 // and offset: "bin+0x1234". With debug information the source line follows:
-// " at /src/bin.cpp:42". `return_address` is false only for the instruction
-// that faulted.
-std::string PrettyFrame(const std::string& raw, Symbolizer& symbolizer, bool return_address) {
+// " at /src/bin.cpp:42". The main program's frames carry its argv[0] as their
+// file (`argv0`), which is read at `exe`, its absolute path. `return_address`
+// is false only for the instruction that faulted.
+std::string PrettyFrame(const std::string& raw, const std::string& exe, const std::string& argv0,
+                        Symbolizer& symbolizer, bool return_address) {
   size_t open = raw.find('(');
   size_t close = raw.find(')', open == std::string::npos ? 0 : open);
   if (open == std::string::npos || close == std::string::npos) return raw;
@@ -52,6 +55,7 @@ std::string PrettyFrame(const std::string& raw, Symbolizer& symbolizer, bool ret
   std::string offset = plus == std::string::npos ? std::string() : inside.substr(plus);
 
   std::optional<Symbolizer::Location> where;
+  if (!argv0.empty() && path == argv0 && !exe.empty()) path = exe;
   if (offset.size() > 3 && offset.starts_with("+0x")) {
     uint64_t off = std::strtoull(offset.c_str() + 3, nullptr, 16);
     if (symbol.empty()) {
@@ -103,11 +107,14 @@ std::vector<fb::CrashT> ReadSpill(const std::string& spill_path) {
   if (!in) return records;
   std::string line;
   fb::CrashT* current = nullptr;
+  std::string exe, argv0;  // of the current record
   while (std::getline(in, line)) {
     if (line == "BLACKBOX-CRASH 1") {
       records.emplace_back();
       current = &records.back();
       current->exit_code = -1;
+      exe.clear();
+      argv0.clear();
       continue;
     }
     if (current == nullptr) continue;  // garbage before the first header
@@ -129,7 +136,8 @@ std::vector<fb::CrashT> ReadSpill(const std::string& spill_path) {
       fields >> current->crashed_pid;
     } else if (key == "time_ns") {
       fields >> current->crash_time_ns;
-    } else if (key == "exception_type" || key == "exception_message") {
+    } else if (key == "exception_type" || key == "exception_message" || key == "exe" ||
+               key == "argv0") {
       size_t n = 0;
       fields >> n;
       std::string blob(n, '\0');
@@ -138,8 +146,12 @@ std::vector<fb::CrashT> ReadSpill(const std::string& spill_path) {
       in.ignore(1);  // the newline after the bytes
       if (key == "exception_type") {
         current->exception_type = Demangle(blob);
-      } else {
+      } else if (key == "exception_message") {
         current->exception_message = std::move(blob);
+      } else if (key == "exe") {
+        exe = std::move(blob);
+      } else {
+        argv0 = std::move(blob);
       }
     } else if (key == "frames") {
       size_t n = 0;
@@ -165,7 +177,7 @@ std::vector<fb::CrashT> ReadSpill(const std::string& spill_path) {
       Symbolizer symbolizer(current->crash_time_ns);
       for (auto it = first; it != raw.end(); ++it) {
         bool faulted = current->origin == fb::CrashOrigin::Signal && it == raw.begin();
-        current->frames.push_back(PrettyFrame(*it, symbolizer, !faulted));
+        current->frames.push_back(PrettyFrame(*it, exe, argv0, symbolizer, !faulted));
       }
     }
   }

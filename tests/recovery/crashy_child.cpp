@@ -1,7 +1,8 @@
 // A small application for the process tests: it links the recovery manager
 // and then misbehaves in the way its first argument names.
 //   crashy_child <mode> <journal_dir> [marker_file]
-// Modes: run, segv, segv_local (in a function local to this file), terminate, hang, sigterm,
+// Modes: run, segv, segv_local (in a function local to this file),
+// segv_local_bare_name (the same, started as plain "crashy_child"), terminate, hang, sigterm,
 // recover_fail, overflow (stack overflow on the main thread), thread_overflow (on a thread the
 // application started and prepared with RecoveryManager::prepare_thread). "ready" is printed on
 // stdout once the manager is initialized.
@@ -13,6 +14,7 @@
 #include <stdexcept>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include "blackbox/recovery.h"
 
@@ -54,6 +56,16 @@ int main(int argc, char** argv) {
     return 2;
   }
   std::string mode = argv[1];
+  if (mode == "segv_local_bare_name") {
+    // Runs segv_local with argv[0] a bare name, as after a PATH lookup: the
+    // name the crash handler sees for this executable's frames is not a path.
+    std::vector<char*> args = {const_cast<char*>("crashy_child"), const_cast<char*>("segv_local")};
+    for (int i = 2; i < argc; ++i) args.push_back(argv[i]);
+    args.push_back(nullptr);
+    execv("/proc/self/exe", args.data());
+    std::perror("execv");
+    return 127;
+  }
   blackbox::RecoveryOptions options;
   options.journal_dir = argv[2];
   options.state_file = std::string(argv[2]) + "/../system_state.json";

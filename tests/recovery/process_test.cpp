@@ -119,25 +119,31 @@ TEST_F(ProcessTest, SegfaultIsJournaledByTheNextStartWithTheCrashingFunctionName
 // named from the executable's own symbol table when the crash is journaled,
 // with its source line from the debug information (the tests are built with
 // -g).
+// The second run starts the executable as a bare "crashy_child" (argv[0],
+// which is the name the crash handler sees for its frames, is then no path).
 TEST_F(ProcessTest, FramesOfLocalFunctionsAreNamedWithTheirSourceLine) {
-  int status = RunToEnd("segv_local");
-  ASSERT_TRUE(WIFSIGNALED(status));
-  EXPECT_EQ(WTERMSIG(status), SIGSEGV);
-  ASSERT_EQ(RunToEnd("run"), 0);
+  for (const char* mode : {"segv_local", "segv_local_bare_name"}) {
+    SCOPED_TRACE(mode);
+    fs::remove_all(root_);
+    int status = RunToEnd(mode);
+    ASSERT_TRUE(WIFSIGNALED(status));
+    EXPECT_EQ(WTERMSIG(status), SIGSEGV);
+    ASSERT_EQ(RunToEnd("run"), 0);
 
-  std::vector<fb::CrashT> crashes = Crashes();
-  ASSERT_EQ(crashes.size(), 1u);
-  ASSERT_GE(crashes[0].frames.size(), 2u);
-  const std::string& top = crashes[0].frames[0];
-  EXPECT_NE(top.find("(anonymous namespace)::crash_in_local_function(int volatile*) +0x"),
-            std::string::npos)
-      << top;
-  EXPECT_NE(top.find("(crashy_child) at "), std::string::npos) << top;
-  EXPECT_NE(top.find("crashy_child.cpp:"), std::string::npos) << top;
-  // The caller is a return address, named too: main, with its line.
-  EXPECT_NE(crashes[0].frames[1].find("main +0x"), std::string::npos) << crashes[0].frames[1];
-  EXPECT_NE(crashes[0].frames[1].find("crashy_child.cpp:"), std::string::npos)
-      << crashes[0].frames[1];
+    std::vector<fb::CrashT> crashes = Crashes();
+    ASSERT_EQ(crashes.size(), 1u);
+    ASSERT_GE(crashes[0].frames.size(), 2u);
+    const std::string& top = crashes[0].frames[0];
+    EXPECT_NE(top.find("(anonymous namespace)::crash_in_local_function(int volatile*) +0x"),
+              std::string::npos)
+        << top;
+    EXPECT_NE(top.find("(crashy_child) at "), std::string::npos) << top;
+    EXPECT_NE(top.find("crashy_child.cpp:"), std::string::npos) << top;
+    // The caller is a return address, named too: main, with its line.
+    EXPECT_NE(crashes[0].frames[1].find("main +0x"), std::string::npos) << crashes[0].frames[1];
+    EXPECT_NE(crashes[0].frames[1].find("crashy_child.cpp:"), std::string::npos)
+        << crashes[0].frames[1];
+  }
 }
 
 // A stack overflow leaves no stack for the handler: it runs on the thread's
