@@ -41,11 +41,15 @@ std::string Demangle(const std::string& name) {
 // " at /src/bin.cpp:42". The main program's frames carry its argv[0] as their
 // file (`argv0`), which is read at `exe`, its absolute path. `return_address`
 // is false only for the instruction that faulted.
-std::string PrettyFrame(const std::string& raw, const std::string& exe, const std::string& argv0,
-                        Symbolizer& symbolizer, bool return_address) {
+// A frame inside inlined calls gives one line per inlined call first,
+// innermost first: "std::vector<int>::operator[](unsigned long) [inlined]
+// (bin) at stl_vector.h:1123".
+std::vector<std::string> PrettyFrames(const std::string& raw, const std::string& exe,
+                                      const std::string& argv0, Symbolizer& symbolizer,
+                                      bool return_address) {
   size_t open = raw.find('(');
   size_t close = raw.find(')', open == std::string::npos ? 0 : open);
-  if (open == std::string::npos || close == std::string::npos) return raw;
+  if (open == std::string::npos || close == std::string::npos) return {raw};
   std::string path = raw.substr(0, open);
   std::string module = path;
   if (size_t slash = module.rfind('/'); slash != std::string::npos) module.erase(0, slash + 1);
@@ -64,6 +68,15 @@ std::string PrettyFrame(const std::string& raw, const std::string& exe, const st
       where = symbolizer.Find(path, *start + off, return_address);
     }
   }
+  std::vector<std::string> frames;
+  if (where) {
+    for (const Symbolizer::Inlined& call : where->inlined) {
+      std::string text =
+          Demangle(call.function.empty() ? "?" : call.function) + " [inlined] (" + module + ")";
+      if (!call.file.empty()) text += fmt::format(" at {}:{}", call.file, call.line);
+      frames.push_back(std::move(text));
+    }
+  }
   std::string out;
   if (!symbol.empty()) {
     out = Demangle(symbol) + " " + offset + " (" + module + ")";
@@ -74,7 +87,8 @@ std::string PrettyFrame(const std::string& raw, const std::string& exe, const st
     out = module + offset;
   }
   if (where && !where->file.empty()) out += fmt::format(" at {}:{}", where->file, where->line);
-  return out;
+  frames.push_back(std::move(out));
+  return frames;
 }
 
 // The module of a raw backtrace_symbols_fd line: "/lib/x/libc.so.6(...)" -> "libc.so.6".
@@ -177,7 +191,9 @@ std::vector<fb::CrashT> ReadSpill(const std::string& spill_path) {
       Symbolizer symbolizer(current->crash_time_ns);
       for (auto it = first; it != raw.end(); ++it) {
         bool faulted = current->origin == fb::CrashOrigin::Signal && it == raw.begin();
-        current->frames.push_back(PrettyFrame(*it, exe, argv0, symbolizer, !faulted));
+        for (std::string& frame : PrettyFrames(*it, exe, argv0, symbolizer, !faulted)) {
+          current->frames.push_back(std::move(frame));
+        }
       }
     }
   }

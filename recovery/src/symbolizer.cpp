@@ -1,8 +1,11 @@
 #include "symbolizer.h"
 
+#include <dwarf.h>
+#include <elfutils/libdw.h>
 #include <elfutils/libdwfl.h>
 #include <sys/stat.h>
 
+#include <cstdlib>
 #include <string>
 #include <unordered_map>
 
@@ -30,6 +33,48 @@ const Dwfl_Callbacks kCallbacks = {
     .section_address = dwfl_offline_section_address,
     .debuginfo_path = nullptr,
 };
+
+std::string ScopeName(Dwarf_Die* scope) {
+  Dwarf_Attribute attr;
+  for (int at : {DW_AT_linkage_name, DW_AT_MIPS_linkage_name, DW_AT_name}) {
+    // _integrate: the name is on the abstract origin, not on the inlined copy.
+    if (const char* name = dwarf_formstring(dwarf_attr_integrate(scope, at, &attr))) return name;
+  }
+  return "";
+}
+
+// Walks the debug information's scopes at `pc` from the innermost out: each
+// inlined call becomes an entry of where.inlined holding the place found so
+// far, and its call site becomes the place in the function around it.
+void AddInlinedCalls(Dwfl_Module* module, GElf_Addr pc, Symbolizer::Location& where) {
+  Dwarf_Addr cu_bias = 0;
+  Dwarf_Die* cu = dwfl_module_addrdie(module, pc, &cu_bias);
+  if (cu == nullptr) return;
+  Dwarf_Die* scopes = nullptr;
+  int n = dwarf_getscopes(cu, pc - cu_bias, &scopes);
+  if (n <= 0) return;
+  Dwarf_Files* files = nullptr;
+  size_t nfiles = 0;
+  if (dwarf_getsrcfiles(cu, &files, &nfiles) != 0) files = nullptr;
+  for (int i = 0; i < n; ++i) {
+    int tag = dwarf_tag(&scopes[i]);
+    if (tag == DW_TAG_subprogram) break;
+    if (tag != DW_TAG_inlined_subroutine) continue;
+    where.inlined.push_back({ScopeName(&scopes[i]), where.file, where.line});
+    Dwarf_Attribute attr;
+    Dwarf_Word file_index = 0;
+    Dwarf_Word line = 0;
+    const char* file = nullptr;
+    if (files != nullptr &&
+        dwarf_formudata(dwarf_attr(&scopes[i], DW_AT_call_file, &attr), &file_index) == 0) {
+      file = dwarf_filesrc(files, file_index, nullptr, nullptr);
+    }
+    dwarf_formudata(dwarf_attr(&scopes[i], DW_AT_call_line, &attr), &line);
+    where.file = file != nullptr ? file : "";
+    where.line = static_cast<int>(line);
+  }
+  free(scopes);
+}
 
 }  // namespace
 
@@ -88,6 +133,7 @@ std::optional<Symbolizer::Location> Symbolizer::Find(const std::string& path, ui
       where.line = lineno;
     }
   }
+  if (!where.file.empty()) AddInlinedCalls(m->module, pc, where);
   if (where.function.empty() && where.file.empty()) return std::nullopt;
   return where;
 }

@@ -15,6 +15,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <vector>
 
 namespace blackbox {
 
@@ -28,11 +29,23 @@ class Symbolizer {
   Symbolizer(const Symbolizer&) = delete;
   Symbolizer& operator=(const Symbolizer&) = delete;
 
+  // A call the compiler inlined: the function it called (mangled when the
+  // debug information has a linkage name) and the place inside it.
+  struct Inlined {
+    std::string function;
+    std::string file;
+    int line = 0;
+  };
   struct Location {
     std::string function;  // mangled, as in the symbol table; may be empty
     uint64_t offset = 0;   // from the function's start
-    std::string file;      // from the line table; empty without debug info
+    // The place in `function`, from the debug information; empty without it.
+    // With inlined calls, the place of the outermost one's call.
+    std::string file;
     int line = 0;
+    // The inlined calls the address is in, innermost first (needs debug
+    // information): what a debugger shows as frames of their own.
+    std::vector<Inlined> inlined;
   };
 
   // The place of `address`, a module-relative address (the "+0x..." that

@@ -16,6 +16,23 @@ constexpr int kLocalFunctionFirstLine = __LINE__ + 1;
 __attribute__((noinline)) int LocalFunction(int x) { return x * 3 + 1; }
 constexpr int kLocalFunctionLastLine = __LINE__ - 1;
 
+// A call inside an inlined function: the return address Capture() records
+// lies in OuterFunction's code, in the part inlined from InlinedHelper.
+uintptr_t g_captured = 0;
+__attribute__((noinline)) void Capture() {
+  g_captured = reinterpret_cast<uintptr_t>(__builtin_return_address(0));
+  asm volatile("");
+}
+constexpr int kInlinedHelperFirstLine = __LINE__ + 1;
+__attribute__((always_inline)) inline void InlinedHelper() { Capture(); }
+constexpr int kInlinedHelperLastLine = __LINE__ - 1;
+constexpr int kOuterCallLine = __LINE__ + 3;
+__attribute__((noinline)) void OuterFunction() {
+  asm volatile("");
+  InlinedHelper();
+  asm volatile("");
+}
+
 std::string SelfPath() {
   char buf[PATH_MAX];
   ssize_t n = readlink("/proc/self/exe", buf, sizeof buf - 1);
@@ -59,6 +76,28 @@ TEST(Symbolizer, NamesAFunctionTheDynamicSymbolTableDoesNotHold) {
   auto start = symbolizer.AddressOf(SelfPath(), where->function);
   ASSERT_TRUE(start.has_value());
   EXPECT_EQ(*start, address);
+}
+
+TEST(Symbolizer, ExpandsInlinedCallsIntoFramesOfTheirOwn) {
+  OuterFunction();
+  Dl_info info{};
+  ASSERT_NE(dladdr(reinterpret_cast<const void*>(g_captured), &info), 0);
+  uint64_t address = g_captured - reinterpret_cast<uintptr_t>(info.dli_fbase);
+
+  Symbolizer symbolizer;
+  auto where = symbolizer.Find(SelfPath(), address, /*return_address=*/true);
+  ASSERT_TRUE(where.has_value());
+  // The real frame: OuterFunction, at the line that called InlinedHelper.
+  EXPECT_NE(where->function.find("OuterFunction"), std::string::npos) << where->function;
+  EXPECT_NE(where->file.find("symbolizer_test.cpp"), std::string::npos) << where->file;
+  EXPECT_EQ(where->line, kOuterCallLine);
+  // Inside it, the inlined InlinedHelper, at its call of Capture().
+  ASSERT_EQ(where->inlined.size(), 1u);
+  EXPECT_NE(where->inlined[0].function.find("InlinedHelper"), std::string::npos)
+      << where->inlined[0].function;
+  EXPECT_NE(where->inlined[0].file.find("symbolizer_test.cpp"), std::string::npos);
+  EXPECT_GE(where->inlined[0].line, kInlinedHelperFirstLine);
+  EXPECT_LE(where->inlined[0].line, kInlinedHelperLastLine);
 }
 
 TEST(Symbolizer, LeavesAloneAFileChangedAfterTheCrash) {
