@@ -12,6 +12,7 @@ packages=(
   clang libclang-rt-14-dev   # fuzzing (libFuzzer) and sanitizer runtimes
   systemd                    # systemd-notify, used as a heartbeat client in tests
   procps util-linux          # ps, kill, flock for the scripts
+  binutils                   # objcopy, used by a symbolizer test
 )
 
 missing=()

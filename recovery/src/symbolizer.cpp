@@ -3,9 +3,13 @@
 #include <dwarf.h>
 #include <elfutils/libdw.h>
 #include <elfutils/libdwfl.h>
+#include <fcntl.h>
+#include <fmt/format.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <cstdlib>
+#include <cstring>
 #include <string>
 #include <unordered_map>
 
@@ -25,11 +29,35 @@ struct Symbolizer::Module {
 
 namespace {
 
-// Debug information is looked for in the module itself, then by build ID and
-// .gnu_debuglink under the standard places (/usr/lib/debug).
+// Separate debug information is looked for on the local disk only, by build
+// ID, where Debian's -dbgsym packages put it
+// (/usr/lib/debug/.build-id/ab/cdef....debug). libdwfl's standard lookup
+// would also ask a debuginfod server when DEBUGINFOD_URLS is set (Debian sets
+// it for login shells): a restart must never wait on the network.
+int FindLocalDebuginfo(Dwfl_Module* module, void**, const char*, Dwarf_Addr, const char*,
+                       const char*, GElf_Word, char** debuginfo_file_name) {
+  const unsigned char* id = nullptr;
+  GElf_Addr vaddr = 0;
+  int n = dwfl_module_build_id(module, &id, &vaddr);
+  if (n < 2) return -1;
+  std::string path = "/usr/lib/debug/.build-id/";
+  for (int i = 0; i < n; ++i) {
+    path += fmt::format("{:02x}", id[i]);
+    if (i == 0) path += '/';
+  }
+  path += ".debug";
+  int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd >= 0 && debuginfo_file_name != nullptr) *debuginfo_file_name = strdup(path.c_str());
+  return fd;
+}
+
+// Every module is reported with its file, so libdwfl never needs to look for
+// one (the standard finder would ask debuginfod too).
+int NoElfLookup(Dwfl_Module*, void**, const char*, Dwarf_Addr, char**, Elf**) { return -1; }
+
 const Dwfl_Callbacks kCallbacks = {
-    .find_elf = dwfl_build_id_find_elf,
-    .find_debuginfo = dwfl_standard_find_debuginfo,
+    .find_elf = NoElfLookup,
+    .find_debuginfo = FindLocalDebuginfo,
     .section_address = dwfl_offline_section_address,
     .debuginfo_path = nullptr,
 };

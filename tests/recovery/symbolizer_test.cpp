@@ -1,12 +1,18 @@
 #include "symbolizer.h"
 
+#include <arpa/inet.h>
 #include <dlfcn.h>
 #include <gtest/gtest.h>
 #include <limits.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <cstdint>
+#include <filesystem>
 #include <string>
+
+#include "process.h"
 
 namespace blackbox {
 namespace {
@@ -98,6 +104,47 @@ TEST(Symbolizer, ExpandsInlinedCallsIntoFramesOfTheirOwn) {
   EXPECT_NE(where->inlined[0].file.find("symbolizer_test.cpp"), std::string::npos);
   EXPECT_GE(where->inlined[0].line, kInlinedHelperFirstLine);
   EXPECT_LE(where->inlined[0].line, kInlinedHelperLastLine);
+}
+
+// With DEBUGINFOD_URLS set (Debian sets it for login shells), libdwfl's
+// standard lookup asks a debuginfod server for the debug information of a
+// module that has none; the next start after a crash must never wait on the
+// network. The "server" here accepts connections and never answers.
+TEST(Symbolizer, NeverAsksADebuginfodServer) {
+  int server = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  ASSERT_GE(server, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t len = sizeof addr;
+  ASSERT_EQ(bind(server, reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0);
+  ASSERT_EQ(listen(server, 16), 0);
+  ASSERT_EQ(getsockname(server, reinterpret_cast<sockaddr*>(&addr), &len), 0);
+  std::string url = "http://127.0.0.1:" + std::to_string(ntohs(addr.sin_port));
+  setenv("DEBUGINFOD_URLS", url.c_str(), 1);
+  setenv("DEBUGINFOD_TIMEOUT", "2", 1);  // should it ask after all, do not hang
+
+  // This executable without its debug information (symbols stay).
+  std::string stripped =
+      (std::filesystem::temp_directory_path() / ("bb_symbolizer_" + std::to_string(getpid())))
+          .string();
+  auto strip =
+      blackbox::testing::RunProcess({"/usr/bin/objcopy", "--strip-debug", SelfPath(), stripped});
+  ASSERT_EQ(strip.exit_code, 0) << strip.err;
+  Symbolizer symbolizer;
+  uint64_t address = ModuleAddress(reinterpret_cast<const void*>(&LocalFunction));
+  auto where = symbolizer.Find(stripped, address, false);
+  unsetenv("DEBUGINFOD_URLS");
+  unsetenv("DEBUGINFOD_TIMEOUT");
+  std::filesystem::remove(stripped);
+
+  ASSERT_TRUE(where.has_value());  // named from the symbol table
+  EXPECT_NE(where->function.find("LocalFunction"), std::string::npos) << where->function;
+  EXPECT_TRUE(where->file.empty()) << where->file;  // no line without debug information
+  int client = accept(server, nullptr, nullptr);
+  EXPECT_LT(client, 0) << "the symbolizer connected to the debuginfod server";
+  if (client >= 0) close(client);
+  close(server);
 }
 
 TEST(Symbolizer, LeavesAloneAFileChangedAfterTheCrash) {
