@@ -28,7 +28,9 @@ void EnsureAltStackForThisThread();
 
 // The crash records of a spill file, oldest first, frames demangled.
 // An unreadable or empty file gives no records; a record cut short by the
-// dying process keeps what was written.
-std::vector<fb::CrashT> ReadSpill(const std::string& spill_path);
+// dying process keeps what was written. With `name_frames`, frames are named
+// from the modules' files too (symbolizer.h); without, they are what the
+// crash handler wrote.
+std::vector<fb::CrashT> ReadSpill(const std::string& spill_path, bool name_frames = true);
 
 }  // namespace blackbox

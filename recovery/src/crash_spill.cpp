@@ -40,12 +40,12 @@ std::string Demangle(const std::string& name) {
 // and offset: "bin+0x1234". With debug information the source line follows:
 // " at /src/bin.cpp:42". The main program's frames carry its argv[0] as their
 // file (`argv0`), which is read at `exe`, its absolute path. `return_address`
-// is false only for the instruction that faulted.
-// A frame inside inlined calls gives one line per inlined call first,
-// innermost first: "std::vector<int>::operator[](unsigned long) [inlined]
-// (bin) at stl_vector.h:1123".
+// is false only for the instruction that faulted. A frame inside inlined
+// calls gives one line per inlined call first, innermost first:
+// "std::vector<int>::operator[](unsigned long) [inlined] (bin) at
+// stl_vector.h:1123". Without a symbolizer, only the handler's text is used.
 std::vector<std::string> PrettyFrames(const std::string& raw, const std::string& exe,
-                                      const std::string& argv0, Symbolizer& symbolizer,
+                                      const std::string& argv0, Symbolizer* symbolizer,
                                       bool return_address) {
   size_t open = raw.find('(');
   size_t close = raw.find(')', open == std::string::npos ? 0 : open);
@@ -60,12 +60,12 @@ std::vector<std::string> PrettyFrames(const std::string& raw, const std::string&
 
   std::optional<Symbolizer::Location> where;
   if (!argv0.empty() && path == argv0 && !exe.empty()) path = exe;
-  if (offset.size() > 3 && offset.starts_with("+0x")) {
+  if (symbolizer != nullptr && offset.size() > 3 && offset.starts_with("+0x")) {
     uint64_t off = std::strtoull(offset.c_str() + 3, nullptr, 16);
     if (symbol.empty()) {
-      where = symbolizer.Find(path, off, return_address);
-    } else if (auto start = symbolizer.AddressOf(path, symbol)) {
-      where = symbolizer.Find(path, *start + off, return_address);
+      where = symbolizer->Find(path, off, return_address);
+    } else if (auto start = symbolizer->AddressOf(path, symbol)) {
+      where = symbolizer->Find(path, *start + off, return_address);
     }
   }
   std::vector<std::string> frames;
@@ -111,7 +111,7 @@ std::string SignalName(int sig) {
 
 }  // namespace
 
-std::vector<fb::CrashT> ReadSpill(const std::string& spill_path) {
+std::vector<fb::CrashT> ReadSpill(const std::string& spill_path, bool name_frames) {
   std::vector<fb::CrashT> records;
   // Only a regular file we could have written: never follow a symlink into
   // some other file and copy it into the journal.
@@ -188,10 +188,12 @@ std::vector<fb::CrashT> ReadSpill(const std::string& spill_path) {
       }
       // Only the first frame of a signal record is the faulting instruction
       // itself; every other frame is a return address.
-      Symbolizer symbolizer(current->crash_time_ns);
+      std::optional<Symbolizer> symbolizer;
+      if (name_frames) symbolizer.emplace(current->crash_time_ns);
       for (auto it = first; it != raw.end(); ++it) {
         bool faulted = current->origin == fb::CrashOrigin::Signal && it == raw.begin();
-        for (std::string& frame : PrettyFrames(*it, exe, argv0, symbolizer, !faulted)) {
+        for (std::string& frame :
+             PrettyFrames(*it, exe, argv0, symbolizer ? &*symbolizer : nullptr, !faulted)) {
           current->frames.push_back(std::move(frame));
         }
       }

@@ -12,6 +12,7 @@
 #include <fmt/format.h>
 #include <poll.h>
 #include <signal.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -234,7 +235,19 @@ void RecoveryManager::Impl::Startup() {
   }
 
   // What the previous run left behind: a crash spill, and whether it ended.
-  std::vector<fb::CrashT> crashes = ReadSpill(spill_path_);
+  // Naming the frames reads the crashed program's files with libdw; should
+  // that ever take this process down, the marker left behind makes the next
+  // start journal the frames as the handler wrote them instead of crashing
+  // again on the same spill.
+  std::string naming_marker = spill_path_ + ".naming";
+  bool name_frames = access(naming_marker.c_str(), F_OK) != 0;
+  struct stat spill {};
+  if (name_frames && lstat(spill_path_.c_str(), &spill) == 0 && spill.st_size > 0) {
+    int fd = open(naming_marker.c_str(), O_WRONLY | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
+    if (fd >= 0) close(fd);
+  }
+  std::vector<fb::CrashT> crashes = ReadSpill(spill_path_, name_frames);
+  unlink(naming_marker.c_str());
   bool spill_ingested = true;
   for (fb::CrashT& crash : crashes) {
     if (Record(std::move(crash), fb::Severity::Critical, Durability::kDurable) == 0) {

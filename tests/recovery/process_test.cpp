@@ -146,6 +146,35 @@ TEST_F(ProcessTest, FramesOfLocalFunctionsAreNamedWithTheirSourceLine) {
   }
 }
 
+// A start that died while naming a spill's frames leaves a marker; the next
+// start journals the frames as the crash handler wrote them rather than
+// read the same files again (and possibly die the same way).
+TEST_F(ProcessTest, AStartThatDiedNamingFramesIsNotRepeated) {
+  int status = RunToEnd("segv_local");
+  ASSERT_TRUE(WIFSIGNALED(status));
+  std::string marker = root_ + "/app.crash.naming";
+  blackbox::testing::WriteFile(marker, "");
+  ASSERT_EQ(RunToEnd("run"), 0);
+
+  std::vector<fb::CrashT> crashes = Crashes();
+  ASSERT_EQ(crashes.size(), 1u);
+  ASSERT_FALSE(crashes[0].frames.empty());
+  // Module and offset, as backtrace_symbols_fd wrote it: no name, no line.
+  EXPECT_EQ(crashes[0].frames[0].find("crash_in_local_function"), std::string::npos)
+      << crashes[0].frames[0];
+  EXPECT_NE(crashes[0].frames[0].find("crashy_child+0x"), std::string::npos)
+      << crashes[0].frames[0];
+  EXPECT_FALSE(fs::exists(marker));
+  // Without the marker the next crash is named again.
+  ASSERT_TRUE(WIFSIGNALED(RunToEnd("segv_local")));
+  ASSERT_EQ(RunToEnd("run"), 0);
+  crashes = Crashes();
+  ASSERT_EQ(crashes.size(), 2u);
+  EXPECT_NE(crashes[1].frames[0].find("crash_in_local_function"), std::string::npos)
+      << crashes[1].frames[0];
+  EXPECT_FALSE(fs::exists(marker));
+}
+
 // A stack overflow leaves no stack for the handler: it runs on the thread's
 // alternate stack, on the main thread and on a thread the application
 // prepared with RecoveryManager::prepare_thread().
