@@ -32,8 +32,8 @@ namespace {
 // Separate debug information is looked for on the local disk only, by build
 // ID, where Debian's -dbgsym packages put it
 // (/usr/lib/debug/.build-id/ab/cdef....debug). libdwfl's standard lookup
-// would also ask a debuginfod server when DEBUGINFOD_URLS is set (Debian sets
-// it for login shells): a restart must never wait on the network.
+// would also ask a debuginfod server whenever DEBUGINFOD_URLS is set in the
+// environment: a restart must never wait on the network.
 int FindLocalDebuginfo(Dwfl_Module* module, void**, const char*, Dwarf_Addr, const char*,
                        const char*, GElf_Word, char** debuginfo_file_name) {
   const unsigned char* id = nullptr;

@@ -106,8 +106,8 @@ TEST(Symbolizer, ExpandsInlinedCallsIntoFramesOfTheirOwn) {
   EXPECT_LE(where->inlined[0].line, kInlinedHelperLastLine);
 }
 
-// With DEBUGINFOD_URLS set (Debian sets it for login shells), libdwfl's
-// standard lookup asks a debuginfod server for the debug information of a
+// With DEBUGINFOD_URLS set in the environment, libdwfl's standard lookup
+// asks a debuginfod server for the debug information of a
 // module that has none; the next start after a crash must never wait on the
 // network. The "server" here accepts connections and never answers.
 TEST(Symbolizer, NeverAsksADebuginfodServer) {
