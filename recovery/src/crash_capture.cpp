@@ -1,10 +1,12 @@
 #include "crash_capture.h"
 
 #include <cxxabi.h>
+#include <elf.h>
 #include <errno.h>
 #include <execinfo.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <link.h>
 #include <signal.h>
 #include <time.h>
 #include <ucontext.h>
@@ -16,7 +18,9 @@
 #include <exception>
 #include <memory>
 #include <mutex>
+#include <string>
 #include <typeinfo>
+#include <vector>
 
 namespace blackbox {
 namespace {
@@ -36,6 +40,13 @@ std::terminate_handler g_previous_terminate = nullptr;
 // frames (argv[0], often relative): the reader needs the file to name them.
 char g_exe[PATH_MAX];
 char g_argv0[PATH_MAX];
+// The build ID of every module loaded at install time, as spill lines
+// ("module <len>\n<hex id> <path>\n"), made in advance: the reader names
+// frames only from files with the build ID that crashed. Replaced on each
+// install; every table made stays allocated for good, since a handler on
+// another thread may still be reading the previous one.
+std::atomic<const std::string*> g_modules{nullptr};
+auto* const g_all_modules = new std::vector<std::unique_ptr<const std::string>>;
 
 // --- async-signal-safe output -------------------------------------------
 
@@ -89,6 +100,7 @@ void WriteHeader(int fd, const char* origin, int sig, unsigned long long addr) {
   WriteLine(fd, "time_ns", static_cast<unsigned long long>(ts.tv_sec) * 1000000000ull + ts.tv_nsec);
   if (g_exe[0] != '\0') WriteBlob(fd, "exe", g_exe);
   if (g_argv0[0] != '\0') WriteBlob(fd, "argv0", g_argv0);
+  if (const std::string* modules = g_modules.load()) WriteAll(fd, modules->data(), modules->size());
 }
 
 void WriteFrames(int fd, void* const* frames, int n) {
@@ -180,6 +192,52 @@ void OnFatalSignal(int sig, siginfo_t* info, void* context) {
   std::abort();  // the SIGABRT handler sees the claimed record and re-raises
 }
 
+// The GNU build ID note of a loaded module, in hex ("" when it has none).
+std::string BuildIdOf(const dl_phdr_info& info) {
+  for (int i = 0; i < info.dlpi_phnum; ++i) {
+    const ElfW(Phdr)& ph = info.dlpi_phdr[i];
+    if (ph.p_type != PT_NOTE) continue;
+    auto* p = reinterpret_cast<const unsigned char*>(info.dlpi_addr + ph.p_vaddr);
+    const unsigned char* end = p + ph.p_memsz;
+    auto align4 = [](size_t n) { return (n + 3) & ~size_t{3}; };
+    while (p + sizeof(ElfW(Nhdr)) <= end) {
+      const auto* note = reinterpret_cast<const ElfW(Nhdr)*>(p);
+      const unsigned char* name = p + sizeof(ElfW(Nhdr));
+      const unsigned char* desc = name + align4(note->n_namesz);
+      if (desc + note->n_descsz > end) break;
+      if (note->n_type == NT_GNU_BUILD_ID && note->n_namesz == 4 &&
+          std::memcmp(name, "GNU", 4) == 0) {
+        std::string hex;
+        for (size_t j = 0; j < note->n_descsz; ++j) {
+          hex += "0123456789abcdef"[desc[j] >> 4];
+          hex += "0123456789abcdef"[desc[j] & 0xf];
+        }
+        return hex;
+      }
+      p = desc + align4(note->n_descsz);
+    }
+  }
+  return "";
+}
+
+// The spill lines of every loaded module with a file and a build ID.
+const std::string* DescribeModules() {
+  auto text = std::make_unique<std::string>();
+  dl_iterate_phdr(
+      [](dl_phdr_info* info, size_t, void* out) {
+        // The main program has no name here: it is the executable.
+        const char* path = info->dlpi_name[0] != '\0' ? info->dlpi_name : g_exe;
+        std::string id = BuildIdOf(*info);
+        if (path[0] != '/' || id.empty()) return 0;
+        std::string line = id + " " + path;
+        *static_cast<std::string*>(out) +=
+            "module " + std::to_string(line.size()) + "\n" + line + "\n";
+        return 0;
+      },
+      text.get());
+  return g_all_modules->emplace_back(std::move(text)).get();
+}
+
 struct AltStack {
   std::unique_ptr<char[]> memory;
   AltStack() : memory(std::make_unique<char[]>(kAltStackSize)) {
@@ -221,6 +279,7 @@ bool InstallCrashCapture(const std::string& spill_path, bool truncate) {
   // What dladdr reports as the main program's file name: argv[0].
   strncpy(g_argv0, program_invocation_name, sizeof g_argv0 - 1);
   g_argv0[sizeof g_argv0 - 1] = '\0';
+  g_modules.store(DescribeModules());
 
   g_claimed.store(false);
   g_written.store(false);

@@ -5,6 +5,7 @@
 //   exception_type <len>\n<bytes>\n        (terminate only, optional)
 //   exception_message <len>\n<bytes>\n     (terminate only, optional)
 //   exe <len>\n<path>\n / argv0 <len>\n<name>\n   (optional: for naming frames)
+//   module <len>\n<build id> <path>\n      (optional, one per loaded module)
 //   frames <n>, then n lines from backtrace_symbols_fd
 //   end
 #include <cxxabi.h>
@@ -16,6 +17,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <fstream>
+#include <map>
 #include <memory>
 #include <optional>
 #include <sstream>
@@ -121,7 +123,8 @@ std::vector<fb::CrashT> ReadSpill(const std::string& spill_path, bool name_frame
   if (!in) return records;
   std::string line;
   fb::CrashT* current = nullptr;
-  std::string exe, argv0;  // of the current record
+  std::string exe, argv0;                        // of the current record
+  std::map<std::string, std::string> build_ids;  // path -> build ID, of the current record
   while (std::getline(in, line)) {
     if (line == "BLACKBOX-CRASH 1") {
       records.emplace_back();
@@ -129,6 +132,7 @@ std::vector<fb::CrashT> ReadSpill(const std::string& spill_path, bool name_frame
       current->exit_code = -1;
       exe.clear();
       argv0.clear();
+      build_ids.clear();
       continue;
     }
     if (current == nullptr) continue;  // garbage before the first header
@@ -151,7 +155,7 @@ std::vector<fb::CrashT> ReadSpill(const std::string& spill_path, bool name_frame
     } else if (key == "time_ns") {
       fields >> current->crash_time_ns;
     } else if (key == "exception_type" || key == "exception_message" || key == "exe" ||
-               key == "argv0") {
+               key == "argv0" || key == "module") {
       size_t n = 0;
       fields >> n;
       std::string blob(n, '\0');
@@ -164,8 +168,10 @@ std::vector<fb::CrashT> ReadSpill(const std::string& spill_path, bool name_frame
         current->exception_message = std::move(blob);
       } else if (key == "exe") {
         exe = std::move(blob);
-      } else {
+      } else if (key == "argv0") {
         argv0 = std::move(blob);
+      } else if (size_t space = blob.find(' '); space != std::string::npos) {
+        build_ids[blob.substr(space + 1)] = blob.substr(0, space);  // module: "<id> <path>"
       }
     } else if (key == "frames") {
       size_t n = 0;
@@ -189,7 +195,10 @@ std::vector<fb::CrashT> ReadSpill(const std::string& spill_path, bool name_frame
       // Only the first frame of a signal record is the faulting instruction
       // itself; every other frame is a return address.
       std::optional<Symbolizer> symbolizer;
-      if (name_frames) symbolizer.emplace(current->crash_time_ns);
+      if (name_frames) {
+        symbolizer.emplace(current->crash_time_ns);
+        for (const auto& [path, id] : build_ids) symbolizer->ExpectBuildId(path, id);
+      }
       for (auto it = first; it != raw.end(); ++it) {
         bool faulted = current->origin == fb::CrashOrigin::Signal && it == raw.begin();
         for (std::string& frame :

@@ -51,6 +51,16 @@ int FindLocalDebuginfo(Dwfl_Module* module, void**, const char*, Dwarf_Addr, con
   return fd;
 }
 
+// The module's GNU build ID in hex, "" without one.
+std::string BuildId(Dwfl_Module* module) {
+  const unsigned char* id = nullptr;
+  GElf_Addr vaddr = 0;
+  int n = dwfl_module_build_id(module, &id, &vaddr);
+  std::string hex;
+  for (int i = 0; i < n; ++i) hex += fmt::format("{:02x}", id[i]);
+  return hex;
+}
+
 // Every module is reported with its file, so libdwfl never needs to look for
 // one (the standard finder would ask debuginfod too).
 int NoElfLookup(Dwfl_Module*, void**, const char*, Dwarf_Addr, char**, Elf**) { return -1; }
@@ -118,8 +128,11 @@ Symbolizer::Module* Symbolizer::Open(const std::string& path) {
   if (path.empty() || path[0] != '/' || stat(path.c_str(), &st) != 0 || !S_ISREG(st.st_mode)) {
     return nullptr;
   }
+  auto expected = build_ids_.find(path);
   int64_t mtime_ns = static_cast<int64_t>(st.st_mtim.tv_sec) * 1'000'000'000 + st.st_mtim.tv_nsec;
-  if (not_after_ns_ != 0 && mtime_ns > not_after_ns_) return nullptr;  // rebuilt since
+  if (expected == build_ids_.end() && not_after_ns_ != 0 && mtime_ns > not_after_ns_) {
+    return nullptr;  // changed since the crash
+  }
 
   auto m = std::make_unique<Module>();
   m->dwfl = dwfl_begin(&kCallbacks);
@@ -130,6 +143,9 @@ Symbolizer::Module* Symbolizer::Open(const std::string& path) {
   m->module = dwfl_report_elf(m->dwfl, path.c_str(), path.c_str(), -1, 0, false);
   if (m->module == nullptr || dwfl_report_end(m->dwfl, nullptr, nullptr) != 0) return nullptr;
   if (dwfl_module_getelf(m->module, &m->bias) == nullptr) return nullptr;
+  if (expected != build_ids_.end() && BuildId(m->module) != expected->second) {
+    return nullptr;  // another build at the same path
+  }
   it->second = std::move(m);
   return it->second.get();
 }
@@ -164,6 +180,10 @@ std::optional<Symbolizer::Location> Symbolizer::Find(const std::string& path, ui
   if (!where.file.empty()) AddInlinedCalls(m->module, pc, where);
   if (where.function.empty() && where.file.empty()) return std::nullopt;
   return where;
+}
+
+void Symbolizer::ExpectBuildId(const std::string& path, const std::string& build_id) {
+  build_ids_[path] = build_id;
 }
 
 std::optional<uint64_t> Symbolizer::AddressOf(const std::string& path, const std::string& symbol) {

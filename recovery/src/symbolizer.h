@@ -21,9 +21,10 @@ namespace blackbox {
 
 class Symbolizer {
  public:
-  // A module whose file changed after `not_after_ns` (wall clock, ns; the
-  // crash time) is not read: its symbols would describe another build. 0 reads
-  // every module.
+  // A module's file is read only when it is the build that crashed: when its
+  // build ID is the one given to ExpectBuildId for its path, or, for a path
+  // without one, when it has not changed after `not_after_ns` (wall clock, ns;
+  // the crash time; 0 accepts any file).
   explicit Symbolizer(int64_t not_after_ns = 0);
   ~Symbolizer();
   Symbolizer(const Symbolizer&) = delete;
@@ -55,6 +56,10 @@ class Symbolizer {
   // that ends in a call that never returns.
   std::optional<Location> Find(const std::string& path, uint64_t address, bool return_address);
 
+  // The build ID (hex) the module at `path` had when it crashed. Call before
+  // the first lookup in that module.
+  void ExpectBuildId(const std::string& path, const std::string& build_id);
+
   // The module-relative address of `symbol` (mangled) in the module at
   // `path`, to place a frame backtrace_symbols_fd wrote as symbol+offset.
   std::optional<uint64_t> AddressOf(const std::string& path, const std::string& symbol);
@@ -64,6 +69,7 @@ class Symbolizer {
   Module* Open(const std::string& path);
 
   int64_t not_after_ns_;
+  std::map<std::string, std::string> build_ids_;            // path -> expected build ID
   std::map<std::string, std::unique_ptr<Module>> modules_;  // null: unreadable
 };
 

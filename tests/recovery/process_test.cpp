@@ -37,11 +37,11 @@ class ProcessTest : public ::testing::Test {
   }
   void TearDown() override { fs::remove_all(dir_); }
 
-  Child Spawn(const std::string& mode) {
+  Child Spawn(const std::string& mode, const std::string& binary = CRASHY_CHILD) {
     int fds[2];
     EXPECT_EQ(pipe2(fds, O_CLOEXEC), 0);
     Child c;
-    const std::vector<std::string> argv = {CRASHY_CHILD, mode, root_, marker_};
+    const std::vector<std::string> argv = {binary, mode, root_, marker_};
     EXPECT_NO_THROW(
         c.pid = blackbox::testing::StartProcess(argv, {}, STDIN_FILENO, fds[1], STDERR_FILENO));
     close(fds[1]);
@@ -61,8 +61,8 @@ class ProcessTest : public ::testing::Test {
     close(c.out);
     return status;
   }
-  int RunToEnd(const std::string& mode) {
-    Child c = Spawn(mode);
+  int RunToEnd(const std::string& mode, const std::string& binary = CRASHY_CHILD) {
+    Child c = Spawn(mode, binary);
     return Wait(c);
   }
   SystemState Load() {
@@ -173,6 +173,32 @@ TEST_F(ProcessTest, AStartThatDiedNamingFramesIsNotRepeated) {
   EXPECT_NE(crashes[1].frames[0].find("crash_in_local_function"), std::string::npos)
       << crashes[1].frames[0];
   EXPECT_FALSE(fs::exists(marker));
+}
+
+// The program is replaced between the crash and the next start (a deploy
+// that keeps the files' old times, as tar and rsync -a do): its frames must
+// not be named from the new file. The crashed build's ID is in the spill.
+TEST_F(ProcessTest, FramesAreNotNamedFromAnotherBuildAtTheSamePath) {
+  std::string app = (dir_ / "trader").string();
+  fs::copy_file(CRASHY_CHILD, app);
+  fs::permissions(app, fs::perms::owner_all);
+  ASSERT_TRUE(WIFSIGNALED(RunToEnd("segv_local", app)));
+
+  // Another build at the same path, older than the crash.
+  fs::copy_file("/proc/self/exe", app, fs::copy_options::overwrite_existing);
+  fs::last_write_time(app, fs::file_time_type::clock::now() - std::chrono::hours(24 * 365));
+  ASSERT_EQ(RunToEnd("run"), 0);
+
+  std::vector<fb::CrashT> crashes = Crashes();
+  ASSERT_EQ(crashes.size(), 1u);
+  ASSERT_FALSE(crashes[0].frames.empty());
+  // Frame 0 is in a local function (unnamed without the file); main is named
+  // by the handler, but gets no line from the wrong file.
+  EXPECT_EQ(crashes[0].frames[0].rfind("trader+0x", 0), 0u) << crashes[0].frames[0];
+  for (const std::string& frame : crashes[0].frames) {
+    if (frame.find("trader") == std::string::npos) continue;
+    EXPECT_EQ(frame.find(" at "), std::string::npos) << frame;
+  }
 }
 
 // A stack overflow leaves no stack for the handler: it runs on the thread's
