@@ -65,6 +65,14 @@ class ProcessTest : public ::testing::Test {
     Child c = Spawn(mode, binary);
     return Wait(c);
   }
+  // Runs `mode`, which must die of `signal`, then a clean start that
+  // journals the crash; returns the crash records.
+  std::vector<fb::CrashT> CrashAndRestart(const std::string& mode, int signal) {
+    int status = RunToEnd(mode);
+    EXPECT_TRUE(WIFSIGNALED(status) && WTERMSIG(status) == signal) << "status " << status;
+    EXPECT_EQ(RunToEnd("run"), 0);
+    return Crashes();
+  }
   SystemState Load() {
     auto s = LoadState(root_);
     EXPECT_TRUE(s.ok()) << s.status().ToString();
@@ -118,19 +126,14 @@ TEST_F(ProcessTest, SegfaultIsJournaledByTheNextStartWithTheCrashingFunctionName
 // A function the dynamic symbol table does not hold (local to its file) is
 // named from the executable's own symbol table when the crash is journaled,
 // with its source line from the debug information (the tests are built with
-// -g).
-// The second run starts the executable as a bare "crashy_child" (argv[0],
-// which is the name the crash handler sees for its frames, is then no path).
+// -g). The second run starts the executable as a bare "crashy_child"
+// (argv[0], which is the name the crash handler sees for its frames, is then
+// no path).
 TEST_F(ProcessTest, FramesOfLocalFunctionsAreNamedWithTheirSourceLine) {
   for (const char* mode : {"segv_local", "segv_local_bare_name"}) {
     SCOPED_TRACE(mode);
     fs::remove_all(root_);
-    int status = RunToEnd(mode);
-    ASSERT_TRUE(WIFSIGNALED(status));
-    EXPECT_EQ(WTERMSIG(status), SIGSEGV);
-    ASSERT_EQ(RunToEnd("run"), 0);
-
-    std::vector<fb::CrashT> crashes = Crashes();
+    std::vector<fb::CrashT> crashes = CrashAndRestart(mode, SIGSEGV);
     ASSERT_EQ(crashes.size(), 1u);
     ASSERT_GE(crashes[0].frames.size(), 2u);
     const std::string& top = crashes[0].frames[0];
@@ -208,12 +211,7 @@ TEST_F(ProcessTest, StackOverflowIsJournaledByTheNextStart) {
   for (const char* mode : {"overflow", "thread_overflow"}) {
     SCOPED_TRACE(mode);
     fs::remove_all(root_);
-    int status = RunToEnd(mode);
-    ASSERT_TRUE(WIFSIGNALED(status));
-    EXPECT_EQ(WTERMSIG(status), SIGSEGV);
-    ASSERT_EQ(RunToEnd("run"), 0);
-
-    std::vector<fb::CrashT> crashes = Crashes();
+    std::vector<fb::CrashT> crashes = CrashAndRestart(mode, SIGSEGV);
     ASSERT_EQ(crashes.size(), 1u);
     EXPECT_EQ(crashes[0].signal, SIGSEGV);
     ASSERT_FALSE(crashes[0].frames.empty());
