@@ -29,28 +29,6 @@ struct Symbolizer::Module {
 
 namespace {
 
-// Separate debug information is looked for on the local disk only, by build
-// ID, where Debian's -dbgsym packages put it
-// (/usr/lib/debug/.build-id/ab/cdef....debug). libdwfl's standard lookup
-// would also ask a debuginfod server whenever DEBUGINFOD_URLS is set in the
-// environment: a restart must never wait on the network.
-int FindLocalDebuginfo(Dwfl_Module* module, void**, const char*, Dwarf_Addr, const char*,
-                       const char*, GElf_Word, char** debuginfo_file_name) {
-  const unsigned char* id = nullptr;
-  GElf_Addr vaddr = 0;
-  int n = dwfl_module_build_id(module, &id, &vaddr);
-  if (n < 2) return -1;
-  std::string path = "/usr/lib/debug/.build-id/";
-  for (int i = 0; i < n; ++i) {
-    path += fmt::format("{:02x}", id[i]);
-    if (i == 0) path += '/';
-  }
-  path += ".debug";
-  int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd >= 0 && debuginfo_file_name != nullptr) *debuginfo_file_name = strdup(path.c_str());
-  return fd;
-}
-
 // The module's GNU build ID in hex, "" without one.
 std::string BuildId(Dwfl_Module* module) {
   const unsigned char* id = nullptr;
@@ -59,6 +37,21 @@ std::string BuildId(Dwfl_Module* module) {
   std::string hex;
   for (int i = 0; i < n; ++i) hex += fmt::format("{:02x}", id[i]);
   return hex;
+}
+
+// Separate debug information is looked for on the local disk only, by build
+// ID, where Debian's -dbgsym packages put it
+// (/usr/lib/debug/.build-id/ab/cdef....debug). libdwfl's standard lookup
+// would also ask a debuginfod server whenever DEBUGINFOD_URLS is set in the
+// environment: a restart must never wait on the network.
+int FindLocalDebuginfo(Dwfl_Module* module, void**, const char*, Dwarf_Addr, const char*,
+                       const char*, GElf_Word, char** debuginfo_file_name) {
+  std::string id = BuildId(module);
+  if (id.size() < 4) return -1;
+  std::string path = "/usr/lib/debug/.build-id/" + id.substr(0, 2) + "/" + id.substr(2) + ".debug";
+  int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd >= 0 && debuginfo_file_name != nullptr) *debuginfo_file_name = strdup(path.c_str());
+  return fd;
 }
 
 // Every module is reported with its file, so libdwfl never needs to look for
