@@ -41,6 +41,11 @@ Status FromRocks(const rocksdb::Status& s, std::string_view what);
 // The process-wide Env whose files are created owner-only (0600).
 rocksdb::Env* OwnerOnlyEnv();
 
+// The info log of a writer's database: <dir>/LOG, written so that a failed
+// write never reaches RocksDB (see info_log.cpp).
+std::shared_ptr<rocksdb::Logger> OpenInfoLog(const std::string& dir, rocksdb::InfoLogLevel level,
+                                             size_t max_size);
+
 // The tuned options for a journal database (see README, "Footprint").
 rocksdb::DBOptions MakeDBOptions(const JournalOptions& options);
 rocksdb::ColumnFamilyOptions MakeColumnFamilyOptions(const JournalOptions& options);

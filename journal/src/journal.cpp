@@ -15,6 +15,31 @@
 // whole fsync behind it. The wait is bounded by half of a recent fsync, so it
 // can cost a late joiner's group at most that, and a single writer (batches
 // of one) never waits.
+//
+// Faults (disk full, I/O errors). Nothing here may take the host process
+// down, and Debian's librocksdb is built with assertions on. In RocksDB 7.x a
+// WritableFileWriter whose append or sync failed asserts on its next append,
+// flush or sync (writable_file_writer.h, "sync_without_flush_called_"), and
+// RocksDB itself reaches that state in three ways we saw abort a process:
+//   - its info LOG writer, on the next log line after a failed one (every
+//     open writes the LOG first); the writer logs with write(2) instead
+//     (info_log.cpp);
+//   - DB::Resume() after a failed WAL write when the memtable is empty: it
+//     keeps the failed WAL writer and the next write appends to it; so a
+//     failed write is never resumed, the database is closed and reopened;
+//   - any use of a database that a failed open left unset.
+// Hence the rule: after any failed write, sync, flush or compaction (Append,
+// PutSnapshot, Sync, Compact) the database is marked broken, and the next
+// call that needs it closes and reopens it before anything else touches it
+// (Reopen; a reopen that fails leaves it closed, and the next call tries
+// again). Closing a database with a failed writer is safe: RocksDB only
+// closes that file. Reads of the old handle stay allowed until the reopen.
+// What a failed write leaves behind is never damage: RocksDB's WAL record
+// checksums cut a torn record at the next open (kPointInTimeRecovery), and
+// numbering continues after the highest sequence number on disk, so a batch
+// reported as failed that did reach the log keeps its numbers and is never
+// overwritten by a later event. An acknowledged event was in the WAL (and
+// fsync'd, when durable) before Append returned, so a reopen keeps it.
 #include <fcntl.h>
 #include <fmt/format.h>
 #include <rocksdb/write_batch.h>
@@ -81,7 +106,6 @@ class Journal::Impl {
   std::mutex mu;
   std::deque<PendingAppend*> queue;  // guarded by mu
   uint64_t next_seq = 1;             // guarded by mu; only the leader advances it
-  bool needs_resume = false;         // guarded by mu
   // Group-commit sizing, guarded by mu: the size of the last durable batch,
   // a moving average of what one durable write costs, and the leader waiting
   // for its batch to fill (nullptr when none does) with the size it wants.
@@ -93,19 +117,27 @@ class Journal::Impl {
   std::atomic<uint64_t> last_seq{0};
   std::atomic<uint64_t> first_seq{1};
   std::atomic<uint64_t> failed{0};
+  // Set by any failed write, sync, flush or compaction; cleared by a
+  // successful reopen (see the top of this file).
+  std::atomic<bool> broken{false};
 
   ~Impl() { CloseDb(); }
 
   Status OpenDb();
   void CloseDb() { internal::CloseJournalDb(db, events_cf, snapshots_cf); }
-  // After a failed write: Resume(), or when RocksDB cannot resume (a failed
-  // WAL write leaves the DB read-only for good), close and reopen it.
-  // REQUIRES: called by the group-commit leader, without db_mu held.
-  Status Recover();
+  // When the database is broken, closes and reopens it. REQUIRES: db_mu and
+  // mu not held.
+  Status Reopen();
+  // The error to return when the database cannot be used (a failed reopen
+  // left it closed, or another thread's write just failed). REQUIRES: db_mu held.
+  Status Unusable(std::string_view what) const;
+  // Marks the database broken when `rs` failed; returns it as ours.
+  Status Check(const rocksdb::Status& rs, std::string_view what);
 
   Result<uint64_t> Append(std::span<const uint8_t> bytes, Durability durability);
-  Status WriteBatchOf(size_t n, uint64_t first_seq_of_batch, bool sync,
-                      std::unique_lock<std::mutex>& lock);
+  // Writes `items` under consecutive seqs (the first one in *first); see below.
+  Status WriteBatchOf(const std::vector<std::span<const uint8_t>>& items, bool sync,
+                      uint64_t* first);
 };
 
 Result<uint64_t> Journal::Impl::Append(std::span<const uint8_t> bytes, Durability durability) {
@@ -138,13 +170,30 @@ Result<uint64_t> Journal::Impl::Append(std::span<const uint8_t> bytes, Durabilit
   // A count, not an iterator: appends that queue up while the lock is dropped
   // (push_back) invalidate deque iterators.
   size_t n = 0;
+  std::vector<std::span<const uint8_t>> items;
   for (; n < queue.size() && n < kMaxBatchAppends; ++n) {
     if (n > 0 && bytes_in_batch + queue[n]->bytes.size() > kMaxBatchBytes) break;
     bytes_in_batch += queue[n]->bytes.size();
     sync = sync || queue[n]->sync;
+    items.push_back(queue[n]->bytes);
   }
-  const uint64_t first = next_seq;
-  Status s = WriteBatchOf(n, first, sync, lock);
+  // The lock is dropped for the write itself, so more appends can queue up
+  // meanwhile; that is what makes the next batch larger under load.
+  lock.unlock();
+  uint64_t first = 0;
+  const auto start =
+      sync ? std::chrono::steady_clock::now() : std::chrono::steady_clock::time_point{};
+  Status s = WriteBatchOf(items, sync, &first);
+  lock.lock();
+  batches.fetch_add(1, std::memory_order_relaxed);
+  // Only durable writes are timed: the gathering wait is sized by them.
+  if (sync) {
+    const auto took = std::chrono::steady_clock::now() - start;
+    last_durable_batch = n;
+    durable_write_cost = durable_write_cost.count() == 0 ? std::chrono::nanoseconds(took)
+                                                         : (durable_write_cost * 7 + took) / 8;
+  }
+  if (!s.ok()) failed.fetch_add(n);
 
   // Hand results to the batch, then the lead to whoever queued next.
   uint64_t seq = first;
@@ -164,48 +213,33 @@ Result<uint64_t> Journal::Impl::Append(std::span<const uint8_t> bytes, Durabilit
   return self.seq;
 }
 
-// Writes the first n queued appends under consecutive seqs starting at `first`. Drops
-// the lock for the write itself, so more appends can queue up meanwhile; that
-// is what makes the next batch larger under load.
-Status Journal::Impl::WriteBatchOf(size_t n, uint64_t first, bool sync,
-                                   std::unique_lock<std::mutex>& lock) {
+// Writes `items` as one WriteBatch under consecutive seqs from next_seq
+// (returned in *first), and advances next_seq past them when it committed.
+// Called by the leader only, without mu held: next_seq is only read here,
+// under db_mu, which a reopen (the only other writer of next_seq) holds
+// exclusively.
+Status Journal::Impl::WriteBatchOf(const std::vector<std::span<const uint8_t>>& items, bool sync,
+                                   uint64_t* first) {
+  const std::string what = fmt::format("append to {}", path);
+  if (Status r = Reopen(); !r.ok()) return r;
+  std::shared_lock db_lock(db_mu);
+  if (!db || broken.load()) return Unusable(what);
+  {
+    std::lock_guard lock(mu);
+    *first = next_seq;
+  }
   rocksdb::WriteBatch batch;
-  uint64_t seq = first;
-  for (size_t i = 0; i < n; ++i, ++seq) {
-    auto key = EncodeKey(seq);
-    const PendingAppend* p = queue[i];
+  uint64_t seq = *first;
+  for (const auto& bytes : items) {
+    auto key = EncodeKey(seq++);
     // Events live in the default column family (its id survives a reopen).
     batch.Put(KeySlice(key),
-              rocksdb::Slice(reinterpret_cast<const char*>(p->bytes.data()), p->bytes.size()));
+              rocksdb::Slice(reinterpret_cast<const char*>(bytes.data()), bytes.size()));
   }
-  const bool recover = needs_resume;
-  lock.unlock();
-  rocksdb::Status rs;
-  // Only durable writes are timed: the gathering wait is sized by them.
-  const auto start =
-      sync ? std::chrono::steady_clock::now() : std::chrono::steady_clock::time_point{};
-  if (Status r = recover ? Recover() : Status::Ok(); !r.ok()) {
-    rs = rocksdb::Status::IOError(r.message());
-  } else {
-    rocksdb::WriteOptions wo;
-    wo.sync = sync;
-    std::shared_lock db_lock(db_mu);
-    rs = db->Write(wo, &batch);
-  }
-  lock.lock();
-  batches.fetch_add(1, std::memory_order_relaxed);
-  if (sync) {
-    const auto took = std::chrono::steady_clock::now() - start;
-    last_durable_batch = n;
-    durable_write_cost = durable_write_cost.count() == 0 ? std::chrono::nanoseconds(took)
-                                                         : (durable_write_cost * 7 + took) / 8;
-  }
-  if (!rs.ok()) {
-    needs_resume = true;
-    failed.fetch_add(n);
-    return FromRocks(rs, fmt::format("append to {}", path));
-  }
-  needs_resume = false;
+  rocksdb::WriteOptions wo;
+  wo.sync = sync;
+  if (Status s = Check(db->Write(wo, &batch), what); !s.ok()) return s;
+  std::lock_guard lock(mu);
   next_seq = seq;
   last_seq.store(seq - 1);
   return Status::Ok();
@@ -213,6 +247,10 @@ Status Journal::Impl::WriteBatchOf(size_t n, uint64_t first, bool sync,
 
 Status Journal::Impl::OpenDb() {
   rocksdb::DBOptions db_options = internal::MakeDBOptions(options);
+  // RocksDB's own info logger can abort the process on a full disk (see the
+  // top of this file).
+  db_options.info_log =
+      internal::OpenInfoLog(path, db_options.info_log_level, db_options.max_log_file_size);
   rocksdb::ColumnFamilyOptions cf_options = internal::MakeColumnFamilyOptions(options);
   std::vector<rocksdb::ColumnFamilyDescriptor> cfs = {
       {rocksdb::kDefaultColumnFamilyName, cf_options},
@@ -234,18 +272,29 @@ Status Journal::Impl::OpenDb() {
   return Status::Ok();
 }
 
-Status Journal::Impl::Recover() {
-  if (db && db->Resume().ok()) return Status::Ok();
+Status Journal::Impl::Reopen() {
+  if (!broken.load()) return Status::Ok();
   std::unique_lock db_lock(db_mu);
+  if (!broken.load()) return Status::Ok();  // another thread reopened it
   CloseDb();
-  Status s = OpenDb();
-  if (s.ok()) {
-    // Numbering continues from what is really on disk: a batch whose write
-    // was reported as failed may still have reached the log.
-    std::lock_guard lock(mu);
-    next_seq = last_seq.load() + 1;
-  }
-  return s;
+  if (Status s = OpenDb(); !s.ok()) return s;
+  broken.store(false);
+  // Numbering continues from what is really on disk: a batch whose write
+  // was reported as failed may still have reached the log.
+  std::lock_guard lock(mu);
+  next_seq = last_seq.load() + 1;
+  return Status::Ok();
+}
+
+Status Journal::Impl::Unusable(std::string_view what) const {
+  return Status::IOError(
+      fmt::format("{}: the journal is being reopened after a failed write", what));
+}
+
+Status Journal::Impl::Check(const rocksdb::Status& rs, std::string_view what) {
+  if (rs.ok()) return Status::Ok();
+  broken.store(true);
+  return FromRocks(rs, what);
 }
 
 Journal::Journal(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
@@ -282,7 +331,13 @@ Result<std::unique_ptr<Journal>> Journal::Open(std::string_view root, std::strin
   }
 
   impl->options = options;
-  if (Status s = impl->OpenDb(); !s.ok()) return s;
+  if (Status s = impl->OpenDb(); !s.ok()) {
+    // A full disk is no reason to refuse a writer (the watchdog would not
+    // supervise, the app would never journal again): the journal starts
+    // closed, and the first call that finds space opens it (Reopen).
+    if (s.code() != Status::Code::kNoSpace) return s;
+    impl->broken.store(true);
+  }
   impl->next_seq = impl->last_seq.load() + 1;
   return std::unique_ptr<Journal>(new Journal(std::move(impl)));
 }
@@ -312,33 +367,42 @@ Status Journal::PutSnapshot(uint64_t seq, std::span<const uint8_t> bytes) {
     return Status::InvalidArgument(
         fmt::format("snapshot at seq {} is past the last event {}", seq, last_seq()));
   }
+  const std::string what = fmt::format("store snapshot in {}", impl_->path);
+  if (Status s = impl_->Reopen(); !s.ok()) return s;
   rocksdb::WriteOptions wo;
   wo.sync = true;
   auto key = EncodeKey(seq);
   std::shared_lock db_lock(impl_->db_mu);
-  return FromRocks(
+  if (!impl_->db || impl_->broken.load()) return impl_->Unusable(what);
+  return impl_->Check(
       impl_->db->Put(wo, impl_->snapshots_cf, KeySlice(key),
                      rocksdb::Slice(reinterpret_cast<const char*>(bytes.data()), bytes.size())),
-      fmt::format("store snapshot in {}", impl_->path));
+      what);
 }
 
 Result<std::optional<Snapshot>> Journal::LatestSnapshot() const {
   std::shared_lock db_lock(impl_->db_mu);
+  if (!impl_->db) return impl_->Unusable(fmt::format("read snapshots of {}", impl_->path));
   return internal::LatestSnapshotOf(impl_->db.get(), impl_->snapshots_cf);
 }
 
 Status Journal::Scan(const ScanOptions& options, const RecordFn& fn) const {
   std::shared_lock db_lock(impl_->db_mu);
+  if (!impl_->db) return impl_->Unusable(fmt::format("scan {}", impl_->path));
   return internal::ScanEvents(impl_->db.get(), impl_->events_cf, impl_->stream, options, fn);
 }
 
 Status Journal::Sync() {
+  const std::string what = fmt::format("sync {}", impl_->path);
+  if (Status s = impl_->Reopen(); !s.ok()) return s;
   std::shared_lock db_lock(impl_->db_mu);
-  return FromRocks(impl_->db->SyncWAL(), fmt::format("sync {}", impl_->path));
+  if (!impl_->db || impl_->broken.load()) return impl_->Unusable(what);
+  return impl_->Check(impl_->db->SyncWAL(), what);
 }
 
 Result<CompactionStats> Journal::Compact(const Retention& retention) {
   CompactionStats stats;
+  if (Status s = impl_->Reopen(); !s.ok()) return s;
   const uint64_t first = first_seq();
   const uint64_t last = last_seq();
   stats.events_before = last >= first ? last - first + 1 : 0;
@@ -372,6 +436,7 @@ Result<CompactionStats> Journal::Compact(const Retention& retention) {
   }
 
   std::shared_lock db_lock(impl_->db_mu);
+  if (!impl_->db || impl_->broken.load()) return impl_->Unusable("compact");
   if (cut >= first) {
     rocksdb::WriteOptions wo;
     wo.sync = true;
@@ -381,22 +446,25 @@ Result<CompactionStats> Journal::Compact(const Retention& retention) {
     batch.DeleteRange(impl_->events_cf, KeySlice(begin_key), KeySlice(end_key));
     // Snapshots below the cut can no longer be folded forward.
     batch.DeleteRange(impl_->snapshots_cf, KeySlice(begin_key), KeySlice(EncodeKey(cut)));
-    if (auto s = FromRocks(impl_->db->Write(wo, &batch), "compact: delete"); !s.ok()) return s;
+    if (auto s = impl_->Check(impl_->db->Write(wo, &batch), "compact: delete"); !s.ok()) {
+      return s;
+    }
     impl_->first_seq = cut + 1;
     stats.deleted_through = cut;
   }
   // Flush and rewrite every level so the deleted range really leaves the disk.
   rocksdb::FlushOptions fo;
   fo.wait = true;
-  if (auto s = FromRocks(impl_->db->Flush(fo, {impl_->events_cf, impl_->snapshots_cf}),
-                         "compact: flush");
+  if (auto s = impl_->Check(impl_->db->Flush(fo, {impl_->events_cf, impl_->snapshots_cf}),
+                            "compact: flush");
       !s.ok()) {
     return s;
   }
   rocksdb::CompactRangeOptions co;
   co.bottommost_level_compaction = rocksdb::BottommostLevelCompaction::kForce;
   for (auto* cf : {impl_->events_cf, impl_->snapshots_cf}) {
-    if (auto s = FromRocks(impl_->db->CompactRange(co, cf, nullptr, nullptr), "compact: compact");
+    if (auto s =
+            impl_->Check(impl_->db->CompactRange(co, cf, nullptr, nullptr), "compact: compact");
         !s.ok()) {
       return s;
     }

@@ -10,8 +10,11 @@
 #include <rocksdb/file_system.h>
 #include <sys/stat.h>
 
+#include <atomic>
 #include <memory>
+#include <mutex>
 
+#include "file_system_hook.h"
 #include "internal.h"
 
 namespace blackbox::internal {
@@ -65,13 +68,30 @@ class OwnerOnlyFileSystem : public rocksdb::FileSystemWrapper {
 
 }  // namespace
 
+namespace {
+
+rocksdb::Env* MakeOwnerOnlyEnv(const std::shared_ptr<rocksdb::FileSystem>& base) {
+  return rocksdb::NewCompositeEnv(std::make_shared<OwnerOnlyFileSystem>(base)).release();
+}
+
+// Envs live for the whole process: databases hold on to their Env until
+// closed, and static destruction order must not matter. A replaced Env is
+// leaked on purpose, since databases opened with it may still be open.
+std::atomic<rocksdb::Env*> g_env{nullptr};
+std::mutex g_env_mu;
+
+}  // namespace
+
 rocksdb::Env* OwnerOnlyEnv() {
-  // Lives for the whole process: databases hold on to their Env until closed,
-  // and static destruction order must not matter.
-  static rocksdb::Env* env = rocksdb::NewCompositeEnv(std::make_shared<OwnerOnlyFileSystem>(
-                                                          rocksdb::FileSystem::Default()))
-                                 .release();
-  return env;
+  if (rocksdb::Env* env = g_env.load(std::memory_order_acquire)) return env;
+  std::lock_guard lock(g_env_mu);
+  if (g_env.load() == nullptr) g_env.store(MakeOwnerOnlyEnv(rocksdb::FileSystem::Default()));
+  return g_env.load();
+}
+
+void SetBaseFileSystemForTesting(std::shared_ptr<rocksdb::FileSystem> base) {
+  std::lock_guard lock(g_env_mu);
+  g_env.store(MakeOwnerOnlyEnv(base ? base : rocksdb::FileSystem::Default()));
 }
 
 }  // namespace blackbox::internal

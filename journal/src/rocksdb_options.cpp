@@ -66,6 +66,10 @@ rocksdb::DBOptions MakeDBOptions(const JournalOptions& options) {
   // A torn tail after a crash is cut at the last intact record; everything
   // before it is kept (the journal's durability promise is about that prefix).
   o.wal_recovery_mode = rocksdb::WALRecoveryMode::kPointInTimeRecovery;
+  // After a failed write the journal closes and reopens the database
+  // (journal.cpp); RocksDB's own automatic resume would race with that, and
+  // closing a database waits for its retry interval (1 s) first.
+  o.max_bgerror_resume_count = 0;
   o.info_log_level = rocksdb::InfoLogLevel::WARN_LEVEL;
   o.max_log_file_size = 256 << 10;
   o.keep_log_file_num = 2;

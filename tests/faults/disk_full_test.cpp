@@ -6,6 +6,7 @@
 #include <fcntl.h>
 #include <fmt/format.h>
 #include <gtest/gtest.h>
+#include <sys/statvfs.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -19,6 +20,12 @@ namespace blackbox::faults {
 namespace {
 
 using namespace std::chrono_literals;
+
+RunOptions WithTimeout(std::chrono::milliseconds timeout) {
+  RunOptions options;
+  options.timeout = timeout;
+  return options;
+}
 
 // Writes zeros to `path` until the filesystem is full; returns the bytes written.
 size_t FillUp(const std::string& path) {
@@ -37,6 +44,23 @@ size_t FillUp(const std::string& path) {
   fsync(fd);
   close(fd);
   return total;
+}
+
+// Writes zeros to `path` until only about `leave` bytes are free.
+void FillLeaving(const std::string& dir, const std::string& path, size_t leave) {
+  struct statvfs st {};
+  ASSERT_EQ(statvfs(dir.c_str(), &st), 0);
+  const size_t free_bytes = static_cast<size_t>(st.f_bavail) * st.f_frsize;
+  ASSERT_GT(free_bytes, leave);
+  int fd = open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+  ASSERT_GE(fd, 0);
+  std::string chunk(4096, '\0');
+  for (size_t left = free_bytes - leave; left > 0;) {
+    ssize_t n = write(fd, chunk.data(), std::min(left, chunk.size()));
+    ASSERT_GT(n, 0);
+    left -= static_cast<size_t>(n);
+  }
+  close(fd);
 }
 
 struct Batch {
@@ -151,6 +175,81 @@ TEST(DiskFull, AppKeepsRunningReportsOnceCountsAndResumesWithoutDamage) {
   for (const Batch* b : {&before, &full, &still, &after}) {
     for (const std::string& m : b->acked) EXPECT_TRUE(stored.contains(m)) << m << " is missing";
   }
+}
+
+// The demo order router on a nearly full 2 MB disk: its journal runs out of
+// space while three threads write (orders, handled errors, gauges, health
+// samples). It used to die on RocksDB's assertion (exit 134); it must finish
+// its orders and exit 0, having said once that it cannot write the journal.
+TEST(DiskFull, DemoOnANearlyFullDiskFinishesItsOrders) {
+  TempDir dir;
+  TmpfsMount disk(dir / "disk", 2 << 20);
+  if (!disk.ok()) GTEST_SKIP() << "disk-full test skipped: " << disk.reason();
+  FillLeaving(disk.path(), disk.path() + "/filler", 144 << 10);
+  const std::string root = disk.path() + "/journal";
+  for (int run = 1; run <= 2; ++run) {
+    SCOPED_TRACE(fmt::format("run {}", run));
+    ProcessResult demo = RunProcess({BLACKBOX_DEMO, "--journal", root, "--orders", "300",
+                                     "--interval-ms", "5", "--error-every", "3"},
+                                    WithTimeout(120s));
+    ASSERT_FALSE(demo.timed_out);
+    EXPECT_EQ(demo.signal, 0) << demo.err.substr(demo.err.size() > 3000 ? demo.err.size() - 3000
+                                                                        : 0);
+    EXPECT_EQ(demo.exit_code, 0);
+    EXPECT_NE(demo.out.find("stopping:"), std::string::npos) << demo.out;
+    EXPECT_LE(CountOccurrences(demo.err, "cannot write the journal"), 1) << demo.err;
+  }
+  // The disk really filled up (else this test proves nothing).
+  struct statvfs st {};
+  ASSERT_EQ(statvfs(disk.path().c_str(), &st), 0);
+  EXPECT_LT(static_cast<size_t>(st.f_bavail) * st.f_frsize, 64u << 10);
+  // Space returns: what was written is intact.
+  ASSERT_EQ(unlink((disk.path() + "/filler").c_str()), 0);
+  ProcessResult verify = RunProcess({BLACKBOX_TOOL, "--journal", root, "verify"});
+  EXPECT_EQ(verify.exit_code, 0) << verify.out << verify.err;
+}
+
+// The watchdog with its journal on a disk that is full: it must go on
+// supervising (the child runs to its end and the watchdog exits 0), not die
+// on RocksDB's assertion and take its child with it.
+TEST(DiskFull, WatchdogOnAFullDiskKeepsSupervisingItsChild) {
+  TempDir dir;
+  TmpfsMount disk(dir / "disk", 2 << 20);
+  if (!disk.ok()) GTEST_SKIP() << "disk-full test skipped: " << disk.reason();
+  const std::string root = disk.path() + "/journal";
+  const std::string marker = dir / "child-finished";
+  const std::vector<std::string> watchdog = {BLACKBOX_WATCHDOG,
+                                             "--journal",
+                                             root,
+                                             "--state-dir",
+                                             dir / "state",
+                                             "--health-check-interval",
+                                             "0.01",
+                                             "--restart-delay",
+                                             "0.01"};
+  // A first run on free space creates the journal.
+  std::vector<std::string> first = watchdog;
+  first.insert(first.end(), {"--", "/bin/true"});
+  ProcessResult created = RunProcess(first, WithTimeout(60s));
+  ASSERT_EQ(created.exit_code, 0) << created.err;
+
+  FillLeaving(disk.path(), disk.path() + "/filler", 8 << 10);
+  std::vector<std::string> argv = watchdog;
+  argv.insert(argv.end(), {"--", "/bin/sh", "-c",
+                           "i=0; while [ $i -lt 40 ]; do echo \"ERROR line $i\"; sleep 0.02; "
+                           "i=$((i+1)); done; echo done > " +
+                               marker});
+  ProcessResult r = RunProcess(argv, WithTimeout(60s));
+  ASSERT_FALSE(r.timed_out);
+  EXPECT_EQ(r.signal, 0) << r.err;
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(ReadFile(marker), "done\n")
+      << "the child did not run to its end; watchdog stderr: " << r.err;
+  EXPECT_NE(r.err.find("journal"), std::string::npos) << "the journal's failure was not reported";
+
+  ASSERT_EQ(unlink((disk.path() + "/filler").c_str()), 0);
+  ProcessResult verify = RunProcess({BLACKBOX_TOOL, "--journal", root, "verify"});
+  EXPECT_EQ(verify.exit_code, 0) << verify.out << verify.err;
 }
 
 }  // namespace

@@ -114,7 +114,10 @@ uint64_t DirectorySize(std::string_view dir);
 class Journal {
  public:
   // Opens (creating when allowed) <root>/<stream>. Fails with kBusy when
-  // another process has the stream open for writing.
+  // another process has the stream open for writing. When the database
+  // cannot be opened for lack of space (kNoSpace), the journal is returned
+  // closed: every call fails (appends are counted in failed_appends()) until
+  // one finds space again and opens it; last_seq() is 0 until then.
   static Result<std::unique_ptr<Journal>> Open(std::string_view root, std::string_view stream,
                                                const JournalOptions& options = {});
   ~Journal();
@@ -123,8 +126,11 @@ class Journal {
 
   // Appends one encoded Event. Returns its sequence number once the write has
   // the requested durability. REQUIRES: `event` is a finished Event buffer.
-  // On failure (disk full, I/O error) no sequence number is consumed; the next
-  // call retries (RocksDB is resumed first when it stopped after the error).
+  // On failure (disk full, I/O error) the append is counted in
+  // failed_appends() and no acknowledged event is touched; the next call
+  // retries (after closing and reopening the database, see journal.cpp). An
+  // append reported as failed may still reach the journal, under a sequence
+  // number that is then never given to another event.
   Result<uint64_t> Append(std::span<const uint8_t> event, Durability durability);
   // Convenience: encodes with EncodeEvent (stream set to this journal's).
   Result<uint64_t> Append(fb::EventT event, Durability durability);
