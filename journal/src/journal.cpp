@@ -19,21 +19,25 @@
 // Faults (disk full, I/O errors). Nothing here may take the host process
 // down, and Debian's librocksdb is built with assertions on. In RocksDB 7.x a
 // WritableFileWriter whose append or sync failed asserts on its next append,
-// flush or sync (writable_file_writer.h, "sync_without_flush_called_"), and
-// RocksDB itself reaches that state in three ways we saw abort a process:
-//   - its info LOG writer, on the next log line after a failed one (every
-//     open writes the LOG first); the writer logs with write(2) instead
-//     (info_log.cpp);
-//   - DB::Resume() after a failed WAL write when the memtable is empty: it
-//     keeps the failed WAL writer and the next write appends to it; so a
-//     failed write is never resumed, the database is closed and reopened;
-//   - any use of a database that a failed open left unset.
-// Hence the rule: after any failed write, sync, flush or compaction (Append,
-// PutSnapshot, Sync, Compact) the database is marked broken, and the next
-// call that needs it closes and reopens it before anything else touches it
-// (Reopen; a reopen that fails leaves it closed, and the next call tries
-// again). Closing a database with a failed writer is safe: RocksDB only
-// closes that file. Reads of the old handle stay allowed until the reopen.
+// flush or sync (writable_file_writer.h, "sync_without_flush_called_"). What
+// reached that state, seen with the fault-injection suite (tests/faults/):
+//   - RocksDB's info LOG writer, on the next log line after a failed one
+//     (every open writes the LOG first): the writer logs with write(2)
+//     instead (info_log.cpp);
+//   - SyncWAL (Journal::Sync) racing a WAL write that fails.
+// Besides, DB::Resume() may keep a WAL writer whose write failed and append
+// to it again (fixed upstream after 7.x, "Don't write to WAL after previous
+// WAL write error"), and every call crashed on a database that a failed
+// reopen had left closed. Hence the rule: after any failed write, sync, flush
+// or compaction (Append, PutSnapshot, Sync, Compact) the database is marked
+// broken, and the next call that needs it closes and reopens it (Reopen; never
+// Resume) before anything else touches it; a reopen that fails leaves it
+// closed, and the next call tries again. Those calls are serialized
+// (write_mu), so none can start between a failure and its mark. RocksDB's own
+// retries are off (no auto-resume); a background flush that failed makes the
+// close wait for RocksDB's retry pause (1 s), once per failure. Closing a
+// database with a failed writer is safe: RocksDB only closes that file. Reads
+// of the old handle stay allowed until the reopen.
 // What a failed write leaves behind is never damage: RocksDB's WAL record
 // checksums cut a torn record at the next open (kPointInTimeRecovery), and
 // numbering continues after the highest sequence number on disk, so a batch
@@ -120,6 +124,10 @@ class Journal::Impl {
   // Set by any failed write, sync, flush or compaction; cleared by a
   // successful reopen (see the top of this file).
   std::atomic<bool> broken{false};
+  // Serializes every RocksDB call that writes, syncs or flushes (the
+  // leader's batch, PutSnapshot, Sync, Compact), so that after one fails the
+  // next one sees `broken` before it reaches RocksDB. Taken after db_mu.
+  std::mutex write_mu;
 
   ~Impl() { CloseDb(); }
 
@@ -133,6 +141,15 @@ class Journal::Impl {
   Status Unusable(std::string_view what) const;
   // Marks the database broken when `rs` failed; returns it as ours.
   Status Check(const rocksdb::Status& rs, std::string_view what);
+  // Runs `call` (a RocksDB call that writes, syncs or flushes) under write_mu
+  // unless the database is unusable, and marks it broken when it fails.
+  // REQUIRES: db_mu held (shared).
+  template <class Call>
+  Status Guarded(std::string_view what, Call&& call) {
+    std::lock_guard lock(write_mu);
+    if (!db || broken.load()) return Unusable(what);
+    return Check(call(), what);
+  }
 
   Result<uint64_t> Append(std::span<const uint8_t> bytes, Durability durability);
   // Writes `items` under consecutive seqs (the first one in *first); see below.
@@ -238,7 +255,7 @@ Status Journal::Impl::WriteBatchOf(const std::vector<std::span<const uint8_t>>& 
   }
   rocksdb::WriteOptions wo;
   wo.sync = sync;
-  if (Status s = Check(db->Write(wo, &batch), what); !s.ok()) return s;
+  if (Status s = Guarded(what, [&] { return db->Write(wo, &batch); }); !s.ok()) return s;
   std::lock_guard lock(mu);
   next_seq = seq;
   last_seq.store(seq - 1);
@@ -373,11 +390,11 @@ Status Journal::PutSnapshot(uint64_t seq, std::span<const uint8_t> bytes) {
   wo.sync = true;
   auto key = EncodeKey(seq);
   std::shared_lock db_lock(impl_->db_mu);
-  if (!impl_->db || impl_->broken.load()) return impl_->Unusable(what);
-  return impl_->Check(
-      impl_->db->Put(wo, impl_->snapshots_cf, KeySlice(key),
-                     rocksdb::Slice(reinterpret_cast<const char*>(bytes.data()), bytes.size())),
-      what);
+  return impl_->Guarded(what, [&] {
+    return impl_->db->Put(
+        wo, impl_->snapshots_cf, KeySlice(key),
+        rocksdb::Slice(reinterpret_cast<const char*>(bytes.data()), bytes.size()));
+  });
 }
 
 Result<std::optional<Snapshot>> Journal::LatestSnapshot() const {
@@ -396,8 +413,7 @@ Status Journal::Sync() {
   const std::string what = fmt::format("sync {}", impl_->path);
   if (Status s = impl_->Reopen(); !s.ok()) return s;
   std::shared_lock db_lock(impl_->db_mu);
-  if (!impl_->db || impl_->broken.load()) return impl_->Unusable(what);
-  return impl_->Check(impl_->db->SyncWAL(), what);
+  return impl_->Guarded(what, [&] { return impl_->db->SyncWAL(); });
 }
 
 Result<CompactionStats> Journal::Compact(const Retention& retention) {
@@ -436,7 +452,6 @@ Result<CompactionStats> Journal::Compact(const Retention& retention) {
   }
 
   std::shared_lock db_lock(impl_->db_mu);
-  if (!impl_->db || impl_->broken.load()) return impl_->Unusable("compact");
   if (cut >= first) {
     rocksdb::WriteOptions wo;
     wo.sync = true;
@@ -446,7 +461,8 @@ Result<CompactionStats> Journal::Compact(const Retention& retention) {
     batch.DeleteRange(impl_->events_cf, KeySlice(begin_key), KeySlice(end_key));
     // Snapshots below the cut can no longer be folded forward.
     batch.DeleteRange(impl_->snapshots_cf, KeySlice(begin_key), KeySlice(EncodeKey(cut)));
-    if (auto s = impl_->Check(impl_->db->Write(wo, &batch), "compact: delete"); !s.ok()) {
+    if (auto s = impl_->Guarded("compact: delete", [&] { return impl_->db->Write(wo, &batch); });
+        !s.ok()) {
       return s;
     }
     impl_->first_seq = cut + 1;
@@ -455,16 +471,22 @@ Result<CompactionStats> Journal::Compact(const Retention& retention) {
   // Flush and rewrite every level so the deleted range really leaves the disk.
   rocksdb::FlushOptions fo;
   fo.wait = true;
-  if (auto s = impl_->Check(impl_->db->Flush(fo, {impl_->events_cf, impl_->snapshots_cf}),
-                            "compact: flush");
+  if (auto s =
+          impl_->Guarded("compact: flush",
+                         [&] {
+                           return impl_->db->Flush(fo, {impl_->events_cf, impl_->snapshots_cf});
+                         });
       !s.ok()) {
     return s;
   }
   rocksdb::CompactRangeOptions co;
   co.bottommost_level_compaction = rocksdb::BottommostLevelCompaction::kForce;
   for (auto* cf : {impl_->events_cf, impl_->snapshots_cf}) {
-    if (auto s =
-            impl_->Check(impl_->db->CompactRange(co, cf, nullptr, nullptr), "compact: compact");
+    // Under write_mu too: a compaction may flush the memtable first, which
+    // writes to the WAL writer. Appends wait meanwhile (compaction is a
+    // maintenance step, `blackbox compact`, not on an appender's path).
+    if (auto s = impl_->Guarded("compact: compact",
+                                [&] { return impl_->db->CompactRange(co, cf, nullptr, nullptr); });
         !s.ok()) {
       return s;
     }

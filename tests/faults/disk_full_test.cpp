@@ -187,6 +187,7 @@ TEST(DiskFull, DemoOnANearlyFullDiskFinishesItsOrders) {
   if (!disk.ok()) GTEST_SKIP() << "disk-full test skipped: " << disk.reason();
   FillLeaving(disk.path(), disk.path() + "/filler", 144 << 10);
   const std::string root = disk.path() + "/journal";
+  int reported = 0;
   for (int run = 1; run <= 2; ++run) {
     SCOPED_TRACE(fmt::format("run {}", run));
     ProcessResult demo = RunProcess({BLACKBOX_DEMO, "--journal", root, "--orders", "300",
@@ -197,8 +198,12 @@ TEST(DiskFull, DemoOnANearlyFullDiskFinishesItsOrders) {
                                                                         : 0);
     EXPECT_EQ(demo.exit_code, 0);
     EXPECT_NE(demo.out.find("stopping:"), std::string::npos) << demo.out;
-    EXPECT_LE(CountOccurrences(demo.err, "cannot write the journal"), 1) << demo.err;
+    // Said once per run at most, however many writes failed.
+    const int said = CountOccurrences(demo.err, "cannot write the journal");
+    EXPECT_LE(said, 1) << demo.err;
+    reported += said;
   }
+  EXPECT_GE(reported, 1) << "the journal never ran out of space";
   // The disk really filled up (else this test proves nothing).
   struct statvfs st {};
   ASSERT_EQ(statvfs(disk.path().c_str(), &st), 0);

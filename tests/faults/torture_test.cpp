@@ -7,12 +7,20 @@
 //     does not lose what reached RocksDB's log);
 //   - the next start of the manager counts the restart: its folded
 //     restart_count is the offline fold's + 1.
-// BLACKBOX_TORTURE_KILLS sets the number of kills (default 12). The run ends
-// with the line "kills=N events_acknowledged=M events_lost=L".
+// The disk-full variant does the same with the journal on a small tmpfs that
+// the test fills up and empties again at random moments while the writer
+// runs: appends fail and succeed again between the kills. There the writer
+// acknowledges only what was written, a restart may fail to be journaled
+// (so restarts are not counted), and the same checks hold, plus: no sequence
+// number is ever acknowledged for two different events.
+// BLACKBOX_TORTURE_KILLS sets the number of kills (default 12). Each run ends
+// with the line "kills=N events_acknowledged=M events_lost=L seqs_reused=R".
+#include <fcntl.h>
 #include <fmt/format.h>
 #include <gtest/gtest.h>
 #include <signal.h>
 #include <sys/wait.h>
+#include <unistd.h>
 
 #include <cstdlib>
 #include <map>
@@ -42,6 +50,8 @@ struct Acknowledged {
   std::set<std::string> errors;                                // "ack <t> <n>" messages
   std::map<uint64_t, std::pair<std::string, double>> torture;  // seq -> (name, value)
 
+  uint64_t reused = 0;  // seqs acknowledged for two different events
+
   size_t size() const { return errors.size() + torture.size(); }
 
   // Parses one acknowledgement line; false for anything else.
@@ -61,7 +71,13 @@ struct Acknowledged {
       int t;
       long n;
       if (!(in >> seq >> t >> n)) return false;
-      torture[seq] = {fmt::format("t{}", t), static_cast<double>(n)};
+      std::pair<std::string, double> event{fmt::format("t{}", t), static_cast<double>(n)};
+      auto [it, inserted] = torture.emplace(seq, event);
+      if (!inserted && it->second != event) {
+        ++reused;
+        ADD_FAILURE() << "seq " << seq << " acknowledged for " << it->second.first << " "
+                      << it->second.second << " and for " << event.first << " " << event.second;
+      }
       return true;
     }
     return false;
@@ -122,13 +138,50 @@ std::optional<std::pair<int, uint64_t>> ParseStart(const std::string& line) {
   return std::make_pair(r, static_cast<uint64_t>(f));
 }
 
-TEST(KillNineTorture, EveryAcknowledgedEventSurvivesAndEveryRestartIsCounted) {
+// Fills the filesystem of `path` to the last byte (the file `path`).
+void FillUp(const std::string& path) {
+  int fd = open(path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+  if (fd < 0) return;
+  std::string chunk(64 * 1024, '\0');
+  for (size_t size = chunk.size(); size >= 1; size /= 2) {
+    while (write(fd, chunk.data(), size) > 0) {
+    }
+  }
+  close(fd);
+}
+
+// With a disk: the tmpfs the journal lives on, filled and emptied at random.
+struct Disk {
+  std::unique_ptr<TmpfsMount> mount;
+  std::string filler;
+  bool full = false;
+  int fills = 0;
+  void Toggle() {
+    if (full) {
+      unlink(filler.c_str());
+    } else {
+      FillUp(filler);
+      ++fills;
+    }
+    full = !full;
+  }
+};
+
+void Torture(bool with_disk) {
   const int kills = KillsFromEnvironment();
   const unsigned seed = std::random_device{}();
   std::mt19937 rng(seed);
-  RecordProperty("seed", static_cast<int>(seed));
+  ::testing::Test::RecordProperty("seed", static_cast<int>(seed));
   TempDir dir;
-  const std::string root = dir / "journal";
+  Disk disk;
+  std::string root = dir / "journal";
+  if (with_disk) {
+    // Big enough for the journal of every run; the filler takes the rest.
+    disk.mount = std::make_unique<TmpfsMount>(dir / "disk", 64 << 20);
+    if (!disk.mount->ok()) GTEST_SKIP() << "disk-full torture skipped: " << disk.mount->reason();
+    root = disk.mount->path() + "/journal";
+    disk.filler = disk.mount->path() + "/filler";
+  }
   const std::string state_file = dir / "system_state.json";
   Acknowledged acked;
   uint64_t lost = 0;
@@ -136,8 +189,10 @@ TEST(KillNineTorture, EveryAcknowledgedEventSurvivesAndEveryRestartIsCounted) {
 
   for (int kill_no = 1; kill_no <= kills; ++kill_no) {
     SCOPED_TRACE(fmt::format("kill {} of {} (seed {})", kill_no, kills, seed));
-    const int folded_before = kill_no == 1 ? 0 : FoldedRestartCount(root);
-    Child child({TORTURE_CHILD, root, state_file}, dir / "child.err");
+    const int folded_before = kill_no == 1 || with_disk ? 0 : FoldedRestartCount(root);
+    std::vector<std::string> argv = {TORTURE_CHILD, root, state_file};
+    if (with_disk) argv.push_back("tolerate");
+    Child child(argv, dir / "child.err");
     // Most kills land while the threads append; every fourth one lands
     // anywhere in the start-up (journal open, fold, first events).
     const bool early = kill_no > 1 && kill_no % 4 == 0;
@@ -152,6 +207,7 @@ TEST(KillNineTorture, EveryAcknowledgedEventSurvivesAndEveryRestartIsCounted) {
     auto check_start = [&](const std::string& l) {
       auto start = ParseStart(l);
       ASSERT_TRUE(start.has_value()) << l;
+      if (with_disk) return;  // a full disk may fail the start's events
       EXPECT_EQ(start->second, 0u) << "the journal did not open after the previous kill";
       if (kill_no > 1) {
         EXPECT_EQ(start->first, folded_before + 1) << "the restart after the kill was not counted";
@@ -160,12 +216,20 @@ TEST(KillNineTorture, EveryAcknowledgedEventSurvivesAndEveryRestartIsCounted) {
     };
     if (line) check_start(*line);
     if (!early) {
-      const auto until = std::chrono::steady_clock::now() +
-                         std::chrono::milliseconds(std::uniform_int_distribution<int>(5, 400)(rng));
+      const auto now = std::chrono::steady_clock::now();
+      const auto until =
+          now + std::chrono::milliseconds(std::uniform_int_distribution<int>(5, 400)(rng));
+      // The disk fills up (or empties) at a random moment while the threads append.
+      auto toggle_at = now + (until - now) * std::uniform_int_distribution<int>(0, 100)(rng) / 100;
       while (std::chrono::steady_clock::now() < until) {
+        if (with_disk && std::chrono::steady_clock::now() >= toggle_at) {
+          disk.Toggle();
+          toggle_at = until + std::chrono::hours(1);
+        }
+        // Wakes up for the toggle even when a full disk keeps the writer silent.
         auto l = child.ReadLine(std::chrono::duration_cast<std::chrono::milliseconds>(
-            until - std::chrono::steady_clock::now()));
-        if (!l) break;
+            std::min(until, toggle_at) - std::chrono::steady_clock::now()));
+        if (!l) continue;  // a timeout (or EOF: then the kill below says why)
         ASSERT_TRUE(acked.Add(*l)) << "unexpected line: " << *l;
       }
     }
@@ -217,6 +281,11 @@ TEST(KillNineTorture, EveryAcknowledgedEventSurvivesAndEveryRestartIsCounted) {
     ASSERT_EQ(lost, 0u);
   }
 
+  if (with_disk) {
+    // Space returns for good: the next start writes again.
+    if (disk.full) disk.Toggle();
+    EXPECT_GT(disk.fills, 0);
+  }
   // One more start after the last kill: it too counts the restart, then
   // leaves cleanly.
   const int folded_before = FoldedRestartCount(root);
@@ -232,8 +301,17 @@ TEST(KillNineTorture, EveryAcknowledgedEventSurvivesAndEveryRestartIsCounted) {
   EXPECT_GT(acked.errors.size(), 0u);
   EXPECT_GT(acked.torture.size(), 0u);
   // Summary for the README (ctest -L long -V shows it).
-  fmt::print("kills={} events_acknowledged={} events_lost={}\n", kills, acked.size(), lost);
+  EXPECT_EQ(acked.reused, 0u);
+  fmt::print("kills={} events_acknowledged={} events_lost={} seqs_reused={}{}\n", kills,
+             acked.size(), lost, acked.reused,
+             with_disk ? fmt::format(" disk_filled={}", disk.fills) : "");
   fmt::print("(restarts counted at {} starts; seed {})\n", starts_checked, seed);
+}
+
+TEST(KillNineTorture, EveryAcknowledgedEventSurvivesAndEveryRestartIsCounted) { Torture(false); }
+
+TEST(KillNineTorture, DiskFillingAndEmptyingLosesNoAcknowledgedEventAndReusesNoSeq) {
+  Torture(true);
 }
 
 }  // namespace
