@@ -9,7 +9,8 @@
 // cannot fail: a line that cannot be written is dropped, and the file is
 // retried on the next line. It keeps what RocksDB's kept for the journal: one
 // LOG of at most max_size bytes and one LOG.old, owner-only, never following
-// a symlink.
+// a symlink, with the lines at or above the database's info_log_level (WARN:
+// RocksDB's header lines are INFO, so a healthy journal has no LOG at all).
 #include <fcntl.h>
 #include <fmt/format.h>
 #include <sys/stat.h>

@@ -177,6 +177,43 @@ TEST(DiskFull, AppKeepsRunningReportsOnceCountsAndResumesWithoutDamage) {
   }
 }
 
+// A writer that starts on a full disk gets a closed journal, not an error:
+// its appends fail and are counted until space returns, then it opens and
+// numbers on from what is on disk.
+TEST(DiskFull, AJournalOpenedOnAFullDiskOpensWhenSpaceReturns) {
+  TempDir dir;
+  TmpfsMount disk(dir / "disk", 2 << 20);
+  if (!disk.ok()) GTEST_SKIP() << "disk-full test skipped: " << disk.reason();
+  const std::string root = disk.path() + "/journal";
+  auto event = [](int i) {
+    fb::ErrorT e;
+    e.message = fmt::format("event {}", i);
+    fb::EventT ev;
+    ev.payload.Set(std::move(e));
+    return ev;
+  };
+  {
+    auto journal = Journal::Open(root, "app");
+    ASSERT_TRUE(journal.ok()) << journal.status().ToString();
+    for (int i = 1; i <= 3; ++i)
+      ASSERT_TRUE((*journal)->Append(event(i), Durability::kDurable).ok());
+  }
+  ASSERT_GT(FillUp(disk.path() + "/filler"), 0u);
+
+  auto journal = Journal::Open(root, "app");
+  ASSERT_TRUE(journal.ok()) << "a full disk refused the writer: " << journal.status().ToString();
+  Journal& j = **journal;
+  auto failed = j.Append(event(4), Durability::kDurable);
+  EXPECT_FALSE(failed.ok());
+  EXPECT_EQ(j.failed_appends(), 1u);
+
+  ASSERT_EQ(unlink((disk.path() + "/filler").c_str()), 0);
+  auto seq = j.Append(event(5), Durability::kDurable);
+  ASSERT_TRUE(seq.ok()) << "writing did not resume: " << seq.status().ToString();
+  EXPECT_EQ(*seq, 4u) << "numbering must continue after what is on disk";
+  EXPECT_EQ(j.last_seq(), 4u);
+}
+
 // The demo order router on a nearly full 2 MB disk: its journal runs out of
 // space while three threads write (orders, handled errors, gauges, health
 // samples). It used to die on RocksDB's assertion (exit 134); it must finish

@@ -21,7 +21,10 @@
 //             threads reporting exceptions and setting gauges, snapshots,
 //             graceful shutdown, a second start on the same journal;
 //   watchdog  the watchdog's JournalWriter: a queue of durable and buffered
-//             events from 2 submitting threads, closed, reopened, once more.
+//             events from 2 submitting threads, closed, reopened, once more;
+//   sync      2 threads appending while 3 others call Sync() 100 times each
+//             as fast as they can, so that a failing write meets a sync in
+//             flight.
 #include <fcntl.h>
 #include <fmt/format.h>
 #include <sys/stat.h>
@@ -118,6 +121,33 @@ void AppScenario(const std::string& root, AckLog& acks, Totals& totals) {
     j.Sync().ok();
     totals.failed.fetch_add(j.failed_appends());
   }
+}
+
+void SyncScenario(const std::string& root, AckLog& acks, Totals& totals) {
+  auto opened = Journal::Open(root, "app");
+  if (!opened.ok()) {
+    fmt::print(stderr, "open: {}\n", opened.status().ToString());
+    return;
+  }
+  Journal& j = **opened;
+  std::atomic<int> appending{2};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 2; ++t) {
+    threads.emplace_back([&, t] {
+      for (int i = 0; i < 150; ++i) {
+        const Durability d = i % 3 == 0 ? Durability::kDurable : Durability::kBuffered;
+        AppendOne(j, fmt::format("t{}i{}", t, i), d, acks, totals);
+      }
+      appending.fetch_sub(1);
+    });
+  }
+  for (int t = 0; t < 3; ++t) {
+    threads.emplace_back([&] {
+      for (int i = 0; i < 100 && appending.load() > 0; ++i) j.Sync().ok();
+    });
+  }
+  for (auto& th : threads) th.join();
+  totals.failed.fetch_add(j.failed_appends());
 }
 
 void ManagerScenario(const std::string& root) {
@@ -224,6 +254,8 @@ int main(int argc, char** argv) {
     ManagerScenario(root);
   } else if (scenario == "watchdog") {
     WatchdogScenario(root, acks, totals);
+  } else if (scenario == "sync") {
+    SyncScenario(root, acks, totals);
   } else {
     fmt::print(stderr, "unknown scenario {}\n", scenario);
     return 2;
