@@ -13,6 +13,7 @@ packages=(
   systemd                    # systemd-notify, used as a heartbeat client in tests
   procps util-linux          # ps, kill, flock for the scripts
   binutils                   # objcopy, used by a symbolizer test
+  strace                     # counts the fsyncs of a handled error in a process test
 )
 
 missing=()

@@ -156,7 +156,8 @@ class RecoveryManager::Impl {
     return Commit(Bytes(bytes), durability);
   }
   uint64_t Commit(std::span<const uint8_t> event, Durability durability);
-  void Phase(fb::Phase phase, const std::string& reason);
+  void Phase(fb::Phase phase, const std::string& reason,
+             Durability durability = Durability::kDurable);
   void NoteFailure(const Status& status);
   void StoreSnapshot();
   void WriteStateFile();
@@ -373,14 +374,15 @@ void RecoveryManager::Impl::NoteFailure(const Status& status) {
   }
 }
 
-void RecoveryManager::Impl::Phase(fb::Phase phase, const std::string& reason) {
+void RecoveryManager::Impl::Phase(fb::Phase phase, const std::string& reason,
+                                  Durability durability) {
   fb::LifecycleT l;
   l.phase = phase;
   l.reason = reason;
   fb::Severity severity = phase == fb::Phase::Error || phase == fb::Phase::Failed
                               ? fb::Severity::Error
                               : fb::Severity::Info;
-  Record(std::move(l), severity, Durability::kDurable);
+  Record(std::move(l), severity, durability);
   std::string_view name = SeedStatusName(phase);
   notify_.Send(reason.empty() ? fmt::format("STATUS={}", name)
                               : fmt::format("STATUS={}: {}", name, reason));
@@ -423,7 +425,9 @@ void RecoveryManager::Impl::ReportException(std::string_view context, const std:
     std::lock_guard lock(mu_);
     error.recovery_attempt = state_.recovery_attempts;
   }
-  Record(std::move(error), fb::Severity::Error, Durability::kDurable);
+  // Buffered: AttemptRecovery's last record is durable and makes this one
+  // durable with it (see there).
+  Record(std::move(error), fb::Severity::Error, Durability::kBuffered);
   AttemptRecovery();
 }
 
@@ -434,6 +438,13 @@ void RecoveryManager::Impl::AddCallback(fb::CallbackKind kind, std::string name,
   list.push_back({std::move(name), std::move(fn)});
 }
 
+// One fsync per recovery, however many records it writes: every record but the
+// last is buffered (in the log, so it survives a crash of a callback), and the
+// last one is durable. That covers the others: the journal writes all appends
+// to one RocksDB log in seq order, and a sync=true write syncs every log file
+// not yet synced, older ones included when the log switched in between. A
+// buffered append that failed is counted in journal_failures(); its record is
+// not made durable by the later sync.
 bool RecoveryManager::Impl::AttemptRecovery() {
   std::unique_lock recovery(recovery_mu_);
   std::vector<NamedCallback> callbacks;
@@ -441,7 +452,7 @@ bool RecoveryManager::Impl::AttemptRecovery() {
     std::lock_guard lock(mu_);
     callbacks = recovery_callbacks_;
   }
-  Phase(fb::Phase::Recovering, "");
+  Phase(fb::Phase::Recovering, "", Durability::kBuffered);
   bool all_ok = true;
   for (const NamedCallback& cb : callbacks) {
     CallbackResult r = RunCallback(cb.fn);
@@ -451,7 +462,8 @@ bool RecoveryManager::Impl::AttemptRecovery() {
     event.ok = r.ok;
     event.error = r.error;
     event.duration_us = r.duration_us;
-    Record(std::move(event), r.ok ? fb::Severity::Info : fb::Severity::Error, Durability::kDurable);
+    Record(std::move(event), r.ok ? fb::Severity::Info : fb::Severity::Error,
+           Durability::kBuffered);
     all_ok = all_ok && r.ok;
   }
   Phase(all_ok ? fb::Phase::Running : fb::Phase::Error, all_ok ? "recovered" : "recovery failed");

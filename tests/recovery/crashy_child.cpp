@@ -1,7 +1,8 @@
 // A small application for the process tests: it links the recovery manager
 // and then misbehaves in the way its first argument names.
 //   crashy_child <mode> <journal_dir> [marker_file]
-// Modes: run, segv, segv_local (in a function local to this file),
+// Modes: run, handled_error (one failing exception_handler), handled_error_3 (the same with
+// three recovery callbacks), segv, segv_local (in a function local to this file),
 // segv_local_bare_name (the same, started as plain "crashy_child"), terminate, hang, sigterm,
 // recover_fail, overflow (stack overflow on the main thread), thread_overflow (on a thread the
 // application started and prepared with RecoveryManager::prepare_thread). "ready" is printed on
@@ -79,6 +80,24 @@ int main(int argc, char** argv) {
   std::fflush(stdout);
 
   if (mode == "run") return 0;
+  if (mode == "handled_error" || mode == "handled_error_3") {
+    // One failing exception_handler between two marker system calls, so that
+    // a tracer can count the fsyncs it makes: access(2) of <dir>/begin and
+    // <dir>/end (files that do not exist).
+    if (mode == "handled_error_3") {
+      for (const char* name : {"reconnect", "reload", "resync"}) {
+        rm.register_recovery_callback(name, [] {});
+      }
+    }
+    const std::string dir = std::string(argv[2]) + "/..";
+    access((dir + "/begin").c_str(), F_OK);
+    try {
+      rm.exception_handler("handled", [] { throw_order_error(); });
+    } catch (const std::runtime_error&) {
+    }
+    access((dir + "/end").c_str(), F_OK);
+    return 0;
+  }
   if (mode == "segv") {
     volatile int* volatile null_pointer = nullptr;
     crash_in_named_function(null_pointer);

@@ -10,6 +10,8 @@
 
 #include <filesystem>
 #include <fstream>
+#include <regex>
+#include <sstream>
 
 #include "blackbox/journal.h"
 #include "blackbox/state.h"
@@ -293,6 +295,47 @@ TEST_F(ProcessTest, ExhaustedRecoveriesShutDownWithANonZeroStatus) {
   // A controlled stop: the next start does not count a crash.
   ASSERT_EQ(RunToEnd("run"), 0);
   EXPECT_EQ(Load().restart_count, 0);
+}
+
+// The fsync and fdatasync calls the child `mode` makes between its two marker
+// calls (see crashy_child's handled_error), counted by strace over all of its
+// threads; -1 when the markers are missing from the trace.
+int SyncsBetweenMarkers(const std::string& mode, const std::string& root, const std::string& marker,
+                        const fs::path& trace) {
+  const std::vector<std::string> argv = {
+      "/usr/bin/strace", "-f", "-qq", "-o",  trace.string(), "-e", "trace=fsync,fdatasync,access",
+      CRASHY_CHILD,      mode, root,  marker};
+  int null = open("/dev/null", O_WRONLY | O_CLOEXEC);
+  pid_t pid = blackbox::testing::StartProcess(argv, {}, STDIN_FILENO, null, STDERR_FILENO);
+  close(null);
+  int status = 0;
+  EXPECT_EQ(waitpid(pid, &status, 0), pid);
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << "status " << status;
+  std::istringstream lines(blackbox::testing::ReadFile(trace.string()));
+  const std::regex sync_call(R"(\b(fsync|fdatasync)\()");
+  bool inside = false, ended = false;
+  int syncs = 0;
+  for (std::string line; std::getline(lines, line);) {
+    if (line.find("/begin\"") != std::string::npos) inside = true;
+    if (line.find("/end\"") != std::string::npos) ended = inside;
+    if (inside && !ended && std::regex_search(line, sync_call)) ++syncs;
+    if (ended) break;
+  }
+  return ended ? syncs : -1;
+}
+
+// A handled error is durable when exception_handler returns, at the cost of
+// one fsync: the error, the recovering phase and the callbacks' results are
+// written buffered, and the last record's sync covers them.
+TEST_F(ProcessTest, AHandledErrorCostsOneFsyncWithOrWithoutCallbacks) {
+  if (access("/usr/bin/strace", X_OK) != 0) GTEST_SKIP() << "needs /usr/bin/strace";
+  EXPECT_EQ(SyncsBetweenMarkers("handled_error", root_, marker_, dir_ / "trace0"), 1);
+  EXPECT_EQ(SyncsBetweenMarkers("handled_error_3", root_, marker_, dir_ / "trace3"), 1);
+  SystemState s = Load();
+  EXPECT_EQ(s.error_count, 2u);
+  ASSERT_TRUE(s.last_error.has_value());
+  EXPECT_EQ(s.last_error->message, "order book corrupted");
+  EXPECT_EQ(s.status, fb::Phase::Stopped);
 }
 
 }  // namespace
