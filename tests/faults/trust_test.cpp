@@ -164,12 +164,18 @@ TEST(Trust, JournalOfAnotherUserIsRefusedForWritingButReadable) {
     ASSERT_EQ(lchown(entry.path().c_str(), kOther, kOther), 0);
   }
   ASSERT_EQ(chown(root.c_str(), kOther, kOther), 0);
-  ExpectRefused(Watchdog({"--journal", root, "--state-dir", dir / "wd", "--", "/bin/true"}), 1,
+  ExpectRefused(Watchdog({"--journal", root, "--state-dir", dir / "wd", "--", "/bin/true"}), 2,
                 "not by the running user", "journal of uid 65534");
   // Reading it is an operator's normal action.
   RunOptions options;
   ProcessResult read = RunProcess({BLACKBOX_TOOL, "--journal", root, "replay"}, options);
   EXPECT_EQ(read.exit_code, 0) << read.err;
+  // The tool's own writers refuse it like the watchdog.
+  ProcessResult compact =
+      RunProcess({BLACKBOX_TOOL, "--journal", root, "compact", "--keep-events", "1"}, options);
+  EXPECT_NE(compact.exit_code, 0) << compact.out;
+  EXPECT_EQ(CountLines(compact.err), 1) << compact.err;
+  EXPECT_NE(compact.err.find("not by the running user"), std::string::npos) << compact.err;
 }
 
 TEST(Trust, SymlinkedStreamDirectoryIsRefused) {
@@ -180,7 +186,7 @@ TEST(Trust, SymlinkedStreamDirectoryIsRefused) {
   const std::string target = dir / "elsewhere";
   fs::create_directory(target);
   fs::create_directory_symlink(target, root + "/watchdog");
-  ExpectRefused(Watchdog({"--journal", root, "--state-dir", dir / "wd", "--", "/bin/true"}), 1,
+  ExpectRefused(Watchdog({"--journal", root, "--state-dir", dir / "wd", "--", "/bin/true"}), 2,
                 "symbolic link", "symlinked stream directory");
   EXPECT_TRUE(fs::is_empty(target)) << "a database was written into the link's target";
 }

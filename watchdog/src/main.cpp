@@ -106,7 +106,10 @@ int RunWatchdog(bw::Options options, const std::string& state_dir) {
   }
   auto journal = blackbox::Journal::Open(options.journal, blackbox::kWatchdogStream);
   if (!journal.ok()) {
-    return Fail(bw::kExitFailed,
+    // A journal directory refused as untrusted (a symlink, another user's,
+    // writable by others) is a configuration error like a bad state directory.
+    const bool refused = journal.status().code() == blackbox::Status::Code::kInvalidArgument;
+    return Fail(refused ? bw::kExitUsage : bw::kExitFailed,
                 fmt::format("journal {}: {}", options.journal, journal.status().ToString()));
   }
   const std::string notify_path = fmt::format("{}/{}", Absolute(state_dir), bw::kNotifySocketName);
