@@ -1,6 +1,7 @@
 // Filesystem helpers: stream listing, permission checks, sizes, status mapping.
 #include <fmt/format.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <filesystem>
@@ -28,11 +29,18 @@ Result<std::vector<std::string>> ListStreams(std::string_view root) {
   return streams;
 }
 
-Status CheckRootPermissions(std::string_view root) {
+Status CheckRootPermissions(std::string_view root, JournalAccess access) {
   struct stat st {};
   std::string path(root);
-  if (stat(path.c_str(), &st) != 0) {
+  // lstat: the journal's directories are its own, never a link to somewhere
+  // else (a link planted by whoever could write the parent would redirect the
+  // database into its target).
+  if (lstat(path.c_str(), &st) != 0) {
     return Status::NotFound(fmt::format("journal directory {} does not exist", root));
+  }
+  if (S_ISLNK(st.st_mode)) {
+    return Status::InvalidArgument(
+        fmt::format("journal directory {} is a symbolic link; give the directory itself", root));
   }
   if (!S_ISDIR(st.st_mode)) {
     return Status::InvalidArgument(fmt::format("journal path {} is not a directory", root));
@@ -41,6 +49,15 @@ Status CheckRootPermissions(std::string_view root) {
     return Status::InvalidArgument(fmt::format(
         "journal directory {} is writable by other users (mode {:04o}); run: chmod 700 {}", root,
         st.st_mode & 07777, root));
+  }
+  // A reader may read another user's journal (root reading the service's);
+  // a writer would create files there that its owner then cannot manage, or
+  // write into a directory its owner prepared for it.
+  if (access == JournalAccess::kWrite && st.st_uid != geteuid()) {
+    return Status::InvalidArgument(fmt::format(
+        "journal directory {} is owned by uid {}, not by the running user (uid {}); write to "
+        "it as its owner",
+        root, st.st_uid, geteuid()));
   }
   return Status::Ok();
 }

@@ -338,13 +338,13 @@ Result<std::unique_ptr<Journal>> Journal::Open(std::string_view root, std::strin
     if (Status s = MakeDir(impl->root); !s.ok()) return s;
   }
   if (options.check_permissions) {
-    if (Status s = CheckRootPermissions(impl->root); !s.ok()) return s;
+    if (Status s = CheckRootPermissions(impl->root, JournalAccess::kWrite); !s.ok()) return s;
   }
   if (options.create_if_missing) {
     if (Status s = MakeDir(impl->path); !s.ok()) return s;
   }
   if (options.check_permissions) {
-    if (Status s = CheckRootPermissions(impl->path); !s.ok()) return s;
+    if (Status s = CheckRootPermissions(impl->path, JournalAccess::kWrite); !s.ok()) return s;
   }
 
   impl->options = options;

@@ -5,9 +5,11 @@
 #include <errno.h>
 #include <execinfo.h>
 #include <fcntl.h>
+#include <fmt/format.h>
 #include <limits.h>
 #include <link.h>
 #include <signal.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <ucontext.h>
 #include <unistd.h>
@@ -261,14 +263,28 @@ void EnsureAltStackForThisThread() {
   thread_local AltStack stack;
 }
 
-bool InstallCrashCapture(const std::string& spill_path, bool truncate) {
+bool InstallCrashCapture(const std::string& spill_path, bool truncate, std::string* error) {
   std::lock_guard lock(g_install_mu);
   if (g_installed) return false;
   // O_NOFOLLOW: a symlink planted in the journal directory must not redirect
   // (and truncate) some other file.
   int flags = O_WRONLY | O_CREAT | O_CLOEXEC | O_NOFOLLOW | (truncate ? O_TRUNC : O_APPEND);
   int fd = open(spill_path.c_str(), flags, 0600);
-  if (fd < 0) return false;
+  struct stat st {};
+  if (fd >= 0 && (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || st.st_uid != geteuid())) {
+    close(fd);
+    fd = -1;
+    errno = EPERM;
+  }
+  if (fd < 0) {
+    if (error != nullptr) {
+      *error = errno == ELOOP ? fmt::format("{} is a symbolic link", spill_path)
+               : errno == EPERM
+                   ? fmt::format("{} is not a regular file of the running user", spill_path)
+                   : fmt::format("{}: {}", spill_path, std::strerror(errno));
+    }
+    return false;
+  }
   // backtrace() loads libgcc's unwinder on first use; that must not happen
   // for the first time inside a signal handler.
   void* warmup[2];

@@ -17,9 +17,11 @@ namespace blackbox {
 
 // Opens `spill_path` (truncating it when `truncate`, else appending) and
 // installs handlers for SIGSEGV, SIGBUS, SIGILL, SIGFPE, SIGABRT and
-// std::terminate. Returns false when the spill cannot be opened or another
-// owner installed them already.
-bool InstallCrashCapture(const std::string& spill_path, bool truncate);
+// std::terminate. Returns false when the spill cannot be opened (then
+// `error`, when given, says why: a symlink, a file of another user, errno) or
+// another owner installed them already (`error` untouched).
+bool InstallCrashCapture(const std::string& spill_path, bool truncate,
+                         std::string* error = nullptr);
 // Restores the previous handlers and closes the spill.
 void UninstallCrashCapture();
 // Gives the calling thread an alternate signal stack (owned by the thread),

@@ -295,7 +295,18 @@ void RecoveryManager::Impl::Startup() {
   // root the journal accepted (it refuses one that others can write).
   if (options_.capture_crashes && journal_ != nullptr) {
     // A spill that could not be journaled is kept (appended to) for the next start.
-    owns_crash_capture_ = InstallCrashCapture(spill_path_, spill_ingested);
+    std::string spill_error;
+    owns_crash_capture_ = InstallCrashCapture(spill_path_, spill_ingested, &spill_error);
+    // Capture off without a word would be found out only at the next crash.
+    if (!spill_error.empty()) {
+      fmt::print(stderr, "blackbox: crash capture is off: cannot open the crash spill {}\n",
+                 spill_error);
+      fb::ErrorT error;
+      error.context = "crash capture";
+      error.message =
+          fmt::format("crash capture is off: cannot open the crash spill {}", spill_error);
+      Record(std::move(error), fb::Severity::Warning, Durability::kDurable);
+    }
   }
   if (options_.handle_signals) InstallSignals();
   argv_ = OwnCommandLine();

@@ -24,15 +24,82 @@ namespace {
 
 std::string PidPath(const std::string& dir) { return fmt::format("{}/{}", dir, kPidFileName); }
 
-std::optional<pid_t> ReadPid(int fd) {
-  char buf[32] = {};
+// The pid file holds "PID STARTTIME\n"; a file written before the start time
+// was recorded holds "PID\n" and reads with start_time 0.
+std::optional<PidRecord> ReadPid(int fd) {
+  char buf[64] = {};
   ssize_t n = ::pread(fd, buf, sizeof buf - 1, 0);
   if (n <= 0) return std::nullopt;
-  pid_t pid = 0;
-  auto [end, ec] = std::from_chars(buf, buf + n, pid);
-  if (ec != std::errc() || pid <= 0) return std::nullopt;
-  return pid;
+  PidRecord record;
+  const char* end = buf + n;
+  auto [p, ec] = std::from_chars(buf, end, record.pid);
+  if (ec != std::errc() || record.pid <= 0) return std::nullopt;
+  if (p < end && *p == ' ') {
+    auto [q, ec2] = std::from_chars(p + 1, end, record.start_time);
+    if (ec2 != std::errc()) record.start_time = 0;
+  }
+  return record;
 }
+
+std::string Describe(const struct stat& st) {
+  return fmt::format("owned by uid {}, mode {:04o}", st.st_uid, st.st_mode & 07777);
+}
+
+}  // namespace
+
+std::optional<uint64_t> ProcessStartTime(pid_t pid) {
+  // /proc/PID/stat: "pid (comm) state ppid ..."; comm may hold spaces and
+  // parentheses, so fields are counted from the last ')'. Field 22 is the
+  // start time in clock ticks since boot: it differs for a reused pid.
+  std::string text;
+  {
+    UniqueFd fd(::open(fmt::format("/proc/{}/stat", pid).c_str(), O_RDONLY | O_CLOEXEC));
+    if (!fd) return std::nullopt;
+    char buf[1024];
+    ssize_t n;
+    while ((n = ::read(fd.get(), buf, sizeof buf)) > 0) text.append(buf, static_cast<size_t>(n));
+  }
+  size_t close = text.rfind(')');
+  if (close == std::string::npos) return std::nullopt;
+  // After ')' comes field 3 (state); field 22 is 19 fields further.
+  size_t pos = close + 1;
+  for (int field = 3; field <= 22; ++field) {
+    while (pos < text.size() && text[pos] == ' ') ++pos;
+    size_t start = pos;
+    while (pos < text.size() && text[pos] != ' ') ++pos;
+    if (start == pos) return std::nullopt;
+    if (field == 22) {
+      uint64_t value = 0;
+      auto [p, ec] = std::from_chars(text.data() + start, text.data() + pos, value);
+      if (ec != std::errc()) return std::nullopt;
+      return value;
+    }
+  }
+  return std::nullopt;
+}
+
+Status CheckStateDir(const std::string& dir, bool must_own) {
+  struct stat st {};
+  if (::lstat(dir.c_str(), &st) != 0) {
+    return Status::IOError(fmt::format("{}: {}", dir, std::strerror(errno)));
+  }
+  if (S_ISLNK(st.st_mode)) {
+    return Status::InvalidArgument(
+        fmt::format("{} is a symbolic link; give the directory itself", dir));
+  }
+  if (!S_ISDIR(st.st_mode)) return Status::InvalidArgument(fmt::format("{}: not a directory", dir));
+  if ((st.st_mode & (S_IWGRP | S_IWOTH)) != 0) {
+    return Status::InvalidArgument(fmt::format(
+        "{} is writable by other users ({}); run: chmod 700 {}", dir, Describe(st), dir));
+  }
+  if (must_own && st.st_uid != ::geteuid()) {
+    return Status::InvalidArgument(fmt::format(
+        "{} is not owned by the running user (uid {}; it is {})", dir, ::geteuid(), Describe(st)));
+  }
+  return Status::Ok();
+}
+
+namespace {
 
 std::string Lower(std::string_view s) {
   std::string out(s);
@@ -47,55 +114,75 @@ Status EnsureStateDir(const std::string& dir) {
   // Private: the notify socket in it accepts heartbeats from whoever can reach it.
   if (std::filesystem::create_directories(dir, ec)) ::chmod(dir.c_str(), 0700);
   if (ec) return Status::IOError(fmt::format("{}: {}", dir, ec.message()));
-  struct stat st {};
-  if (::stat(dir.c_str(), &st) != 0 || !S_ISDIR(st.st_mode)) {
-    return Status::IOError(fmt::format("{}: not a directory", dir));
-  }
-  return Status::Ok();
+  return CheckStateDir(dir, /*must_own=*/true);
 }
 
 Result<InstanceLock> InstanceLock::Acquire(const std::string& state_dir) {
   const std::string path = PidPath(state_dir);
-  UniqueFd fd(::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644));
-  if (!fd) return Status::IOError(fmt::format("{}: {}", path, std::strerror(errno)));
+  // O_NOFOLLOW: a symlink left at the pid file must not have its target
+  // truncated. 0600: whoever can open the file can flock it and so block the
+  // next start.
+  UniqueFd fd(::open(path.c_str(), O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600));
+  if (!fd) {
+    if (errno == ELOOP) {
+      return Status::InvalidArgument(fmt::format("{} is a symbolic link; remove it", path));
+    }
+    return Status::IOError(fmt::format("{}: {}", path, std::strerror(errno)));
+  }
+  struct stat st {};
+  if (::fstat(fd.get(), &st) != 0 || !S_ISREG(st.st_mode) || st.st_uid != ::geteuid()) {
+    return Status::InvalidArgument(
+        fmt::format("{} is not a regular file of the running user; remove it", path));
+  }
+  ::fchmod(fd.get(), 0600);  // a pid file of an earlier version was 0644
   if (::flock(fd.get(), LOCK_EX | LOCK_NB) != 0) {
     if (errno != EWOULDBLOCK) {
       return Status::IOError(fmt::format("flock {}: {}", path, std::strerror(errno)));
     }
-    std::optional<pid_t> holder = ReadPid(fd.get());
+    std::optional<PidRecord> holder = ReadPid(fd.get());
     return Status::Busy(fmt::format("another watchdog{} is running on state directory {}",
-                                    holder ? fmt::format(" (pid {})", *holder) : "", state_dir));
+                                    holder ? fmt::format(" (pid {})", holder->pid) : "",
+                                    state_dir));
   }
   return InstanceLock(std::move(fd));
 }
 
 void InstanceLock::WritePid(pid_t pid) {
-  const std::string text = fmt::format("{}\n", pid);
+  const std::string text = fmt::format("{} {}\n", pid, ProcessStartTime(pid).value_or(0));
   if (::ftruncate(fd_.get(), 0) == 0) {
     [[maybe_unused]] ssize_t n = ::pwrite(fd_.get(), text.data(), text.size(), 0);
   }
 }
 
-std::optional<pid_t> RunningWatchdog(const std::string& state_dir) {
-  UniqueFd fd(::open(PidPath(state_dir).c_str(), O_RDONLY | O_CLOEXEC));
+std::optional<PidRecord> RunningWatchdog(const std::string& state_dir, uid_t* owner) {
+  UniqueFd fd(::open(PidPath(state_dir).c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC));
   if (!fd) return std::nullopt;
   if (::flock(fd.get(), LOCK_SH | LOCK_NB) == 0) return std::nullopt;  // nobody holds it
+  if (owner != nullptr) {
+    struct stat st {};
+    if (::fstat(fd.get(), &st) != 0) return std::nullopt;
+    *owner = st.st_uid;
+  }
   return ReadPid(fd.get());
 }
 
 int PrintStatus(const std::string& state_dir, const Options& options, bool json) {
-  const std::optional<pid_t> running = RunningWatchdog(state_dir);
+  std::optional<pid_t> running;
+  if (std::optional<PidRecord> record = RunningWatchdog(state_dir)) running = record->pid;
   LoadStateOptions load;
   load.streams = {std::string(kWatchdogStream)};
   std::optional<SystemState> state;
   std::string journal_error;
-  if (std::filesystem::exists(fmt::format("{}/{}", options.journal, kWatchdogStream))) {
+  std::error_code ec;
+  if (std::filesystem::exists(fmt::format("{}/{}", options.journal, kWatchdogStream), ec)) {
     Result<SystemState> loaded = LoadState(options.journal, load);
     if (loaded.ok()) {
       state = std::move(loaded.value());
     } else {
       journal_error = loaded.status().ToString();
     }
+  } else if (ec) {
+    journal_error = fmt::format("journal {}: {}", options.journal, ec.message());
   } else {
     journal_error = fmt::format("no watchdog stream in journal {}", options.journal);
   }
@@ -179,14 +266,31 @@ int PrintStatus(const std::string& state_dir, const Options& options, bool json)
 }
 
 int StopWatchdog(const std::string& state_dir, const Options& options) {
-  const std::optional<pid_t> pid = RunningWatchdog(state_dir);
-  if (!pid) {
+  uid_t owner = 0;
+  const std::optional<PidRecord> record = RunningWatchdog(state_dir, &owner);
+  if (!record) {
     fmt::print("blackbox-watchdog: no watchdog is running on state directory {}\n", state_dir);
     return 0;
   }
+  const std::optional<pid_t> pid = record->pid;
   UniqueFd pidfd(static_cast<int>(::syscall(SYS_pidfd_open, *pid, 0)));
   if (!pidfd) {
     fmt::print(stderr, "blackbox-watchdog: watchdog pid {}: {}\n", *pid, std::strerror(errno));
+    return 1;
+  }
+  // The pidfd pins the process: checked now, the pid cannot be reused before
+  // the signal. The lock is held, but the number in the file is only trusted
+  // when the process it names started when the file says and belongs to the
+  // file's owner.
+  struct stat proc {};
+  const std::optional<uint64_t> started = ProcessStartTime(*pid);
+  if (record->start_time == 0 || !started || *started != record->start_time ||
+      ::stat(fmt::format("/proc/{}", *pid).c_str(), &proc) != 0 || proc.st_uid != owner) {
+    fmt::print(stderr,
+               "blackbox-watchdog: pid {} in {} is not the watchdog that holds its lock{}; not "
+               "signalling it\n",
+               *pid, PidPath(state_dir),
+               record->start_time == 0 ? " (the file records no start time)" : "");
     return 1;
   }
   if (::syscall(SYS_pidfd_send_signal, pidfd.get(), SIGTERM, nullptr, 0) != 0) {

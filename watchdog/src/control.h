@@ -18,8 +18,24 @@ inline constexpr const char* kPidFileName = "watchdog.pid";
 inline constexpr const char* kConfigFileName = "watchdog.toml";
 inline constexpr const char* kNotifySocketName = "notify.sock";
 
-// Creates `dir` (0700) when missing.
+// Refuses a state directory that is a symlink, not a directory, or writable
+// by group or others; with `must_own`, also one the running user does not own.
+// Starting needs `must_own` (the directory's files are run and overwritten);
+// --status and --stop only read it, and root may stop a service user's
+// watchdog.
+Status CheckStateDir(const std::string& dir, bool must_own);
+
+// Creates `dir` (0700) when missing, then CheckStateDir(dir, true).
 Status EnsureStateDir(const std::string& dir);
+
+// Field 22 of /proc/PID/stat (clock ticks after boot), or nullopt.
+std::optional<uint64_t> ProcessStartTime(pid_t pid);
+
+// What watchdog.pid says: "PID STARTTIME\n".
+struct PidRecord {
+  pid_t pid = 0;
+  uint64_t start_time = 0;  // 0: not recorded
+};
 
 // An exclusive flock on <state-dir>/watchdog.pid, held for the watchdog's
 // life. A pid file left by a killed watchdog is not locked and is taken over.
@@ -27,7 +43,7 @@ class InstanceLock {
  public:
   // Fails with kBusy, naming the holder's pid, when another watchdog runs.
   static Result<InstanceLock> Acquire(const std::string& state_dir);
-  // Replaces the file's content with `pid`.
+  // Replaces the file's content with `pid` and its start time.
   void WritePid(pid_t pid);
 
  private:
@@ -35,16 +51,17 @@ class InstanceLock {
   UniqueFd fd_;
 };
 
-// The pid of the watchdog holding the lock of `state_dir`, or nullopt when
-// none does.
-std::optional<pid_t> RunningWatchdog(const std::string& state_dir);
+// The record of the watchdog holding the lock of `state_dir`, or nullopt when
+// none does. `owner`, when given, receives the pid file's owner.
+std::optional<PidRecord> RunningWatchdog(const std::string& state_dir, uid_t* owner = nullptr);
 
 // --status: prints the folded watchdog stream plus live /proc figures.
 // Returns 0 when a watchdog runs, 3 when none does, 1 when nothing is known.
 int PrintStatus(const std::string& state_dir, const Options& options, bool json);
 
 // --stop: SIGTERM to the watchdog, then waits for it to exit. Returns 0 when
-// it stopped (or none was running), 1 when it did not exit in time.
+// it stopped (or none was running), 1 when it did not exit in time or the pid
+// in the file is not the process that holds the lock (a reused pid).
 int StopWatchdog(const std::string& state_dir, const Options& options);
 
 }  // namespace blackbox::watchdog

@@ -106,7 +106,10 @@ int RunWatchdog(bw::Options options, const std::string& state_dir) {
   }
   auto journal = blackbox::Journal::Open(options.journal, blackbox::kWatchdogStream);
   if (!journal.ok()) {
-    return Fail(bw::kExitFailed,
+    // A journal directory refused as untrusted (a symlink, another user's,
+    // writable by others) is a configuration error like a bad state directory.
+    const bool refused = journal.status().code() == blackbox::Status::Code::kInvalidArgument;
+    return Fail(refused ? bw::kExitUsage : bw::kExitFailed,
                 fmt::format("journal {}: {}", options.journal, journal.status().ToString()));
   }
   const std::string notify_path = fmt::format("{}/{}", Absolute(state_dir), bw::kNotifySocketName);
@@ -131,7 +134,7 @@ int RunWatchdog(bw::Options options, const std::string& state_dir) {
 
 }  // namespace
 
-int main(int argc, char** argv) {
+int Main(int argc, char** argv) {
   CLI::App app{
       "Keeps one service alive (restarts it on crash, hang or resource-limit breach) and "
       "journals everything it sees into <journal>/watchdog."};
@@ -197,19 +200,31 @@ int main(int argc, char** argv) {
   if (json && !status) return Fail(bw::kExitUsage, "--json: only with --status");
 
   // Layers, weakest first: defaults, the saved configuration, --config, the command line.
+  // The state directory's files are trusted (run, overwritten) only when it is
+  // private to the running user; --status and --stop only read it.
   bw::Options options = bw::DefaultOptions();
   const std::string saved = fmt::format("{}/{}", state_dir, bw::kConfigFileName);
-  if (std::filesystem::exists(saved)) {
-    if (auto error = bw::LoadOptionsFile(saved, options)) {
+  std::error_code ec;
+  const bool state_dir_exists =
+      std::filesystem::exists(std::filesystem::symlink_status(state_dir, ec));
+  if (state_dir_exists) {
+    if (blackbox::Status st = bw::CheckStateDir(state_dir, /*must_own=*/!status && !stop);
+        !st.ok()) {
+      return Fail(bw::kExitUsage, fmt::format("--state-dir: {}", st.message()));
+    }
+  }
+  if (state_dir_exists && std::filesystem::exists(std::filesystem::symlink_status(saved, ec))) {
+    if (auto error = bw::LoadOptionsFile(saved, options, bw::FileTrust::kOwnerOnly)) {
       fmt::print(stderr, "blackbox-watchdog: ignoring the saved configuration: {}\n", *error);
       options = bw::DefaultOptions();
     }
   }
   if (!config_file.empty()) {
-    if (!std::filesystem::exists(config_file)) {
-      return Fail(bw::kExitUsage, fmt::format("--config: {}: no such file", config_file));
+    if (!std::filesystem::exists(config_file, ec)) {
+      return Fail(bw::kExitUsage, fmt::format("--config: {}: {}", config_file,
+                                              ec ? ec.message() : std::string("no such file")));
     }
-    if (auto error = bw::LoadOptionsFile(config_file, options)) {
+    if (auto error = bw::LoadOptionsFile(config_file, options, bw::FileTrust::kOwnerOrRoot)) {
       return Fail(bw::kExitUsage, fmt::format("--config: {}", *error));
     }
   }
@@ -243,4 +258,13 @@ int main(int argc, char** argv) {
   if (status) return bw::PrintStatus(state_dir, options, json);
   if (stop) return bw::StopWatchdog(state_dir, options);
   return RunWatchdog(std::move(options), state_dir);
+}
+
+int main(int argc, char** argv) {
+  // A last resort: every expected error is reported where it happens.
+  try {
+    return Main(argc, argv);
+  } catch (const std::exception& e) {
+    return Fail(bw::kExitFailed, e.what());
+  }
 }

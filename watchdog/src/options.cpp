@@ -192,15 +192,42 @@ std::vector<std::pair<std::string, std::string>> OptionEntries(const Options& o)
   };
 }
 
-std::optional<std::string> LoadOptionsFile(const std::string& path, Options& options) {
+std::optional<std::string> LoadOptionsFile(const std::string& path, Options& options,
+                                           FileTrust trust) {
+  // Read from one descriptor that was checked, not by name a second time.
+  const int nofollow = trust == FileTrust::kOwnerOnly ? O_NOFOLLOW : 0;
+  UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK | nofollow));
+  if (!fd) {
+    if (errno == ELOOP && nofollow != 0) return fmt::format("{} is a symbolic link", path);
+    return fmt::format("{}: {}", path, std::strerror(errno));
+  }
+  struct stat st {};
   // toml++ reads a directory as an empty file; a configuration must be a file.
-  std::error_code ec;
-  if (!std::filesystem::is_regular_file(path, ec)) {
+  if (::fstat(fd.get(), &st) != 0 || !S_ISREG(st.st_mode)) {
     return fmt::format("{}: not a regular file", path);
+  }
+  if (trust != FileTrust::kAny) {
+    const bool owner_ok =
+        st.st_uid == ::geteuid() || (trust == FileTrust::kOwnerOrRoot && st.st_uid == 0);
+    if (!owner_ok) {
+      return fmt::format("{} is owned by uid {}, not by the running user (uid {})", path, st.st_uid,
+                         ::geteuid());
+    }
+    if ((st.st_mode & (S_IWGRP | S_IWOTH)) != 0) {
+      return fmt::format("{} is writable by other users (mode {:04o})", path, st.st_mode & 07777);
+    }
+  }
+  std::string content;
+  char buf[4096];
+  ssize_t n;
+  while ((n = ::read(fd.get(), buf, sizeof buf)) != 0) {
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) return fmt::format("{}: {}", path, std::strerror(errno));
+    content.append(buf, static_cast<size_t>(n));
   }
   toml::table table;
   try {
-    table = toml::parse_file(path);
+    table = toml::parse(content, path);
   } catch (const toml::parse_error& e) {
     return fmt::format("{}:{}: {}", path, e.source().begin.line, e.description());
   }
@@ -277,22 +304,27 @@ std::optional<std::string> SaveOptionsFile(const std::string& path, const Option
       << table << '\n';
   const std::string text = out.str();
 
-  const std::string tmp = path + ".tmp";
-  UniqueFd fd(::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600));
+  // mkstemp creates a new file (O_EXCL, 0600): nothing already at a guessable
+  // name (a symlink, another user's file) is opened or truncated. rename
+  // replaces a symlink at `path` itself, never its target.
+  std::string tmp = path + ".XXXXXX";
+  UniqueFd fd(::mkostemp(tmp.data(), O_CLOEXEC));
   if (!fd) return fmt::format("{}: {}", tmp, std::strerror(errno));
-  ::fchmod(fd.get(), 0600);  // an existing file keeps its mode through O_CREAT
+  auto fail = [&](const std::string& what) {
+    const std::string message = fmt::format("{}: {}", what, std::strerror(errno));
+    ::unlink(tmp.c_str());
+    return message;
+  };
   size_t done = 0;
   while (done < text.size()) {
     ssize_t n = ::write(fd.get(), text.data() + done, text.size() - done);
     if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) return fmt::format("{}: {}", tmp, std::strerror(errno));
+    if (n <= 0) return fail(tmp);
     done += static_cast<size_t>(n);
   }
-  if (::fsync(fd.get()) != 0) return fmt::format("{}: {}", tmp, std::strerror(errno));
+  if (::fsync(fd.get()) != 0) return fail(tmp);
   fd.reset();
-  if (::rename(tmp.c_str(), path.c_str()) != 0) {
-    return fmt::format("{}: {}", path, std::strerror(errno));
-  }
+  if (::rename(tmp.c_str(), path.c_str()) != 0) return fail(path);
   return std::nullopt;
 }
 

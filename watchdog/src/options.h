@@ -71,9 +71,16 @@ std::vector<std::pair<std::string, std::string>> OptionEntries(const Options& op
 // keep their values. Returns an error message naming the key or the parse
 // error's position, or nullopt. `app_script` (the seed's key) is accepted as a
 // one-element command; `max_memory`/`max_cpu` as the seed's *_mb/*_percent.
-std::optional<std::string> LoadOptionsFile(const std::string& path, Options& options);
+//
+// `trust` says whose file is loaded: the saved configuration only when the
+// running user owns it, a --config file also when root owns it; neither when
+// group or others can write it, nor through a symlink for the saved one.
+enum class FileTrust { kAny, kOwnerOnly, kOwnerOrRoot };
+std::optional<std::string> LoadOptionsFile(const std::string& path, Options& options,
+                                           FileTrust trust = FileTrust::kAny);
 
-// Writes `options` as TOML to `path` atomically, mode 0600. Returns an error
+// Writes `options` as TOML to `path` atomically, mode 0600, through a fresh
+// temporary file (mkstemp) beside it. Returns an error
 // message or nullopt.
 std::optional<std::string> SaveOptionsFile(const std::string& path, const Options& options);
 

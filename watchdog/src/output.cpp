@@ -16,10 +16,20 @@ std::optional<std::string> OutputSink::Open(const std::string& path, uint64_t ma
   max_bytes_ = max_bytes;
   kept_ = kept;
   if (path_.empty()) return std::nullopt;
-  file_.reset(::open(path_.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0640));
-  if (!file_) return fmt::format("{}: {}", path_, std::strerror(errno));
+  // O_NOFOLLOW, and an existing file must be a regular file of the running
+  // user: the log's directory may be one others can write to (/tmp), and the
+  // child's output must not be appended to a file they point it at.
+  file_.reset(::open(path_.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_NOFOLLOW | O_CLOEXEC, 0600));
+  if (!file_) {
+    if (errno == ELOOP) return fmt::format("{} is a symbolic link; give the file itself", path_);
+    return fmt::format("{}: {}", path_, std::strerror(errno));
+  }
   struct stat st {};
-  size_ = ::fstat(file_.get(), &st) == 0 ? static_cast<uint64_t>(st.st_size) : 0;
+  if (::fstat(file_.get(), &st) != 0 || !S_ISREG(st.st_mode) || st.st_uid != ::geteuid()) {
+    file_.reset();
+    return fmt::format("{} is not a regular file of the running user", path_);
+  }
+  size_ = static_cast<uint64_t>(st.st_size);
   return std::nullopt;
 }
 
@@ -32,7 +42,15 @@ void OutputSink::Rotate() {
   } else {
     ::unlink(path_.c_str());
   }
-  file_.reset(::open(path_.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_TRUNC | O_CLOEXEC, 0640));
+  // The name was just moved away: O_EXCL | O_NOFOLLOW refuses whatever
+  // appeared there since instead of writing into it.
+  file_.reset(
+      ::open(path_.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_APPEND | O_NOFOLLOW | O_CLOEXEC, 0600));
+  if (!file_ && !reported_error_) {
+    reported_error_ = true;
+    fmt::print(stderr, "blackbox-watchdog: reopening the log file {}: {}\n", path_,
+               std::strerror(errno));
+  }
   size_ = 0;
 }
 

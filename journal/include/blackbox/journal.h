@@ -104,8 +104,10 @@ struct ScanOptions {
 Result<std::vector<std::string>> ListStreams(std::string_view root);
 
 // Checks that `root` (a journal root or one of its stream directories) is a
-// directory not writable by group or others.
-Status CheckRootPermissions(std::string_view root);
+// directory, not a symbolic link, and not writable by group or others; for
+// kWrite also that the running user owns it.
+enum class JournalAccess { kRead, kWrite };
+Status CheckRootPermissions(std::string_view root, JournalAccess access = JournalAccess::kRead);
 
 // Total size in bytes of the files below `dir`.
 uint64_t DirectorySize(std::string_view dir);
