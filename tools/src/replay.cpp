@@ -14,6 +14,7 @@
 #include "event_json.h"
 #include "human_format.h"
 #include "journal_access.h"
+#include "option_checks.h"
 #include "output_file.h"
 #include "tool_error.h"
 
@@ -178,7 +179,7 @@ void AddReplayCommand(CLI::App& app, const GlobalOptions& global, CommandBody& b
                   "Only events with TEXT in a text field (case-insensitive unless TEXT has "
                   "capitals)");
   cmd->add_option("-n,--lines", o->lines, "Only the last N matching events")
-      ->check(CLI::NonNegativeNumber);
+      ->check(WholeNumber(INT64_MAX));
   cmd->add_flag("-f,--follow", o->follow, "Keep printing new events as writers append them");
   cmd->add_flag("--json", o->json, "One JSON object per line (JSON Lines)");
   cmd->footer(
