@@ -455,6 +455,13 @@ TEST_F(Cli, StateSaysTheChildsStatusTextIsItsLastWordsOnceItStopped) {
       << r.out;
 }
 
+TEST_F(Cli, ReplaySinceAfterUntilIsAnError) {
+  ExpectOneLineError(
+      Run({"replay", "--since", "2026-01-15T10:31:00Z", "--until", "2026-01-15T10:30:00Z"}), 2,
+      "--since 2026-01-15T10:31:00Z is after --until 2026-01-15T10:30:00Z");
+  ExpectOneLineError(Run({"replay", "--since", "app:9", "--until", "app:2"}), 2, "is after");
+}
+
 TEST_F(Cli, EveryCommandHasHelpWithAnExample) {
   for (std::string cmd :
        {"replay", "crashes", "state", "export", "import", "compact", "verify", "stats"}) {

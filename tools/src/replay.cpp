@@ -93,6 +93,10 @@ int Replay(const GlobalOptions& global, const ReplayOptions& o) {
   std::string default_stream = o.streams.size() == 1 ? o.streams[0] : "";
   Bound since = ResolveBound(o.since, "--since", *reader, default_stream);
   Bound until = ResolveBound(o.until, "--until", *reader, default_stream);
+  // An empty window is a mistake (the two swapped), not a quiet "no events".
+  if (since.set && until.set && since.at.time_ns > until.at.time_ns) {
+    BadArgument(fmt::format("--since {} is after --until {}", o.since, o.until));
+  }
   TextMatcher grep(o.grep);
 
   UseLargeStdoutBuffer();
