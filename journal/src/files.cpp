@@ -45,10 +45,14 @@ Status CheckRootPermissions(std::string_view root, JournalAccess access) {
   if (!S_ISDIR(st.st_mode)) {
     return Status::InvalidArgument(fmt::format("journal path {} is not a directory", root));
   }
+  // Refused, not repaired: another user could plant or swap streams there, so
+  // its events prove nothing. The message never proposes a chmod: the
+  // directory may be shared (/tmp), and narrowing it would break its owners.
   if ((st.st_mode & (S_IWGRP | S_IWOTH)) != 0) {
     return Status::InvalidArgument(fmt::format(
-        "journal directory {} is writable by other users (mode {:04o}); run: chmod 700 {}", root,
-        st.st_mode & 07777, root));
+        "journal directory {} is writable by other users (mode {:04o}), who could plant or "
+        "replace its events; refused. Use a journal directory that only you can write",
+        root, st.st_mode & 07777));
   }
   // A reader may read another user's journal (root reading the service's);
   // a writer would create files there that its owner then cannot manage, or

@@ -7,6 +7,7 @@
 #include <atomic>
 #include <cerrno>
 #include <cmath>
+#include <cstdio>
 #include <cstring>
 #include <ctime>
 #include <filesystem>
@@ -28,6 +29,25 @@ std::string LocalIsoTime(int64_t time_ns) {
   char buf[32];
   size_t n = std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%S", &tm);
   return std::string(buf, n);
+}
+
+// "2024-01-15T10:30:00.123456789Z": RFC 3339 in UTC with nanoseconds, the
+// form of every time in the tool's JSON (replay --json, stats --json) except
+// the seed's own "timestamp" key.
+std::string UtcTime(int64_t time_ns) {
+  int64_t secs = time_ns / 1'000'000'000;
+  int64_t frac = time_ns % 1'000'000'000;
+  if (frac < 0) {  // floor, for times before 1970
+    frac += 1'000'000'000;
+    --secs;
+  }
+  std::time_t t = static_cast<std::time_t>(secs);
+  std::tm tm{};
+  gmtime_r(&t, &tm);
+  char buf[48];
+  size_t n = std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%S", &tm);
+  std::snprintf(buf + n, sizeof buf - n, ".%09lldZ", static_cast<long long>(frac));
+  return buf;
 }
 
 // One decimal, like the seed's figures.
@@ -101,17 +121,17 @@ std::string SystemStateJson(const SystemState& s, int indent) {
   j["health_warnings"] = s.health_warnings;
   j["event_count"] = s.event_count;
   if (s.last_error) {
-    j["last_error_detail"] = {{"time", LocalIsoTime(s.last_error->time_ns)},
+    j["last_error_detail"] = {{"time", UtcTime(s.last_error->time_ns)},
                               {"time_ns", s.last_error->time_ns},
-                              {"context", s.last_error->context},
-                              {"exception_type", s.last_error->exception_type},
-                              {"message", s.last_error->message}};
+                              {"context", OrNull(s.last_error->context)},
+                              {"exception_type", OrNull(s.last_error->exception_type)},
+                              {"message", OrNull(s.last_error->message)}};
   } else {
     j["last_error_detail"] = nullptr;
   }
   if (s.last_crash) {
     const CrashInfo& c = *s.last_crash;
-    j["last_crash"] = {{"time", LocalIsoTime(c.time_ns)},
+    j["last_crash"] = {{"time", UtcTime(c.time_ns)},
                        {"time_ns", c.time_ns},
                        {"stream", c.stream},
                        {"origin", CrashOriginName(c.origin)},

@@ -1,5 +1,6 @@
 // End-to-end tests of the `blackbox` binary on journals written by the tests.
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 #include <gtest/gtest.h>
 #include <rocksdb/db.h>
 #include <sys/stat.h>
@@ -43,9 +44,9 @@ class Cli : public ::testing::Test {
  protected:
   void SetUp() override { WriteFixtureJournal(root()); }
   std::string root() const { return dir_ / "journal"; }
-  ToolResult Run(std::vector<std::string> args) {
+  ToolResult Run(std::vector<std::string> args, const std::vector<std::string>& env = {}) {
     args.insert(args.begin(), {"--journal", root()});
-    return RunTool(args);
+    return RunTool(args, "", env);
   }
   TempDir dir_;
 };
@@ -356,6 +357,109 @@ TEST_F(Cli, AnUnreadableJournalExitsOneWithTheReason) {
   chmod(root().c_str(), 0777);  // others could plant events: refused
   ExpectOneLineError(Run({"state"}), 1, root());
   chmod(root().c_str(), 0700);
+}
+
+TEST_F(Cli, StateAtAMomentBeforeTheJournalSaysWhereItStarts) {
+  // The fixture's first event is at kT0 (10:30:00Z); a minute earlier there
+  // was nothing to fold, and an all-zero state would pass for a real one.
+  for (std::string at : {"2026-01-15T10:29:00Z", "1970-01-01T00:00:00Z"}) {
+    SCOPED_TRACE(at);
+    ToolResult r = Run({"state", "--at", at});
+    ExpectOneLineError(r, 1, "the journal starts at 2026-01-15T10:30:00");
+    EXPECT_EQ(r.out, "");
+  }
+  // At the first event itself there is a state.
+  EXPECT_EQ(Run({"state", "--at", "2026-01-15T10:30:00Z"}).exit_code, 0);
+}
+
+TEST_F(Cli, ADirectoryWithoutStreamsIsNotAnEmptyJournal) {
+  std::string empty = dir_ / "empty";
+  ASSERT_EQ(mkdir(empty.c_str(), 0700), 0);
+  for (std::string cmd : {"replay", "state", "crashes", "stats", "verify", "compact"}) {
+    SCOPED_TRACE(cmd);
+    ExpectOneLineError(RunTool({"--journal", empty, cmd}), 1, "no journal streams in " + empty);
+  }
+}
+
+TEST_F(Cli, AnUnknownCommandIsNamedWithTheListOfCommands) {
+  ToolResult r = Run({"frobnicate"});
+  ExpectOneLineError(r, 2, "unknown command 'frobnicate'");
+  for (const char* cmd :
+       {"replay", "crashes", "state", "export", "import", "compact", "verify", "stats"}) {
+    EXPECT_NE(r.err.find(cmd), std::string::npos) << cmd << ": " << r.err;
+  }
+}
+
+TEST_F(Cli, NumberErrorsSayWhatANumberMustBe) {
+  for (std::vector<std::string> args : {std::vector<std::string>{"replay", "-n", "-5"},
+                                        {"replay", "-n", "1.5"},
+                                        {"replay", "--lines", "many"},
+                                        {"compact", "--keep-events", "-3"},
+                                        {"crashes", "--frames", "-1"}}) {
+    SCOPED_TRACE(fmt::format("{}", fmt::join(args, " ")));
+    ToolResult r = Run(args);
+    ExpectOneLineError(r, 2, "must be a whole number ≥ 0, not '" + args.back() + "'");
+    EXPECT_EQ(r.err.find("not in range"), std::string::npos) << r.err;
+  }
+  ExpectOneLineError(Run({"compact", "--keep-days", "-2"}), 2, "must be a number ≥ 0, not '-2'");
+  ExpectOneLineError(Run({"crashes", "show", "x"}), 2, "must be a whole number");
+  ExpectOneLineError(Run({"crashes", "show", "1", "--before", "-1"}), 2, "must be a number ≥ 0");
+  // Nothing was compacted by the refused -3.
+  EXPECT_EQ(Lines(Run({"replay", "--json"}).out).size(),
+            size_t{kFixtureAppEvents + kFixtureWatchdogEvents});
+}
+
+TEST_F(Cli, ASharedDirectoryIsRefusedWithoutAdviceToChangeIt) {
+  ToolResult r = RunTool({"--journal", "/tmp", "verify"});
+  ExpectOneLineError(r, 1, "writable by other users");
+  EXPECT_NE(r.err.find("could plant"), std::string::npos) << r.err;  // why it is refused
+  EXPECT_EQ(r.err.find("chmod"), std::string::npos) << r.err;
+}
+
+TEST_F(Cli, StateJsonTimesAreUtcAndAbsentValuesNull) {
+  ToolResult r = Run({"state", "--json"}, {"TZ=Asia/Tokyo"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  json s = json::parse(r.out);
+  EXPECT_EQ(s["last_crash"]["time"], "2026-01-15T10:30:04.950000000Z");
+  EXPECT_EQ(s["last_error_detail"]["time"], "2026-01-15T10:30:04.900000000Z");
+  EXPECT_TRUE(s["last_crash"]["exception_type"].is_null());
+  EXPECT_EQ(s["watchdog"]["phase"], "stopped");
+
+  // replay --json spells an absent text the same way: null, never "".
+  ToolResult replay = Run({"replay", "--json"});
+  ASSERT_EQ(replay.exit_code, 0) << replay.err;
+  EXPECT_EQ(replay.out.find(":\"\""), std::string::npos) << replay.out;
+  for (const auto& line : Lines(replay.out)) {
+    json e = json::parse(line);
+    if (e["type"] == "crash") EXPECT_TRUE(e["exception_type"].is_null()) << line;
+  }
+}
+
+TEST_F(Cli, StateSaysTheChildsStatusTextIsItsLastWordsOnceItStopped) {
+  std::string history = dir_ / "h.jsonl";
+  WriteFile(history,
+            "{\"seq\":1,\"stream\":\"watchdog\",\"time\":\"2026-01-15T10:30:00Z\","
+            "\"type\":\"lifecycle\",\"pid\":100,\"phase\":\"running\","
+            "\"reason\":\"running: ready\",\"child_pid\":4242}\n"
+            "{\"seq\":2,\"stream\":\"watchdog\",\"time\":\"2026-01-15T10:31:00Z\","
+            "\"type\":\"lifecycle\",\"pid\":100,\"phase\":\"stopped\","
+            "\"child_pid\":4242,\"exit_code\":0}\n");
+  std::string journal = dir_ / "j";
+  ASSERT_EQ(RunTool({"--journal", journal, "import", history}).exit_code, 0);
+  ToolResult r = RunTool({"--journal", journal, "state"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(r.out.find("child status   running"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("\"running: ready\" (its last STATUS=, sent while it ran; the child is "
+                       "stopped now)"),
+            std::string::npos)
+      << r.out;
+}
+
+TEST_F(Cli, ReplaySinceAfterUntilIsAnError) {
+  ExpectOneLineError(
+      Run({"replay", "--since", "2026-01-15T10:31:00Z", "--until", "2026-01-15T10:30:00Z"}), 2,
+      "--since 2026-01-15T10:31:00Z is after --until 2026-01-15T10:30:00Z");
+  ExpectOneLineError(Run({"replay", "--since", "app:9", "--until", "app:2"}), 2, "is after");
 }
 
 TEST_F(Cli, EveryCommandHasHelpWithAnExample) {

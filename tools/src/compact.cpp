@@ -14,6 +14,7 @@
 #include "blackbox/state.h"
 #include "command.h"
 #include "journal_access.h"
+#include "option_checks.h"
 #include "progress.h"
 #include "state_load.h"
 #include "tool_error.h"
@@ -38,6 +39,7 @@ int Compact(const GlobalOptions& global, const CompactOptions& o) {
     Trouble(
         fmt::format("cannot read journal '{}': {}", global.journal, streams.status().ToString()));
   }
+  if (streams->empty()) Trouble(NoStreamsMessage(global.journal));
   Retention retention;
   retention.keep_events = o.keep_events;
   if (o.keep_days) retention.keep_ns = static_cast<int64_t>(*o.keep_days * 86400e9);
@@ -102,9 +104,10 @@ void AddCompactCommand(CLI::App& app, const GlobalOptions& global, CommandBody& 
   CLI::App* cmd = app.add_subcommand(
       "compact", "Snapshot the state, drop older events and reclaim space (writers stopped)");
   auto* events = cmd->add_option("--keep-events", o->keep_events,
-                                 "Keep at least the last N events of each stream");
+                                 "Keep at least the last N events of each stream")
+                     ->check(WholeNumber());
   auto* days = cmd->add_option("--keep-days", o->keep_days, "Keep the events of the last D days")
-                   ->check(CLI::NonNegativeNumber);
+                   ->check(NonNegativeNumber());
   events->excludes(days);
   cmd->footer(
       "Without --keep-*, every event folded into the snapshot is dropped except the newest of\n"

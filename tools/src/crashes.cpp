@@ -10,6 +10,7 @@
 #include "event_json.h"
 #include "human_format.h"
 #include "journal_access.h"
+#include "option_checks.h"
 #include "output_file.h"
 #include "time_spec.h"
 #include "tool_error.h"
@@ -186,7 +187,7 @@ void AddCrashesCommand(CLI::App& app, const GlobalOptions& global, CommandBody& 
       "crashes", "List every crash (fatal signal, std::terminate, or a death the watchdog saw)");
   cmd->add_flag("--json", o->json, "One JSON object per line, like replay --json");
   cmd->add_option("--frames", o->frames, "Stack frames shown per crash")
-      ->check(CLI::NonNegativeNumber)
+      ->check(WholeNumber(1'000'000))
       ->capture_default_str();
   cmd->footer(
       "Examples:\n"
@@ -200,8 +201,10 @@ void AddCrashesCommand(CLI::App& app, const GlobalOptions& global, CommandBody& 
   CLI::App* show = cmd->add_subcommand(
       "show", "Show one crash in full, with the events of the seconds before it");
   show->add_option("N", o->index, "Crash number from `blackbox crashes` (-1 = the newest)")
+      ->check(Integer())
       ->required();
   show->add_option("--before", o->before_seconds, "Seconds of history before the crash")
+      ->check(NonNegativeNumber())
       ->capture_default_str();
   show->add_flag("--json", o->json, "One JSON object: {\"crash\": …, \"before\": […]}");
   show->footer("Example:\n  blackbox crashes show 1 --before 30");

@@ -94,7 +94,16 @@ class ObjectWriter {
     Key(key);
     Value(v);
   }
-  void String(std::string_view key, const flatbuffers::String* v) { String(key, Str(v)); }
+  // A text field of the event: null when absent or empty, as in every JSON
+  // the tool writes (state --json too), so "no value" has one spelling.
+  void String(std::string_view key, const flatbuffers::String* v) {
+    if (v == nullptr || v->size() == 0) {
+      Key(key);
+      Put("null");
+    } else {
+      String(key, Str(v));
+    }
+  }
   void Strings(std::string_view key,
                const flatbuffers::Vector<flatbuffers::Offset<flatbuffers::String>>* v) {
     Key(key);

@@ -27,7 +27,13 @@ std::unique_ptr<MergedReader> OpenJournal(const std::string& root,
   if (!reader.ok()) {
     Trouble(fmt::format("cannot read journal '{}': {}", root, reader.status().ToString()));
   }
+  // After Open, whose permission check must speak first.
+  if (listed->empty()) Trouble(NoStreamsMessage(root));
   return std::move(reader.value());
+}
+
+std::string NoStreamsMessage(const std::string& root) {
+  return fmt::format("no journal streams in {} (is --journal the directory the app writes?)", root);
 }
 
 size_t StreamColumnWidth(const MergedReader& reader) {

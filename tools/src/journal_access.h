@@ -14,9 +14,14 @@ namespace blackbox::tools {
 
 // Opens every stream of `root` (or only `streams`) read-only. Throws
 // ToolError: exit 2 for a stream name the journal does not have, exit 1 when
-// the journal cannot be read (with RocksDB's or the filesystem's reason).
+// the journal cannot be read (with RocksDB's or the filesystem's reason) or
+// holds no stream at all.
 std::unique_ptr<MergedReader> OpenJournal(const std::string& root,
                                           const std::vector<std::string>& streams = {});
+
+// "no journal streams in ROOT …": a root that exists but holds no stream is
+// almost always the wrong directory, not an empty journal.
+std::string NoStreamsMessage(const std::string& root);
 
 // The width of the widest stream name (at least 8), to align columns.
 size_t StreamColumnWidth(const MergedReader& reader);

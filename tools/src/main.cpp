@@ -1,5 +1,6 @@
 // blackbox: read, check and maintain a blackbox journal.
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 
 #include <CLI/CLI.hpp>
 #include <cstdio>
@@ -44,6 +45,15 @@ int main(int argc, char** argv) {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
     if (e.get_exit_code() == 0) return app.exit(e);  // --help
+    // A word that names no command is left over as an extra argument; CLI11
+    // would only say that a subcommand is required.
+    if (app.get_subcommands().empty() && !app.remaining().empty()) {
+      std::vector<std::string> names;
+      for (const CLI::App* cmd : app.get_subcommands({})) names.push_back(cmd->get_name());
+      fmt::print(stderr, "blackbox: unknown command '{}' (commands: {})\n", app.remaining()[0],
+                 fmt::join(names, ", "));
+      return kExitUsage;
+    }
     fmt::print(stderr, "blackbox: {} (see blackbox --help)\n", e.what());
     return kExitUsage;
   }

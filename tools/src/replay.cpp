@@ -14,6 +14,7 @@
 #include "event_json.h"
 #include "human_format.h"
 #include "journal_access.h"
+#include "option_checks.h"
 #include "output_file.h"
 #include "tool_error.h"
 
@@ -92,6 +93,10 @@ int Replay(const GlobalOptions& global, const ReplayOptions& o) {
   std::string default_stream = o.streams.size() == 1 ? o.streams[0] : "";
   Bound since = ResolveBound(o.since, "--since", *reader, default_stream);
   Bound until = ResolveBound(o.until, "--until", *reader, default_stream);
+  // An empty window is a mistake (the two swapped), not a quiet "no events".
+  if (since.set && until.set && since.at.time_ns > until.at.time_ns) {
+    BadArgument(fmt::format("--since {} is after --until {}", o.since, o.until));
+  }
   TextMatcher grep(o.grep);
 
   UseLargeStdoutBuffer();
@@ -178,7 +183,7 @@ void AddReplayCommand(CLI::App& app, const GlobalOptions& global, CommandBody& b
                   "Only events with TEXT in a text field (case-insensitive unless TEXT has "
                   "capitals)");
   cmd->add_option("-n,--lines", o->lines, "Only the last N matching events")
-      ->check(CLI::NonNegativeNumber);
+      ->check(WholeNumber(INT64_MAX));
   cmd->add_flag("-f,--follow", o->follow, "Keep printing new events as writers append them");
   cmd->add_flag("--json", o->json, "One JSON object per line (JSON Lines)");
   cmd->footer(

@@ -72,7 +72,17 @@ void PrintHuman(const SystemState& s) {
                                          : fmt::format("exit {}", w.last_exit_code),
                  Lower(fb::EnumNameRestartReason(w.last_restart_reason)));
     }
-    if (!w.status_text.empty()) fmt::print("child status   {}\n", w.status_text);
+    // STATUS= is the child's own text and outlives it in the fold: say that
+    // it is the last thing the child reported, not what it is doing now.
+    if (!w.status_text.empty()) {
+      fmt::print("child said     \"{}\" (its last STATUS=", w.status_text);
+      if (w.phase == fb::Phase::Running) {
+        fmt::print(")\n");
+      } else {
+        fmt::print(", sent while it ran; the child is {} now)\n",
+                   Lower(fb::EnumNamePhase(w.phase)));
+      }
+    }
   }
   std::string covered;
   for (const auto& [stream, seq] : s.covered) covered += fmt::format(" {}:{}", stream, seq);

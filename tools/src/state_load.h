@@ -13,7 +13,8 @@ namespace blackbox::tools {
 // sequence number, see time_spec.h). A sequence number folds up to and
 // including the time of that event. Damaged records are skipped with a
 // warning. Throws ToolError: exit 2 for a bad `at`, exit 1 when the journal
-// cannot be read.
+// cannot be read or `at` is before its first event ("the journal starts at
+// T": an empty state would pass for a real one).
 SystemState LoadStateAt(const std::string& root, const std::string& at, std::string_view option);
 
 }  // namespace blackbox::tools

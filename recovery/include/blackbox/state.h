@@ -168,7 +168,10 @@ std::string_view SeedStatusName(fb::Phase phase);
 //   last_error       null, or the last error's message
 // Extras: "gauges", "pid", "memory_percent", "disk_percent", "threads",
 // "open_fds", "error_count", "crash_count", "health_warnings", "event_count",
-// "last_error_detail", "last_crash", "watchdog", "covered".
+// "last_error_detail", "last_crash", "watchdog", "covered". In the extras,
+// every time is RFC 3339 UTC ("2024-01-15T10:30:00.000000000Z") and every
+// absent value (an empty text, no exit yet) is null; only the seed's
+// "timestamp" keeps the seed's local form, for the seed's readers.
 std::string SystemStateJson(const SystemState& state, int indent = 2);
 
 // Writes SystemStateJson to `path` atomically: a temp file in the same
