@@ -7,7 +7,8 @@
 
 namespace blackbox::tools {
 
-SystemState LoadStateAt(const std::string& root, const std::string& at, std::string_view option) {
+SystemState LoadStateAt(const std::string& root, const std::string& at, std::string_view option,
+                        uint64_t* damaged) {
   LoadStateOptions options;
   if (!at.empty()) {
     std::unique_ptr<MergedReader> reader = OpenJournal(root);
@@ -25,6 +26,7 @@ SystemState LoadStateAt(const std::string& root, const std::string& at, std::str
     Trouble(fmt::format("cannot read journal '{}': {}", root, state.status().ToString()));
   }
   damage.Summarize();
+  if (damaged != nullptr) *damaged = damage.count();
   return std::move(state.value());
 }
 

@@ -2,6 +2,7 @@
 // its --at argument.
 #pragma once
 
+#include <cstdint>
 #include <string>
 #include <string_view>
 
@@ -14,6 +15,7 @@ namespace blackbox::tools {
 // including the time of that event. Damaged records are skipped with a
 // warning. Throws ToolError: exit 2 for a bad `at`, exit 1 when the journal
 // cannot be read.
-SystemState LoadStateAt(const std::string& root, const std::string& at, std::string_view option);
+SystemState LoadStateAt(const std::string& root, const std::string& at, std::string_view option,
+                        uint64_t* damaged = nullptr);
 
 }  // namespace blackbox::tools
