@@ -2,6 +2,7 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <cstring>
 
 #include "internal.h"
@@ -14,8 +15,6 @@ Cursor::Cursor(rocksdb::DB* db, rocksdb::ColumnFamilyHandle* cf, std::string str
   read_options_.verify_checksums = true;
   // A full scan must not evict what the writer keeps hot.
   read_options_.fill_cache = false;
-  uint64_t first = 0;
-  SeqBounds(db_, cf_, &first, &stream_last_seq_);
   it_.reset(db_->NewIterator(read_options_, cf_));
   it_->Seek(KeySlice(EncodeKey(options_.from_seq)));
   Settle();
@@ -23,7 +22,7 @@ Cursor::Cursor(rocksdb::DB* db, rocksdb::ColumnFamilyHandle* cf, std::string str
 
 void Cursor::Next() {
   if (!valid_) return;
-  it_->Next();
+  RawNext();
   Settle();
 }
 
@@ -31,42 +30,132 @@ void Cursor::Report(uint64_t seq, std::string reason) {
   if (options_.on_bad) options_.on_bad(BadRecord{stream_, seq, std::move(reason)});
 }
 
-bool Cursor::Resume() {
-  // The iterator stopped on an error (a damaged block). Everything from the
-  // last good record up to the next readable key is unreadable: report it and
-  // probe forward with growing steps for a key that reads again.
-  std::string why = it_->status().ToString();
-  uint64_t next = last_seq_seen_ + 1;
-  Report(next, fmt::format("unreadable: {}", why));
-  for (uint64_t step = 1; next + step <= stream_last_seq_ && resumes_ < 10000; step *= 2) {
-    ++resumes_;
-    it_.reset(db_->NewIterator(read_options_, cf_));
-    it_->Seek(KeySlice(EncodeKey(next + step)));
-    if (it_->status().ok()) {
-      last_seq_seen_ = next + step - 1;
-      return true;
-    }
+void Cursor::StartSalvage() {
+  salvage_ = true;
+  const uint64_t from = std::max(options_.from_seq, last_seq_seen_ + 1);
+  if (last_seq_seen_ != 0) {
+    auto k = EncodeKey(last_seq_seen_);
+    last_key_.assign(k.data(), k.size());
   }
-  return false;
+  std::vector<rocksdb::LiveFileMetaData> files;
+  db_->GetLiveFilesMetaData(&files);
+  rocksdb::Options options(db_->GetDBOptions(), db_->GetOptions(cf_));
+  for (const auto& f : files) {
+    if (f.column_family_name != cf_->GetName()) continue;
+    Source s;
+    s.name = f.db_path + "/" + f.relative_filename;
+    uint64_t smallest = 0;
+    DecodeKey(f.smallestkey, &smallest);
+    DecodeKey(f.largestkey, &s.largest);
+    if (s.largest < from) continue;
+    s.reader = std::make_unique<rocksdb::SstFileReader>(options);
+    if (rocksdb::Status rs = s.reader->Open(s.name); !rs.ok()) {
+      Report(smallest, fmt::format("{}: seqs {}..{} unreadable: {}", s.name, smallest, s.largest,
+                                   rs.ToString()));
+      continue;
+    }
+    s.last_good = from - 1;
+    s.it.reset(s.reader->NewIterator(read_options_));
+    s.it->Seek(KeySlice(EncodeKey(from)));
+    sources_.push_back(std::move(s));
+  }
+  // What the WAL held and no table file has yet.
+  Source mem;
+  mem.name = "memtable";
+  mem.last_good = from - 1;
+  rocksdb::ReadOptions ro = read_options_;
+  ro.read_tier = rocksdb::kMemtableTier;
+  mem.it.reset(db_->NewIterator(ro, cf_));
+  mem.it->Seek(KeySlice(EncodeKey(from)));
+  sources_.push_back(std::move(mem));
+  for (auto& s : sources_) SettleSource(s);
+}
+
+void Cursor::SettleSource(Source& s) {
+  while (s.it != nullptr) {
+    if (s.it->Valid()) {
+      DecodeKey({s.it->key().data(), s.it->key().size()}, &s.last_good);
+      return;
+    }
+    if (s.it->status().ok() || s.reader == nullptr) {
+      s.it.reset();  // exhausted (or the memtable failed: nothing to probe)
+      return;
+    }
+    // A damaged block: probe forward within this file with growing steps.
+    std::string why = s.it->status().ToString();
+    const uint64_t next = s.last_good + 1;
+    uint64_t lost_until = s.largest;
+    bool resumed = false;
+    for (uint64_t step = 1; next + step <= s.largest; step *= 2) {
+      s.it.reset(s.reader->NewIterator(read_options_));
+      s.it->Seek(KeySlice(EncodeKey(next + step)));
+      uint64_t seq = 0;
+      if (s.it->Valid() && DecodeKey({s.it->key().data(), s.it->key().size()}, &seq)) {
+        lost_until = seq - 1;
+        resumed = true;
+        break;
+      }
+    }
+    Report(next, fmt::format("{}: a damaged block, its seqs in {}..{} lost: {}", s.name, next,
+                             lost_until, why));
+    if (!resumed) s.it.reset();
+  }
+}
+
+Cursor::Source* Cursor::PickSource() {
+  Source* best = nullptr;
+  for (auto& s : sources_) {
+    // Table files overlap the memtable and each other only by keys already
+    // returned (a flush or compaction in progress); each seq is returned once.
+    while (s.it != nullptr && !last_key_.empty() &&
+           s.it->key().compare(rocksdb::Slice(last_key_)) <= 0) {
+      s.it->Next();
+      SettleSource(s);
+    }
+    if (s.it == nullptr) continue;
+    if (best == nullptr || s.it->key().compare(best->it->key()) < 0) best = &s;
+  }
+  return best;
+}
+
+bool Cursor::RawValid() {
+  if (!salvage_) return it_->Valid();
+  current_ = PickSource();
+  return current_ != nullptr;
+}
+
+rocksdb::Slice Cursor::RawKey() const { return salvage_ ? current_->it->key() : it_->key(); }
+
+rocksdb::Slice Cursor::RawValue() const { return salvage_ ? current_->it->value() : it_->value(); }
+
+void Cursor::RawNext() {
+  if (!salvage_) {
+    it_->Next();
+    return;
+  }
+  last_key_ = current_->it->key().ToString();
+  current_->it->Next();
+  SettleSource(*current_);
 }
 
 void Cursor::Settle() {
   valid_ = false;
   while (true) {
-    if (!it_->Valid()) {
-      if (it_->status().ok() || !Resume()) return;
+    if (!RawValid()) {
+      if (salvage_ || it_->status().ok()) return;
+      StartSalvage();
       continue;
     }
     uint64_t seq = 0;
-    rocksdb::Slice key = it_->key();
+    rocksdb::Slice key = RawKey();
     if (!DecodeKey({key.data(), key.size()}, &seq)) {
       Report(last_seq_seen_, fmt::format("malformed key of {} bytes", key.size()));
-      it_->Next();
+      RawNext();
       continue;
     }
     last_seq_seen_ = seq;
     if (options_.until_seq != 0 && seq > options_.until_seq) return;
-    rocksdb::Slice value = it_->value();
+    rocksdb::Slice value = RawValue();
     if (reinterpret_cast<uintptr_t>(value.data()) % alignof(uint64_t) != 0) {
       aligned_.resize((value.size() + sizeof(uint64_t) - 1) / sizeof(uint64_t));
       std::memcpy(aligned_.data(), value.data(), value.size());
@@ -77,12 +166,12 @@ void Cursor::Settle() {
         VerifyEvent({reinterpret_cast<const uint8_t*>(value.data()), value.size()}, &why);
     if (event == nullptr) {
       Report(seq, std::move(why));
-      it_->Next();
+      RawNext();
       continue;
     }
     if ((options_.since_ns != 0 && event->time_ns() < options_.since_ns) ||
         (options_.until_ns != 0 && event->time_ns() > options_.until_ns)) {
-      it_->Next();
+      RawNext();
       continue;
     }
     record_ = Record{stream_, seq, {value.data(), value.size()}, event};

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <rocksdb/db.h>
+#include <rocksdb/sst_file_reader.h>
 
 #include <memory>
 #include <string>
@@ -27,10 +28,36 @@ class Cursor {
   // Moves forward from the iterator's position to the next record that is
   // intact and passes the filters; reports (and skips) damaged ones.
   void Settle();
-  // After the iterator failed (e.g. a block checksum mismatch), reports the
-  // damage and seeks past it.
-  bool Resume();
   void Report(uint64_t seq, std::string reason);
+
+  // Salvage mode. RocksDB's merged iterator fails every seek that reaches a
+  // damaged L0 file (the index of a file's last block covers every key past
+  // it) or a file that cannot be opened, so one bad file would hide the whole
+  // stream (and probing forward past the damage would skip good records of
+  // the other files). On the first iterator error the cursor reads
+  // instead each live table file on its own (rocksdb::SstFileReader) and the
+  // memtable (what the WAL held), merges them by key, and reports each
+  // damaged file or block once, with the seqs it covered.
+  struct Source {
+    std::string name;                                // the file, or "memtable"
+    std::unique_ptr<rocksdb::SstFileReader> reader;  // null for the memtable
+    std::unique_ptr<rocksdb::Iterator> it;           // null once given up
+    uint64_t last_good = 0;                          // last seq read from it
+    uint64_t largest = 0;                            // its highest seq
+  };
+  void StartSalvage();
+  // Moves `s` past damage (probing forward) until it is valid or exhausted.
+  void SettleSource(Source& s);
+  // The source holding the smallest key above the last one returned, or null.
+  Source* PickSource();
+  bool RawValid();
+  rocksdb::Slice RawKey() const;
+  rocksdb::Slice RawValue() const;
+  void RawNext();
+  bool salvage_ = false;
+  std::vector<Source> sources_;
+  Source* current_ = nullptr;
+  std::string last_key_;  // the last key returned in salvage mode
 
   rocksdb::DB* db_;
   rocksdb::ColumnFamilyHandle* cf_;
@@ -39,8 +66,6 @@ class Cursor {
   rocksdb::ReadOptions read_options_;
   std::unique_ptr<rocksdb::Iterator> it_;
   uint64_t last_seq_seen_ = 0;
-  uint64_t stream_last_seq_ = 0;
-  int resumes_ = 0;
   bool valid_ = false;
   Record record_;
   // RocksDB values carry no alignment guarantee; FlatBuffers needs 8.

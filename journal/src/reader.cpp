@@ -30,6 +30,11 @@ Status Reader::Impl::OpenReadOnly() {
   rocksdb::DBOptions db_options = internal::MakeDBOptions(options);
   db_options.create_if_missing = false;
   db_options.info_log = std::make_shared<SilentLogger>();
+  // A damaged or truncated table file must not keep the rest of the stream
+  // from being read: open without checking the files, and let the cursor
+  // skip (and report) what turns out to be unreadable.
+  db_options.paranoid_checks = false;
+  db_options.skip_checking_sst_file_sizes_on_db_open = true;
   rocksdb::ColumnFamilyOptions cf_options = internal::MakeColumnFamilyOptions(options);
 
   // The writer may be switching WAL or SST files while we open; such a race

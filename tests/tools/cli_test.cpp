@@ -273,14 +273,18 @@ TEST_F(Cli, VerifyReportsADamagedRecordWhileReplayPrintsTheRest) {
 
   ToolResult replay = Run({"replay", "--json"});
   EXPECT_EQ(replay.signal, 0);
-  EXPECT_EQ(replay.exit_code, 0) << replay.err;
+  // Everything else is shown, and the status says that something was not.
+  EXPECT_EQ(replay.exit_code, 1) << replay.err;
   EXPECT_EQ(Lines(replay.out).size(), size_t{kFixtureAppEvents + kFixtureWatchdogEvents - 1});
   EXPECT_NE(replay.err.find("app seq 5"), std::string::npos) << replay.err;
 
   ToolResult human = Run({"replay"});
-  EXPECT_EQ(human.exit_code, 0);
+  EXPECT_EQ(human.exit_code, 1);
   EXPECT_EQ(Lines(human.out).size(), size_t{kFixtureAppEvents + kFixtureWatchdogEvents - 1});
-  for (const char* cmd : {"state", "crashes", "stats"}) {
+  ToolResult state = Run({"state"});
+  EXPECT_EQ(state.signal, 0);
+  EXPECT_EQ(state.exit_code, 1) << state.err;
+  for (const char* cmd : {"crashes", "stats"}) {
     ToolResult other = Run({cmd});
     EXPECT_EQ(other.signal, 0) << cmd;
     EXPECT_EQ(other.exit_code, 0) << cmd << ": " << other.err;

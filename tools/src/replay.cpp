@@ -163,7 +163,8 @@ int Replay(const GlobalOptions& global, const ReplayOptions& o) {
   }
   damage.Summarize();
   if (std::fflush(stdout) != 0) Trouble("cannot write to stdout");
-  return 0;
+  // Everything readable was shown, but not everything the journal held.
+  return damage.count() > 0 ? kExitTrouble : 0;
 }
 
 }  // namespace

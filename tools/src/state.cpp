@@ -90,7 +90,8 @@ void PrintHuman(const SystemState& s) {
 }
 
 int ShowState(const GlobalOptions& global, const StateOptions& o) {
-  SystemState state = LoadStateAt(global.journal, o.at, "--at");
+  uint64_t damaged = 0;
+  SystemState state = LoadStateAt(global.journal, o.at, "--at", &damaged);
   UseLargeStdoutBuffer();
   if (o.json) {
     fmt::print("{}\n", SystemStateJson(state, 2));
@@ -98,7 +99,8 @@ int ShowState(const GlobalOptions& global, const StateOptions& o) {
     PrintHuman(state);
   }
   if (std::fflush(stdout) != 0) Trouble("cannot write to stdout");
-  return 0;
+  // The state was folded from what could be read; damaged records were not.
+  return damaged > 0 ? kExitTrouble : 0;
 }
 
 }  // namespace

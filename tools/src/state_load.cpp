@@ -27,7 +27,8 @@ namespace {
 
 }  // namespace
 
-SystemState LoadStateAt(const std::string& root, const std::string& at, std::string_view option) {
+SystemState LoadStateAt(const std::string& root, const std::string& at, std::string_view option,
+                        uint64_t* damaged) {
   LoadStateOptions options;
   std::unique_ptr<MergedReader> reader;
   if (!at.empty()) {
@@ -47,6 +48,7 @@ SystemState LoadStateAt(const std::string& root, const std::string& at, std::str
   // Nothing folded (no event, no snapshot at or before the moment).
   if (reader && state->timestamp_ns == 0) BeforeTheJournal(*reader, at, option);
   damage.Summarize();
+  if (damaged != nullptr) *damaged = damage.count();
   return std::move(state.value());
 }
 
