@@ -805,6 +805,7 @@ TEST_F(WatchdogTest, BadValuesExitWithStatus2AndNameTheOption) {
       {{"--error-pattern", "(unclosed"}, "--error-pattern"},
       {{"--watchdog-timeout", "nan"}, "--watchdog-timeout"},
       {{"--no-such-option"}, "--no-such-option"},
+      {{"--notify-access", "some"}, "--notify-access"},
   };
   for (const Case& c : cases) {
     std::string err;
