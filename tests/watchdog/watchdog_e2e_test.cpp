@@ -586,6 +586,28 @@ TEST_F(WatchdogTest, GrandchildThatCallsSetsidIsKilledWithTheChild) {
   }
 }
 
+// --log-file: the output is written by the sink's thread and the file is
+// rotated by size; no file grows past the limit and no byte goes missing
+// (each is in a file or counted as dropped).
+TEST_F(WatchdogTest, LogFileIsRotatedBySizeAndKeepsEveryByte) {
+  auto wd = Start({"--log-file", file("app.log"), "--log-max-mb", "1", "--max-restarts", "0"},
+                  {kChild, "flood", "3"});
+  ASSERT_EQ(wd->Wait(30), 0) << ReadFile(file("watchdog.err"));
+  uint64_t total = 0;
+  for (const std::string name : {"app.log", "app.log.1", "app.log.2", "app.log.3"}) {
+    std::error_code ec;
+    const uint64_t size = fs::file_size(file(name), ec);
+    if (ec) continue;
+    EXPECT_LE(size, 1u << 20) << name;
+    total += size;
+  }
+  EXPECT_TRUE(fs::exists(file("app.log.2")));
+  uint64_t dropped = 0;
+  for (const fb::LogLineT* l : Payloads<fb::LogLineT>(Events())) dropped += l->dropped_bytes;
+  EXPECT_EQ(total + dropped, 3u << 20);
+  EXPECT_EQ(fs::file_size(file("watchdog.out")), 0u);
+}
+
 // How many times the kernel has scheduled thread `tid` of `pid` to run (the
 // third field of schedstat); nullopt when it cannot be read.
 std::optional<uint64_t> TimesScheduled(pid_t pid, pid_t tid) {

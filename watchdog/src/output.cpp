@@ -61,6 +61,8 @@ namespace {
 // watchdog uses no out-of-band socket data. The child gets the default
 // disposition back (Spawn resets every signal).
 constexpr int kInterruptSignal = SIGURG;
+// Largest write to the log file between two rotation checks.
+constexpr size_t kFilePiece = 64 * 1024;
 
 void InstallInterruptHandler() {
   static const bool installed = [] {
@@ -176,11 +178,18 @@ void OutputSink::Close(double seconds) {
 
 size_t OutputSink::WriteBlocking(int fd, std::string_view data, const std::atomic<bool>& stop) {
   if (fd < 0) {
-    fd = file_.get();
-    if (max_bytes_ > 0 && size_ + data.size() > max_bytes_ && size_ > 0) {
-      Rotate();
-      fd = file_.get();
+    // The log file, in pieces as small as the loop's reads, so that a batch
+    // does not carry a file far past its rotation size.
+    while (!data.empty()) {
+      const std::string_view piece = data.substr(0, kFilePiece);
+      data.remove_prefix(piece.size());
+      if (max_bytes_ > 0 && size_ + piece.size() > max_bytes_ && size_ > 0) Rotate();
+      if (!file_) return piece.size() + data.size();  // Rotate could not reopen it
+      if (const size_t unwritten = WriteBlocking(file_.get(), piece, stop); unwritten > 0) {
+        return unwritten + data.size();
+      }
     }
+    return 0;
   }
   while (!data.empty() && fd >= 0) {
     ssize_t n = ::write(fd, data.data(), data.size());
