@@ -506,6 +506,37 @@ double GaugeValue(const std::vector<const fb::GaugeT*>& gauges, std::string_view
   return value;
 }
 
+// stdout and stderr are one pipe nobody reads (2>&1 into a stalled shipper):
+// the message that the restart budget is spent does not hold up the exit.
+TEST_F(WatchdogTest, UnreadStderrDoesNotHoldUpTheExit) {
+  int pipe_fds[2];
+  ASSERT_EQ(::pipe2(pipe_fds, O_CLOEXEC), 0);
+  struct CloseFd {
+    int fd;
+    ~CloseFd() { ::close(fd); }
+  } reader{pipe_fds[0]};
+  const pid_t pid = blackbox::testing::StartProcess(
+      Args({"--max-restarts", "0"}, {kChild, "chatty", file("pids")}), {}, STDIN_FILENO,
+      pipe_fds[1], pipe_fds[1]);
+  ::close(pipe_fds[1]);
+  ASSERT_TRUE(WaitFor([&] { return Lines(file("pids")).size() == 1; }, 10));
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));  // the pipe fills
+  ASSERT_EQ(::kill(std::stoi(Lines(file("pids"))[0]), SIGKILL), 0);
+  int fd = static_cast<int>(::syscall(SYS_pidfd_open, pid, 0));
+  pollfd p{fd, POLLIN, 0};
+  const int exited = ::poll(&p, 1, 5000);
+  ::close(fd);
+  int status = 0;
+  if (exited <= 0) ::kill(pid, SIGKILL);
+  ::waitpid(pid, &status, 0);
+  ASSERT_EQ(exited, 1) << "the watchdog did not exit while its stderr was not read";
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 1);
+  auto events = Events();
+  auto lifecycle = Payloads<fb::LifecycleT>(events);
+  ASSERT_FALSE(lifecycle.empty());
+  EXPECT_EQ(lifecycle.back()->phase, fb::Phase::Failed);
+}
+
 // A datagram whose sender has exited before the watchdog read it cannot be
 // traced to the child's group: it is dropped and counted. The watchdog is
 // held (SIGSTOP) while a short-lived process of the group sends and exits.
@@ -603,7 +634,8 @@ TEST_F(WatchdogTest, LogFileIsRotatedBySizeAndKeepsEveryByte) {
   }
   EXPECT_TRUE(fs::exists(file("app.log.2")));
   uint64_t dropped = 0;
-  for (const fb::LogLineT* l : Payloads<fb::LogLineT>(Events())) dropped += l->dropped_bytes;
+  auto events = Events();
+  for (const fb::LogLineT* l : Payloads<fb::LogLineT>(events)) dropped += l->dropped_bytes;
   EXPECT_EQ(total + dropped, 3u << 20);
   EXPECT_EQ(fs::file_size(file("watchdog.out")), 0u);
 }

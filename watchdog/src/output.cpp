@@ -92,11 +92,26 @@ OutputSink::OutputSink(OutputSink&& other) noexcept
 OutputSink::~OutputSink() { Close(0); }
 
 OutputSink::Lane& OutputSink::LaneFor(bool is_stderr) {
-  std::unique_ptr<Lane>& lane = (is_stderr && !file_) ? err_ : out_;
+  if (file_) return StartLane(out_, -1);
+  return is_stderr ? StartLane(err_, STDERR_FILENO) : StartLane(out_, STDOUT_FILENO);
+}
+
+void OutputSink::Message(std::string_view text) {
+  if (closed_) return;
+  Lane& lane = StartLane(err_, STDERR_FILENO);
+  {
+    std::lock_guard lock(lane.mu);
+    if (lane.queued.size() + text.size() > kQueueBytes) return;
+    lane.queued.append(text);
+  }
+  lane.wake.notify_one();
+}
+
+OutputSink::Lane& OutputSink::StartLane(std::unique_ptr<Lane>& lane, int fd) {
   if (!lane) {
     InstallInterruptHandler();
     lane = std::make_unique<Lane>();
-    lane->fd = file_ ? -1 : (is_stderr ? STDERR_FILENO : STDOUT_FILENO);
+    lane->fd = fd;
     Lane* l = lane.get();
     l->thread = std::thread([this, l] {
       ::pthread_setname_np(::pthread_self(), "bb-wd-output");
@@ -143,7 +158,7 @@ void OutputSink::Write(bool is_stderr, std::string_view data) {
 
 OutputSink::Dropped OutputSink::TakeDropped() {
   for (Lane* lane : {out_.get(), err_.get()}) {
-    if (lane == nullptr) continue;
+    if (lane == nullptr || (file_ && lane == err_.get())) continue;
     std::lock_guard lock(lane->mu);
     (lane == err_.get() ? dropped_.stderr_bytes : dropped_.stdout_bytes) +=
         std::exchange(lane->lost, 0);
@@ -168,8 +183,11 @@ void OutputSink::Close(double seconds) {
       ::pthread_kill(lane->thread.native_handle(), kInterruptSignal);
       lane->idle.wait_for(lock, std::chrono::milliseconds(10));
     }
-    (lane == err_.get() ? dropped_.stderr_bytes : dropped_.stdout_bytes) +=
-        lane->queued.size() + std::exchange(lane->lost, 0);
+    // With a log file, err_ holds only the watchdog's own messages.
+    if (!(file_ && lane == err_.get())) {
+      (lane == err_.get() ? dropped_.stderr_bytes : dropped_.stdout_bytes) +=
+          lane->queued.size() + std::exchange(lane->lost, 0);
+    }
     lane->queued.clear();
     lock.unlock();
     lane->thread.join();

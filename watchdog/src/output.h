@@ -57,6 +57,11 @@ class OutputSink {
   // Write errors of the destination are reported once on stderr.
   void Write(bool is_stderr, std::string_view data);
 
+  // One of the watchdog's own messages, for its stderr, through the same
+  // kind of queue (so a stalled stderr holds up no decision). Dropped, and
+  // not counted, when the queue is full or the sink closed.
+  void Message(std::string_view text);
+
   struct Dropped {
     uint64_t stdout_bytes = 0;
     uint64_t stderr_bytes = 0;
@@ -80,6 +85,7 @@ class OutputSink {
   size_t WriteBlocking(int fd, std::string_view data, const std::atomic<bool>& stop);
   void Rotate();
   Lane& LaneFor(bool is_stderr);
+  Lane& StartLane(std::unique_ptr<Lane>& lane, int fd);
 
   std::string path_;
   uint64_t max_bytes_ = 0;
@@ -88,7 +94,8 @@ class OutputSink {
   uint64_t size_ = 0;
   std::atomic<bool> reported_error_ = false;  // written by the destination threads
   // out_, err_: fd 1 and 2 in pass-through mode; with a log file, out_ serves
-  // both streams. Started at the first Write, after every move.
+  // both streams and err_ only carries Message. Started at the first use,
+  // after every move.
   std::unique_ptr<Lane> out_;
   std::unique_ptr<Lane> err_;
   Dropped dropped_;

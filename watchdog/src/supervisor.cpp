@@ -270,8 +270,8 @@ int Supervisor::Run() {
 void Supervisor::StartChild() {
   Result<Child> spawned = Spawn(parts_.plan);
   if (!spawned.ok()) {
-    fmt::print(stderr, "blackbox-watchdog: cannot start {}: {}\n", parts_.plan.path,
-               spawned.status().ToString());
+    parts_.sink.Message(fmt::format("blackbox-watchdog: cannot start {}: {}\n", parts_.plan.path,
+                                    spawned.status().ToString()));
     RecordLifecycle(fb::Phase::Failed, fmt::format("spawn failed: {}", spawned.status().message()),
                     0, Durability::kDurable);
     Finish(kExitFailed);
@@ -355,10 +355,11 @@ void Supervisor::ReportDroppedOutput(bool now) {
     if (!told_output_dropped_) {
       told_output_dropped_ = true;
       // Through the sink: the watchdog's own stderr may be the stalled one.
-      parts_.sink.Write(true, fmt::format("blackbox-watchdog: the child's output is not being "
-                                          "read; what does not fit in {} KiB is dropped and "
-                                          "counted in the journal\n",
-                                          OutputSink::kQueueBytes / 1024));
+      parts_.sink.Message(
+          fmt::format("blackbox-watchdog: the child's output is not being "
+                      "read; what does not fit in {} KiB is dropped and "
+                      "counted in the journal\n",
+                      OutputSink::kQueueBytes / 1024));
     }
     fb::LogLineT line;
     line.source = is_stderr ? "stderr" : "stdout";
@@ -480,8 +481,9 @@ void Supervisor::OnChildExit() {
                     fmt::format("{}; {} restarts {} already, giving up", why,
                                 parts_.options.max_restarts, window),
                     pid, Durability::kDurable, exit.code, exit.signal, exit.core_dumped);
-    fmt::print(stderr, "blackbox-watchdog: {}; restart limit ({} {}) reached, giving up\n", why,
-               parts_.options.max_restarts, window);
+    parts_.sink.Message(
+        fmt::format("blackbox-watchdog: {}; restart limit ({} {}) reached, giving up\n", why,
+                    parts_.options.max_restarts, window));
     Finish(kExitFailed);
     return;
   }
