@@ -141,6 +141,7 @@ TEST(EventJson, EveryPayloadTypeRoundTrips) {
     p.pattern = "Traceback";
     p.text = "Traceback (most recent call last): \xc3\xa9";
     p.suppressed = 4000000000u;
+    p.dropped_bytes = 5'000'000'000'000ull;  // past 32 bits
     e.payload.Set(p);
     events.push_back(std::move(e));
   }

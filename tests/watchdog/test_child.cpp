@@ -8,6 +8,10 @@
 //   hog MB FILE            write "<pid>\n" to FILE, touch MB megabytes, wait forever
 //   flood MB               write MB megabytes of 1 KiB lines to stdout, sending
 //                          WATCHDOG=1 to $NOTIFY_SOCKET after every 4 MB; exit 0
+//   chatty FILE            write "<pid>\n" to FILE, then 1 KiB lines to stdout
+//                          forever (a write that fails ends it with 102)
+//   notify TEXT [stay]     send TEXT ("\n" for newlines) to $NOTIFY_SOCKET and
+//                          exit 0, or with "stay" wait forever after it
 #include <fcntl.h>
 #include <signal.h>
 #include <sys/socket.h>
@@ -99,6 +103,28 @@ int main(int argc, char** argv) {
       if (written % 64 == 0) Notify("WATCHDOG=1");
     }
     return 0;
+  }
+  if (mode == "notify" && (argc == 3 || (argc == 4 && std::string_view(argv[3]) == "stay"))) {
+    std::string text;
+    for (const char* c = argv[2]; *c != '\0'; ++c) {
+      if (c[0] == '\\' && c[1] == 'n') {
+        text += '\n';
+        ++c;
+      } else {
+        text += *c;
+      }
+    }
+    Notify(text.c_str());
+    if (argc == 4) WaitForever();
+    return 0;
+  }
+  if (mode == "chatty" && argc == 3) {
+    Append(argv[2], std::to_string(::getpid()) + "\n");
+    std::string line(1023, 'y');
+    line += '\n';
+    while (true) {
+      if (::write(1, line.data(), line.size()) <= 0) return 102;
+    }
   }
   std::fprintf(stderr, "test_child: bad arguments\n");
   return 64;

@@ -7,6 +7,7 @@
 #include <poll.h>
 #include <signal.h>
 #include <stdlib.h>
+#include <sys/ioctl.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -103,6 +104,17 @@ class Process {
       throw;
     }
     close_files();
+  }
+  // With `out` (an open descriptor, not closed here) as its stdout.
+  Process(const std::vector<std::string>& args, int out, const std::string& err) {
+    const int e = ::open(err.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    try {
+      pid_ = blackbox::testing::StartProcess(args, {}, STDIN_FILENO, out, e);
+    } catch (...) {
+      ::close(e);
+      throw;
+    }
+    ::close(e);
   }
   ~Process() {
     if (!status_) {
@@ -412,7 +424,220 @@ TEST_F(WatchdogTest, FloodingChildDoesNotBlockHeartbeatsOrExit) {
   auto lifecycle = Payloads<fb::LifecycleT>(events);
   EXPECT_EQ(lifecycle.back()->phase, fb::Phase::Stopped);
   EXPECT_EQ(lifecycle.back()->exit_code, 0);
-  EXPECT_EQ(fs::file_size(file("watchdog.out")), 256u << 20);
+  // Every byte is written, or (when the file fell behind the child for longer
+  // than the watchdog's queue lasts) dropped and counted.
+  uint64_t dropped = 0;
+  for (const fb::LogLineT* l : Payloads<fb::LogLineT>(events)) dropped += l->dropped_bytes;
+  EXPECT_EQ(fs::file_size(file("watchdog.out")) + dropped, 256u << 20);
+}
+
+// The watchdog's stdout is a pipe whose reader never reads (a stuck terminal,
+// a stalled log shipper) and the child writes without pause: the watchdog
+// must go on supervising. A SIGKILLed child is restarted and journaled at
+// once, --stop returns at once, and the output that could not be passed on is
+// dropped and its size journaled.
+TEST_F(WatchdogTest, UnreadStdoutDelaysNeitherRestartNorStop) {
+  int pipe_fds[2];
+  ASSERT_EQ(::pipe2(pipe_fds, O_CLOEXEC), 0);
+  struct CloseFd {
+    int fd;
+    ~CloseFd() { ::close(fd); }
+  } reader{pipe_fds[0]};
+  auto wd = std::make_unique<Process>(
+      Args({"--restart-delay", "0", "--max-restarts", "5", "--stop-timeout", "2"},
+           {kChild, "chatty", file("pids")}),
+      pipe_fds[1], file("watchdog.err"));
+  ::close(pipe_fds[1]);
+  ASSERT_TRUE(WaitFor([&] { return Lines(file("pids")).size() == 1; }, 10))
+      << ReadFile(file("watchdog.err"));
+  // The pipe is full (what it holds stops growing; not always 64 KiB, as
+  // pages are not all filled): from here on nothing written to it goes out.
+  int pending = -1;
+  ASSERT_TRUE(WaitFor(
+      [&] {
+        int now = 0;
+        if (::ioctl(pipe_fds[0], FIONREAD, &now) != 0) return false;
+        const bool full = now > 0 && now == pending;
+        pending = now;
+        std::this_thread::sleep_for(std::chrono::milliseconds(100));
+        return full;
+      },
+      10));
+  std::this_thread::sleep_for(std::chrono::milliseconds(200));
+
+  const pid_t first = std::stoi(Lines(file("pids"))[0]);
+  ASSERT_EQ(::kill(first, SIGKILL), 0);
+  EXPECT_TRUE(WaitFor([&] { return Lines(file("pids")).size() >= 2; }, 5))
+      << "no restart while the watchdog's stdout is not read";
+
+  const auto before = Clock::now();
+  EXPECT_EQ(Run({kWatchdog, "--stop", "--state-dir", state()}), 0);
+  EXPECT_LT(std::chrono::duration<double>(Clock::now() - before).count(), 5);
+  ASSERT_EQ(wd->Wait(5), 0) << ReadFile(file("watchdog.err"));
+
+  auto events = Events();
+  auto restarts = Payloads<fb::RestartT>(events);
+  ASSERT_GE(restarts.size(), 1u);
+  EXPECT_EQ(restarts[0]->reason, fb::RestartReason::Crash);
+  EXPECT_EQ(restarts[0]->signal, SIGKILL);
+  auto crashes = Payloads<fb::CrashT>(events);
+  ASSERT_GE(crashes.size(), 1u);
+  EXPECT_EQ(crashes[0]->crashed_pid, first);
+  uint64_t dropped = 0;
+  for (const fb::LogLineT* l : Payloads<fb::LogLineT>(events)) {
+    if (l->source == "stdout") dropped += l->dropped_bytes;
+  }
+  // The child wrote far more than the pipe and the watchdog's queue hold.
+  EXPECT_GT(dropped, 1u << 20);
+}
+
+bool HasLifecycleReason(const std::vector<const fb::LifecycleT*>& lifecycle,
+                        std::string_view text) {
+  return std::any_of(lifecycle.begin(), lifecycle.end(), [&](const fb::LifecycleT* l) {
+    return l->reason.find(text) != std::string::npos;
+  });
+}
+
+double GaugeValue(const std::vector<const fb::GaugeT*>& gauges, std::string_view name) {
+  double value = 0;
+  for (const fb::GaugeT* g : gauges) {
+    if (g->name == name) value = g->value;
+  }
+  return value;
+}
+
+// stdout and stderr are one pipe nobody reads (2>&1 into a stalled shipper):
+// the message that the restart budget is spent does not hold up the exit.
+TEST_F(WatchdogTest, UnreadStderrDoesNotHoldUpTheExit) {
+  int pipe_fds[2];
+  ASSERT_EQ(::pipe2(pipe_fds, O_CLOEXEC), 0);
+  struct CloseFd {
+    int fd;
+    ~CloseFd() { ::close(fd); }
+  } reader{pipe_fds[0]};
+  const pid_t pid = blackbox::testing::StartProcess(
+      Args({"--max-restarts", "0"}, {kChild, "chatty", file("pids")}), {}, STDIN_FILENO,
+      pipe_fds[1], pipe_fds[1]);
+  ::close(pipe_fds[1]);
+  ASSERT_TRUE(WaitFor([&] { return Lines(file("pids")).size() == 1; }, 10));
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));  // the pipe fills
+  ASSERT_EQ(::kill(std::stoi(Lines(file("pids"))[0]), SIGKILL), 0);
+  int fd = static_cast<int>(::syscall(SYS_pidfd_open, pid, 0));
+  pollfd p{fd, POLLIN, 0};
+  const int exited = ::poll(&p, 1, 5000);
+  ::close(fd);
+  int status = 0;
+  if (exited <= 0) ::kill(pid, SIGKILL);
+  ::waitpid(pid, &status, 0);
+  ASSERT_EQ(exited, 1) << "the watchdog did not exit while its stderr was not read";
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 1);
+  auto events = Events();
+  auto lifecycle = Payloads<fb::LifecycleT>(events);
+  ASSERT_FALSE(lifecycle.empty());
+  EXPECT_EQ(lifecycle.back()->phase, fb::Phase::Failed);
+}
+
+// A datagram whose sender has exited before the watchdog read it cannot be
+// traced to the child's group: it is dropped and counted. The watchdog is
+// held (SIGSTOP) while a short-lived process of the group sends and exits.
+TEST_F(WatchdogTest, NotifyFromASenderThatHasExitedIsDropped) {
+  const std::string script =
+      "echo $$ > \"$1\"; while [ ! -e \"$2\" ]; do sleep 0.01; done; "
+      "\"$3\" notify STATUS=forged; touch \"$4\"; exec sleep 60";
+  auto wd = Start({"--health-check-interval", "0.1"},
+                  {"/bin/sh", "-c", script, "sh", file("pid"), file("go"), kChild, file("sent")});
+  ASSERT_TRUE(WaitFor([&] { return Lines(file("pid")).size() == 1; }, 10));
+  ASSERT_EQ(::kill(wd->pid(), SIGSTOP), 0);
+  blackbox::testing::WriteFile(file("go"), "");
+  const bool sent = WaitFor([&] { return fs::exists(file("sent")); }, 10);
+  ::kill(wd->pid(), SIGCONT);
+  ASSERT_TRUE(sent);
+  // Health samples every 0.1 s journal the count of dropped datagrams.
+  std::this_thread::sleep_for(std::chrono::milliseconds(500));
+  ASSERT_EQ(Run({kWatchdog, "--stop", "--state-dir", state()}), 0);
+  ASSERT_EQ(wd->Wait(10), 0);
+  auto events = Events();
+  EXPECT_FALSE(HasLifecycleReason(Payloads<fb::LifecycleT>(events), "forged"));
+  EXPECT_EQ(GaugeValue(Payloads<fb::GaugeT>(events), "notify_datagrams_dropped"), 1);
+}
+
+// --notify-access main: only the child's main process is heard.
+TEST_F(WatchdogTest, NotifyAccessMainHearsOnlyTheMainProcess) {
+  const std::string script =
+      "\"$1\" notify STATUS=from-group stay & sleep 0.3; exec \"$1\" notify STATUS=from-main stay";
+  auto wd = Start({"--notify-access", "main", "--health-check-interval", "0.1"},
+                  {"/bin/sh", "-c", script, "sh", kChild});
+  std::this_thread::sleep_for(std::chrono::milliseconds(1000));
+  ASSERT_EQ(Run({kWatchdog, "--stop", "--state-dir", state()}), 0);
+  ASSERT_EQ(wd->Wait(10), 0);
+  auto events = Events();
+  auto lifecycle = Payloads<fb::LifecycleT>(events);
+  EXPECT_TRUE(HasLifecycleReason(lifecycle, "from-main"));
+  EXPECT_FALSE(HasLifecycleReason(lifecycle, "from-group"));
+  EXPECT_EQ(GaugeValue(Payloads<fb::GaugeT>(events), "notify_datagrams_dropped"), 1);
+}
+
+// STOPPING=1 turns the heartbeat off, but not for good: a service still
+// running --stop-timeout after it is hung, and is stopped and restarted.
+TEST_F(WatchdogTest, StoppingThatNeverEndsIsAHang) {
+  const std::string script = "echo $$ >> \"$1\"; \"$2\" notify STOPPING=1 stay & exec sleep 60";
+  auto wd = Start({"--stop-timeout", "0.5", "--max-restarts", "1", "--restart-delay", "0.05"},
+                  {"/bin/sh", "-c", script, "sh", file("starts"), kChild});
+  ASSERT_EQ(wd->Wait(15), 1) << ReadFile(file("watchdog.err"));
+  EXPECT_EQ(Lines(file("starts")).size(), 2u);
+  auto events = Events();
+  auto restarts = Payloads<fb::RestartT>(events);
+  ASSERT_EQ(restarts.size(), 1u);
+  EXPECT_EQ(restarts[0]->reason, fb::RestartReason::Hang);
+  EXPECT_EQ(restarts[0]->signal, SIGABRT);
+  EXPECT_TRUE(HasLifecycleReason(Payloads<fb::LifecycleT>(events), "after STOPPING=1"));
+  auto limits = Payloads<fb::LimitT>(events);
+  ASSERT_FALSE(limits.empty());
+  EXPECT_EQ(limits[0]->limit, 500);
+  EXPECT_GE(limits[0]->value, 500);
+}
+
+// A grandchild that calls setsid() leaves the child's process group and
+// session; it is still killed when the child ends (on restart and at the end).
+TEST_F(WatchdogTest, GrandchildThatCallsSetsidIsKilledWithTheChild) {
+  const std::string script = "setsid \"$1\" sleep \"$2\" & sleep 0.3; exit 1";
+  auto wd = Start({"--max-restarts", "1", "--restart-delay", "0.05"},
+                  {"/bin/sh", "-c", script, "sh", kChild, file("escaped")});
+  ASSERT_EQ(wd->Wait(15), 1) << ReadFile(file("watchdog.err"));
+  std::vector<pid_t> escaped;
+  for (const std::string& line : Lines(file("escaped"))) escaped.push_back(std::stoi(line));
+  ASSERT_EQ(escaped.size(), 2u);
+  auto left = [&] {
+    return std::count_if(escaped.begin(), escaped.end(), [](pid_t p) { return !Gone(p); });
+  };
+  WaitFor([&] { return left() == 0; }, 5);
+  EXPECT_EQ(left(), 0) << "processes that left the child's group survived it";
+  for (pid_t p : escaped) {
+    if (!Gone(p)) ::kill(p, SIGKILL);
+  }
+}
+
+// --log-file: the output is written by the sink's thread and the file is
+// rotated by size; no file grows past the limit and no byte goes missing
+// (each is in a file or counted as dropped).
+TEST_F(WatchdogTest, LogFileIsRotatedBySizeAndKeepsEveryByte) {
+  auto wd = Start({"--log-file", file("app.log"), "--log-max-mb", "1", "--max-restarts", "0"},
+                  {kChild, "flood", "3"});
+  ASSERT_EQ(wd->Wait(30), 0) << ReadFile(file("watchdog.err"));
+  uint64_t total = 0;
+  for (const std::string name : {"app.log", "app.log.1", "app.log.2", "app.log.3"}) {
+    std::error_code ec;
+    const uint64_t size = fs::file_size(file(name), ec);
+    if (ec) continue;
+    EXPECT_LE(size, 1u << 20) << name;
+    total += size;
+  }
+  EXPECT_TRUE(fs::exists(file("app.log.2")));
+  uint64_t dropped = 0;
+  auto events = Events();
+  for (const fb::LogLineT* l : Payloads<fb::LogLineT>(events)) dropped += l->dropped_bytes;
+  EXPECT_EQ(total + dropped, 3u << 20);
+  EXPECT_EQ(fs::file_size(file("watchdog.out")), 0u);
 }
 
 // How many times the kernel has scheduled thread `tid` of `pid` to run (the
@@ -643,6 +868,7 @@ TEST_F(WatchdogTest, BadValuesExitWithStatus2AndNameTheOption) {
       {{"--error-pattern", "(unclosed"}, "--error-pattern"},
       {{"--watchdog-timeout", "nan"}, "--watchdog-timeout"},
       {{"--no-such-option"}, "--no-such-option"},
+      {{"--notify-access", "some"}, "--notify-access"},
   };
   for (const Case& c : cases) {
     std::string err;

@@ -102,6 +102,7 @@ TEST_F(OptionsFile, SavedConfigurationRoundTripsWithMode0600) {
   o.restart = RestartMode::kAlways;
   o.error_patterns = {"panic", "ERROR|FATAL"};
   o.log_file = "/var/log/app.log";
+  o.notify_access = NotifyAccess::kMain;
   const std::string path = dir_ + "/watchdog.toml";
   ASSERT_FALSE(SaveOptionsFile(path, o));
   struct stat st {};

@@ -261,6 +261,7 @@ void AddLogLine(ObjectWriter& w, const fb::LogLine& p) {
   w.String("pattern", p.pattern());
   w.String("text", p.text());
   w.UInt("suppressed", p.suppressed());
+  w.UInt("dropped_bytes", p.dropped_bytes());
 }
 
 void AddLimit(ObjectWriter& w, const fb::Limit& p) {
@@ -477,6 +478,7 @@ fb::LogLineT LogLineFrom(const Fields& f) {
   p.pattern = f.String("pattern");
   p.text = f.String("text");
   p.suppressed = f.Integer<uint32_t>("suppressed");
+  p.dropped_bytes = f.Integer<uint64_t>("dropped_bytes");
   return p;
 }
 

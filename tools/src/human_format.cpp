@@ -168,6 +168,9 @@ std::string Summary(const fb::Event& e) {
       if (auto* p = e.payload_as_LogLine()) {
         std::string out = fmt::format("[{}] {}", Str(p->source()), Str(p->text()));
         if (p->suppressed() > 0) out += fmt::format(" (+{} suppressed)", p->suppressed());
+        if (p->dropped_bytes() > 0) {
+          out += fmt::format(" ({} bytes of output dropped: not read)", p->dropped_bytes());
+        }
         return out;
       }
       break;

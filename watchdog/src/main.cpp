@@ -157,6 +157,7 @@ int Main(int argc, char** argv) {
       {"limit_cycles", "consecutive samples over a limit before acting (default 3)"},
       {"log_file", "write the child's output here (size-rotated) instead of passing it through"},
       {"log_max_mb", "rotate the log file past this size, MB (default 10)"},
+      {"notify_access", "main | all: who may use the notify socket (default all: the group)"},
   };
   for (std::string_view key : bw::OptionKeys()) {
     if (key == "command" || key == "error_patterns" || key == "backoff") continue;

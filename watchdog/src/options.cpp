@@ -102,11 +102,11 @@ Options DefaultOptions() {
 
 const std::vector<std::string_view>& OptionKeys() {
   static const std::vector<std::string_view> keys = {
-      "command",       "max_restarts",    "restart_delay",  "health_check_interval",
-      "max_memory_mb", "max_cpu_percent", "journal",        "watchdog_timeout",
-      "stop_timeout",  "restart",         "restart_window", "backoff",
-      "backoff_max",   "limit_cycles",    "log_file",       "log_max_mb",
-      "error_patterns"};
+      "command",        "max_restarts",    "restart_delay",  "health_check_interval",
+      "max_memory_mb",  "max_cpu_percent", "journal",        "watchdog_timeout",
+      "stop_timeout",   "restart",         "restart_window", "backoff",
+      "backoff_max",    "limit_cycles",    "log_file",       "log_max_mb",
+      "error_patterns", "notify_access"};
   return keys;
 }
 
@@ -167,6 +167,16 @@ std::optional<std::string> SetOption(Options& o, std::string_view key, std::stri
     }
     return std::nullopt;
   }
+  if (key == "notify_access") {
+    if (value == "all") {
+      o.notify_access = NotifyAccess::kAll;
+    } else if (value == "main") {
+      o.notify_access = NotifyAccess::kMain;
+    } else {
+      return Bad("main or all", value);
+    }
+    return std::nullopt;
+  }
   return fmt::format("unknown option '{}'", key);
 }
 
@@ -189,6 +199,7 @@ std::vector<std::pair<std::string, std::string>> OptionEntries(const Options& o)
       {"log_file", o.log_file},
       {"log_max_mb", Text(o.log_max_mb)},
       {"error_patterns", TomlArray(o.error_patterns)},
+      {"notify_access", o.notify_access == NotifyAccess::kMain ? "main" : "all"},
   };
 }
 
@@ -298,6 +309,7 @@ std::optional<std::string> SaveOptionsFile(const std::string& path, const Option
   table.insert("log_file", o.log_file);
   table.insert("log_max_mb", o.log_max_mb);
   table.insert("error_patterns", std::move(patterns));
+  table.insert("notify_access", o.notify_access == NotifyAccess::kMain ? "main" : "all");
   std::ostringstream out;
   out << "# Effective configuration of the last blackbox-watchdog start in this directory.\n"
       << "# Reloaded by the next start; command-line options override it.\n"

@@ -13,6 +13,9 @@
 namespace blackbox::watchdog {
 
 enum class RestartMode { kOnFailure, kAlways };
+// Who may speak on the notify socket (systemd's NotifyAccess=): kMain only
+// the child's main process, kAll any process of its process group.
+enum class NotifyAccess { kAll, kMain };
 
 struct Options {
   // The service's argv. argv[0] is looked up in PATH; no shell is involved.
@@ -43,6 +46,7 @@ struct Options {
   double log_max_mb = 10;  // rotate when the log file grows past this
   // POSIX extended regular expressions matched against every output line.
   std::vector<std::string> error_patterns = {"ERROR|CRITICAL|FATAL"};
+  NotifyAccess notify_access = NotifyAccess::kAll;
 };
 
 // Defaults, with `journal` taken from $BLACKBOX_JOURNAL when set.

@@ -2,12 +2,16 @@
 
 #include <fcntl.h>
 #include <fmt/format.h>
+#include <pthread.h>
+#include <signal.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
+#include <chrono>
 #include <cstring>
+#include <mutex>
 
 namespace blackbox::watchdog {
 
@@ -54,27 +58,193 @@ void OutputSink::Rotate() {
   size_ = 0;
 }
 
+// One destination and the thread that writes to it.
+struct OutputSink::Lane {
+  int fd = -1;  // fd 1 or 2; -1 for the log file
+  std::mutex mu;
+  std::condition_variable wake;  // output queued, or stop
+  std::condition_variable idle;  // nothing queued or in flight, or the thread ended
+  std::string queued;            // guarded by mu
+  size_t in_flight = 0;          // taken by the thread, not yet written
+  uint64_t lost = 0;             // bytes the destination refused (EPIPE, ENOSPC, …)
+  std::atomic<bool> stop = false;
+  bool ended = false;
+  std::thread thread;
+};
+
+namespace {
+
+// Interrupts a destination thread's blocking write() (no SA_RESTART), so
+// that Close ends in bounded time. SIGURG: ignored by default, and the
+// watchdog uses no out-of-band socket data. The child gets the default
+// disposition back (Spawn resets every signal).
+constexpr int kInterruptSignal = SIGURG;
+// Largest write to the log file between two rotation checks.
+constexpr size_t kFilePiece = 64 * 1024;
+
+void InstallInterruptHandler() {
+  static const bool installed = [] {
+    struct sigaction sa {};
+    sa.sa_handler = [](int) {};
+    sigemptyset(&sa.sa_mask);
+    sa.sa_flags = 0;
+    return ::sigaction(kInterruptSignal, &sa, nullptr) == 0;
+  }();
+  (void)installed;
+}
+
+}  // namespace
+
+OutputSink::OutputSink() = default;
+OutputSink::OutputSink(OutputSink&& other) noexcept
+    : path_(std::move(other.path_)),
+      max_bytes_(other.max_bytes_),
+      kept_(other.kept_),
+      file_(std::move(other.file_)),
+      size_(other.size_),
+      reported_error_(other.reported_error_.load()),
+      out_(std::move(other.out_)),
+      err_(std::move(other.err_)),
+      dropped_(other.dropped_),
+      closed_(other.closed_) {}
+OutputSink::~OutputSink() { Close(0); }
+
+OutputSink::Lane& OutputSink::LaneFor(bool is_stderr) {
+  if (file_) return StartLane(out_, -1);
+  return is_stderr ? StartLane(err_, STDERR_FILENO) : StartLane(out_, STDOUT_FILENO);
+}
+
+void OutputSink::Message(std::string_view text) {
+  if (closed_) return;
+  Lane& lane = StartLane(err_, STDERR_FILENO);
+  {
+    std::lock_guard lock(lane.mu);
+    if (lane.queued.size() + text.size() > kQueueBytes) return;
+    lane.queued.append(text);
+  }
+  lane.wake.notify_one();
+}
+
+OutputSink::Lane& OutputSink::StartLane(std::unique_ptr<Lane>& lane, int fd) {
+  if (!lane) {
+    InstallInterruptHandler();
+    lane = std::make_unique<Lane>();
+    lane->fd = fd;
+    Lane* l = lane.get();
+    l->thread = std::thread([this, l] {
+      ::pthread_setname_np(::pthread_self(), "bb-wd-output");
+      std::unique_lock lock(l->mu);
+      while (true) {
+        l->wake.wait(lock, [&] { return l->stop.load() || !l->queued.empty(); });
+        if (l->stop.load()) break;
+        // All of it at once (a swap, no copy): a destination that keeps up
+        // costs one write per wakeup, whatever the backlog.
+        std::string batch;
+        batch.swap(l->queued);
+        l->in_flight = batch.size();
+        lock.unlock();
+        const size_t unwritten = WriteBlocking(l->fd, batch, l->stop);
+        lock.lock();
+        l->in_flight = 0;
+        l->lost += unwritten;
+        if (l->queued.empty()) l->idle.notify_all();
+      }
+      l->ended = true;
+      l->idle.notify_all();
+    });
+  }
+  return *lane;
+}
+
 void OutputSink::Write(bool is_stderr, std::string_view data) {
-  int fd = file_ ? file_.get() : (is_stderr ? STDERR_FILENO : STDOUT_FILENO);
-  if (file_ && max_bytes_ > 0 && size_ + data.size() > max_bytes_ && size_ > 0) {
-    Rotate();
-    fd = file_.get();
+  uint64_t& dropped = is_stderr ? dropped_.stderr_bytes : dropped_.stdout_bytes;
+  if (closed_) {
+    dropped += data.size();
+    return;
+  }
+  Lane& lane = LaneFor(is_stderr);
+  {
+    std::lock_guard lock(lane.mu);
+    if (lane.queued.size() + data.size() > kQueueBytes) {
+      dropped += data.size();  // the destination is not keeping up: never wait for it
+      return;
+    }
+    lane.queued.append(data);
+  }
+  lane.wake.notify_one();
+}
+
+OutputSink::Dropped OutputSink::TakeDropped() {
+  for (Lane* lane : {out_.get(), err_.get()}) {
+    if (lane == nullptr || (file_ && lane == err_.get())) continue;
+    std::lock_guard lock(lane->mu);
+    (lane == err_.get() ? dropped_.stderr_bytes : dropped_.stdout_bytes) +=
+        std::exchange(lane->lost, 0);
+  }
+  return std::exchange(dropped_, Dropped{});
+}
+
+void OutputSink::Close(double seconds) {
+  if (closed_) return;
+  closed_ = true;
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::duration<double>(seconds);
+  for (Lane* lane : {out_.get(), err_.get()}) {
+    if (lane == nullptr) continue;
+    std::unique_lock lock(lane->mu);
+    lane->idle.wait_until(
+        lock, deadline, [&] { return lane->ended || (lane->queued.empty() && !lane->in_flight); });
+    lane->stop = true;
+    lane->wake.notify_one();
+    // A write() the thread is blocked in returns EINTR on the signal; the
+    // thread may also be just about to enter one, hence the repeats.
+    while (!lane->ended) {
+      ::pthread_kill(lane->thread.native_handle(), kInterruptSignal);
+      lane->idle.wait_for(lock, std::chrono::milliseconds(10));
+    }
+    // With a log file, err_ holds only the watchdog's own messages.
+    if (!(file_ && lane == err_.get())) {
+      (lane == err_.get() ? dropped_.stderr_bytes : dropped_.stdout_bytes) +=
+          lane->queued.size() + std::exchange(lane->lost, 0);
+    }
+    lane->queued.clear();
+    lock.unlock();
+    lane->thread.join();
+  }
+}
+
+size_t OutputSink::WriteBlocking(int fd, std::string_view data, const std::atomic<bool>& stop) {
+  if (fd < 0) {
+    // The log file, in pieces as small as the loop's reads, so that a batch
+    // does not carry a file far past its rotation size.
+    while (!data.empty()) {
+      const std::string_view piece = data.substr(0, kFilePiece);
+      data.remove_prefix(piece.size());
+      if (max_bytes_ > 0 && size_ + piece.size() > max_bytes_ && size_ > 0) Rotate();
+      if (!file_) return piece.size() + data.size();  // Rotate could not reopen it
+      if (const size_t unwritten = WriteBlocking(file_.get(), piece, stop); unwritten > 0) {
+        return unwritten + data.size();
+      }
+    }
+    return 0;
   }
   while (!data.empty() && fd >= 0) {
     ssize_t n = ::write(fd, data.data(), data.size());
-    if (n < 0 && errno == EINTR) continue;
+    if (n < 0 && errno == EINTR) {
+      if (stop.load()) return data.size();  // Close: what is left is dropped
+      continue;
+    }
     if (n < 0) {
       // EPIPE, ENOSPC, …: the output is lost, the supervision goes on.
-      if (!reported_error_) {
-        reported_error_ = true;
+      if (!reported_error_.exchange(true)) {
         fmt::print(stderr, "blackbox-watchdog: writing the child's output: {}\n",
                    std::strerror(errno));
       }
-      return;
+      return data.size();
     }
     data.remove_prefix(static_cast<size_t>(n));
-    size_ += static_cast<uint64_t>(n);
+    if (fd == file_.get()) size_ += static_cast<uint64_t>(n);
   }
+  return data.size();
 }
 
 std::unique_ptr<Pattern> Pattern::Compile(const std::string& text, std::string* error) {

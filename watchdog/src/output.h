@@ -4,12 +4,15 @@
 
 #include <regex.h>
 
+#include <atomic>
+#include <condition_variable>
 #include <cstdint>
 #include <functional>
 #include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
+#include <thread>
 #include <utility>
 #include <vector>
 
@@ -19,22 +22,84 @@ namespace blackbox::watchdog {
 
 // Where the child's output goes: the watchdog's own stdout/stderr, or one log
 // file rotated by size (<path>.1 … <path>.<kept>, newest first).
+//
+// Write never blocks the event loop. Each destination (fd 1, fd 2, or the log
+// file) has its own thread that does the blocking writes, fed by a queue of at
+// most kQueueBytes (plus the batch the thread is writing, at most as much
+// again): a destination nobody reads (a stuck terminal, a stalled
+// log shipper, a pipe whose reader stopped) fills its queue, and what does not
+// fit is dropped and counted (TakeDropped), never waited for. The child's
+// pipes keep being drained whatever the destinations do.
+//
+// Why threads, and not O_NONBLOCK on fds 1 and 2: the flag belongs to the
+// open file description, which the watchdog shares with whoever started it
+// (a shell's terminal, a supervisor's pipe or socket): setting it would make
+// their writes fail with EAGAIN. Reopening /proc/self/fd/1 gives a private
+// description for pipes and terminals, but not for sockets (journald's
+// stdout) and not for a regular file, whose writes can stall too (writeback
+// throttling, a hung network filesystem). poll(POLLOUT) before a write is not
+// enough either: POLLOUT on a pipe means one free page, on a terminal or a
+// socket a write bigger than the free room still blocks. A thread blocked in
+// write() holds up only its own destination.
 class OutputSink {
  public:
+  OutputSink();
+  ~OutputSink();
+  // Only before the first Write: the destination threads hold `this`.
+  OutputSink(OutputSink&& other) noexcept;
+  OutputSink& operator=(OutputSink&&) = delete;
+
   // An empty path passes output through to fds 1 and 2. Otherwise opens (for
   // appending) `path`. Returns an error message on failure.
   std::optional<std::string> Open(const std::string& path, uint64_t max_bytes, int kept = 3);
-  // Writes everything (blocking on the destination). Errors are reported once.
+  // Queues `data` for its destination. Never blocks: when the destination's
+  // queue has no room for all of `data`, `data` is dropped and counted.
+  // Write errors of the destination are reported once on stderr.
   void Write(bool is_stderr, std::string_view data);
 
+  // One of the watchdog's own messages, for its stderr, through the same
+  // kind of queue (so a stalled stderr holds up no decision). Dropped, and
+  // not counted, when the queue is full or the sink closed.
+  void Message(std::string_view text);
+
+  struct Dropped {
+    uint64_t stdout_bytes = 0;
+    uint64_t stderr_bytes = 0;
+  };
+  // Bytes dropped since the previous call.
+  Dropped TakeDropped();
+
+  // Gives the queued output up to `seconds` to be written, then stops the
+  // threads (interrupting a write that blocks) and counts what was not
+  // written as dropped. Write after Close drops everything.
+  void Close(double seconds);
+
+  // Room of each destination's queue.
+  static constexpr size_t kQueueBytes = 1 << 20;
+
  private:
+  struct Lane;
+  // The blocking write to `fd` (or the log file when fd < 0): runs on a
+  // destination's thread, never on the loop's.
+  // Returns the bytes it did not write (an error, or `stop` set while blocked).
+  size_t WriteBlocking(int fd, std::string_view data, const std::atomic<bool>& stop);
   void Rotate();
+  Lane& LaneFor(bool is_stderr);
+  Lane& StartLane(std::unique_ptr<Lane>& lane, int fd);
+
   std::string path_;
   uint64_t max_bytes_ = 0;
   int kept_ = 3;
   UniqueFd file_;
   uint64_t size_ = 0;
-  bool reported_error_ = false;
+  std::atomic<bool> reported_error_ = false;  // written by the destination threads
+  // out_, err_: fd 1 and 2 in pass-through mode; with a log file, out_ serves
+  // both streams and err_ only carries Message. Started at the first use,
+  // after every move.
+  std::unique_ptr<Lane> out_;
+  std::unique_ptr<Lane> err_;
+  Dropped dropped_;
+  bool closed_ = false;
 };
 
 // One compiled POSIX extended regular expression.

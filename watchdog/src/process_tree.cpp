@@ -166,6 +166,29 @@ std::optional<TreeSample> SampleProcessTree(pid_t root) {
   return sample;
 }
 
+std::vector<pid_t> ChildProcesses(pid_t pid) {
+  if (std::optional<std::vector<pid_t>> children = ChildrenOf(pid)) return *children;
+  std::vector<pid_t> children;
+  auto by_parent = ScanAllByParent(pid);
+  auto [first, last] = by_parent.equal_range(pid);
+  for (auto it = first; it != last; ++it) children.push_back(it->second.pid);
+  return children;
+}
+
+std::vector<pid_t> Descendants(pid_t root) {
+  std::vector<pid_t> out;
+  std::vector<pid_t> pending = {root};
+  while (!pending.empty()) {
+    const pid_t pid = pending.back();
+    pending.pop_back();
+    for (pid_t child : ChildProcesses(pid)) {
+      out.push_back(child);
+      pending.push_back(child);
+    }
+  }
+  return out;
+}
+
 double CpuPercent(const TreeSample& before, const TreeSample& after, int64_t elapsed_ns) {
   if (elapsed_ns <= 0 || after.cpu_ticks < before.cpu_ticks) return 0;
   static const double ticks_per_second = static_cast<double>(::sysconf(_SC_CLK_TCK));

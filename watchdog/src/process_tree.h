@@ -5,6 +5,7 @@
 
 #include <cstdint>
 #include <optional>
+#include <vector>
 
 namespace blackbox::watchdog {
 
@@ -22,6 +23,15 @@ struct TreeSample {
 // /proc/<pid>/task/<tid>/children (or, on kernels without those files, the
 // ppid links of every /proc/<pid>/stat). nullopt when `root` does not exist.
 std::optional<TreeSample> SampleProcessTree(pid_t root);
+
+// The direct children of `pid` (zombies included: a child is listed until it
+// is reaped), from the same /proc files or the ppid scan. Empty when `pid`
+// is gone.
+std::vector<pid_t> ChildProcesses(pid_t pid);
+
+// Every descendant of `root`, `root` itself excluded, parents before their
+// children. A snapshot: processes forked while it is taken may be missing.
+std::vector<pid_t> Descendants(pid_t root);
 
 // CPU in percent of one core between two samples taken `elapsed_ns` apart.
 double CpuPercent(const TreeSample& before, const TreeSample& after, int64_t elapsed_ns);

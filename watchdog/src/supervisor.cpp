@@ -4,11 +4,13 @@
 #include <signal.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/prctl.h>
 #include <sys/signalfd.h>
 #include <sys/timerfd.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cmath>
 #include <cstring>
@@ -17,12 +19,20 @@ namespace blackbox::watchdog {
 namespace {
 
 constexpr int kStopSignals[] = {SIGTERM, SIGINT, SIGHUP, SIGQUIT};
+// Also read through the signalfd: a descendant re-parented to the watchdog
+// (the subreaper) has ended and is reaped.
+constexpr int kReapSignal = SIGCHLD;
 // One read per readable pipe per wakeup: bounds the time a flood can take.
 constexpr size_t kReadSlice = 64 * 1024;
 // Datagrams handled per wakeup of the notify socket.
 constexpr int kNotifySlice = 64;
 // After the child's exit, at most this much of its remaining output is read.
 constexpr size_t kFinalDrainLimit = 8 << 20;
+// At the end of the run, queued output gets this long to reach a slow reader.
+constexpr double kOutputFlushSeconds = 0.5;
+// Dropped output is journaled at most once per this interval (and at every
+// health sample, child exit and the end of the run).
+constexpr int64_t kDropReportIntervalNs = 1'000'000'000;
 
 int64_t SecondsToNs(double seconds) { return static_cast<int64_t>(std::llround(seconds * 1e9)); }
 
@@ -79,6 +89,7 @@ void BlockStopSignals() {
   sigset_t set;
   sigemptyset(&set);
   for (int sig : kStopSignals) sigaddset(&set, sig);
+  sigaddset(&set, kReapSignal);
   ::pthread_sigmask(SIG_BLOCK, &set, nullptr);
   ::signal(SIGPIPE, SIG_IGN);
 }
@@ -145,7 +156,16 @@ bool Supervisor::Setup(std::string* error) {
   sigset_t set;
   sigemptyset(&set);
   for (int sig : kStopSignals) sigaddset(&set, sig);
+  sigaddset(&set, kReapSignal);
   signals_.reset(::signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC));
+  // Descendants that leave the child's process group (setsid, a daemon's
+  // double fork) are re-parented to the watchdog when their parent dies,
+  // instead of to init: they stay findable from the watchdog's pid, and are
+  // killed with the child (KillStragglers).
+  if (::prctl(PR_SET_CHILD_SUBREAPER, 1) != 0) {
+    *error = fmt::format("PR_SET_CHILD_SUBREAPER: {}", std::strerror(errno));
+    return false;
+  }
   health_timer_ = MakeTimer();
   restart_timer_ = MakeTimer();
   kill_timer_ = MakeTimer();
@@ -239,6 +259,10 @@ int Supervisor::Run() {
   }
   parts_.guard.Watch(0);
   ::unlink(parts_.notify.path().c_str());
+  // A reader that does not take the output does not hold up the exit.
+  parts_.sink.Close(kOutputFlushSeconds);
+  ReportDroppedOutput(true);
+  ReportNotifyDropped();
   writer_.Close();  // everything journaled is on disk before the process exits
   return exit_status_;
 }
@@ -246,8 +270,8 @@ int Supervisor::Run() {
 void Supervisor::StartChild() {
   Result<Child> spawned = Spawn(parts_.plan);
   if (!spawned.ok()) {
-    fmt::print(stderr, "blackbox-watchdog: cannot start {}: {}\n", parts_.plan.path,
-               spawned.status().ToString());
+    parts_.sink.Message(fmt::format("blackbox-watchdog: cannot start {}: {}\n", parts_.plan.path,
+                                    spawned.status().ToString()));
     RecordLifecycle(fb::Phase::Failed, fmt::format("spawn failed: {}", spawned.status().message()),
                     0, Durability::kDurable);
     Finish(kExitFailed);
@@ -260,6 +284,7 @@ void Supervisor::StartChild() {
   Watch(child_->err.get(), kStderr);
   cause_ = Cause::kNone;
   stopping_ = false;
+  service_stopping_ = false;
   ready_ = false;
   last_sample_.reset();
   over_memory_ = 0;
@@ -316,6 +341,33 @@ void Supervisor::DrainAndClose(bool is_stderr, UniqueFd& fd, int64_t now_ns) {
   if (uint32_t dropped = scanner.TakeSuppressed(); dropped > 0) {
     on_match({"", "", dropped});  // the count must not be lost with the child
   }
+  ReportDroppedOutput(true);
+}
+
+void Supervisor::ReportDroppedOutput(bool now) {
+  const int64_t mono = MonoNowNs();
+  if (!now && mono - last_drop_report_ns_ < kDropReportIntervalNs) return;
+  last_drop_report_ns_ = mono;
+  const OutputSink::Dropped dropped = parts_.sink.TakeDropped();
+  for (bool is_stderr : {false, true}) {
+    const uint64_t bytes = is_stderr ? dropped.stderr_bytes : dropped.stdout_bytes;
+    if (bytes == 0) continue;
+    if (!told_output_dropped_) {
+      told_output_dropped_ = true;
+      // Through the sink: the watchdog's own stderr may be the stalled one.
+      parts_.sink.Message(
+          fmt::format("blackbox-watchdog: the child's output is not being "
+                      "read; what does not fit in {} KiB is dropped and "
+                      "counted in the journal\n",
+                      OutputSink::kQueueBytes / 1024));
+    }
+    fb::LogLineT line;
+    line.source = is_stderr ? "stderr" : "stdout";
+    line.dropped_bytes = bytes;
+    fb::PayloadUnion payload;
+    payload.Set(std::move(line));
+    Record(fb::Severity::Warning, std::move(payload), Durability::kBuffered);
+  }
 }
 
 void Supervisor::OnOutput(bool is_stderr) {
@@ -331,6 +383,7 @@ void Supervisor::OnOutput(bool is_stderr) {
   }
   std::string_view data(buf, static_cast<size_t>(n));
   parts_.sink.Write(is_stderr, data);
+  ReportDroppedOutput(false);
   (is_stderr ? err_scanner_ : out_scanner_).Feed(data, MonoNowNs(), [&](const LineMatch& m) {
     fb::LogLineT line;
     line.source = is_stderr ? "stderr" : "stdout";
@@ -362,7 +415,7 @@ void Supervisor::OnChildExit() {
   // Only timers that can be armed are disarmed: each is a syscall on the
   // restart's path.
   if (stopping_) Arm(kill_timer_, 0);
-  if (parts_.options.watchdog_timeout > 0) Arm(heartbeat_timer_, 0);
+  if (parts_.options.watchdog_timeout > 0 || service_stopping_) Arm(heartbeat_timer_, 0);
 
   std::optional<fb::RestartReason> reason;
   if (cause == Cause::kMemory) {
@@ -387,6 +440,7 @@ void Supervisor::OnChildExit() {
   } else {
     parts_.guard.Watch(0);
   }
+  KillStragglers();  // after the spawn: a /proc walk is not on the restart's path
 
   DrainAndClose(false, old.out, exit_mono);
   DrainAndClose(true, old.err, exit_mono);
@@ -427,8 +481,9 @@ void Supervisor::OnChildExit() {
                     fmt::format("{}; {} restarts {} already, giving up", why,
                                 parts_.options.max_restarts, window),
                     pid, Durability::kDurable, exit.code, exit.signal, exit.core_dumped);
-    fmt::print(stderr, "blackbox-watchdog: {}; restart limit ({} {}) reached, giving up\n", why,
-               parts_.options.max_restarts, window);
+    parts_.sink.Message(
+        fmt::format("blackbox-watchdog: {}; restart limit ({} {}) reached, giving up\n", why,
+                    parts_.options.max_restarts, window));
     Finish(kExitFailed);
     return;
   }
@@ -459,7 +514,43 @@ void Supervisor::OnChildExit() {
 
 void Supervisor::OnSignal() {
   signalfd_siginfo info;
-  while (::read(signals_.get(), &info, sizeof info) == sizeof info) RequestStop();
+  while (::read(signals_.get(), &info, sizeof info) == sizeof info) {
+    if (static_cast<int>(info.ssi_signo) == kReapSignal) {
+      ReapStragglers();
+    } else {
+      RequestStop();
+    }
+  }
+}
+
+void Supervisor::KillStragglers() {
+  // Every descendant of the watchdog but the guard and the current child's
+  // tree: after the child's exit, what is left of the old child's processes,
+  // whatever their process group or session. The group itself was killed
+  // already; this catches those that left it.
+  const pid_t keep = child_ ? child_->pid : 0;
+  std::vector<pid_t> kept;
+  if (keep != 0) {
+    kept = Descendants(keep);
+    kept.push_back(keep);
+  }
+  for (pid_t pid : Descendants(::getpid())) {
+    if (pid == parts_.guard.pid() || std::find(kept.begin(), kept.end(), pid) != kept.end()) {
+      continue;
+    }
+    ::kill(pid, SIGKILL);
+  }
+  ReapStragglers();
+}
+
+void Supervisor::ReapStragglers() {
+  // Only the watchdog's other children, one pid at a time: waitpid(-1) could
+  // take the current child's status, which OnChildExit reads after its pidfd.
+  for (pid_t pid : ChildProcesses(::getpid())) {
+    if (pid == parts_.guard.pid() || (child_ && pid == child_->pid)) continue;
+    while (::waitpid(pid, nullptr, WNOHANG) < 0 && errno == EINTR) {
+    }
+  }
 }
 
 void Supervisor::RequestStop() {
@@ -516,10 +607,14 @@ void Supervisor::OnKillTimer() {
 void Supervisor::OnHeartbeatMissed(bool triggered) {
   if (!child_ || stopping_) return;
   const int64_t now = MonoNowNs();
+  // Since the last heartbeat, or since STOPPING=1 when the stop overran.
+  const bool stop_overran = service_stopping_ && !triggered;
+  const int64_t since_ns = now - (stop_overran ? service_stopping_ns_ : last_heartbeat_ns_);
   fb::LimitT limit;
   limit.kind = fb::LimitKind::Heartbeat;
-  limit.value = static_cast<double>(now - last_heartbeat_ns_) / 1e6;
-  limit.limit = parts_.options.watchdog_timeout * 1000;
+  limit.value = static_cast<double>(since_ns) / 1e6;
+  limit.limit =
+      (stop_overran ? parts_.options.stop_timeout : parts_.options.watchdog_timeout) * 1000;
   limit.consecutive = 1;
   limit.action = fb::LimitAction::Abort;
   limit.child_pid = child_->pid;
@@ -529,9 +624,11 @@ void Supervisor::OnHeartbeatMissed(bool triggered) {
   cause_ = Cause::kHang;
   stopping_ = true;
   RecordLifecycle(fb::Phase::Stopping,
-                  triggered ? std::string("WATCHDOG=trigger: SIGABRT")
-                            : fmt::format("no heartbeat for {:.0f} ms: SIGABRT",
-                                          static_cast<double>(now - last_heartbeat_ns_) / 1e6),
+                  triggered      ? std::string("WATCHDOG=trigger: SIGABRT")
+                  : stop_overran ? fmt::format("still running {:.0f} ms after STOPPING=1: SIGABRT",
+                                               static_cast<double>(since_ns) / 1e6)
+                                 : fmt::format("no heartbeat for {:.0f} ms: SIGABRT",
+                                               static_cast<double>(since_ns) / 1e6),
                   child_->pid, Durability::kBuffered);
   // SIGABRT to the main process only, as systemd does: its crash handler runs.
   ::kill(child_->pid, SIGABRT);
@@ -544,12 +641,9 @@ void Supervisor::OnNotify() {
     std::optional<NotifyMessage> message = parts_.notify.Receive();
     if (!message) return;
     if (!child_ || stopping_) continue;
-    // Any process of the child's group may speak (NotifyAccess=all). A sender
-    // that is already gone (systemd-notify exits at once) cannot be checked
-    // and is accepted: the socket itself is 0600 in the state directory.
-    if (message->sender != 0 && message->sender != child_->pid) {
-      const pid_t group = ::getpgid(message->sender);
-      if (group >= 0 && group != child_->pid) continue;
+    if (!SenderAllowed(message->sender)) {
+      ++notify_dropped_;
+      continue;
     }
     const int64_t now = MonoNowNs();
     if (message->status && *message->status != status_text_) {
@@ -573,12 +667,18 @@ void Supervisor::OnNotify() {
         RecordLifecycle(fb::Phase::Running, status_text_, child_->pid, Durability::kDurable);
       }
       last_heartbeat_ns_ = now;
-      Arm(heartbeat_timer_, parts_.options.watchdog_timeout);
+      // After STOPPING=1 the timer bounds the stop instead.
+      if (!service_stopping_) Arm(heartbeat_timer_, parts_.options.watchdog_timeout);
     }
-    if (message->stopping) {
+    if (message->stopping && !service_stopping_) {
+      // The heartbeat no longer applies, but the stop is bounded, as
+      // systemd's TimeoutStopSec bounds it: still running --stop-timeout
+      // after STOPPING=1 is a hang (OnHeartbeatMissed).
+      service_stopping_ = true;
+      service_stopping_ns_ = now;
       RecordLifecycle(fb::Phase::Stopping, "the service reported STOPPING=1", child_->pid,
                       Durability::kBuffered);
-      Arm(heartbeat_timer_, 0);
+      Arm(heartbeat_timer_, parts_.options.stop_timeout > 0 ? parts_.options.stop_timeout : 1e-9);
     }
     if (message->watchdog_trigger) {
       OnHeartbeatMissed(true);
@@ -587,7 +687,37 @@ void Supervisor::OnNotify() {
   }
 }
 
+bool Supervisor::SenderAllowed(pid_t sender) const {
+  // The kernel names the sender (SCM_CREDENTIALS); 0 when it cannot (another
+  // pid namespace).
+  if (sender <= 0) return false;
+  if (sender == child_->pid) return true;
+  if (parts_.options.notify_access == NotifyAccess::kMain) return false;
+  // NotifyAccess=all: any process of the child's group. A sender that has
+  // already exited cannot be checked, and its pid may already belong to
+  // someone else, so it is refused: a process that notifies and exits at
+  // once (systemd-notify) is heard only while it exists, which it does until
+  // the loop reads its datagram unless the watchdog is held up. The
+  // credentials are checked after the read, so a pid reused inside the
+  // group in between is the remaining gap, as with systemd.
+  const pid_t group = ::getpgid(sender);
+  return group >= 0 && group == child_->pid;
+}
+
+void Supervisor::ReportNotifyDropped() {
+  if (notify_dropped_ == notify_dropped_reported_) return;
+  notify_dropped_reported_ = notify_dropped_;
+  fb::GaugeT gauge;
+  gauge.name = "notify_datagrams_dropped";
+  gauge.value = static_cast<double>(notify_dropped_);
+  fb::PayloadUnion payload;
+  payload.Set(std::move(gauge));
+  Record(fb::Severity::Warning, std::move(payload), Durability::kBuffered);
+}
+
 void Supervisor::OnHealth() {
+  ReportDroppedOutput(true);
+  ReportNotifyDropped();
   if (!child_) return;
   const int64_t now = MonoNowNs();
   if (!pending_status_.empty()) {

@@ -2,7 +2,8 @@
 // journals what it sees.
 //
 // Sources of the loop, all non-blocking:
-//   signalfd   SIGTERM/SIGINT/SIGHUP/SIGQUIT -> graceful stop
+//   signalfd   SIGTERM/SIGINT/SIGHUP/SIGQUIT -> graceful stop; SIGCHLD ->
+//              reap descendants re-parented to the watchdog (a subreaper)
 //   pidfd      the child's exit, the moment it happens
 //   timerfds   health sampling (periodic), restart delay, stop timeout,
 //              heartbeat deadline
@@ -11,9 +12,10 @@
 // Every source is served in bounded slices (one pipe read, a few datagrams per
 // wakeup), so a child flooding one of them cannot delay the others.
 //
-// Every decision is taken on the loop's thread. The one other thread is the
+// Every decision is taken on the loop's thread. The other threads are the
 // journal writer (journal_writer.h): the loop encodes an event and queues it,
-// so no fsync ever sits between a crash and the restart.
+// so no fsync ever sits between a crash and the restart; and the output
+// writers (output.h), so that no reader of the watchdog's output does.
 #pragma once
 
 #include <memory>
@@ -85,8 +87,20 @@ class Supervisor {
   void OnKillTimer();
   void OnHeartbeatMissed(bool triggered);
   void RequestStop();
+  // SIGKILLs every descendant of the watchdog outside the current child's
+  // tree (and the guard), then reaps what has ended.
+  void KillStragglers();
+  // Reaps the watchdog's ended children other than the child and the guard.
+  void ReapStragglers();
   void GracefulStop(Cause cause, const std::string& why);
   void DrainAndClose(bool is_stderr, UniqueFd& fd, int64_t now_ns);
+  // Journals the output the sink dropped since the last report; unless `now`,
+  // at most once per second.
+  void ReportDroppedOutput(bool now);
+  // Whether a notify datagram from `sender` may act (--notify-access).
+  bool SenderAllowed(pid_t sender) const;
+  // Journals the running count of refused datagrams when it changed.
+  void ReportNotifyDropped();
   void Finish(int status);
 
   void Record(fb::Severity severity, fb::PayloadUnion payload, Durability durability,
@@ -112,8 +126,10 @@ class Supervisor {
   std::optional<Child> child_;
   LineScanner out_scanner_;
   LineScanner err_scanner_;
-  Cause cause_ = Cause::kNone;  // why the current child is being stopped
-  bool stopping_ = false;       // SIGTERM/SIGABRT sent to the current child
+  Cause cause_ = Cause::kNone;     // why the current child is being stopped
+  bool stopping_ = false;          // SIGTERM/SIGABRT sent to the current child
+  bool service_stopping_ = false;  // the current child sent STOPPING=1
+  int64_t service_stopping_ns_ = 0;
   bool ready_ = false;
   bool done_ = false;
   int exit_status_ = kExitOk;
@@ -126,6 +142,10 @@ class Supervisor {
   std::string status_text_;
   std::string pending_status_;  // a STATUS= not yet journaled (rate limit)
   int64_t last_status_journaled_ns_ = 0;
+  int64_t last_drop_report_ns_ = 0;
+  bool told_output_dropped_ = false;
+  uint64_t notify_dropped_ = 0;  // datagrams refused by SenderAllowed
+  uint64_t notify_dropped_reported_ = 0;
 };
 
 // Blocks the signals the loop reads through its signalfd, and ignores SIGPIPE.
