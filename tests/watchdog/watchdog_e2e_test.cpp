@@ -228,6 +228,13 @@ TEST_F(WatchdogTest, CrashLoopStopsAfterMaxRestartsWithExactStartCount) {
     EXPECT_EQ(restarts[i]->exit_code, 1);
     EXPECT_EQ(restarts[i]->delay_ms, 50);
   }
+  // Each restart names the child it started, after its delay too.
+  std::vector<int> started;
+  for (const fb::LifecycleT* l : Payloads<fb::LifecycleT>(events)) {
+    if (l->phase == fb::Phase::Starting && l->child_pid != 0) started.push_back(l->child_pid);
+  }
+  ASSERT_EQ(started.size(), 4u);
+  for (int i = 0; i < 3; ++i) EXPECT_EQ(restarts[i]->child_pid, started[i + 1]) << i;
   auto crashes = Payloads<fb::CrashT>(events);
   ASSERT_EQ(crashes.size(), 4u);
   EXPECT_EQ(crashes.back()->origin, fb::CrashOrigin::Watchdog);

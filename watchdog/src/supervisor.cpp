@@ -241,10 +241,7 @@ int Supervisor::Run() {
           break;
         case kRestartTimer:
           ConsumeTimer(restart_timer_);
-          if (!child_) {
-            StartChild();
-            if (child_) RecordSpawn();
-          }
+          if (!child_) RestartAfterDelay();
           break;
         case kKillTimer:
           ConsumeTimer(kill_timer_);
@@ -488,8 +485,12 @@ void Supervisor::OnChildExit() {
     return;
   }
 
-  RecordLifecycle(fb::Phase::Backoff, why, pid, Durability::kBuffered, exit.code, exit.signal,
-                  exit.core_dumped, exit_wall);
+  // Waiting for a delayed restart, the backoff is the durable record of the
+  // death; the Restart event itself is written when the new child exists, so
+  // that it names the child it started.
+  RecordLifecycle(fb::Phase::Backoff, why, pid,
+                  restart_now ? Durability::kBuffered : Durability::kDurable, exit.code,
+                  exit.signal, exit.core_dumped, exit_wall);
   fb::RestartT restart;
   restart.attempt = decision->attempt;
   restart.reason = *reason;
@@ -506,10 +507,23 @@ void Supervisor::OnChildExit() {
     RecordSpawn();
     return;
   }
-  fb::PayloadUnion payload;
-  payload.Set(std::move(restart));
-  Record(fb::Severity::Warning, std::move(payload), Durability::kDurable);
+  pending_restart_ = std::move(restart);
   Arm(restart_timer_, static_cast<double>(decision->delay_ns) / 1e9);
+}
+
+void Supervisor::RestartAfterDelay() {
+  StartChild();
+  if (pending_restart_) {
+    // A spawn that failed was journaled by StartChild; the restart is still
+    // recorded (without a pid), as the attempt the budget counted.
+    pending_restart_->child_pid = child_ ? child_->pid : 0;
+    fb::PayloadUnion payload;
+    payload.Set(std::move(*pending_restart_));
+    pending_restart_.reset();
+    Record(fb::Severity::Warning, std::move(payload), Durability::kBuffered,
+           child_ ? child_->started_wall_ns : 0);
+  }
+  if (child_) RecordSpawn();
 }
 
 void Supervisor::OnSignal() {

@@ -79,6 +79,9 @@ class Supervisor {
   bool Setup(std::string* error);
   void StartChild();
   void RecordSpawn();
+  // The restart timer fired: starts the child and journals the Restart event
+  // decided at its death (pending_restart_) with the new child's pid.
+  void RestartAfterDelay();
   void OnChildExit();
   void OnSignal();
   void OnOutput(bool is_stderr);
@@ -124,6 +127,7 @@ class Supervisor {
   UniqueFd heartbeat_timer_;
 
   std::optional<Child> child_;
+  std::optional<fb::RestartT> pending_restart_;  // decided, waiting for its delay
   LineScanner out_scanner_;
   LineScanner err_scanner_;
   Cause cause_ = Cause::kNone;     // why the current child is being stopped
