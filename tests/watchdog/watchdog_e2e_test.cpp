@@ -852,6 +852,29 @@ TEST_F(WatchdogTest, SavedConfigurationIsReloadedAndOverridable) {
   EXPECT_EQ(restarts[1]->delay_ms, 0);
 }
 
+// A start that failed before its child ran saves nothing: the next start in
+// the same state directory is not made to fail the same way.
+TEST_F(WatchdogTest, FailedStartDoesNotPoisonItsStateDirectory) {
+  std::string err;
+  EXPECT_NE(Run(Args({"--log-file", "/nonexistent/dir/log"}, {"/bin/true"}), nullptr, &err), 0);
+  EXPECT_NE(err.find("--log-file"), std::string::npos) << err;
+  EXPECT_FALSE(std::filesystem::exists(state() + "/watchdog.toml"));
+  EXPECT_EQ(Run(Args({}, {"/bin/true"}), nullptr, &err), 0) << err;
+}
+
+// A saved value that has gone bad since is named as the saved file's.
+TEST_F(WatchdogTest, AnErrorFromTheSavedConfigurationSaysSo) {
+  std::filesystem::create_directory(file("logs"));
+  std::string err;
+  ASSERT_EQ(Run(Args({"--log-file", file("logs") + "/child.log"}, {"/bin/true"}), nullptr, &err), 0)
+      << err;
+  ASSERT_TRUE(std::filesystem::exists(state() + "/watchdog.toml"));
+  std::filesystem::remove_all(file("logs"));
+  EXPECT_NE(Run(Args({}, {}), nullptr, &err), 0);
+  EXPECT_NE(err.find("--log-file"), std::string::npos) << err;
+  EXPECT_NE(err.find("watchdog.toml"), std::string::npos) << err;
+}
+
 TEST_F(WatchdogTest, ConfigFileValuesLoseToTheCommandLine) {
   std::ofstream(file("wd.toml")) << "max_restarts = 5\nrestart_delay = 0.01\n"
                                  << "app_script = \"" << kChild << "\"\n";

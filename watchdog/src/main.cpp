@@ -10,6 +10,7 @@
 #include <CLI/CLI.hpp>
 #include <filesystem>
 #include <map>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -57,7 +58,21 @@ std::vector<std::string> ChildEnvironment(const bw::Options& o, const std::strin
   return env;
 }
 
-int RunWatchdog(bw::Options options, const std::string& state_dir) {
+// Where a value that made the start fail came from, when that was the saved
+// configuration: a bad value saved once must not look like today's mistake.
+struct SavedOrigin {
+  std::string path;            // the saved configuration, when it was loaded
+  std::set<std::string> keys;  // options whose value came from it
+  std::string Note(std::string_view key) const {
+    if (!keys.contains(std::string(key))) return "";
+    return fmt::format(
+        " (the value comes from the saved configuration {}: give the option again "
+        "or remove that file)",
+        path);
+  }
+};
+
+int RunWatchdog(bw::Options options, const std::string& state_dir, const SavedOrigin& origin) {
   if (options.command.empty()) {
     return Fail(bw::kExitUsage,
                 "no command to run: give -- COMMAND [ARGS...] or --app-script PATH (or start "
@@ -65,8 +80,8 @@ int RunWatchdog(bw::Options options, const std::string& state_dir) {
   }
   std::optional<std::string> path = bw::ResolveExecutable(options.command.front());
   if (!path) {
-    return Fail(bw::kExitUsage,
-                fmt::format("command: '{}' not found or not executable", options.command.front()));
+    return Fail(bw::kExitUsage, fmt::format("command: '{}' not found or not executable{}",
+                                            options.command.front(), origin.Note("command")));
   }
   std::vector<std::unique_ptr<bw::Pattern>> patterns;
   for (const std::string& text : options.error_patterns) {
@@ -94,15 +109,10 @@ int RunWatchdog(bw::Options options, const std::string& state_dir) {
   if (!guard.ok()) return Fail(bw::kExitFailed, guard.status().ToString());
   lock->WritePid(::getpid());
 
-  const std::string saved = fmt::format("{}/{}", state_dir, bw::kConfigFileName);
-  if (auto error = bw::SaveOptionsFile(saved, options)) {
-    fmt::print(stderr, "blackbox-watchdog: saving the configuration: {}\n", *error);
-  }
-
   bw::OutputSink sink;
   if (auto error =
           sink.Open(options.log_file, static_cast<uint64_t>(options.log_max_mb * 1024 * 1024))) {
-    return Fail(bw::kExitFailed, fmt::format("--log-file: {}", *error));
+    return Fail(bw::kExitFailed, fmt::format("--log-file: {}{}", *error, origin.Note("log_file")));
   }
   auto journal = blackbox::Journal::Open(options.journal, blackbox::kWatchdogStream);
   if (!journal.ok()) {
@@ -110,7 +120,8 @@ int RunWatchdog(bw::Options options, const std::string& state_dir) {
     // writable by others) is a configuration error like a bad state directory.
     const bool refused = journal.status().code() == blackbox::Status::Code::kInvalidArgument;
     return Fail(refused ? bw::kExitUsage : bw::kExitFailed,
-                fmt::format("journal {}: {}", options.journal, journal.status().ToString()));
+                fmt::format("journal {}: {}{}", options.journal, journal.status().ToString(),
+                            origin.Note("journal")));
   }
   const std::string notify_path = fmt::format("{}/{}", Absolute(state_dir), bw::kNotifySocketName);
   blackbox::Result<bw::NotifySocket> notify = bw::NotifySocket::Bind(notify_path);
@@ -127,6 +138,14 @@ int RunWatchdog(bw::Options options, const std::string& state_dir) {
       .notify = std::move(notify.value()),
       .guard = std::move(guard.value()),
       .sink = std::move(sink),
+      // Only a start that got its child running saves its configuration: a
+      // start that failed must not make every later start fail the same way.
+      .on_first_spawn =
+          [saved = fmt::format("{}/{}", state_dir, bw::kConfigFileName), options] {
+            if (auto error = bw::SaveOptionsFile(saved, options)) {
+              fmt::print(stderr, "blackbox-watchdog: saving the configuration: {}\n", *error);
+            }
+          },
   };
   bw::Supervisor supervisor(std::move(parts));
   return supervisor.Run();
@@ -214,12 +233,16 @@ int Main(int argc, char** argv) {
       return Fail(bw::kExitUsage, fmt::format("--state-dir: {}", st.message()));
     }
   }
+  bool saved_loaded = false;
   if (state_dir_exists && std::filesystem::exists(std::filesystem::symlink_status(saved, ec))) {
     if (auto error = bw::LoadOptionsFile(saved, options, bw::FileTrust::kOwnerOnly)) {
       fmt::print(stderr, "blackbox-watchdog: ignoring the saved configuration: {}\n", *error);
       options = bw::DefaultOptions();
+    } else {
+      saved_loaded = true;
     }
   }
+  const bw::Options saved_options = options;
   if (!config_file.empty()) {
     if (!std::filesystem::exists(config_file, ec)) {
       return Fail(bw::kExitUsage, fmt::format("--config: {}: {}", config_file,
@@ -258,7 +281,27 @@ int Main(int argc, char** argv) {
 
   if (status) return bw::PrintStatus(state_dir, options, json);
   if (stop) return bw::StopWatchdog(state_dir, options);
-  return RunWatchdog(std::move(options), state_dir);
+
+  SavedOrigin origin;
+  if (saved_loaded) {
+    origin.path = saved;
+    const bw::Options defaults = bw::DefaultOptions();
+    const bool command_given = command_opt->count() > 0 || app_script_flag->count() > 0;
+    if (!command_given && !options.command.empty() && options.command == saved_options.command) {
+      origin.keys.insert("command");
+    }
+    auto from_saved = [&](const std::string& key, const std::string& value,
+                          const std::string& saved_value, const std::string& default_value) {
+      if (flags.at(key)->count() == 0 && value == saved_value && value != default_value) {
+        origin.keys.insert(key);
+      }
+    };
+    from_saved("log_file", options.log_file, Absolute(saved_options.log_file),
+               Absolute(defaults.log_file));
+    from_saved("journal", options.journal, Absolute(saved_options.journal),
+               Absolute(defaults.journal));
+  }
+  return RunWatchdog(std::move(options), state_dir, origin);
 }
 
 int main(int argc, char** argv) {

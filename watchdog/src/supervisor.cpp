@@ -207,7 +207,10 @@ int Supervisor::Run() {
   RecordLifecycle(fb::Phase::Starting, "watchdog started", 0, Durability::kBuffered);
 
   StartChild();
-  if (child_) RecordSpawn();
+  if (child_) {
+    RecordSpawn();
+    if (parts_.on_first_spawn) parts_.on_first_spawn();
+  }
   epoll_event events[16];
   while (!done_) {
     int n = ::epoll_wait(epoll_.get(), events, 16, -1);

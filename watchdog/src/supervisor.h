@@ -18,6 +18,7 @@
 // writers (output.h), so that no reader of the watchdog's output does.
 #pragma once
 
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -49,6 +50,9 @@ struct SupervisorParts {
   NotifySocket notify;
   GroupGuard guard;
   OutputSink sink;
+  // Called once, when the first child has been spawned (the watchdog's
+  // configuration is saved only by a start that got that far).
+  std::function<void()> on_first_spawn;
 };
 
 class Supervisor {
