@@ -122,6 +122,39 @@ TEST_F(WatchdogInput, AnAppScriptPathWithShellMetacharactersIsExecutedAsOnePath)
   EXPECT_FALSE(fs::exists("pwned"));
 }
 
+// The seed's `--app-script main.py`, run from the folder that holds it: found
+// there (not in PATH) and, not being executable, run with python3.
+TEST_F(WatchdogInput, AnAppScriptInTheWorkingDirectoryIsRunAndAPythonFileWithPython3) {
+  fs::create_directory(file("app"));
+  WriteFile(file("app/main.py"), "open('ran', 'w').write('python')\n");
+  ASSERT_EQ(chmod(file("app/main.py").c_str(), 0600), 0);
+  fs::create_directory(file("app/a-directory"));
+  WriteFile(file("app/not-executable"), "#!/bin/sh\nexit 0\n");
+  ASSERT_EQ(chmod(file("app/not-executable").c_str(), 0600), 0);
+  auto in_app = [&](const std::string& script) {
+    RunOptions options;
+    options.timeout = 20s;
+    options.extra_env = {"BLACKBOX_JOURNAL="};
+    return RunProcess(
+        {"/bin/sh", "-c", "cd \"$1\" && shift && exec \"$@\"", "sh", file("app"), BLACKBOX_WATCHDOG,
+         "--journal", file("journal"), "--state-dir", file("wd"), "--app-script", script},
+        options);
+  };
+  ProcessResult r = in_app("main.py");
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(ReadFile(file("app/ran")), "python");
+  // Each way it cannot run gets its own reason.
+  r = in_app("missing.py");
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_NE(r.err.find("missing.py: No such file or directory"), std::string::npos) << r.err;
+  r = in_app("a-directory");
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_NE(r.err.find("a-directory: is a directory"), std::string::npos) << r.err;
+  r = in_app("not-executable");
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_NE(r.err.find("not-executable: is not executable"), std::string::npos) << r.err;
+}
+
 TEST_F(WatchdogInput, DamagedConfigurationFilesGetOneLineAndStatusTwo) {
   const std::vector<std::pair<std::string, std::string>> files = {
       {"unterminated string", "max_restarts = 3\ncommand = [\"/bin/true\n"},

@@ -5,9 +5,12 @@
 //   blackbox-watchdog --status [--json] [--state-dir DIR]
 //   blackbox-watchdog --stop [--state-dir DIR]
 #include <fmt/format.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
+#include <cerrno>
+#include <cstring>
 #include <filesystem>
 #include <map>
 #include <set>
@@ -56,6 +59,41 @@ std::vector<std::string> ChildEnvironment(const bw::Options& o, const std::strin
         fmt::format("WATCHDOG_USEC={}", static_cast<long long>(o.watchdog_timeout * 1e6)));
   }
   return env;
+}
+
+// The seed's `--app-script main.py`: a path relative to the working
+// directory (not looked up in PATH), run directly when executable, and a
+// `.py` file that is not executable run with python3, as the original ran its
+// script with the Python interpreter. Empty, with `*error` set, when it cannot
+// be run: missing, a directory, or not executable.
+std::vector<std::string> AppScriptCommand(const std::string& script, std::string* error) {
+  const std::string path = Absolute(script);
+  struct stat st {};
+  if (::stat(path.c_str(), &st) != 0) {
+    *error = fmt::format("{}: {}", script, std::strerror(errno));
+    return {};
+  }
+  if (S_ISDIR(st.st_mode)) {
+    *error = fmt::format("{}: is a directory, not a program", script);
+    return {};
+  }
+  if (!S_ISREG(st.st_mode)) {
+    *error = fmt::format("{}: is not a regular file", script);
+    return {};
+  }
+  if (::access(path.c_str(), X_OK) == 0) return {path};
+  if (path.ends_with(".py")) {
+    std::optional<std::string> python = bw::ResolveExecutable("python3");
+    if (!python) {
+      *error = fmt::format("{}: is not executable and python3 is not in PATH", script);
+      return {};
+    }
+    return {*python, path};
+  }
+  *error = fmt::format(
+      "{}: is not executable (chmod u+x it, or give its interpreter: -- INTERPRETER {})", script,
+      script);
+  return {};
 }
 
 // Where a value that made the start fail came from, when that was the saved
@@ -272,7 +310,9 @@ int Main(int argc, char** argv) {
   }
   if (app_script_flag->count() > 0) {
     if (app_script.empty()) return Fail(bw::kExitUsage, "--app-script: must not be empty");
-    options.command = {app_script};
+    std::string error;
+    options.command = AppScriptCommand(app_script, &error);
+    if (options.command.empty()) return Fail(bw::kExitUsage, "--app-script: " + error);
   } else if (command_opt->count() > 0) {
     options.command = command;
   }
