@@ -394,6 +394,12 @@ TEST_F(Cli, AnUnknownCommandIsNamedWithTheListOfCommands) {
   }
 }
 
+TEST_F(Cli, VersionIsPrintedWithoutACommand) {
+  ToolResult r = Run({"--version"});
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(r.out.rfind("blackbox ", 0), 0u) << r.out;
+}
+
 TEST_F(Cli, NumberErrorsSayWhatANumberMustBe) {
   for (std::vector<std::string> args : {std::vector<std::string>{"replay", "-n", "-5"},
                                         {"replay", "-n", "1.5"},

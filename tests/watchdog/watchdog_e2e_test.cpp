@@ -852,6 +852,12 @@ TEST_F(WatchdogTest, SavedConfigurationIsReloadedAndOverridable) {
   EXPECT_EQ(restarts[1]->delay_ms, 0);
 }
 
+TEST_F(WatchdogTest, VersionIsPrinted) {
+  std::string out;
+  EXPECT_EQ(Run({kWatchdog, "--version"}, &out), 0);
+  EXPECT_EQ(out.rfind("blackbox-watchdog ", 0), 0u) << out;
+}
+
 // A start that failed before its child ran saves nothing: the next start in
 // the same state directory is not made to fail the same way.
 TEST_F(WatchdogTest, FailedStartDoesNotPoisonItsStateDirectory) {

@@ -19,6 +19,7 @@ int main(int argc, char** argv) {
   app.name("blackbox");
   // Subcommands hand options they do not know to the top level, so that
   // `blackbox replay --journal DIR` and `blackbox --journal DIR replay` both work.
+  app.set_version_flag("--version", "blackbox " BLACKBOX_VERSION);
   app.fallthrough();
   app.require_subcommand(1);
   app.add_option("--journal", global.journal,

@@ -196,6 +196,7 @@ int Main(int argc, char** argv) {
       "Keeps one service alive (restarts it on crash, hang or resource-limit breach) and "
       "journals everything it sees into <journal>/watchdog."};
   app.name("blackbox-watchdog");
+  app.set_version_flag("--version", "blackbox-watchdog " BLACKBOX_VERSION);
 
   std::map<std::string, std::string> values;
   std::map<std::string, CLI::Option*> flags;
@@ -248,6 +249,8 @@ int Main(int argc, char** argv) {
   } catch (const CLI::CallForHelp& e) {
     return app.exit(e);
   } catch (const CLI::CallForAllHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::CallForVersion& e) {
     return app.exit(e);
   } catch (const CLI::ParseError& e) {
     return Fail(bw::kExitUsage, e.what());
