@@ -721,6 +721,10 @@ TEST_F(WatchdogTest, StatusJsonDescribesTheRunningChild) {
   EXPECT_EQ(status["state"], "stopped");
   EXPECT_EQ(status["watchdog_running"], false);
   EXPECT_EQ(status["child_pid"], 0);
+  // A child stopped on request was never restarted: no restart reason.
+  ASSERT_EQ(Run({kWatchdog, "--status", "--state-dir", state()}, &out), 3);
+  EXPECT_NE(out.find("last exit   killed by SIGTERM"), std::string::npos) << out;
+  EXPECT_EQ(out.find("crash"), std::string::npos) << out;
 }
 
 TEST_F(WatchdogTest, SecondInstanceOnTheSameStateDirIsRefused) {

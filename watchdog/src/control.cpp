@@ -252,13 +252,18 @@ int PrintStatus(const std::string& state_dir, const Options& options, bool json)
   } else {
     fmt::print("child       none\n");
   }
-  fmt::print("restarts    {} in the current window, {} in total\n", w.restart_count,
-             w.total_restarts);
+  // The last restart's reason only when there was one: a child that was
+  // stopped on request, or never restarted, has no restart reason.
+  fmt::print(
+      "restarts    {} in the current window, {} in total{}\n", w.restart_count, w.total_restarts,
+      w.total_restarts > 0 ? fmt::format(" (last for {})", RestartReasonName(w.last_restart_reason))
+                           : "");
   if (w.has_last_exit) {
-    fmt::print("last exit   {} (restart reason: {})\n",
-               w.last_exit_signal != 0 ? fmt::format("signal {}", w.last_exit_signal)
-                                       : fmt::format("status {}", w.last_exit_code),
-               RestartReasonName(w.last_restart_reason));
+    const char* abbrev = w.last_exit_signal != 0 ? ::sigabbrev_np(w.last_exit_signal) : nullptr;
+    fmt::print("last exit   {}\n",
+               w.last_exit_signal == 0 ? fmt::format("exited with status {}", w.last_exit_code)
+               : abbrev != nullptr     ? fmt::format("killed by SIG{}", abbrev)
+                                       : fmt::format("killed by signal {}", w.last_exit_signal));
   }
   if (!w.status_text.empty()) fmt::print("status      {}\n", w.status_text);
   fmt::print("journal     {}\n", options.journal);
