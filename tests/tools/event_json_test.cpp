@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include "blackbox/event.h"
+#include "human_format.h"
 
 namespace blackbox::tools {
 namespace {
@@ -209,6 +210,22 @@ TEST(EventJson, RepeatedConfigKeysAreWrittenOnceWithTheLastValue) {
   const fb::Event* back = VerifyEvent(Bytes(again));
   ASSERT_NE(back, nullptr);
   EXPECT_EQ(EventToJsonLine(*back, "app", 12), line);
+}
+
+// The watchdog's health samples measure its child's tree only: what it did not
+// measure is left out of the line, not shown as 0.
+TEST(HumanFormat, HealthLineLeavesOutWhatWasNotMeasured) {
+  fb::EventT e = Envelope();
+  fb::HealthT h;
+  h.rss_bytes = 10 << 20;
+  h.cpu_percent = 1.5;
+  h.threads = 3;
+  h.sampled_pid = 77;
+  e.payload.Set(h);
+  std::string bytes = Packed(e);
+  const fb::Event* event = VerifyEvent(Bytes(bytes));
+  ASSERT_NE(event, nullptr);
+  EXPECT_EQ(Summary(*event), "pid 77 rss 10.0 MB, cpu 1.5%, 3 threads");
 }
 
 TEST(EventJson, EnumsAreLowerCaseNames) {

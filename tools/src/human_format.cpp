@@ -78,10 +78,16 @@ std::string CrashSummary(const fb::Crash& p) {
 }
 
 std::string HealthSummary(const fb::Health& p) {
-  std::string out = fmt::format(
-      "pid {} rss {:.1f} MB, cpu {:.1f}%, memory {:.1f}%, disk {:.1f}%, {} threads, {} fds",
-      p.sampled_pid(), static_cast<double>(p.rss_bytes()) / (1024.0 * 1024.0), p.cpu_percent(),
-      p.memory_percent(), p.disk_percent(), p.threads(), p.open_fds());
+  std::string out =
+      fmt::format("pid {} rss {:.1f} MB, cpu {:.1f}%", p.sampled_pid(),
+                  static_cast<double>(p.rss_bytes()) / (1024.0 * 1024.0), p.cpu_percent());
+  // The watchdog samples its child's tree and leaves the system's memory, the
+  // disk and the descriptors unmeasured (0): a 0 there is shown as nothing,
+  // never as a reading.
+  if (p.memory_percent() > 0) out += fmt::format(", memory {:.1f}%", p.memory_percent());
+  if (p.disk_percent() > 0) out += fmt::format(", disk {:.1f}%", p.disk_percent());
+  if (p.threads() > 0) out += fmt::format(", {} threads", p.threads());
+  if (p.open_fds() > 0) out += fmt::format(", {} fds", p.open_fds());
   if (p.over_threshold()) out += " [over threshold]";
   return out;
 }
