@@ -21,12 +21,6 @@ namespace {
 
 using namespace std::chrono_literals;
 
-RunOptions WithTimeout(std::chrono::milliseconds timeout) {
-  RunOptions options;
-  options.timeout = timeout;
-  return options;
-}
-
 // Writes zeros to `path` until the filesystem is full; returns the bytes written.
 size_t FillUp(const std::string& path) {
   int fd = open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);

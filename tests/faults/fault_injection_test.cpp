@@ -36,12 +36,6 @@ namespace {
 
 using namespace std::chrono_literals;
 
-RunOptions WithTimeout(std::chrono::milliseconds timeout) {
-  RunOptions options;
-  options.timeout = timeout;
-  return options;
-}
-
 uint64_t StrideFromEnvironment() {
   const char* text = std::getenv("BLACKBOX_FAULTS_STRIDE");
   if (text == nullptr || *text == '\0') return 0;  // the default: a sample (see Points)

@@ -22,6 +22,12 @@ using TempDir = ::blackbox::testing::TempDir;  // tests/support/temp_dir.h
 using ::blackbox::testing::ProcessResult;
 using ::blackbox::testing::RunOptions;
 using ::blackbox::testing::RunProcess;
+// RunOptions with only a timeout set.
+inline RunOptions WithTimeout(std::chrono::milliseconds timeout) {
+  RunOptions options;
+  options.timeout = timeout;
+  return options;
+}
 
 // A child process whose stdin we write and whose stdout we read line by
 // line; its stderr goes to a file. Of `options` only the environment and the
