@@ -212,6 +212,25 @@ TEST(EventJson, RepeatedConfigKeysAreWrittenOnceWithTheLastValue) {
   EXPECT_EQ(EventToJsonLine(*back, "app", 12), line);
 }
 
+// A config value that is absent or empty is written as null, like every text
+// field, and reads back as the same absent value: export -> import -> export
+// gives the same line.
+TEST(EventJson, ConfigEntryWithoutAValueRoundTripsAsNull) {
+  fb::EventT e = Envelope();
+  fb::ConfigT p;
+  p.component = "recovery";
+  for (auto [k, v] : {std::pair{"max_restarts", "5"}, std::pair{"max_recovery_attempts", ""}}) {
+    auto entry = std::make_unique<fb::ConfigEntryT>();
+    entry->key = k;
+    entry->value = v;
+    p.entries.push_back(std::move(entry));
+  }
+  e.payload.Set(std::move(p));
+  Json json = ToJson(e);
+  EXPECT_TRUE(json["entries"]["max_recovery_attempts"].is_null()) << json.dump();
+  ExpectRoundTrip(e);
+}
+
 // The watchdog's health samples measure its child's tree only: what it did not
 // measure is left out of the line, not shown as 0.
 TEST(HumanFormat, HealthLineLeavesOutWhatWasNotMeasured) {

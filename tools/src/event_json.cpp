@@ -499,10 +499,13 @@ fb::ConfigT ConfigFrom(const Fields& f) {
   if (const auto* entries = f.Find("entries"); entries && !entries->is_null()) {
     if (!entries->is_object()) throw FieldError("field 'entries' must be an object");
     for (const auto& [key, value] : entries->items()) {
-      if (!value.is_string()) throw FieldError("field 'entries' must map names to strings");
+      // null is how the writer spells a value that is absent or empty.
+      if (!value.is_string() && !value.is_null()) {
+        throw FieldError("field 'entries' must map names to strings or null");
+      }
       auto e = std::make_unique<fb::ConfigEntryT>();
       e->key = key;
-      e->value = value.get<std::string>();
+      if (value.is_string()) e->value = value.get<std::string>();
       p.entries.push_back(std::move(e));
     }
   }
