@@ -14,6 +14,7 @@ packages=(
   procps util-linux          # ps, kill, flock for the scripts
   binutils                   # objcopy, used by a symbolizer test
   strace                     # counts the fsyncs of a handled error in a process test
+  help2man groff-base        # man pages generated from --help at build time, and checked
 )
 
 missing=()
