@@ -111,9 +111,19 @@ constexpr std::array<std::string_view, 5> kSeverityNames = {"debug", "info", "wa
 constexpr std::array<std::string_view, 9> kPhaseNames = {"initializing", "starting",   "running",
                                                          "error",        "recovering", "stopping",
                                                          "stopped",      "failed",     "backoff"};
-constexpr std::array<std::string_view, 7> kRestartReasonNames = {
-    "crash", "hang", "memory", "cpu", "exit", "unclean", "requested"};
+constexpr std::array<std::string_view, 8> kRestartReasonNames = {
+    "crash", "hang", "memory", "cpu", "exit", "unclean", "requested", "failure"};
 constexpr std::array<std::string_view, 3> kCrashOriginNames = {"signal", "terminate", "watchdog"};
+// One name for each value of the schema's enums, no more and no fewer: an
+// enum that grows without its name fails to build here.
+template <class Enum, size_t N>
+constexpr bool NamesEveryValue(const std::array<std::string_view, N>&) {
+  return N == static_cast<size_t>(Enum::MAX) + 1 && static_cast<size_t>(Enum::MIN) == 0;
+}
+static_assert(NamesEveryValue<fb::Severity>(kSeverityNames));
+static_assert(NamesEveryValue<fb::Phase>(kPhaseNames));
+static_assert(NamesEveryValue<fb::RestartReason>(kRestartReasonNames));
+static_assert(NamesEveryValue<fb::CrashOrigin>(kCrashOriginNames));
 }  // namespace
 
 std::string_view CrashOriginName(fb::CrashOrigin o) {

@@ -247,6 +247,41 @@ TEST(HumanFormat, HealthLineLeavesOutWhatWasNotMeasured) {
   EXPECT_EQ(Summary(*event), "pid 77 rss 10.0 MB, cpu 1.5%, 3 threads");
 }
 
+// What the watchdog saw of a death says what happened: an exit status is
+// "exited with status N", a signal "killed by SIG…"; a restart after a
+// non-zero exit is "after failure", one after a signal "after crash".
+TEST(HumanFormat, DeathsSayHowTheChildEnded) {
+  auto summary = [](fb::PayloadUnion payload) {
+    fb::EventT e = Envelope();
+    e.payload = std::move(payload);
+    std::string bytes = Packed(e);
+    const fb::Event* event = VerifyEvent(Bytes(bytes));
+    EXPECT_NE(event, nullptr);
+    return event ? Summary(*event) : std::string();
+  };
+  fb::CrashT exited;
+  exited.origin = fb::CrashOrigin::Watchdog;
+  exited.crashed_pid = 41;
+  exited.exit_code = 3;
+  fb::PayloadUnion p;
+  p.Set(exited);
+  EXPECT_EQ(summary(std::move(p)), "crash of pid 41: exited with status 3");
+
+  fb::CrashT killed = exited;
+  killed.exit_code = -1;
+  killed.signal = 11;
+  killed.core_dumped = true;
+  p.Set(killed);
+  EXPECT_EQ(summary(std::move(p)), "crash of pid 41: killed by SIGSEGV (core dumped)");
+
+  fb::RestartT failure;
+  failure.attempt = 2;
+  failure.reason = fb::RestartReason::Failure;
+  failure.exit_code = 3;
+  p.Set(failure);
+  EXPECT_EQ(summary(std::move(p)).rfind("restart 2 after failure (exit 3)", 0), 0u);
+}
+
 TEST(EventJson, EnumsAreLowerCaseNames) {
   fb::EventT e = Envelope();
   fb::CallbackT p;

@@ -224,7 +224,8 @@ TEST_F(WatchdogTest, CrashLoopStopsAfterMaxRestartsWithExactStartCount) {
   ASSERT_EQ(restarts.size(), 3u);
   for (int i = 0; i < 3; ++i) {
     EXPECT_EQ(restarts[i]->attempt, i + 1);
-    EXPECT_EQ(restarts[i]->reason, fb::RestartReason::Crash);
+    // A non-zero exit is a failure, not a crash: no signal killed the child.
+    EXPECT_EQ(restarts[i]->reason, fb::RestartReason::Failure);
     EXPECT_EQ(restarts[i]->exit_code, 1);
     EXPECT_EQ(restarts[i]->delay_ms, 50);
   }

@@ -64,7 +64,12 @@ std::string CrashSummary(const fb::Crash& p) {
                          Str(p.exception_message()));
       break;
     case fb::CrashOrigin::Watchdog:
-      what = fmt::format("died: {}", ExitText(p.exit_code(), p.signal(), p.core_dumped()));
+      // What the watchdog saw of the death: a signal, or an exit status.
+      if (p.signal() != 0) {
+        what = fmt::format("killed by {}", ExitText(p.exit_code(), p.signal(), p.core_dumped()));
+      } else {
+        what = fmt::format("exited with status {}", p.exit_code());
+      }
       break;
     default:
       what = p.signal_name() && p.signal_name()->size() > 0 ? std::string(Str(p.signal_name()))
@@ -103,8 +108,7 @@ std::string LifecycleSummary(const fb::Lifecycle& p) {
 }
 
 std::string RestartSummary(const fb::Restart& p) {
-  std::string out =
-      fmt::format("restart {} after {}", p.attempt(), Lower(fb::EnumNameRestartReason(p.reason())));
+  std::string out = fmt::format("restart {} after {}", p.attempt(), RestartReasonName(p.reason()));
   if (std::string exit = ExitText(p.exit_code(), p.signal(), false); !exit.empty()) {
     out += fmt::format(" ({})", exit);
   }

@@ -70,7 +70,7 @@ void PrintHuman(const SystemState& s) {
       fmt::print("last exit      {} ({})\n",
                  w.last_exit_signal != 0 ? SignalName(w.last_exit_signal)
                                          : fmt::format("exit {}", w.last_exit_code),
-                 Lower(fb::EnumNameRestartReason(w.last_restart_reason)));
+                 RestartReasonName(w.last_restart_reason));
     }
     // STATUS= is the child's own text and outlives it in the fold: say that
     // it is the last thing the child reported, not what it is doing now.

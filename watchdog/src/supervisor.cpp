@@ -424,8 +424,10 @@ void Supervisor::OnChildExit() {
     reason = fb::RestartReason::Cpu;
   } else if (cause == Cause::kHang) {
     reason = fb::RestartReason::Hang;
-  } else if (cause == Cause::kNone && !exit.clean()) {
+  } else if (cause == Cause::kNone && exit.signal != 0) {
     reason = fb::RestartReason::Crash;
+  } else if (cause == Cause::kNone && !exit.clean()) {
+    reason = fb::RestartReason::Failure;  // a non-zero exit status
   } else if (cause == Cause::kNone && parts_.options.restart == RestartMode::kAlways) {
     reason = fb::RestartReason::Exit;
   }
