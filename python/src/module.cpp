@@ -151,11 +151,12 @@ class Handle {
     return shared_->Get();
   }
   Shared& shared() const { return *shared_; }
+  // Lets go of the shared manager: the last handle's close destroys it.
   void Close() {
     std::shared_ptr<Shared> s = std::move(shared_);
     if (s) {
       py::gil_scoped_release nogil;
-      s->Close();
+      s.reset();
     }
   }
   bool closed() const { return !shared_ || !shared_->manager; }
@@ -460,7 +461,10 @@ PYBIND11_MODULE(_core, m) {
       .def("journal_failures", [](Handle& h) { return h.manager()->journal_failures(); })
       .def("journal_root", [](Handle& h) { return h.manager()->journal_root(); })
       .def("options", [](Handle& h) { return OptionsDict(h.shared().options); })
-      .def("same_manager", [](Handle& h, Handle& other) { return &h.shared() == &other.shared(); })
+      .def("same_manager",
+           [](Handle& h, Handle& other) {
+             return !h.closed() && !other.closed() && &h.shared() == &other.shared();
+           })
       .def("close", &Handle::Close)
       .def_property_readonly("closed", &Handle::closed);
 
