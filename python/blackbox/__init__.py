@@ -33,6 +33,9 @@ from __future__ import annotations
 
 import atexit
 import datetime as _datetime
+import faulthandler as _faulthandler
+import os as _os
+import stat as _stat
 import json as _json
 import sys as _sys
 import threading as _threading
@@ -290,6 +293,8 @@ class CrashRecoveryManager:
         self.max_restarts = max_restarts
         self.restart_delay = restart_delay
         self.health_check_interval = health_check_interval
+        if capture_crashes:
+            _before_crash_capture()
         self._core = _core.open(
             journal_dir or "",
             stream,
@@ -307,6 +312,8 @@ class CrashRecoveryManager:
         )
         self.state = SystemState(self._core)
         _install_excepthook()
+        if capture_crashes:
+            _chain_faulthandler(_os.path.join(self._core.journal_root(), stream + ".crash"))
 
     # --- the original API -------------------------------------------------
 
@@ -526,8 +533,48 @@ def _install_excepthook() -> None:
     _sys.excepthook = _excepthook
 
 
+# --- the Python stack of a native crash --------------------------------------
+#
+# faulthandler is chained in front of the native crash handler: on SIGSEGV &c.
+# it writes the Python stack of the crashing thread into the manager's crash
+# spill, then re-raises to the handler that was there before it (the native
+# one, which writes its record after it and re-raises with the default
+# action). The next start journals both as one crash record: the native
+# frames, then the Python ones.
+
+_fault_fd: Optional[int] = None
+
+
+def _before_crash_capture() -> None:
+    # A faulthandler enabled before the native handlers are installed would,
+    # once disabled, put back what it saw first: disable it now, re-enabled
+    # (on the spill) by _chain_faulthandler.
+    if _fault_fd is None and _faulthandler.is_enabled():
+        _faulthandler.disable()
+
+
+def _chain_faulthandler(spill: str) -> None:
+    global _fault_fd
+    if _fault_fd is not None:
+        return
+    try:
+        st = _os.lstat(spill)
+        if not _stat.S_ISREG(st.st_mode) or st.st_uid != _os.geteuid():
+            return
+        fd = _os.open(spill, _os.O_WRONLY | _os.O_APPEND | _os.O_NOFOLLOW | _os.O_CLOEXEC)
+    except OSError:
+        return  # no spill: the native capture is off too
+    _faulthandler.enable(file=fd, all_threads=False)
+    _fault_fd = fd
+
+
 @atexit.register
 def _close_all_at_exit() -> None:
     # Before the interpreter tears down: every manager records its stop (or
     # nothing, after an uncaught exception) while Python still runs callbacks.
+    global _fault_fd
+    if _fault_fd is not None:
+        _faulthandler.disable()  # puts the native handler back, which the close removes
+        _os.close(_fault_fd)
+        _fault_fd = None
     _core.close_all()

@@ -72,6 +72,32 @@ def test_segfault_in_a_c_extension_is_captured_like_a_native_crash(tmp_path):
     assert len(frames) > 3
     assert any("libc.so" in f or "_ctypes" in f for f in frames[:4]), frames
     assert any("python" in f.lower() for f in frames), frames
+    # After the native frames, the Python stack of the crashing thread.
+    child = str(tmp_path / "child.py")
+    assert frames[-2:] == [f"{child}:6 in read_price", f"{child}:8 in <module>"], frames
+
+
+def test_segfault_in_a_thread_carries_that_threads_python_stack(tmp_path):
+    run_python(
+        """
+        import ctypes, threading, blackbox
+        rm = blackbox.CrashRecoveryManager(journal_dir="j")
+
+        def feed_handler():
+            ctypes.string_at(0)
+
+        t = threading.Thread(target=feed_handler)
+        t.start()
+        t.join()
+        """,
+        cwd=tmp_path,
+        check_rc=-signal.SIGSEGV,
+    )
+    run_python(RESTART, cwd=tmp_path, check_rc=0)
+    [crash] = tool_json_lines("crashes", journal=tmp_path / "j")
+    python_frames = [f for f in crash["frames"] if str(tmp_path) in f]
+    assert python_frames[0] == f"{tmp_path / 'child.py'}:6 in feed_handler", crash["frames"]
+    assert not any("<module>" in f for f in python_frames)  # not the main thread's stack
 
 
 def test_sigkill_then_start_counts_the_unclean_restart(tmp_path):
