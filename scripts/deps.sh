@@ -14,6 +14,8 @@ packages=(
   procps util-linux          # ps, kill, flock for the scripts
   binutils                   # objcopy, used by a symbolizer test
   strace                     # counts the fsyncs of a handled error in a process test
+  python3-dev pybind11-dev   # the Python module (python/)
+  python3-pytest             # its tests (tests/python/)
 )
 
 missing=()

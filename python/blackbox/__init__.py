@@ -72,12 +72,10 @@ def _frames(tb: Any) -> List[str]:
     native backtrace.
     """
     frames: List[str] = []
-    outer = None
+    outer = tb.tb_frame.f_back if tb is not None else None
     while tb is not None:
         code = tb.tb_frame.f_code
         frames.append(f"{code.co_filename}:{tb.tb_lineno} in {code.co_name}")
-        if outer is None:
-            outer = tb.tb_frame.f_back
         tb = tb.tb_next
     frames.reverse()
     while outer is not None:
