@@ -5,6 +5,7 @@ import inspect
 import json
 import os
 import stat
+import subprocess
 import sys
 import threading
 import time
@@ -468,3 +469,41 @@ def test_ctrl_c_reaches_the_application_with_on_shutdown_request(tmp_path):
     )
     assert f"KeyboardInterrupt [{int(__import__('signal').SIGINT)}]" in out.stdout
     assert events(tmp_path / "j", "lifecycle")[-1]["phase"] == "stopped"
+
+
+def test_help_reads_like_the_header():
+    doc = blackbox.CrashRecoveryManager.__doc__
+    for word in ("journal_dir", "max_recovery_attempts", "handle_signals", "capture_crashes",
+                 "share"):
+        assert word in doc, word
+    for name in ("exception_handler", "register_recovery_callback", "register_cleanup_callback",
+                 "start_health_monitoring", "get_system_info", "graceful_shutdown",
+                 "restart_application", "_attempt_recovery", "_save_state", "set_gauge",
+                 "heartbeat", "on_shutdown_request"):
+        assert getattr(blackbox.CrashRecoveryManager, name).__doc__, name
+    assert "sys.exit" in blackbox.CrashRecoveryManager.graceful_shutdown.__doc__
+    package = os.path.dirname(blackbox.__file__)
+    assert os.path.isfile(os.path.join(package, "__init__.pyi"))
+    assert os.path.isfile(os.path.join(package, "py.typed"))
+
+
+@pytest.mark.skipif(not os.path.exists("/usr/bin/python3") or "BLACKBOX_BUILD_DIR" not in os.environ,
+                    reason="needs Debian's /usr/bin/python3 and the build tree")
+def test_install_puts_the_package_where_debian_python_finds_it(tmp_path):
+    subprocess.run([os.environ.get("CMAKE_COMMAND", "cmake"), "--install",
+                    os.environ["BLACKBOX_BUILD_DIR"], "--prefix", "/usr/local"],
+                   env=dict(os.environ, DESTDIR=str(tmp_path)), check=True,
+                   capture_output=True, timeout=120)
+    # Where Debian's interpreter looks for /usr/local packages, inside DESTDIR.
+    out = subprocess.run(
+        ["/usr/bin/python3", "-c",
+         "import sys; print('\\n'.join(p for p in sys.path if p.startswith('/usr/local/')))"],
+        capture_output=True, text=True, check=True, env={"PATH": "/usr/bin:/bin"})
+    found = [p for p in out.stdout.split() if (tmp_path / p.lstrip("/") / "blackbox").is_dir()]
+    assert found, out.stdout
+    check = subprocess.run(
+        ["/usr/bin/python3", "-c", "import blackbox, sys; print(blackbox.__file__)"],
+        capture_output=True, text=True, env={"PATH": "/usr/bin:/bin",
+                                             "PYTHONPATH": str(tmp_path / found[0].lstrip("/"))})
+    assert check.returncode == 0, check.stderr
+    assert check.stdout.startswith(str(tmp_path))
