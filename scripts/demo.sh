@@ -3,17 +3,27 @@
 # blackbox-watchdog, let it crash, hang and leak, then show what the journal
 # recorded. About a minute; everything it writes goes to one scratch folder.
 #
-#   scripts/demo.sh [WORKDIR]      (default: a new folder under /tmp)
+#   scripts/demo.sh [--python] [WORKDIR]      (default: a new folder under /tmp)
+#
+# --python runs examples/order_router.py (the same router on the Python
+# module `blackbox`) instead of the C++ blackbox-demo.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
+python=0
+if [ "${1:-}" = "--python" ]; then
+  python=1
+  shift
+fi
 
 say() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
 
 bash scripts/deps.sh
 say "Building (cmake + ninja, build/)"
 cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
-cmake --build build -j"$(nproc)" --target blackbox blackbox-watchdog blackbox-demo | tail -n 1
+targets=(blackbox blackbox-watchdog blackbox-demo)
+[ "$python" = 1 ] && targets+=(blackbox_python)
+cmake --build build -j"$(nproc)" --target "${targets[@]}" | tail -n 1
 
 bin=$root/build/bin
 work=${1:-$(mktemp -d /tmp/blackbox-demo.XXXXXX)}
@@ -22,7 +32,15 @@ cd "$work"
 export BLACKBOX_JOURNAL=$work/journal
 export PATH=$bin:$PATH
 
-say "Starting blackbox-demo (a fake order router) under blackbox-watchdog"
+demo=(blackbox-demo --tour --interval-ms 100)
+if [ "$python" = 1 ]; then
+  export PYTHONPATH=$root/build/python
+  py=/usr/bin/python3
+  [ -x "$py" ] || py=$(command -v python3)
+  demo=("$py" "$root/examples/order_router.py" --tour --interval-ms 100)
+fi
+
+say "Starting ${demo[*]:0:2} (a fake order router) under blackbox-watchdog"
 cat <<TXT
 The demo misbehaves differently after each restart: handled errors and a
 segfault, then an uncaught exception, then a hang (its heartbeats stop), then
@@ -32,7 +50,7 @@ TXT
 blackbox-watchdog --state-dir "$work/watchdog" --restart-delay 0.5 --max-restarts 10 \
   --watchdog-timeout 3 --stop-timeout 2 --health-check-interval 0.5 \
   --max-memory 120 --limit-cycles 2 --log-file "$work/demo-output.log" \
-  -- blackbox-demo --tour --interval-ms 100 &
+  -- "${demo[@]}" &
 watchdog_pid=$!
 
 # Wait (at most ~60 s) until the watchdog has restarted the leaking run for

@@ -15,6 +15,8 @@ packages=(
   binutils                   # objcopy, used by a symbolizer test
   strace                     # counts the fsyncs of a handled error in a process test
   help2man groff-base        # man pages generated from --help at build time, and checked
+  python3-dev pybind11-dev   # the Python module (python/)
+  python3-pytest             # its tests (tests/python/)
 )
 
 missing=()

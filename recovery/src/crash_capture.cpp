@@ -149,7 +149,11 @@ void OnFatalSignal(int sig, siginfo_t* info, void* context) {
           break;
         }
       }
-      WriteHeader(fd, "signal", sig, reinterpret_cast<uintptr_t>(info->si_addr));
+      // A signal sent by kill/raise (si_code <= 0: SI_USER, SI_TKILL), such
+      // as a handler chained in front of this one re-raising a fault, has no
+      // fault address: si_addr then holds the sender's pid.
+      uintptr_t addr = info->si_code > 0 ? reinterpret_cast<uintptr_t>(info->si_addr) : 0;
+      WriteHeader(fd, "signal", sig, addr);
       WriteFrames(fd, frames + first, n - first);
     }
     g_written.store(true);
@@ -268,7 +272,9 @@ bool InstallCrashCapture(const std::string& spill_path, bool truncate, std::stri
   if (g_installed) return false;
   // O_NOFOLLOW: a symlink planted in the journal directory must not redirect
   // (and truncate) some other file.
-  int flags = O_WRONLY | O_CREAT | O_CLOEXEC | O_NOFOLLOW | (truncate ? O_TRUNC : O_APPEND);
+  // O_APPEND always: another writer of the same process may append to the
+  // spill too (the Python module's faulthandler, see crash_spill.cpp).
+  int flags = O_WRONLY | O_CREAT | O_CLOEXEC | O_NOFOLLOW | O_APPEND | (truncate ? O_TRUNC : 0);
   int fd = open(spill_path.c_str(), flags, 0600);
   struct stat st {};
   if (fd >= 0 && (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || st.st_uid != geteuid())) {

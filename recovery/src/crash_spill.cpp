@@ -8,6 +8,10 @@
 //   module <len>\n<build id> <path>\n      (optional, one per loaded module)
 //   frames <n>, then n lines from backtrace_symbols_fd
 //   end
+// Before a record, the Python module's faulthandler may have written the
+// Python stack of the crashing thread (its handler runs first and chains to
+// ours); its lines `  File "x.py", line 4 in f` become frames "x.py:4 in f"
+// after the record's native frames.
 #include <cxxabi.h>
 #include <fmt/format.h>
 #include <signal.h>
@@ -106,6 +110,19 @@ bool IsRuntimeFrame(std::string_view raw) {
   return module.starts_with("libstdc++.so") || module.starts_with("libgcc_s.so");
 }
 
+// `  File "x.py", line 4 in f` (Python's faulthandler) -> "x.py:4 in f".
+std::optional<std::string> PythonFrame(const std::string& line) {
+  constexpr std::string_view kFile = "  File \"", kLine = "\", line ", kIn = " in ";
+  if (!line.starts_with(kFile)) return std::nullopt;
+  size_t file_end = line.rfind(kLine);
+  if (file_end == std::string::npos || file_end < kFile.size()) return std::nullopt;
+  size_t number = file_end + kLine.size();
+  size_t in = line.find(kIn, number);
+  if (in == std::string::npos) return std::nullopt;
+  return line.substr(kFile.size(), file_end - kFile.size()) + ":" +
+         line.substr(number, in - number) + " in " + line.substr(in + kIn.size());
+}
+
 std::string SignalName(int sig) {
   const char* abbrev = sigabbrev_np(sig);
   return abbrev != nullptr ? std::string("SIG") + abbrev : "signal " + std::to_string(sig);
@@ -123,8 +140,10 @@ std::vector<fb::CrashT> ReadSpill(const std::string& spill_path, bool name_frame
   if (!in) return records;
   std::string line;
   fb::CrashT* current = nullptr;
-  std::string exe, argv0;                        // of the current record
-  std::map<std::string, std::string> build_ids;  // path -> build ID, of the current record
+  std::string exe, argv0;                         // of the current record
+  std::map<std::string, std::string> build_ids;   // path -> build ID, of the current record
+  std::vector<std::string> python_frames;         // written just before the next header
+  std::vector<std::string> record_python_frames;  // of the current record
   while (std::getline(in, line)) {
     if (line == "BLACKBOX-CRASH 1") {
       records.emplace_back();
@@ -133,6 +152,12 @@ std::vector<fb::CrashT> ReadSpill(const std::string& spill_path, bool name_frame
       exe.clear();
       argv0.clear();
       build_ids.clear();
+      record_python_frames = std::move(python_frames);
+      python_frames.clear();
+      continue;
+    }
+    if (std::optional<std::string> frame = PythonFrame(line)) {
+      python_frames.push_back(std::move(*frame));
       continue;
     }
     if (current == nullptr) continue;  // garbage before the first header
@@ -206,6 +231,8 @@ std::vector<fb::CrashT> ReadSpill(const std::string& spill_path, bool name_frame
           current->frames.push_back(std::move(frame));
         }
       }
+      for (std::string& frame : record_python_frames) current->frames.push_back(std::move(frame));
+      record_python_frames.clear();
     }
   }
   return records;

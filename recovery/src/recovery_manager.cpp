@@ -124,6 +124,8 @@ class RecoveryManager::Impl {
   ~Impl();
 
   void ReportException(std::string_view context, const std::exception_ptr& e);
+  void ReportError(std::string_view context, ErrorReport report);
+  void ReportFatalError(ErrorReport report);
   void AddCallback(fb::CallbackKind kind, std::string name, std::function<void()> fn);
   bool AttemptRecovery();
   void StartHealth();
@@ -192,6 +194,7 @@ class RecoveryManager::Impl {
 
   std::mutex shutdown_mu_;
   bool shut_down_ = false;
+  bool fatal_error_ = false;  // report_fatal_error: the run does not end cleanly
 
   std::mutex threads_mu_;
   std::condition_variable threads_cv_;
@@ -322,7 +325,7 @@ RecoveryManager::Impl::~Impl() {
   bool clean_exit;
   {
     std::lock_guard lock(shutdown_mu_);
-    clean_exit = !shut_down_;
+    clean_exit = !shut_down_ && !fatal_error_;
     shut_down_ = true;
   }
   if (clean_exit) {
@@ -428,10 +431,16 @@ void RecoveryManager::Impl::WriteStateFile() {
 
 void RecoveryManager::Impl::ReportException(std::string_view context, const std::exception_ptr& e) {
   ExceptionDescription d = Describe(e);
+  ReportError(context,
+              {.exception_type = std::move(d.type), .message = std::move(d.message), .frames = {}});
+}
+
+void RecoveryManager::Impl::ReportError(std::string_view context, ErrorReport report) {
   fb::ErrorT error;
   error.context = std::string(context);
-  error.exception_type = std::move(d.type);
-  error.message = std::move(d.message);
+  error.exception_type = std::move(report.exception_type);
+  error.message = std::move(report.message);
+  error.frames = std::move(report.frames);
   {
     std::lock_guard lock(mu_);
     error.recovery_attempt = state_.recovery_attempts;
@@ -440,6 +449,21 @@ void RecoveryManager::Impl::ReportException(std::string_view context, const std:
   // durable with it (see there).
   Record(std::move(error), fb::Severity::Error, Durability::kBuffered);
   AttemptRecovery();
+}
+
+void RecoveryManager::Impl::ReportFatalError(ErrorReport report) {
+  {
+    std::lock_guard lock(shutdown_mu_);
+    fatal_error_ = true;
+  }
+  fb::CrashT crash;
+  crash.origin = fb::CrashOrigin::Terminate;
+  crash.exception_type = std::move(report.exception_type);
+  crash.exception_message = std::move(report.message);
+  crash.frames = std::move(report.frames);
+  crash.crashed_pid = getpid();
+  crash.crash_time_ns = WallNowNs();
+  Record(std::move(crash), fb::Severity::Critical, Durability::kDurable);
 }
 
 void RecoveryManager::Impl::AddCallback(fb::CallbackKind kind, std::string name,
@@ -729,6 +753,12 @@ RecoveryManager::~RecoveryManager() = default;
 
 void RecoveryManager::report_exception(std::string_view context, std::exception_ptr e) {
   impl_->ReportException(context, e);
+}
+void RecoveryManager::report_error(std::string_view context, ErrorReport error) {
+  impl_->ReportError(context, std::move(error));
+}
+void RecoveryManager::report_fatal_error(ErrorReport error) {
+  impl_->ReportFatalError(std::move(error));
 }
 void RecoveryManager::register_recovery_callback(std::string name, std::function<void()> fn) {
   impl_->AddCallback(fb::CallbackKind::Recovery, std::move(name), std::move(fn));

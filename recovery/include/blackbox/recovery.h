@@ -19,6 +19,7 @@
 #include <string>
 #include <string_view>
 #include <utility>
+#include <vector>
 
 #include "blackbox/state.h"
 
@@ -67,6 +68,15 @@ struct SystemInfo {
   std::string last_error;  // message of the last error, "" when none
 };
 
+// An error the application describes itself, for exceptions of another
+// runtime (the Python module's exceptions): type name, message and frames,
+// innermost first ("orders.py:42 in place_order").
+struct ErrorReport {
+  std::string exception_type;
+  std::string message;
+  std::vector<std::string> frames;
+};
+
 // Exit status of a process that gave up after max_recovery_attempts
 // consecutive failed recoveries, or after max_restarts restarts.
 inline constexpr int kRecoveryExhaustedExitCode = 70;  // EX_SOFTWARE
@@ -101,6 +111,16 @@ class RecoveryManager {
   }
   // The same from a catch block, without the rethrow.
   void report_exception(std::string_view context, std::exception_ptr e);
+  // The same for an error described by the application (ErrorReport): an
+  // Error event with its type, message and frames, then attempt_recovery().
+  void report_error(std::string_view context, ErrorReport error);
+  // A fatal error the process records itself just before it ends (an
+  // uncaught exception of an embedded interpreter): a Crash event (origin
+  // Terminate, signal 0) with its type, message and frames, durable when
+  // this returns. The run then counts as not ended cleanly: the destructor
+  // records no clean stop, so the next start counts an unclean restart, as
+  // after a native crash. Runs no callbacks.
+  void report_fatal_error(ErrorReport error);
 
   // Callbacks run in registration order. A callback fails by throwing.
   void register_recovery_callback(std::string name, std::function<void()> fn);
