@@ -199,9 +199,10 @@ std::string FormatEventLine(const fb::Event& e, std::string_view stream, uint64_
   std::string severity = Lower(fb::EnumNameSeverity(e.severity()));
   const char* on = style.colour ? SeverityColour(e.severity()) : "";
   const char* off = style.colour && on[0] != '\0' ? "\033[0m" : "";
-  return fmt::format("{} {:<{}} #{:<7} {:<9} {}{:<8}{} pid {:<7} {}", FormatLocalMs(e.time_ns()),
-                     stream, style.stream_width, seq, type.empty() ? "unknown" : type, on, severity,
-                     off, e.pid(), Summary(e));
+  return fmt::format("{} {:<{}} #{:<7} {:<9} {}{:<8}{} pid {:<7} {}",
+                     style.utc ? FormatUtcMs(e.time_ns()) : FormatLocalMs(e.time_ns()), stream,
+                     style.stream_width, seq, type.empty() ? "unknown" : type, on, severity, off,
+                     e.pid(), Summary(e));
 }
 
 }  // namespace blackbox::tools

@@ -17,6 +17,7 @@ namespace blackbox::tools {
 struct HumanStyle {
   bool colour = false;
   size_t stream_width = 8;  // the widest stream name of the journal
+  bool utc = false;         // times in UTC instead of local time
 };
 
 // One line, without the trailing newline.

@@ -1,11 +1,11 @@
-#include "time_spec.h"
-
 #include <fmt/format.h>
 
 #include <algorithm>
 #include <charconv>
 #include <ctime>
 #include <limits>
+
+#include "time_spec.h"
 
 namespace blackbox::tools {
 namespace {
@@ -190,6 +190,13 @@ std::string FormatUtc(int64_t ns) {
 std::string FormatLocalMs(int64_t ns) {
   Split t = SplitNs(ns);
   return fmt::format("{}.{:03}", LocalSecond(t.sec), t.frac_ns / 1'000'000);
+}
+
+std::string FormatUtcMs(int64_t ns) {
+  Split t = SplitNs(ns);
+  std::string out = fmt::format("{}.{:03}", UtcSecond(t.sec), t.frac_ns / 1'000'000);
+  out[10] = ' ';  // "2026-01-15T10:30:00" -> "2026-01-15 10:30:00"
+  return out;
 }
 
 std::optional<int64_t> ParseAbsoluteTime(std::string_view text) {

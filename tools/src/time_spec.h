@@ -29,6 +29,8 @@ inline constexpr size_t kMaxQuotedUtc = 48;
 char* QuotedUtcTo(char* buf, int64_t ns);
 // "2026-01-15 11:30:00.123" in the local time zone (TZ).
 std::string FormatLocalMs(int64_t ns);
+// The same layout in UTC: "2026-01-15 10:30:00.123".
+std::string FormatUtcMs(int64_t ns);
 
 // An absolute time: RFC 3339 (offset or Z), or a date and time without an
 // offset, which is local time. Returns nullopt when `text` is not one.
