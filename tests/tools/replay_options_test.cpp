@@ -135,5 +135,55 @@ TEST_F(ReplayOptions, UtcShowsTimesInUtcWhateverTheLocalZone) {
   EXPECT_EQ(utc.out.rfind("2026-01-15 10:30:40.100 ", 0), 0u) << utc.out;
 }
 
+// The fixture's crashes: 1 (in-process, 10:30:04.950, app seq 11) and 2 (seen
+// by the watchdog, 10:30:05.000, watchdog seq 5).
+TEST_F(ReplayOptions, CrashesTakeSinceAndUntilAndKeepTheirNumbers) {
+  ToolResult late = Run({"crashes", "--since", "2026-01-15T10:30:04.990Z"});
+  ASSERT_EQ(late.exit_code, 0) << late.err;
+  std::vector<std::string> lines = Lines(late.out);
+  ASSERT_EQ(lines.size(), 2u) << late.out;  // the heading and crash 2
+  EXPECT_EQ(lines[1].rfind("  2  2026-01-15 10:30:05.000  watchdog", 0), 0u) << lines[1];
+
+  ToolResult early = Run({"crashes", "--until", "2026-01-15 10:30:04.990", "--json"});
+  ASSERT_EQ(early.exit_code, 0) << early.err;
+  ASSERT_EQ(Lines(early.out).size(), 1u) << early.out;
+  EXPECT_EQ(nlohmann::json::parse(early.out)["origin"], "signal");
+
+  ToolResult by_seq = Run({"crashes", "--since", "watchdog:5", "--until", "watchdog:5", "--json"});
+  ASSERT_EQ(by_seq.exit_code, 0) << by_seq.err;
+  ASSERT_EQ(Lines(by_seq.out).size(), 1u) << by_seq.out;
+  EXPECT_EQ(nlohmann::json::parse(by_seq.out)["origin"], "watchdog");
+
+  ToolResult none = Run({"crashes", "--since", "today"});  // the fixture is from January
+  ASSERT_EQ(none.exit_code, 0) << none.err;
+  EXPECT_NE(none.out.find("no crashes"), std::string::npos) << none.out;
+
+  ToolResult swapped = Run({"crashes", "--since", "today", "--until", "yesterday"});
+  EXPECT_EQ(swapped.exit_code, 2);
+  EXPECT_NE(swapped.err.find("--since today is after --until yesterday"), std::string::npos)
+      << swapped.err;
+  ToolResult bad = Run({"crashes", "--since", "last tuesday"});
+  EXPECT_EQ(bad.exit_code, 2);
+  EXPECT_NE(bad.err.find("cannot parse time 'last tuesday'"), std::string::npos) << bad.err;
+
+  // `crashes show N` goes on working, with the numbers the list shows.
+  ToolResult show = Run({"crashes", "show", "2"});
+  ASSERT_EQ(show.exit_code, 0) << show.err;
+  EXPECT_EQ(show.out.rfind("crash 2 of 2\n", 0), 0u) << show.out;
+}
+
+TEST_F(ReplayOptions, ReplayTakesTimeWords) {
+  // Every event of the fixture is from before today, and after a year ago.
+  ToolResult today = Run({"replay", "--since", "today"});
+  ASSERT_EQ(today.exit_code, 0) << today.err;
+  EXPECT_EQ(today.out, "");
+  ToolResult all = Run({"replay", "--since", "-52weeks", "--until", "+5min"});
+  ASSERT_EQ(all.exit_code, 0) << all.err;
+  EXPECT_EQ(Lines(all.out).size(), size_t{kFixtureAppEvents + kFixtureWatchdogEvents});
+  ToolResult before_today = Run({"replay", "--until", "yesterday", "-o", "cat", "-n", "1"});
+  ASSERT_EQ(before_today.exit_code, 0) << before_today.err;
+  EXPECT_EQ(before_today.out, "stopped: shutdown\n");
+}
+
 }  // namespace
 }  // namespace blackbox::tools::testing
