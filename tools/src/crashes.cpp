@@ -12,6 +12,7 @@
 #include "journal_access.h"
 #include "option_checks.h"
 #include "output_file.h"
+#include "pager.h"
 #include "time_spec.h"
 #include "tool_error.h"
 
@@ -96,6 +97,7 @@ int List(const GlobalOptions& global, const CrashesOptions& o) {
   // The numbers stay those of the whole list, so `crashes show N` finds the
   // crash a window showed as N.
   std::erase_if(crashes, [&](const CrashRecord& c) { return !InWindow(c, since, until); });
+  StartPager(global.no_pager);
   UseLargeStdoutBuffer();
   if (o.json) {
     for (const auto& c : crashes) {
@@ -126,8 +128,9 @@ int List(const GlobalOptions& global, const CrashesOptions& o) {
       }
     }
   }
+  FinishStdout();
+  ClosePager();
   damage.Summarize();
-  std::fflush(stdout);
   return 0;
 }
 
@@ -172,6 +175,8 @@ int Show(const GlobalOptions& global, const CrashesOptions& o) {
   });
   if (!s.ok()) Trouble(fmt::format("cannot read journal: {}", s.ToString()));
 
+  StartPager(global.no_pager);
+  UseLargeStdoutBuffer();
   if (o.json) {
     Json out = Json::object();
     out["crash"] = EventToJson(c.event(), c.stream, c.seq);
@@ -205,8 +210,9 @@ int Show(const GlobalOptions& global, const CrashesOptions& o) {
     fmt::print("\nevents in the {} s before:\n{}", o.before_seconds,
                before_text.empty() ? "  (none)\n" : before_text);
   }
+  FinishStdout();
+  ClosePager();
   damage.Summarize();
-  std::fflush(stdout);
   return 0;
 }
 

@@ -7,6 +7,7 @@
 #include <cstdlib>
 #include <cstring>
 
+#include "pager.h"
 #include "time_spec.h"
 
 namespace blackbox::tools {
@@ -144,7 +145,9 @@ std::string SignalName(int signal) {
 
 bool WantColour(int fd) {
   const char* no_colour = std::getenv("NO_COLOR");
-  return isatty(fd) == 1 && (no_colour == nullptr || no_colour[0] == '\0');
+  // A pager on stdout draws on the terminal stdout was.
+  bool terminal = fd == STDOUT_FILENO ? StdoutIsTerminal() : isatty(fd) == 1;
+  return terminal && (no_colour == nullptr || no_colour[0] == '\0');
 }
 
 std::string Summary(const fb::Event& e) {

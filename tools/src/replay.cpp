@@ -18,6 +18,7 @@
 #include "journal_access.h"
 #include "option_checks.h"
 #include "output_file.h"
+#include "pager.h"
 #include "tool_error.h"
 
 namespace blackbox::tools {
@@ -175,6 +176,7 @@ int Replay(const GlobalOptions& global, const ReplayOptions& o) {
   }
   TextMatcher grep(o.grep);
 
+  if (!o.follow) StartPager(global.no_pager);  // -f is watched live, as journalctl -f
   UseLargeStdoutBuffer();
   HumanStyle style{WantColour(STDOUT_FILENO), StreamColumnWidth(*reader), o.utc};
   std::deque<std::string> last;  // -n or -r: the newest lines seen so far
@@ -195,6 +197,7 @@ int Replay(const GlobalOptions& global, const ReplayOptions& o) {
   std::map<std::string, uint64_t, std::less<>> seen;  // stream -> last seq read
   std::string line;
   auto visit = [&](const Record& r) {
+    if (std::ferror(stdout) && StdoutGone()) return false;  // the pager quit: stop reading
     auto it = seen.find(r.stream);
     if (it == seen.end()) it = seen.emplace(std::string(r.stream), 0).first;
     it->second = r.seq;
@@ -257,8 +260,9 @@ int Replay(const GlobalOptions& global, const ReplayOptions& o) {
     }
     if (std::fflush(stdout) != 0) return kExitTrouble;  // the reader went away
   }
+  FinishStdout();
+  ClosePager();  // the damage summary comes after what the pager showed
   damage.Summarize();
-  if (std::fflush(stdout) != 0) Trouble("cannot write to stdout");
   // Everything readable was shown, but not everything the journal held.
   return damage.count() > 0 ? kExitTrouble : 0;
 }

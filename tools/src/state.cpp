@@ -9,6 +9,7 @@
 #include "human_format.h"
 #include "journal_access.h"
 #include "output_file.h"
+#include "pager.h"
 #include "state_load.h"
 #include "time_spec.h"
 #include "tool_error.h"
@@ -92,13 +93,14 @@ void PrintHuman(const SystemState& s) {
 int ShowState(const GlobalOptions& global, const StateOptions& o) {
   uint64_t damaged = 0;
   SystemState state = LoadStateAt(global.journal, o.at, "--at", &damaged);
+  StartPager(global.no_pager);
   UseLargeStdoutBuffer();
   if (o.json) {
     fmt::print("{}\n", SystemStateJson(state, 2));
   } else {
     PrintHuman(state);
   }
-  if (std::fflush(stdout) != 0) Trouble("cannot write to stdout");
+  FinishStdout();
   // The state was folded from what could be read; damaged records were not.
   return damaged > 0 ? kExitTrouble : 0;
 }
