@@ -240,5 +240,56 @@ TEST_F(Terminal, APagerThatCannotStartIsReportedAndTheOutputShown) {
   EXPECT_EQ(r.out, Piped({"state"}));
 }
 
+bool Has(const std::string& text, const std::string& part) {
+  return text.find(part) != std::string::npos;
+}
+
+TEST_F(Terminal, StateColoursThePhaseAndTheCrash) {
+  // At app seq 2 the app has just said it runs.
+  ToolResult running = Run({"--no-pager", "state", "--at", "app:2"}, {}, /*colour=*/true);
+  ASSERT_EQ(running.exit_code, 0) << running.err;
+  EXPECT_TRUE(Has(running.out, "status         \033[32mrunning\033[0m\n")) << running.out;
+
+  ToolResult now = Run({"--no-pager", "state"}, {}, true);
+  ASSERT_EQ(now.exit_code, 0) << now.err;
+  EXPECT_TRUE(Has(now.out, "\033[31mSIGSEGV\033[0m")) << now.out;     // the last crash
+  EXPECT_TRUE(Has(now.out, "\033[31mdata_processing: ")) << now.out;  // the last error
+  EXPECT_TRUE(Has(now.out, "status         stopped\n")) << now.out;   // no colour
+
+  for (const char* at : {"app:2", "now"}) {
+    ToolResult plain = Run({"--no-pager", "state", "--at", at}, {"NO_COLOR=1"}, true);
+    EXPECT_FALSE(Has(plain.out, "\033")) << plain.out;
+  }
+}
+
+TEST_F(Terminal, CrashesColourTheCrashRed) {
+  ToolResult list = Run({"--no-pager", "crashes"}, {}, true);
+  ASSERT_EQ(list.exit_code, 0) << list.err;
+  EXPECT_TRUE(Has(list.out, "\033[31mSIGSEGV ")) << list.out;
+  ToolResult show = Run({"--no-pager", "crashes", "show", "1"}, {}, true);
+  ASSERT_EQ(show.exit_code, 0) << show.err;
+  EXPECT_TRUE(Has(show.out, "\033[31mcrash 1 of 2\033[0m")) << show.out;
+  EXPECT_TRUE(Has(show.out, "\033[31mSIGSEGV\033[0m (11)")) << show.out;
+
+  for (std::vector<std::string> args :
+       {std::vector<std::string>{"crashes"}, {"crashes", "show", "1"}}) {
+    args.insert(args.begin(), "--no-pager");
+    ToolResult plain = Run(args, {"NO_COLOR=1"}, true);
+    ASSERT_EQ(plain.exit_code, 0) << plain.err;
+    EXPECT_FALSE(Has(plain.out, "\033")) << plain.out;
+    args.erase(args.begin());
+    EXPECT_EQ(plain.out, Piped(args));
+  }
+}
+
+TEST_F(Terminal, ColourReachesThePagerAsItWouldTheTerminal) {
+  ToolResult r = Run({"crashes"}, {"BLACKBOX_PAGER=" + Path("fake-pager")}, true);
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_TRUE(Has(ReadFile(Path("got")), "\033[31m")) << ReadFile(Path("got"));
+  r = Run({"replay"}, {"BLACKBOX_PAGER=" + Path("fake-pager"), "NO_COLOR=1"}, true);
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_FALSE(Has(ReadFile(Path("got")), "\033"));
+}
+
 }  // namespace
 }  // namespace blackbox::tools::testing

@@ -99,6 +99,7 @@ int List(const GlobalOptions& global, const CrashesOptions& o) {
   std::erase_if(crashes, [&](const CrashRecord& c) { return !InWindow(c, since, until); });
   StartPager(global.no_pager);
   UseLargeStdoutBuffer();
+  const bool colour = WantColour(STDOUT_FILENO);
   if (o.json) {
     for (const auto& c : crashes) {
       fmt::print("{}\n", EventToJsonLine(c.event(), c.stream, c.seq));
@@ -117,10 +118,12 @@ int List(const GlobalOptions& global, const CrashesOptions& o) {
       if (crash.exception_type() && crash.exception_type()->size() > 0) {
         what = fmt::format("{}: {}", Str(crash.exception_type()), Str(crash.exception_message()));
       }
-      fmt::print("{:>3}  {:<23}  {:<{}}  {:<7}  {:<9}  {:<8}  {}\n", c.number,
+      // The padding is outside the colour, so the columns stay aligned.
+      fmt::print("{:>3}  {:<23}  {:<{}}  {:<7}  {:<9}  {}  {}\n", c.number,
                  FormatLocalMs(c.time_ns()), c.stream, width, crash.crashed_pid(),
                  EventToJson(c.event(), c.stream, c.seq)["origin"].get<std::string>(),
-                 SignalText(crash), what);
+                 Paint(fmt::format("{:<8}", SignalText(crash)), kRed, colour),
+                 Paint(what, kRed, colour));
       if (crash.frames()) {
         for (int f = 0; f < o.frames && f < static_cast<int>(crash.frames()->size()); ++f) {
           fmt::print("{:>5}#{} {}\n", "", f, Str(crash.frames()->Get(f)));
@@ -185,14 +188,15 @@ int Show(const GlobalOptions& global, const CrashesOptions& o) {
   } else {
     const fb::Crash& crash = c.crash();
     Json j = EventToJson(c.event(), c.stream, c.seq);
-    fmt::print("crash {} of {}\n", i + 1, count);
+    fmt::print("{}\n", Paint(fmt::format("crash {} of {}", i + 1, count), kRed, style.colour));
     fmt::print("  time       {}  ({})\n", FormatLocalMs(c.time_ns()), FormatUtc(c.time_ns()));
     fmt::print("  recorded   {} seq {} at {} by pid {}\n", c.stream, c.seq,
                FormatLocalMs(c.event().time_ns()), c.event().pid());
     fmt::print("  origin     {}\n", j["origin"].get<std::string>());
     fmt::print("  process    pid {}\n", crash.crashed_pid());
     if (crash.signal() != 0) {
-      fmt::print("  signal     {} ({}){}\n", SignalName(crash.signal()), crash.signal(),
+      fmt::print("  signal     {} ({}){}\n", Paint(SignalName(crash.signal()), kRed, style.colour),
+                 crash.signal(),
                  crash.fault_address() != 0 ? fmt::format(" at {:#x}", crash.fault_address()) : "");
     }
     if (crash.exit_code() >= 0) fmt::print("  exit code  {}\n", crash.exit_code());

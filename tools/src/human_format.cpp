@@ -150,6 +150,28 @@ bool WantColour(int fd) {
   return terminal && (no_colour == nullptr || no_colour[0] == '\0');
 }
 
+std::string Paint(std::string_view text, const char* colour, bool on) {
+  if (!on || colour == nullptr || colour[0] == '\0') return std::string(text);
+  return fmt::format("{}{}\033[0m", colour, text);
+}
+
+const char* PhaseColour(fb::Phase phase) {
+  switch (phase) {
+    case fb::Phase::Running:
+      return kGreen;
+    case fb::Phase::Error:
+    case fb::Phase::Failed:
+      return kRed;
+    case fb::Phase::Starting:
+    case fb::Phase::Recovering:
+    case fb::Phase::Stopping:
+    case fb::Phase::Backoff:
+      return kYellow;
+    default:
+      return "";
+  }
+}
+
 std::string Summary(const fb::Event& e) {
   switch (e.payload_type()) {
     case fb::Payload::Error:
