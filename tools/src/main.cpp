@@ -34,6 +34,8 @@ int main(int argc, char** argv) {
       "  blackbox crashes\n"
       "  blackbox replay --since -10m --type error --type crash\n"
       "  blackbox state --at 2026-01-15T10:30:00Z\n"
+      "  blackbox replay --since today -p err -r\n"
+      "  blackbox --no-pager crashes --since yesterday\n"
       "Run `blackbox COMMAND --help` for the options of a command.\n"
       "Pager: on a terminal, replay (not with --follow), crashes and state page their\n"
       "output through $BLACKBOX_PAGER, else $PAGER, else `less -FRSXM`; an empty value,\n"

@@ -271,22 +271,24 @@ int Replay(const GlobalOptions& global, const ReplayOptions& o) {
 
 void AddReplayCommand(CLI::App& app, const GlobalOptions& global, CommandBody& body) {
   auto o = std::make_shared<ReplayOptions>();
-  CLI::App* cmd = app.add_subcommand("replay", "Print the timeline of events, oldest first");
+  CLI::App* cmd =
+      app.add_subcommand("replay", "Print the timeline of events, oldest first (-r: newest first)");
   cmd->add_option("--stream", o->streams, "Only this stream (repeatable): app, watchdog, …");
   cmd->add_option("--type", o->types,
                   "Only this event type (repeatable): error, crash, health, lifecycle, restart, "
                   "callback, gauge, log, limit, config");
   cmd->add_option("--since", o->since,
                   "From this time or sequence number: 2026-01-15T10:30:00Z, \"2026-01-15 "
-                  "10:30\", -5m, 120, watchdog:40");
+                  "10:30\", 05:14, today, yesterday, -5min, -2hours, \"1h ago\", 120, "
+                  "watchdog:40");
   cmd->add_option("--until", o->until, "Up to this time or sequence number (inclusive)");
   cmd->add_option("--grep", o->grep,
                   "Only events with TEXT in a text field (case-insensitive unless TEXT has "
                   "capitals)");
   cmd->add_option("-p,--priority", o->priority,
-                  "Only events of this severity or a more severe one (debug, info, warning, "
-                  "error, critical; journalctl's err, crit, notice, … and 0..7 too), or a range "
-                  "FROM..TO");
+                  "Only events of this severity or a more severe one, or of a range FROM..TO "
+                  "(journalctl's emerg, alert, crit, err, notice and 0..7 too): debug, info, "
+                  "warning, error, critical");
   cmd->add_option("--pid", o->pids, "Only events written by this process (repeatable)")
       ->check(WholeNumber(INT32_MAX));
   cmd->add_option("-n,--lines", o->lines, "Only the last N matching events")
@@ -294,8 +296,9 @@ void AddReplayCommand(CLI::App& app, const GlobalOptions& global, CommandBody& b
   cmd->add_flag("-r,--reverse", o->reverse, "Newest first (with -n N: the newest N, newest first)");
   cmd->add_flag("-f,--follow", o->follow, "Keep printing new events as writers append them");
   cmd->add_option("-o,--output", o->output,
-                  "short (one aligned line per event, the default), json (one JSON object per "
-                  "line), json-pretty (indented JSON), cat (what the event says, nothing else)");
+                  "How events are printed (default short): short (one aligned line each), json "
+                  "(one JSON object a line), json-pretty (indented JSON), cat (what the event "
+                  "says; nothing else)");
   cmd->add_flag("--json", o->json, "The same as -o json");
   cmd->add_flag("--utc", o->utc, "Times in UTC instead of local time");
   cmd->footer(

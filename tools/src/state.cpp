@@ -117,13 +117,14 @@ void AddStateCommand(CLI::App& app, const GlobalOptions& global, CommandBody& bo
   CLI::App* cmd = app.add_subcommand("state", "Show the folded state, now or at a past moment");
   cmd->add_option("--at", o->at,
                   "Time travel: the state as it was at this time or sequence number "
-                  "(2026-01-15T10:30:00Z, -1h, 120, watchdog:40)");
+                  "(2026-01-15T10:30:00Z, 05:14, yesterday, -1h, 120, watchdog:40)");
   cmd->add_flag("--json", o->json,
                 "The seed's system_state.json object (same keys), plus gauges and extras");
   cmd->footer(
       "Examples:\n"
       "  blackbox state\n"
       "  blackbox state --at \"2026-01-15 10:30:00\"\n"
+      "  blackbox state --at yesterday\n"
       "  blackbox state --at app:120 --json");
   cmd->callback([&body, &global, o] { body = [&global, o] { return ShowState(global, *o); }; });
 }
