@@ -41,9 +41,11 @@ std::vector<std::string> TerminalEnvironment(const std::vector<std::string>& ext
 
 // Runs the tool with a pseudo-terminal as stdout (stdin /dev/null, stderr a
 // pipe) and collects both until every holder of the terminal (the tool and
-// its pager) is gone. `out` is what reached the terminal.
+// its pager) is gone. `out` is what reached the terminal. With `stop_at`, the
+// tool gets SIGTERM once the terminal showed that text (for --follow).
 ToolResult RunOnTerminal(const std::vector<std::string>& args,
-                         const std::vector<std::string>& extra_env) {
+                         const std::vector<std::string>& extra_env,
+                         const std::string& stop_at = "") {
   int master = -1, slave = -1;
   if (openpty(&master, &slave, nullptr, nullptr, nullptr) != 0) {
     throw std::runtime_error("openpty failed");
@@ -79,6 +81,7 @@ ToolResult RunOnTerminal(const std::vector<std::string>& args,
       ssize_t n = read(master, buf, sizeof buf);
       if (n > 0) {
         result.out.append(buf, static_cast<size_t>(n));
+        if (!stop_at.empty() && result.out.find(stop_at) != std::string::npos) kill(pid, SIGTERM);
       } else {
         out_open = false;  // EIO: no one holds the terminal any more
       }
@@ -187,6 +190,16 @@ TEST_F(Terminal, NoPagerWhenStdoutIsNotATerminalOrWhenTurnedOff) {
     EXPECT_EQ(r.out, replay_text) << env.back();
     EXPECT_FALSE(Exists("got")) << env.back();
   }
+}
+
+TEST_F(Terminal, FollowIsWatchedLiveWithoutAPager) {
+  const std::string last_event = "stopped: shutdown";
+  ToolResult r = RunOnTerminal({"--journal", root(), "replay", "--follow"},
+                               {"NO_COLOR=1", "BLACKBOX_PAGER=" + Path("fake-pager")}, last_event);
+  EXPECT_FALSE(r.timed_out);
+  EXPECT_EQ(r.signal, SIGTERM);
+  EXPECT_NE(r.out.find(last_event), std::string::npos) << r.out;
+  EXPECT_FALSE(Exists("got"));
 }
 
 TEST_F(Terminal, PagerIsPagerElseLessOnThePath) {
