@@ -33,7 +33,7 @@ _blackbox() {
   COMPREPLY=()
 
   case $prev in
-    --journal | --textfile | -o | --output | --out | --file)
+    --journal | --textfile | --out | --file)
       if [[ $prev == --journal ]]; then
         mapfile -t COMPREPLY < <(compgen -d -- "$cur")
       else
@@ -42,6 +42,12 @@ _blackbox() {
       return 0
       ;;
     --type | --stream)
+      mapfile -t COMPREPLY < <(compgen -W "$(_blackbox_option_words "$prev" "${command[@]}" replay)" -- "$cur")
+      return 0
+      ;;
+    -o | --output | -p | --priority)
+      # Their help line starts "-o,--output" / "-p,--priority".
+      [[ $prev == -o || $prev == --output ]] && prev=-o,--output || prev=-p,--priority
       mapfile -t COMPREPLY < <(compgen -W "$(_blackbox_option_words "$prev" "${command[@]}" replay)" -- "$cur")
       return 0
       ;;

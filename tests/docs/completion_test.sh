@@ -52,6 +52,12 @@ expect _blackbox "--since --stream" blackbox replay --s
 expect _blackbox "show" blackbox --journal /tmp crashes ""
 contains _blackbox blackbox crashes show -- ::: --before --json
 contains _blackbox blackbox replay --type "" ::: error crash health restart
+expect _blackbox "short json json-pretty cat" blackbox replay -o ""
+expect _blackbox "json json-pretty" blackbox replay --output js
+expect _blackbox "debug info warning error critical" blackbox replay -p ""
+contains _blackbox blackbox -- ::: --no-pager
+contains _blackbox blackbox crashes -- ::: --since --until
+contains _blackbox blackbox replay -- ::: --reverse --priority --pid --output --utc
 contains _blackbox blackbox -- ::: --journal --help --version
 contains _blackbox_watchdog blackbox-watchdog --max ::: --max-cpu --max-memory --max-restarts
 contains _blackbox_watchdog blackbox-watchdog --restart "" ::: always on-failure

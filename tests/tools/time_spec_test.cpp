@@ -107,5 +107,71 @@ TEST(ParseTimeSpec, ExplainsWhatItCouldNotParse) {
   EXPECT_EQ(why.find('\n'), std::string::npos);
 }
 
+TEST(ParseTimeSpec, ReadsSystemdsSpelledUnits) {
+  std::string why;
+  auto ago = [&](const char* text) {
+    auto spec = ParseTimeSpec(text, kT0, &why);
+    EXPECT_TRUE(spec) << text << ": " << why;
+    return spec ? kT0 - std::get<int64_t>(*spec) : 0;
+  };
+  for (const char* s : {"-5min", "-5minutes", "-5minute", "-300s", "-300sec", "-300seconds",
+                        "-5 min", "5min ago", "5 minutes ago"}) {
+    EXPECT_EQ(ago(s), 300 * kSec) << s;
+  }
+  for (const char* s : {"-2h", "-2hours", "-2hour", "-2hr", "-120min"}) {
+    EXPECT_EQ(ago(s), 7200 * kSec) << s;
+  }
+  for (const char* s : {"-1w", "-1week", "-1weeks", "-7d", "-7days", "-7day"}) {
+    EXPECT_EQ(ago(s), 7 * 86400 * kSec) << s;
+  }
+  EXPECT_EQ(ago("-1h30min"), 5400 * kSec);
+  EXPECT_EQ(ago("-1h 30min"), 5400 * kSec);
+  EXPECT_EQ(ago("-1second"), kSec);
+  EXPECT_EQ(ago("-250msec"), kSec / 4);
+}
+
+TEST(ParseTimeSpec, ReadsAPlusAsTheFuture) {
+  std::string why;
+  EXPECT_EQ(std::get<int64_t>(*ParseTimeSpec("+5min", kT0, &why)), kT0 + 300 * kSec);
+  EXPECT_EQ(std::get<int64_t>(*ParseTimeSpec("+1d", kT0, &why)), kT0 + 86400 * kSec);
+  EXPECT_FALSE(ParseTimeSpec("+5", kT0, &why));
+  EXPECT_NE(why.find("unit"), std::string::npos) << why;
+}
+
+// now = 2026-01-15T10:30:00Z, read in two zones: local midnight is the
+// zone's, not UTC's.
+TEST_F(LocalTimeIsUtc, ReadsTodayYesterdayAndTomorrowAsLocalMidnight) {
+  std::string why;
+  const int64_t midnight = ParseAbsoluteTime("2026-01-15T00:00:00Z").value();
+  EXPECT_EQ(std::get<int64_t>(*ParseTimeSpec("today", kT0, &why)), midnight);
+  EXPECT_EQ(std::get<int64_t>(*ParseTimeSpec("yesterday", kT0, &why)), midnight - 86400 * kSec);
+  EXPECT_EQ(std::get<int64_t>(*ParseTimeSpec("tomorrow", kT0, &why)), midnight + 86400 * kSec);
+  // Across a month's end.
+  const int64_t feb1 = ParseAbsoluteTime("2026-02-01T12:00:00Z").value();
+  EXPECT_EQ(FormatUtc(std::get<int64_t>(*ParseTimeSpec("yesterday", feb1, &why))),
+            "2026-01-31T00:00:00.000000000Z");
+
+  setenv("TZ", "JST-9", 1);  // 2026-01-15T10:30Z is 19:30 in Tokyo
+  tzset();
+  EXPECT_EQ(std::get<int64_t>(*ParseTimeSpec("today", kT0, &why)), midnight - 9 * 3600 * kSec);
+}
+
+TEST_F(LocalTimeIsUtc, ReadsABareTimeOfDayAsTodayLocal) {
+  std::string why;
+  EXPECT_EQ(FormatUtc(std::get<int64_t>(*ParseTimeSpec("05:14:41", kT0, &why))),
+            "2026-01-15T05:14:41.000000000Z");
+  EXPECT_EQ(FormatUtc(std::get<int64_t>(*ParseTimeSpec("05:14", kT0, &why))),
+            "2026-01-15T05:14:00.000000000Z");
+  EXPECT_EQ(FormatUtc(std::get<int64_t>(*ParseTimeSpec("23:59:59.5", kT0, &why))),
+            "2026-01-15T23:59:59.500000000Z");
+  setenv("TZ", "JST-9", 1);
+  tzset();
+  EXPECT_EQ(FormatUtc(std::get<int64_t>(*ParseTimeSpec("05:14", kT0, &why))),
+            "2026-01-14T20:14:00.000000000Z");
+  for (const char* bad : {"25:00", "05:61", "5:14", "05:14:", "05:14x"}) {
+    EXPECT_FALSE(ParseTimeSpec(bad, kT0, &why)) << bad;
+  }
+}
+
 }  // namespace
 }  // namespace blackbox::tools

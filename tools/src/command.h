@@ -12,6 +12,7 @@ namespace blackbox::tools {
 
 struct GlobalOptions {
   std::string journal = "blackbox-journal";  // --journal, or $BLACKBOX_JOURNAL
+  bool no_pager = false;                     // --no-pager (pager.h)
 };
 
 // Returns the exit status; throws ToolError on failure.

@@ -12,6 +12,7 @@
 #include "journal_access.h"
 #include "option_checks.h"
 #include "output_file.h"
+#include "pager.h"
 #include "time_spec.h"
 #include "tool_error.h"
 
@@ -21,6 +22,8 @@ namespace {
 struct CrashesOptions {
   bool json = false;
   int frames = 3;
+  std::string since;  // crashes --since/--until: a window of the list
+  std::string until;
   // crashes show
   int64_t index = 0;
   double before_seconds = 10;
@@ -31,6 +34,7 @@ struct CrashRecord {
   std::string stream;
   uint64_t seq = 0;
   std::string bytes;
+  size_t number = 0;  // its place in the whole list, from 1
   const fb::Event& event() const { return *fb::GetEvent(bytes.data()); }
   const fb::Crash& crash() const { return *event().payload_as_Crash(); }
   // When it happened: a crash captured in-process is journaled at the next
@@ -58,7 +62,21 @@ std::vector<CrashRecord> FindCrashes(const MergedReader& reader, DamageReport& d
   std::stable_sort(crashes.begin(), crashes.end(), [](const CrashRecord& a, const CrashRecord& b) {
     return a.time_ns() < b.time_ns();
   });
+  for (size_t i = 0; i < crashes.size(); ++i) crashes[i].number = i + 1;
   return crashes;
+}
+
+// --since/--until: a time bounds when the crash happened (the time shown); a
+// sequence number bounds the crash's record.
+bool InWindow(const CrashRecord& c, const Bound& since, const Bound& until) {
+  Record r{c.stream, c.seq, c.bytes, &c.event()};
+  if (since.set && (since.exact ? !AtOrAfter(r, since) : c.time_ns() < since.at.time_ns)) {
+    return false;
+  }
+  if (until.set && (until.exact ? !AtOrBefore(r, until) : c.time_ns() > until.at.time_ns)) {
+    return false;
+  }
+  return true;
 }
 
 std::string SignalText(const fb::Crash& c) {
@@ -69,15 +87,26 @@ std::string SignalText(const fb::Crash& c) {
 
 int List(const GlobalOptions& global, const CrashesOptions& o) {
   std::unique_ptr<MergedReader> reader = OpenJournal(global.journal);
+  Bound since = ResolveBound(o.since, "--since", *reader, "");
+  Bound until = ResolveBound(o.until, "--until", *reader, "");
+  if (since.set && until.set && since.at.time_ns > until.at.time_ns) {
+    BadArgument(fmt::format("--since {} is after --until {}", o.since, o.until));
+  }
   DamageReport damage;
   std::vector<CrashRecord> crashes = FindCrashes(*reader, damage);
+  // The numbers stay those of the whole list, so `crashes show N` finds the
+  // crash a window showed as N.
+  std::erase_if(crashes, [&](const CrashRecord& c) { return !InWindow(c, since, until); });
+  StartPager(global.no_pager);
   UseLargeStdoutBuffer();
+  const bool colour = WantColour(STDOUT_FILENO);
   if (o.json) {
     for (const auto& c : crashes) {
       fmt::print("{}\n", EventToJsonLine(c.event(), c.stream, c.seq));
     }
   } else if (crashes.empty()) {
-    fmt::print("no crashes in {}\n", global.journal);
+    fmt::print("no crashes in {}{}\n", global.journal,
+               since.set || until.set ? " in that window" : "");
   } else {
     size_t width = StreamColumnWidth(*reader);
     fmt::print("{:>3}  {:<23}  {:<{}}  {:<7}  {:<9}  {:<8}  {}\n", "#", "TIME", "STREAM", width,
@@ -89,10 +118,12 @@ int List(const GlobalOptions& global, const CrashesOptions& o) {
       if (crash.exception_type() && crash.exception_type()->size() > 0) {
         what = fmt::format("{}: {}", Str(crash.exception_type()), Str(crash.exception_message()));
       }
-      fmt::print("{:>3}  {:<23}  {:<{}}  {:<7}  {:<9}  {:<8}  {}\n", i + 1,
+      // The padding is outside the colour, so the columns stay aligned.
+      fmt::print("{:>3}  {:<23}  {:<{}}  {:<7}  {:<9}  {}  {}\n", c.number,
                  FormatLocalMs(c.time_ns()), c.stream, width, crash.crashed_pid(),
                  EventToJson(c.event(), c.stream, c.seq)["origin"].get<std::string>(),
-                 SignalText(crash), what);
+                 Paint(fmt::format("{:<8}", SignalText(crash)), kRed, colour),
+                 Paint(what, kRed, colour));
       if (crash.frames()) {
         for (int f = 0; f < o.frames && f < static_cast<int>(crash.frames()->size()); ++f) {
           fmt::print("{:>5}#{} {}\n", "", f, Str(crash.frames()->Get(f)));
@@ -100,13 +131,19 @@ int List(const GlobalOptions& global, const CrashesOptions& o) {
       }
     }
   }
+  FinishStdout();
+  ClosePager();
   damage.Summarize();
-  std::fflush(stdout);
   return 0;
 }
 
 int Show(const GlobalOptions& global, const CrashesOptions& o) {
   if (o.before_seconds < 0) BadArgument("--before must not be negative");
+  if (!o.since.empty() || !o.until.empty()) {
+    BadArgument(
+        "crashes show N takes no --since/--until: N is the number `blackbox crashes` prints, "
+        "with or without a window");
+  }
   std::unique_ptr<MergedReader> reader = OpenJournal(global.journal);
   DamageReport damage;
   std::vector<CrashRecord> crashes = FindCrashes(*reader, damage);
@@ -141,6 +178,8 @@ int Show(const GlobalOptions& global, const CrashesOptions& o) {
   });
   if (!s.ok()) Trouble(fmt::format("cannot read journal: {}", s.ToString()));
 
+  StartPager(global.no_pager);
+  UseLargeStdoutBuffer();
   if (o.json) {
     Json out = Json::object();
     out["crash"] = EventToJson(c.event(), c.stream, c.seq);
@@ -149,14 +188,15 @@ int Show(const GlobalOptions& global, const CrashesOptions& o) {
   } else {
     const fb::Crash& crash = c.crash();
     Json j = EventToJson(c.event(), c.stream, c.seq);
-    fmt::print("crash {} of {}\n", i + 1, count);
+    fmt::print("{}\n", Paint(fmt::format("crash {} of {}", i + 1, count), kRed, style.colour));
     fmt::print("  time       {}  ({})\n", FormatLocalMs(c.time_ns()), FormatUtc(c.time_ns()));
     fmt::print("  recorded   {} seq {} at {} by pid {}\n", c.stream, c.seq,
                FormatLocalMs(c.event().time_ns()), c.event().pid());
     fmt::print("  origin     {}\n", j["origin"].get<std::string>());
     fmt::print("  process    pid {}\n", crash.crashed_pid());
     if (crash.signal() != 0) {
-      fmt::print("  signal     {} ({}){}\n", SignalName(crash.signal()), crash.signal(),
+      fmt::print("  signal     {} ({}){}\n", Paint(SignalName(crash.signal()), kRed, style.colour),
+                 crash.signal(),
                  crash.fault_address() != 0 ? fmt::format(" at {:#x}", crash.fault_address()) : "");
     }
     if (crash.exit_code() >= 0) fmt::print("  exit code  {}\n", crash.exit_code());
@@ -174,8 +214,9 @@ int Show(const GlobalOptions& global, const CrashesOptions& o) {
     fmt::print("\nevents in the {} s before:\n{}", o.before_seconds,
                before_text.empty() ? "  (none)\n" : before_text);
   }
+  FinishStdout();
+  ClosePager();
   damage.Summarize();
-  std::fflush(stdout);
   return 0;
 }
 
@@ -189,9 +230,15 @@ void AddCrashesCommand(CLI::App& app, const GlobalOptions& global, CommandBody& 
   cmd->add_option("--frames", o->frames, "Stack frames shown per crash")
       ->check(WholeNumber(1'000'000))
       ->capture_default_str();
+  cmd->add_option("--since", o->since,
+                  "Only crashes that happened at or after this time (the times of replay "
+                  "--since: today, -1h, 05:14, 2026-01-15T10:30:00Z) or sequence number");
+  cmd->add_option("--until", o->until, "Only crashes up to this time or sequence number");
   cmd->footer(
+      "Crash numbers are those of the whole list, with or without --since/--until.\n"
       "Examples:\n"
       "  blackbox crashes\n"
+      "  blackbox crashes --since yesterday --until today\n"
       "  blackbox crashes show 2\n"
       "  blackbox crashes show -1 --before 30");
   cmd->callback([&body, &global, o] {

@@ -7,6 +7,7 @@
 #include <cstdlib>
 #include <cstring>
 
+#include "pager.h"
 #include "time_spec.h"
 
 namespace blackbox::tools {
@@ -148,7 +149,31 @@ std::string SignalName(int signal) {
 
 bool WantColour(int fd) {
   const char* no_colour = std::getenv("NO_COLOR");
-  return isatty(fd) == 1 && (no_colour == nullptr || no_colour[0] == '\0');
+  // A pager on stdout draws on the terminal stdout was.
+  bool terminal = fd == STDOUT_FILENO ? StdoutIsTerminal() : isatty(fd) == 1;
+  return terminal && (no_colour == nullptr || no_colour[0] == '\0');
+}
+
+std::string Paint(std::string_view text, const char* colour, bool on) {
+  if (!on || colour == nullptr || colour[0] == '\0') return std::string(text);
+  return fmt::format("{}{}\033[0m", colour, text);
+}
+
+const char* PhaseColour(fb::Phase phase) {
+  switch (phase) {
+    case fb::Phase::Running:
+      return kGreen;
+    case fb::Phase::Error:
+    case fb::Phase::Failed:
+      return kRed;
+    case fb::Phase::Starting:
+    case fb::Phase::Recovering:
+    case fb::Phase::Stopping:
+    case fb::Phase::Backoff:
+      return kYellow;
+    default:
+      return "";
+  }
 }
 
 std::string Summary(const fb::Event& e) {
@@ -203,9 +228,10 @@ std::string FormatEventLine(const fb::Event& e, std::string_view stream, uint64_
   std::string severity = Lower(fb::EnumNameSeverity(e.severity()));
   const char* on = style.colour ? SeverityColour(e.severity()) : "";
   const char* off = style.colour && on[0] != '\0' ? "\033[0m" : "";
-  return fmt::format("{} {:<{}} #{:<7} {:<9} {}{:<8}{} pid {:<7} {}", FormatLocalMs(e.time_ns()),
-                     stream, style.stream_width, seq, type.empty() ? "unknown" : type, on, severity,
-                     off, e.pid(), Summary(e));
+  return fmt::format("{} {:<{}} #{:<7} {:<9} {}{:<8}{} pid {:<7} {}",
+                     style.utc ? FormatUtcMs(e.time_ns()) : FormatLocalMs(e.time_ns()), stream,
+                     style.stream_width, seq, type.empty() ? "unknown" : type, on, severity, off,
+                     e.pid(), Summary(e));
 }
 
 }  // namespace blackbox::tools

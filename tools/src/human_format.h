@@ -17,6 +17,7 @@ namespace blackbox::tools {
 struct HumanStyle {
   bool colour = false;
   size_t stream_width = 8;  // the widest stream name of the journal
+  bool utc = false;         // times in UTC instead of local time
 };
 
 // One line, without the trailing newline.
@@ -31,5 +32,16 @@ std::string SignalName(int signal);
 
 // True when `fd` is a terminal and colour was not turned off with NO_COLOR.
 bool WantColour(int fd);
+
+inline constexpr const char* kRed = "\033[31m";
+inline constexpr const char* kGreen = "\033[32m";
+inline constexpr const char* kYellow = "\033[33m";
+
+// `text` in `colour` when `on` and `colour` is not empty; else `text`.
+std::string Paint(std::string_view text, const char* colour, bool on);
+
+// A phase's colour: running green; error and failed red; starting,
+// recovering, stopping and backoff yellow; the rest none ("").
+const char* PhaseColour(fb::Phase phase);
 
 }  // namespace blackbox::tools

@@ -6,6 +6,7 @@
 #include <cstdio>
 
 #include "command.h"
+#include "pager.h"
 #include "tool_error.h"
 
 int main(int argc, char** argv) {
@@ -26,12 +27,19 @@ int main(int argc, char** argv) {
                  "Journal root directory (default: $BLACKBOX_JOURNAL, else blackbox-journal)")
       ->envname("BLACKBOX_JOURNAL")
       ->capture_default_str();
+  app.add_flag("--no-pager", global.no_pager,
+               "Never pipe output through a pager (see Pager below)");
   app.footer(
       "Examples:\n"
       "  blackbox crashes\n"
       "  blackbox replay --since -10m --type error --type crash\n"
       "  blackbox state --at 2026-01-15T10:30:00Z\n"
+      "  blackbox replay --since today -p err -r\n"
+      "  blackbox --no-pager crashes --since yesterday\n"
       "Run `blackbox COMMAND --help` for the options of a command.\n"
+      "Pager: on a terminal, replay (not with --follow), crashes and state page their\n"
+      "output through $BLACKBOX_PAGER, else $PAGER, else `less -FRSXM`; an empty value,\n"
+      "`cat` or --no-pager turns it off. Colour on a terminal unless NO_COLOR is set.\n"
       "Exit status: 0 ok; 1 the journal cannot be read, or damaged records were skipped\n"
       "(replay, state: the rest was shown) or found (verify); 2 bad arguments.");
 
@@ -62,12 +70,16 @@ int main(int argc, char** argv) {
   }
 
   try {
-    return body();
+    int status = body();
+    ClosePager();
+    return status;
   } catch (const ToolError& e) {
+    ClosePager();  // the error is read after what the pager showed
     std::fflush(stdout);
     fmt::print(stderr, "blackbox: {}\n", e.what());
     return e.exit_code();
   } catch (const std::exception& e) {
+    ClosePager();
     std::fflush(stdout);
     fmt::print(stderr, "blackbox: unexpected error: {}\n", e.what());
     return kExitTrouble;

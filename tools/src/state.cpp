@@ -9,6 +9,7 @@
 #include "human_format.h"
 #include "journal_access.h"
 #include "output_file.h"
+#include "pager.h"
 #include "state_load.h"
 #include "time_spec.h"
 #include "tool_error.h"
@@ -31,9 +32,13 @@ std::string Lower(std::string_view s) {
 
 std::string When(int64_t ns) { return ns == 0 ? "-" : FormatLocalMs(ns); }
 
-void PrintHuman(const SystemState& s) {
+// Colour (when `colour`): the phases as PhaseColour says, errors and crashes red.
+void PrintHuman(const SystemState& s, bool colour) {
+  auto phase = [colour](fb::Phase p) {
+    return Paint(Lower(fb::EnumNamePhase(p)), PhaseColour(p), colour);
+  };
   fmt::print("as of          {}\n", When(s.timestamp_ns));
-  fmt::print("status         {}\n", Lower(fb::EnumNamePhase(s.status)));
+  fmt::print("status         {}\n", phase(s.status));
   fmt::print("pid            {}\n", s.pid);
   fmt::print("uptime         {:.1f} s (run started {})\n", s.uptime_seconds(),
              When(s.run_started_ns));
@@ -42,8 +47,10 @@ void PrintHuman(const SystemState& s) {
   fmt::print("disk           {:.1f}%\n", s.disk_percent);
   fmt::print("threads, fds   {}, {}\n", s.threads, s.open_fds);
   if (s.last_error) {
-    fmt::print("last error     {} {}: {}: {}\n", When(s.last_error->time_ns), s.last_error->context,
-               s.last_error->exception_type, s.last_error->message);
+    fmt::print("last error     {} {}\n", When(s.last_error->time_ns),
+               Paint(fmt::format("{}: {}: {}", s.last_error->context, s.last_error->exception_type,
+                                 s.last_error->message),
+                     kRed, colour));
   } else {
     fmt::print("last error     none\n");
   }
@@ -58,14 +65,13 @@ void PrintHuman(const SystemState& s) {
     const CrashInfo& c = *s.last_crash;
     std::string how = c.signal != 0 ? SignalName(c.signal)
                                     : (c.exit_code >= 0 ? fmt::format("exit {}", c.exit_code) : "");
-    fmt::print("last crash     {} {} pid {} {}{}\n", When(c.time_ns), c.stream, c.crashed_pid, how,
-               c.first_frame.empty() ? "" : " in " + c.first_frame);
+    fmt::print("last crash     {} {} pid {} {}{}\n", When(c.time_ns), c.stream, c.crashed_pid,
+               Paint(how, kRed, colour), c.first_frame.empty() ? "" : " in " + c.first_frame);
   }
   const WatchdogInfo& w = s.watchdog;
   if (w.watchdog_pid != 0) {
     fmt::print("watchdog       pid {}, child {} {}, {} restarts in window, {} in total\n",
-               w.watchdog_pid, w.child_pid, Lower(fb::EnumNamePhase(w.phase)), w.restart_count,
-               w.total_restarts);
+               w.watchdog_pid, w.child_pid, phase(w.phase), w.restart_count, w.total_restarts);
     if (w.has_last_exit) {
       fmt::print("last exit      {} ({})\n",
                  w.last_exit_signal != 0 ? SignalName(w.last_exit_signal)
@@ -92,13 +98,14 @@ void PrintHuman(const SystemState& s) {
 int ShowState(const GlobalOptions& global, const StateOptions& o) {
   uint64_t damaged = 0;
   SystemState state = LoadStateAt(global.journal, o.at, "--at", &damaged);
+  StartPager(global.no_pager);
   UseLargeStdoutBuffer();
   if (o.json) {
     fmt::print("{}\n", SystemStateJson(state, 2));
   } else {
-    PrintHuman(state);
+    PrintHuman(state, WantColour(STDOUT_FILENO));
   }
-  if (std::fflush(stdout) != 0) Trouble("cannot write to stdout");
+  FinishStdout();
   // The state was folded from what could be read; damaged records were not.
   return damaged > 0 ? kExitTrouble : 0;
 }
@@ -110,13 +117,14 @@ void AddStateCommand(CLI::App& app, const GlobalOptions& global, CommandBody& bo
   CLI::App* cmd = app.add_subcommand("state", "Show the folded state, now or at a past moment");
   cmd->add_option("--at", o->at,
                   "Time travel: the state as it was at this time or sequence number "
-                  "(2026-01-15T10:30:00Z, -1h, 120, watchdog:40)");
+                  "(2026-01-15T10:30:00Z, 05:14, yesterday, -1h, 120, watchdog:40)");
   cmd->add_flag("--json", o->json,
                 "The seed's system_state.json object (same keys), plus gauges and extras");
   cmd->footer(
       "Examples:\n"
       "  blackbox state\n"
       "  blackbox state --at \"2026-01-15 10:30:00\"\n"
+      "  blackbox state --at yesterday\n"
       "  blackbox state --at app:120 --json");
   cmd->callback([&body, &global, o] { body = [&global, o] { return ShowState(global, *o); }; });
 }

@@ -90,40 +90,106 @@ bool ParseUnsigned(std::string_view s, T* out) {
   return ec == std::errc() && p == s.data() + s.size();
 }
 
-// "-5m", "-1.5h", "-250ms" -> a duration in ns (positive), or nullopt.
-std::optional<int64_t> ParseRelative(std::string_view s, std::string* why) {
-  s.remove_prefix(1);  // the '-'
-  size_t unit_at = s.find_first_not_of("0123456789.");
-  std::string_view number = s.substr(0, unit_at);
-  std::string_view unit = unit_at == std::string_view::npos ? "" : s.substr(unit_at);
-  double amount = 0;
-  auto [p, ec] = std::from_chars(number.data(), number.data() + number.size(), amount);
-  if (number.empty() || ec != std::errc() || p != number.data() + number.size()) {
-    *why = "a relative time is a number and a unit, like -30s, -5m, -2h or -1d";
+// The units of systemd.time(7) that have one length (months and years do
+// not), in ns per unit.
+std::optional<double> UnitScale(std::string_view unit) {
+  struct Unit {
+    std::string_view name;
+    double ns;
+  };
+  static constexpr Unit kUnits[] = {
+      {"ms", 1e6},       {"msec", 1e6},     {"s", 1e9},         {"sec", 1e9},
+      {"second", 1e9},   {"seconds", 1e9},  {"m", 60e9},        {"min", 60e9},
+      {"minute", 60e9},  {"minutes", 60e9}, {"h", 3600e9},      {"hr", 3600e9},
+      {"hour", 3600e9},  {"hours", 3600e9}, {"d", 86400e9},     {"day", 86400e9},
+      {"days", 86400e9}, {"w", 604800e9},   {"week", 604800e9}, {"weeks", 604800e9},
+  };
+  for (const Unit& u : kUnits) {
+    if (u.name == unit) return u.ns;
+  }
+  return std::nullopt;
+}
+
+constexpr std::string_view kUnitList = "ms, s, sec, min, m, h, hour, d, day, w, week";
+
+// "5m", "1.5h", "250ms", "1h 30min", "2 days" (after the sign) -> a duration
+// in ns, or nullopt.
+std::optional<int64_t> ParseDuration(std::string_view s, std::string* why) {
+  auto skip_space = [&] {
+    while (!s.empty() && s.front() == ' ') s.remove_prefix(1);
+  };
+  skip_space();
+  if (s.empty()) {
+    *why = "a relative time is a number and a unit, like -30s, -5min, -2h or -1d";
     return std::nullopt;
   }
-  double scale = 0;
-  if (unit == "ms") {
-    scale = 1e6;
-  } else if (unit == "s") {
-    scale = 1e9;
-  } else if (unit == "m" || unit == "min") {
-    scale = 60e9;
-  } else if (unit == "h") {
-    scale = 3600e9;
-  } else if (unit == "d") {
-    scale = 86400e9;
-  } else {
-    *why = unit.empty() ? "a relative time needs a unit: ms, s, m, h or d"
-                        : fmt::format("unknown time unit '{}' (use ms, s, m, h or d)", unit);
+  double total = 0;
+  while (!s.empty()) {
+    size_t unit_at = s.find_first_not_of("0123456789.");
+    std::string_view number = s.substr(0, unit_at);
+    double amount = 0;
+    auto [p, ec] = std::from_chars(number.data(), number.data() + number.size(), amount);
+    if (number.empty() || ec != std::errc() || p != number.data() + number.size()) {
+      *why = "a relative time is a number and a unit, like -30s, -5min, -2h or -1d";
+      return std::nullopt;
+    }
+    s.remove_prefix(number.size());
+    skip_space();
+    size_t unit_end = s.find_first_of("0123456789. ");
+    std::string_view unit = s.substr(0, unit_end);
+    s.remove_prefix(unit.size());
+    skip_space();
+    std::optional<double> scale = UnitScale(unit);
+    if (!scale) {
+      *why = unit.empty() ? fmt::format("a relative time needs a unit: {}", kUnitList)
+                          : fmt::format("unknown time unit '{}' (use {})", unit, kUnitList);
+      return std::nullopt;
+    }
+    total += amount * *scale;
+    if (total > 1e18) {
+      *why = "relative time too large";
+      return std::nullopt;
+    }
+  }
+  return static_cast<int64_t>(total);
+}
+
+// Local midnight `days_from_today` days from the day of `now_ns`.
+std::optional<int64_t> LocalMidnight(int64_t now_ns, int days_from_today) {
+  time_t now = static_cast<time_t>(SplitNs(now_ns).sec);
+  std::tm tm{};
+  if (localtime_r(&now, &tm) == nullptr) return std::nullopt;
+  tm.tm_mday += days_from_today;  // mktime carries into months and years
+  tm.tm_hour = tm.tm_min = tm.tm_sec = 0;
+  tm.tm_isdst = -1;
+  time_t sec = mktime(&tm);
+  if (sec == static_cast<time_t>(-1)) return std::nullopt;
+  return static_cast<int64_t>(sec) * kNsPerSec;
+}
+
+// "05:14", "05:14:41", "05:14:41.5": that time of today, local.
+std::optional<int64_t> ParseTimeOfDay(std::string_view text, int64_t now_ns) {
+  Scanner in(text);
+  int hour = 0, minute = 0, second = 0;
+  int64_t frac_ns = 0;
+  if (!in.TakeDigits(2, &hour) || !in.Take(':') || !in.TakeDigits(2, &minute)) {
     return std::nullopt;
   }
-  double ns = amount * scale;
-  if (ns > 1e18) {
-    *why = "relative time too large";
-    return std::nullopt;
+  if (in.Take(':')) {
+    if (!in.TakeDigits(2, &second)) return std::nullopt;
+    if (in.Take('.') && !in.TakeFraction(&frac_ns)) return std::nullopt;
   }
-  return static_cast<int64_t>(ns);
+  if (!in.done() || hour > 23 || minute > 59 || second > 60) return std::nullopt;
+  time_t now = static_cast<time_t>(SplitNs(now_ns).sec);
+  std::tm tm{};
+  if (localtime_r(&now, &tm) == nullptr) return std::nullopt;
+  tm.tm_hour = hour;
+  tm.tm_min = minute;
+  tm.tm_sec = second;
+  tm.tm_isdst = -1;
+  time_t sec = mktime(&tm);
+  if (sec == static_cast<time_t>(-1)) return std::nullopt;
+  return static_cast<int64_t>(sec) * kNsPerSec + frac_ns;
 }
 
 // Export and replay format a time per event, and neighbouring events share
@@ -192,6 +258,13 @@ std::string FormatLocalMs(int64_t ns) {
   return fmt::format("{}.{:03}", LocalSecond(t.sec), t.frac_ns / 1'000'000);
 }
 
+std::string FormatUtcMs(int64_t ns) {
+  Split t = SplitNs(ns);
+  std::string out = fmt::format("{}.{:03}", UtcSecond(t.sec), t.frac_ns / 1'000'000);
+  out[10] = ' ';  // "2026-01-15T10:30:00" -> "2026-01-15 10:30:00"
+  return out;
+}
+
 std::optional<int64_t> ParseAbsoluteTime(std::string_view text) {
   Scanner in(text);
   int year = 0, month = 0, day = 0, hour = 0, minute = 0, second = 0;
@@ -253,11 +326,27 @@ std::optional<int64_t> ParseAbsoluteTime(std::string_view text) {
 
 std::optional<TimeSpec> ParseTimeSpec(std::string_view text, int64_t now_ns, std::string* why) {
   if (text == "now") return TimeSpec{now_ns};
-  if (!text.empty() && text[0] == '-') {
-    auto ago = ParseRelative(text, why);
+  static constexpr std::pair<std::string_view, int> kDays[] = {
+      {"today", 0}, {"yesterday", -1}, {"tomorrow", 1}};
+  for (const auto& [word, days] : kDays) {
+    if (text != word) continue;
+    if (auto t = LocalMidnight(now_ns, days)) return TimeSpec{*t};
+    *why = fmt::format("cannot find local midnight for '{}'", text);
+    return std::nullopt;
+  }
+  // "5min ago" is "-5min", as in systemd.time(7).
+  constexpr std::string_view kAgo = " ago";
+  if (text.size() > kAgo.size() && text.ends_with(kAgo) && text[0] != '-' && text[0] != '+') {
+    auto ago = ParseDuration(text.substr(0, text.size() - kAgo.size()), why);
     if (!ago) return std::nullopt;
     return TimeSpec{now_ns - *ago};
   }
+  if (!text.empty() && (text[0] == '-' || text[0] == '+')) {
+    auto span = ParseDuration(text.substr(1), why);
+    if (!span) return std::nullopt;
+    return TimeSpec{text[0] == '-' ? now_ns - *span : now_ns + *span};
+  }
+  if (auto t = ParseTimeOfDay(text, now_ns)) return TimeSpec{*t};
   uint64_t seq = 0;
   if (ParseUnsigned(text, &seq)) return TimeSpec{SeqRef{"", seq}};
   // STREAM:SEQ. A time never starts with a letter, so there is no ambiguity.
@@ -269,8 +358,8 @@ std::optional<TimeSpec> ParseTimeSpec(std::string_view text, int64_t now_ns, std
   }
   if (auto t = ParseAbsoluteTime(text)) return TimeSpec{*t};
   *why = fmt::format(
-      "cannot parse time '{}' (try 2026-01-15T10:30:00Z, \"2026-01-15 10:30:00\", -5m, now, "
-      "or a sequence number)",
+      "cannot parse time '{}' (try 2026-01-15T10:30:00Z, \"2026-01-15 10:30:00\", 05:14, "
+      "today, yesterday, -5min, now, or a sequence number)",
       text);
   return std::nullopt;
 }

@@ -7,7 +7,14 @@
 // Input (--since, --until, --at) accepts, like journalctl:
 //   2026-01-15T10:30:00Z, 2026-01-15T10:30:00.5+02:00   RFC 3339
 //   "2026-01-15 10:30:00", 2026-01-15                  local time
-//   now, -30s, -5m, -2h, -1d, -250ms                    relative to now
+//   05:14:41, 05:14                                    that time today, local
+//   today, yesterday, tomorrow                         local midnight
+//   now, -30s, -5min, -2hours, -1week, -250ms, +5min   relative to now, with
+//   "1h 30min", "5min ago"                             systemd.time(7)'s units
+//                                                      (ms, s, sec, second(s),
+//                                                      m, min, minute(s), h, hr,
+//                                                      hour(s), d, day(s), w,
+//                                                      week(s))
 //   120, watchdog:120                                   a sequence number
 // A bare number is a sequence number of the stream chosen with --stream (or
 // "app"); STREAM:SEQ names the stream explicitly.
@@ -29,6 +36,8 @@ inline constexpr size_t kMaxQuotedUtc = 48;
 char* QuotedUtcTo(char* buf, int64_t ns);
 // "2026-01-15 11:30:00.123" in the local time zone (TZ).
 std::string FormatLocalMs(int64_t ns);
+// The same layout in UTC: "2026-01-15 10:30:00.123".
+std::string FormatUtcMs(int64_t ns);
 
 // An absolute time: RFC 3339 (offset or Z), or a date and time without an
 // offset, which is local time. Returns nullopt when `text` is not one.
