@@ -491,7 +491,8 @@ def test_help_reads_like_the_header():
                     reason="needs Debian's /usr/bin/python3 and the build tree")
 def test_install_puts_the_package_where_debian_python_finds_it(tmp_path):
     subprocess.run([os.environ.get("CMAKE_COMMAND", "cmake"), "--install",
-                    os.environ["BLACKBOX_BUILD_DIR"], "--prefix", "/usr/local"],
+                    os.environ["BLACKBOX_BUILD_DIR"], "--component", "python",
+                    "--prefix", "/usr/local"],
                    env=dict(os.environ, DESTDIR=str(tmp_path)), check=True,
                    capture_output=True, timeout=120)
     # Where Debian's interpreter looks for /usr/local packages, inside DESTDIR.
