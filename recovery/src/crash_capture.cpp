@@ -38,6 +38,9 @@ std::atomic<bool> g_claimed{false};  // one record per process
 std::atomic<bool> g_written{false};
 struct sigaction g_previous[std::size(kFatalSignals)];
 std::terminate_handler g_previous_terminate = nullptr;
+// The kernel's signal return trampoline (glibc's __restore_rt): the return
+// address of a signal handler's frame, as backtrace() lists it.
+std::atomic<void*> g_restorer{nullptr};
 // The executable's absolute path and the name backtrace_symbols_fd gives its
 // frames (argv[0], often relative): the reader needs the file to name them.
 char g_exe[PATH_MAX];
@@ -148,6 +151,18 @@ void OnFatalSignal(int sig, siginfo_t* info, void* context) {
           first = i;
           break;
         }
+      }
+      // Re-raised (si_code <= 0) by a handler chained in front of this one
+      // (the Python module's faulthandler): the frames up to the trampoline
+      // of the first signal (the last one near the top) are that handler's
+      // re-raise; the fault follows it.
+      void* restorer = g_restorer.load();
+      if (info->si_code <= 0 && restorer != nullptr) {
+        int last = -1;
+        for (int i = first; i + 1 < n && i < first + 16; ++i) {
+          if (frames[i] == restorer) last = i;
+        }
+        if (last >= 0) first = last + 1;
       }
       // A signal sent by kill/raise (si_code <= 0: SI_USER, SI_TKILL), such
       // as a handler chained in front of this one re-raising a fault, has no
@@ -313,6 +328,12 @@ bool InstallCrashCapture(const std::string& spill_path, bool truncate, std::stri
     sigemptyset(&sa.sa_mask);
     sigaction(kFatalSignals[i], &sa, &g_previous[i]);
   }
+#if defined(__x86_64__)
+  struct sigaction installed {};
+  if (sigaction(SIGSEGV, nullptr, &installed) == 0) {
+    g_restorer.store(reinterpret_cast<void*>(installed.sa_restorer));
+  }
+#endif
   g_previous_terminate = std::set_terminate(OnTerminate);
   g_installed = true;
   return true;

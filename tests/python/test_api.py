@@ -491,7 +491,8 @@ def test_help_reads_like_the_header():
                     reason="needs Debian's /usr/bin/python3 and the build tree")
 def test_install_puts_the_package_where_debian_python_finds_it(tmp_path):
     subprocess.run([os.environ.get("CMAKE_COMMAND", "cmake"), "--install",
-                    os.environ["BLACKBOX_BUILD_DIR"], "--prefix", "/usr/local"],
+                    os.environ["BLACKBOX_BUILD_DIR"], "--component", "python",
+                    "--prefix", "/usr/local"],
                    env=dict(os.environ, DESTDIR=str(tmp_path)), check=True,
                    capture_output=True, timeout=120)
     # Where Debian's interpreter looks for /usr/local packages, inside DESTDIR.
@@ -507,3 +508,13 @@ def test_install_puts_the_package_where_debian_python_finds_it(tmp_path):
                                              "PYTHONPATH": str(tmp_path / found[0].lstrip("/"))})
     assert check.returncode == 0, check.stderr
     assert check.stdout.startswith(str(tmp_path))
+
+
+def test_imports_in_the_interpreter_cmake_found_and_in_debians():
+    interpreters = {os.environ.get("BLACKBOX_CMAKE_PYTHON"), "/usr/bin/python3", sys.executable}
+    for py in sorted(p for p in interpreters if p and os.path.exists(p)):
+        out = subprocess.run([py, "-c", "import blackbox; print(blackbox._core.__file__)"],
+                             capture_output=True, text=True,
+                             env=dict(os.environ, PYTHONPATH=os.path.dirname(
+                                 os.path.dirname(blackbox.__file__))))
+        assert out.returncode == 0, (py, out.stderr)
