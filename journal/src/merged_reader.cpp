@@ -1,6 +1,7 @@
 // K-way merge of every stream of a root in (time_ns, stream, seq) order.
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <queue>
 
 #include "cursor.h"
@@ -44,6 +45,16 @@ Status MergedReader::Refresh() {
 Status MergedReader::Scan(const Options& options, const RecordFn& fn) const {
   std::vector<std::unique_ptr<internal::Cursor>> cursors;
   for (const auto& reader : readers_) {
+    if (options.on_bad && std::find(logs_checked_.begin(), logs_checked_.end(), reader->stream()) ==
+                              logs_checked_.end()) {
+      logs_checked_.push_back(reader->stream());
+      auto logs = reader->CheckLogs();
+      if (!logs.ok()) {
+        options.on_bad(BadRecord{reader->stream(), 0, logs.status().ToString(), 0});
+      } else if (logs.value()) {
+        options.on_bad(DescribeLogDamage(reader->stream(), *logs.value()));
+      }
+    }
     ScanOptions so;
     so.since_ns = options.since_ns;
     so.until_ns = options.until_ns;

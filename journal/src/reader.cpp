@@ -11,6 +11,7 @@
 #include "cursor.h"
 #include "internal.h"
 #include "reader_impl.h"
+#include "wal_scan.h"
 
 namespace blackbox {
 
@@ -166,7 +167,57 @@ Result<uint64_t> Reader::Verify(const BadRecordFn& on_bad) const {
     }
     return true;
   });
+
+  // 3. Records dropped at open from a damaged write-ahead log.
+  auto logs = CheckLogs();
+  if (!logs.ok()) {
+    on_bad(BadRecord{impl_->stream, 0, logs.status().ToString(), 0});
+  } else if (logs.value()) {
+    on_bad(DescribeLogDamage(impl_->stream, *logs.value()));
+  }
   return checked;
+}
+
+Result<std::optional<LogDamage>> Reader::CheckLogs() const {
+  internal::WalScan scan = internal::ScanWals(impl_->path);
+  // The seqs the logs hold intact after a damage that this view lacks.
+  std::vector<std::pair<uint64_t, size_t>> missing;
+  rocksdb::ReadOptions ro;
+  ro.fill_cache = false;
+  std::string value;
+  for (const auto& [seq, damage] : scan.seqs_after) {
+    rocksdb::Status rs =
+        impl_->db->Get(ro, impl_->events_cf, internal::KeySlice(internal::EncodeKey(seq)), &value);
+    // Anything but "not found" (a damaged table file) is the cursor's to report.
+    if (rs.IsNotFound()) missing.emplace_back(seq, damage);
+  }
+  if (missing.empty()) return std::optional<LogDamage>();
+  LogDamage d;
+  const internal::WalScan::Damage& where = scan.damages[missing.front().second];
+  d.file = where.file;
+  d.offset = where.offset;
+  d.intact = missing.size();
+  d.last_seq = missing.back().first;
+  const uint64_t seen_last = last_seq();
+  if (missing.front().first > seen_last) {
+    // Point-in-time recovery keeps a prefix: everything after what is seen,
+    // up to the last intact record, is gone from the view.
+    d.first_seq = seen_last + 1;
+    d.dropped = d.last_seq - seen_last;
+  } else {
+    d.first_seq = missing.front().first;
+    d.dropped = missing.size();
+  }
+  return std::optional<LogDamage>(std::move(d));
+}
+
+BadRecord DescribeLogDamage(std::string_view stream, const LogDamage& d) {
+  return BadRecord{
+      std::string(stream), d.first_seq,
+      fmt::format("write-ahead log {} damaged at byte {}: {} record(s) dropped at open (seqs "
+                  "{}..{}; {} of them intact in the log after the damage)",
+                  d.file, d.offset, d.dropped, d.first_seq, d.last_seq, d.intact),
+      d.dropped};
 }
 
 const std::string& Reader::stream() const { return impl_->stream; }

@@ -29,14 +29,17 @@ void WriteJournal(const std::string& root) {
   AppendHealthEvents(root, "watchdog", kWatchdogEvents, kT0 + 10 * kSec);
 }
 
-// The table files of a stream, oldest (lowest file number) first.
-std::vector<std::string> TableFiles(const std::string& stream_dir) {
+// The files of a stream with this extension, oldest (lowest file number) first.
+std::vector<std::string> FilesOf(const std::string& stream_dir, const std::string& extension) {
   std::vector<std::string> out;
   for (const auto& e : fs::directory_iterator(stream_dir)) {
-    if (e.path().extension() == ".sst") out.push_back(e.path().string());
+    if (e.path().extension() == extension) out.push_back(e.path().string());
   }
   std::sort(out.begin(), out.end());
   return out;
+}
+std::vector<std::string> TableFiles(const std::string& stream_dir) {
+  return FilesOf(stream_dir, ".sst");
 }
 
 void Overwrite(const std::string& path, off_t offset, size_t n) {
@@ -54,6 +57,17 @@ size_t CountStream(const std::string& replay_json, const std::string& stream) {
     if (line.find("\"stream\":\"" + stream + "\"") != std::string::npos) ++n;
   }
   return n;
+}
+
+// The first line of `text` holding every one of `parts`, or "".
+std::string LineWith(const std::string& text, const std::vector<std::string>& parts) {
+  for (const auto& line : Lines(text)) {
+    if (std::all_of(parts.begin(), parts.end(),
+                    [&](const std::string& p) { return line.find(p) != std::string::npos; })) {
+      return line;
+    }
+  }
+  return "";
 }
 
 class DamageTest : public ::testing::Test {
@@ -94,6 +108,57 @@ TEST_F(DamageTest, StateExitsOneWhenItSkippedDamage) {
   ToolResult r = RunTool({"--journal", root_, "state"});
   EXPECT_EQ(r.exit_code, 1) << r.err;
   EXPECT_NE(r.err.find("damaged record(s) skipped"), std::string::npos) << r.err;
+}
+
+// 8 bytes overwritten in the middle of the app's live write-ahead log (the
+// third session's 30 events): RocksDB's point-in-time recovery stops at the
+// damaged record and drops every record after it when the stream is opened.
+class LogDamageTest : public DamageTest {
+ protected:
+  void SetUp() override {
+    DamageTest::SetUp();
+    std::vector<std::string> logs = FilesOf(root_ + "/app", ".log");
+    ASSERT_EQ(logs.size(), 1u);
+    Overwrite(logs[0], static_cast<off_t>(fs::file_size(logs[0]) / 2), 8);
+    ToolResult shown = RunTool({"--journal", root_, "replay", "--json"});
+    shown_ = CountStream(shown.out, "app");
+    ASSERT_LT(shown_, 3u * kPerRun) << "the damage should hide the log's later records";
+    ASSERT_GT(shown_, 2u * kPerRun) << "the log's records before the damage should be read";
+  }
+  size_t shown_ = 0;  // app events a reader sees
+};
+
+TEST_F(LogDamageTest, VerifySaysHowManyRecordsWereDroppedAtOpen) {
+  const std::string dropped = std::to_string(3 * kPerRun - shown_);
+  ToolResult r = RunTool({"--journal", root_, "verify"});
+  EXPECT_EQ(r.exit_code, 1) << r.out << r.err;
+  EXPECT_NE(LineWith(r.out, {"app", dropped + " record(s) dropped at open", ".log"}), "") << r.out;
+  // The summary line names the stream and the count too.
+  EXPECT_NE(LineWith(r.out, {"DAMAGED", "app", dropped + " record(s)"}), "") << r.out;
+}
+
+TEST_F(LogDamageTest, ReplayAndStateSayRecordsWereLostAndExitOne) {
+  const std::string dropped = std::to_string(3 * kPerRun - shown_);
+  ToolResult replay = RunTool({"--journal", root_, "replay", "--json"});
+  EXPECT_EQ(replay.exit_code, 1) << replay.err;
+  EXPECT_EQ(CountStream(replay.out, "watchdog"), static_cast<size_t>(kWatchdogEvents));
+  EXPECT_NE(LineWith(replay.err, {"app", dropped + " record(s) dropped at open", ".log"}), "")
+      << replay.err;
+  ToolResult state = RunTool({"--journal", root_, "state"});
+  EXPECT_EQ(state.exit_code, 1) << state.err;
+  EXPECT_NE(LineWith(state.err, {"app", dropped + " record(s) dropped at open"}), "") << state.err;
+}
+
+// What a crash in the middle of a write leaves: not damage, nothing to report.
+TEST_F(DamageTest, ATornLastLogRecordIsNotReported) {
+  std::vector<std::string> logs = FilesOf(root_ + "/app", ".log");
+  ASSERT_EQ(logs.size(), 1u);
+  ASSERT_EQ(truncate(logs[0].c_str(), static_cast<off_t>(fs::file_size(logs[0]) - 5)), 0);
+  ToolResult verify = RunTool({"--journal", root_, "verify"});
+  EXPECT_EQ(verify.exit_code, 0) << verify.out;
+  ToolResult replay = RunTool({"--journal", root_, "replay", "--json"});
+  EXPECT_EQ(replay.exit_code, 0) << replay.err;
+  EXPECT_EQ(CountStream(replay.out, "app"), 3u * kPerRun - 1);
 }
 
 TEST_F(DamageTest, AnIntactJournalExitsZero) {

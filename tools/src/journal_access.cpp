@@ -111,14 +111,17 @@ bool AtOrBefore(const Record& r, const Bound& b) {
 BadRecordFn DamageReport::callback() {
   return [this](const BadRecord& bad) {
     ++count_;
-    fmt::print(stderr, "blackbox: warning: skipped damaged record {} seq {}: {}\n", bad.stream,
-               bad.seq, bad.reason);
+    records_ += bad.records;
+    fmt::print(stderr, "blackbox: warning: skipped {} seq {}: {}\n", bad.stream, bad.seq,
+               bad.reason);
   };
 }
 
 void DamageReport::Summarize() const {
   if (count_ > 0) {
-    fmt::print(stderr, "blackbox: {} damaged record(s) skipped; run `blackbox verify`\n", count_);
+    fmt::print(stderr,
+               "blackbox: {} damaged record(s) skipped, in {} place(s); run `blackbox verify`\n",
+               records_, count_);
   }
 }
 

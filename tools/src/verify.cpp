@@ -1,7 +1,9 @@
 // blackbox verify: check every record of every stream.
 #include <fmt/format.h>
 
+#include <map>
 #include <memory>
+#include <string>
 
 #include "blackbox/state.h"
 #include "command.h"
@@ -20,8 +22,10 @@ int Verify(const GlobalOptions& global) {
   Progress progress("verify", total);
   uint64_t problems = 0;
   uint64_t checked = 0;
+  std::map<std::string, uint64_t> lost;  // stream -> records it could not give
   auto report = [&](const BadRecord& bad) {
     ++problems;
+    lost[bad.stream] += bad.records;
     fmt::print("{} seq {}: {}\n", bad.stream, bad.seq, bad.reason);
   };
   for (const auto& r : reader->readers()) {
@@ -48,9 +52,15 @@ int Verify(const GlobalOptions& global) {
     }
     progress.Update(checked);
   }
-  fmt::print("{}: {} records in {} stream{}, {}\n", problems == 0 ? "ok" : "DAMAGED", checked,
+  std::string losses;
+  for (const auto& [stream, n] : lost) {
+    if (n > 0)
+      losses += fmt::format("{}{}: {} record(s) lost", losses.empty() ? "" : ", ", stream, n);
+  }
+  fmt::print("{}: {} records in {} stream{}, {}{}\n", problems == 0 ? "ok" : "DAMAGED", checked,
              reader->readers().size(), reader->readers().size() == 1 ? "" : "s",
-             problems == 0 ? "no problems" : fmt::format("{} problem(s)", problems));
+             problems == 0 ? "no problems" : fmt::format("{} problem(s)", problems),
+             losses.empty() ? "" : fmt::format(" ({})", losses));
   std::fflush(stdout);
   return problems == 0 ? 0 : kExitTrouble;
 }
