@@ -2,6 +2,7 @@
 // cannot is reported on stderr, and the exit status says that something was
 // skipped. Damage is done to the real files of a journal the test wrote.
 #include <gtest/gtest.h>
+#include <rocksdb/db.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -57,6 +58,30 @@ size_t CountStream(const std::string& replay_json, const std::string& stream) {
     if (line.find("\"stream\":\"" + stream + "\"") != std::string::npos) ++n;
   }
   return n;
+}
+
+std::string Key(uint64_t seq) {
+  std::string k(8, '\0');
+  for (int i = 0; i < 8; ++i) k[i] = static_cast<char>(seq >> (56 - 8 * i));
+  return k;
+}
+
+// Deletes seqs first..last from a stream with RocksDB directly: the gap a
+// damaged write-ahead log leaves once a writer has reopened the stream (it
+// keeps what came before the damage and numbers on after its high-water mark).
+void EraseSeqs(const std::string& stream_path, uint64_t first, uint64_t last) {
+  std::vector<std::string> names;
+  ASSERT_TRUE(rocksdb::DB::ListColumnFamilies(rocksdb::DBOptions(), stream_path, &names).ok());
+  std::vector<rocksdb::ColumnFamilyDescriptor> families;
+  for (const auto& n : names) families.emplace_back(n, rocksdb::ColumnFamilyOptions());
+  std::vector<rocksdb::ColumnFamilyHandle*> handles;
+  rocksdb::DB* raw = nullptr;
+  ASSERT_TRUE(rocksdb::DB::Open(rocksdb::DBOptions(), stream_path, families, &handles, &raw).ok());
+  std::unique_ptr<rocksdb::DB> db(raw);
+  const std::string from = Key(first), to = Key(last + 1);
+  ASSERT_TRUE(db->DeleteRange(rocksdb::WriteOptions(), handles[0], from, to).ok());
+  for (auto* h : handles) ASSERT_TRUE(db->DestroyColumnFamilyHandle(h).ok());
+  ASSERT_TRUE(db->Close().ok());
 }
 
 // The first line of `text` holding every one of `parts`, or "".
@@ -147,6 +172,28 @@ TEST_F(LogDamageTest, ReplayAndStateSayRecordsWereLostAndExitOne) {
   ToolResult state = RunTool({"--journal", root_, "state"});
   EXPECT_EQ(state.exit_code, 1) << state.err;
   EXPECT_NE(LineWith(state.err, {"app", dropped + " record(s) dropped at open"}), "") << state.err;
+}
+
+TEST_F(DamageTest, VerifyReportsAGapWithItsSeqsAndCount) {
+  EraseSeqs(root_ + "/app", 40, 45);
+  ToolResult r = RunTool({"--journal", root_, "verify"});
+  EXPECT_EQ(r.exit_code, 1) << r.out;
+  EXPECT_NE(LineWith(r.out, {"app seq 40", "sequence gap: seqs 40..45 are missing (6 record(s))"}),
+            "")
+      << r.out;
+  EXPECT_NE(LineWith(r.out, {"DAMAGED", "1 problem(s)", "app: 6 record(s) lost"}), "") << r.out;
+}
+
+TEST_F(DamageTest, ReplayAndStateReportAGapAndExitOne) {
+  EraseSeqs(root_ + "/app", 40, 45);
+  ToolResult replay = RunTool({"--journal", root_, "replay", "--json"});
+  EXPECT_EQ(replay.exit_code, 1) << replay.err;
+  EXPECT_EQ(CountStream(replay.out, "app"), 3u * kPerRun - 6);
+  EXPECT_NE(LineWith(replay.err, {"app seq 40", "seqs 40..45 are missing"}), "") << replay.err;
+  EXPECT_NE(LineWith(replay.err, {"6 damaged record(s) skipped"}), "") << replay.err;
+  ToolResult state = RunTool({"--journal", root_, "state"});
+  EXPECT_EQ(state.exit_code, 1) << state.err;
+  EXPECT_NE(LineWith(state.err, {"app seq 40", "seqs 40..45 are missing"}), "") << state.err;
 }
 
 // What a crash in the middle of a write leaves: not damage, nothing to report.

@@ -218,7 +218,7 @@ class Reader {
   // Checks every record: RocksDB block checksums, the FlatBuffers verifier,
   // seq continuity (no gaps), that each event names this stream, and the
   // write-ahead logs (CheckLogs). Calls `on_bad` for each problem; returns
-  // the number of records checked.
+  // the number of records read (intact or damaged).
   Result<uint64_t> Verify(const BadRecordFn& on_bad) const;
 
   // Reads the stream's write-ahead logs on their own and compares them with
