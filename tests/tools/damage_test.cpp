@@ -196,6 +196,36 @@ TEST_F(DamageTest, ReplayAndStateReportAGapAndExitOne) {
   EXPECT_NE(LineWith(state.err, {"app seq 40", "seqs 40..45 are missing"}), "") << state.err;
 }
 
+// A stream whose CURRENT (the name of its MANIFEST) is cut short cannot be
+// opened at all; the other streams are still read.
+TEST_F(DamageTest, AStreamThatCannotBeOpenedIsNamedAndTheOthersRead) {
+  ASSERT_EQ(truncate((root_ + "/watchdog/CURRENT").c_str(), 3), 0);
+  ToolResult replay = RunTool({"--journal", root_, "replay", "--json"});
+  EXPECT_EQ(replay.exit_code, 1) << replay.err;
+  EXPECT_EQ(CountStream(replay.out, "app"), 3u * kPerRun) << replay.err;
+  EXPECT_NE(LineWith(replay.err, {"watchdog", "cannot open the stream"}), "") << replay.err;
+  ToolResult state = RunTool({"--journal", root_, "state"});
+  EXPECT_EQ(state.exit_code, 1) << state.err;
+  EXPECT_NE(LineWith(state.err, {"watchdog", "cannot open the stream"}), "") << state.err;
+  EXPECT_NE(LineWith(state.out, {"events", std::to_string(3 * kPerRun)}), "") << state.out;
+}
+
+TEST_F(DamageTest, VerifyNamesAStreamWhoseManifestIsTruncated) {
+  std::vector<std::string> manifests;
+  for (const auto& e : fs::directory_iterator(root_ + "/watchdog")) {
+    if (e.path().filename().string().starts_with("MANIFEST-")) manifests.push_back(e.path());
+  }
+  ASSERT_EQ(manifests.size(), 1u);
+  ASSERT_EQ(truncate(manifests[0].c_str(), 10), 0);
+  ToolResult r = RunTool({"--journal", root_, "verify"});
+  EXPECT_EQ(r.exit_code, 1) << r.out << r.err;
+  EXPECT_NE(LineWith(r.out, {"watchdog: cannot open the stream"}), "") << r.out;
+  EXPECT_NE(LineWith(r.out, {"DAMAGED", std::to_string(3 * kPerRun) + " records in 2 streams",
+                             "watchdog: unreadable"}),
+            "")
+      << r.out;
+}
+
 // What a crash in the middle of a write leaves: not damage, nothing to report.
 TEST_F(DamageTest, ATornLastLogRecordIsNotReported) {
   std::vector<std::string> logs = FilesOf(root_ + "/app", ".log");

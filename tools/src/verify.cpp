@@ -52,13 +52,21 @@ int Verify(const GlobalOptions& global) {
     }
     progress.Update(checked);
   }
+  for (const auto& [stream, status] : reader->unreadable()) {
+    ++problems;
+    fmt::print("{}: cannot open the stream: {}\n", stream, status.ToString());
+  }
   std::string losses;
   for (const auto& [stream, n] : lost) {
     if (n > 0)
       losses += fmt::format("{}{}: {} record(s) lost", losses.empty() ? "" : ", ", stream, n);
   }
+  for (const auto& [stream, status] : reader->unreadable()) {
+    losses += fmt::format("{}{}: unreadable", losses.empty() ? "" : ", ", stream);
+  }
+  const size_t streams = reader->readers().size() + reader->unreadable().size();
   fmt::print("{}: {} records in {} stream{}, {}{}\n", problems == 0 ? "ok" : "DAMAGED", checked,
-             reader->readers().size(), reader->readers().size() == 1 ? "" : "s",
+             streams, streams == 1 ? "" : "s",
              problems == 0 ? "no problems" : fmt::format("{} problem(s)", problems),
              losses.empty() ? "" : fmt::format(" ({})", losses));
   std::fflush(stdout);

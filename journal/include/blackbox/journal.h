@@ -243,7 +243,12 @@ class Reader {
 // Walks all streams of a root in (time_ns, stream, seq) order.
 class MergedReader {
  public:
-  // Opens every stream under `root` (or only `streams`, when non-empty).
+  // Opens every stream under `root` (or only `streams`, when non-empty). A
+  // stream that cannot be opened (its CURRENT or MANIFEST damaged, no
+  // permission, refused by CheckRootPermissions) is left out and listed in
+  // unreadable(), so that the others can still be read; fails only when the
+  // root cannot be read or when not one of several streams opens (then with
+  // the first stream's reason).
   static Result<std::unique_ptr<MergedReader>> Open(std::string_view root,
                                                     const std::vector<std::string>& streams = {},
                                                     const JournalOptions& options = {});
@@ -263,6 +268,9 @@ class MergedReader {
   Status Refresh();
 
   const std::vector<std::unique_ptr<Reader>>& readers() const { return readers_; }
+  // The streams left out at the last Open or Refresh, each with its reason.
+  // With `on_bad` set, Scan reports each of them once (seq 0, 0 records).
+  const std::vector<std::pair<std::string, Status>>& unreadable() const { return unreadable_; }
 
  private:
   MergedReader(std::string root, std::vector<std::string> only, JournalOptions options);
@@ -270,6 +278,8 @@ class MergedReader {
   std::vector<std::string> only_;
   JournalOptions options_;
   std::vector<std::unique_ptr<Reader>> readers_;
+  std::vector<std::pair<std::string, Status>> unreadable_;
+  mutable std::vector<std::string> unreadable_told_;
   // Streams whose logs were checked already (reported once, not per refresh).
   mutable std::vector<std::string> logs_checked_;
 };
