@@ -32,8 +32,9 @@ int main(int argc, char** argv) {
       "  blackbox replay --since -10m --type error --type crash\n"
       "  blackbox state --at 2026-01-15T10:30:00Z\n"
       "Run `blackbox COMMAND --help` for the options of a command.\n"
-      "Exit status: 0 ok; 1 the journal cannot be read, or damaged records were skipped\n"
-      "(replay, state: the rest was shown) or found (verify); 2 bad arguments.");
+      "Exit status: 0 ok; 1 the journal cannot be read, or damage (damaged or lost\n"
+      "records, a gap, a stream that cannot be opened) was skipped (replay, state: the\n"
+      "rest was shown) or found (verify); 2 bad arguments.");
 
   AddReplayCommand(app, global, body);
   AddCrashesCommand(app, global, body);

@@ -77,9 +77,12 @@ int Verify(const GlobalOptions& global) {
 
 void AddVerifyCommand(CLI::App& app, const GlobalOptions& global, CommandBody& body) {
   CLI::App* cmd = app.add_subcommand(
-      "verify", "Check every record (checksums, FlatBuffers verifier, sequence gaps)");
+      "verify",
+      "Check every record (checksums, FlatBuffers verifier, sequence gaps) and every "
+      "write-ahead log (records dropped at open)");
   cmd->footer(
-      "Prints each problem with its stream and seq; exits 0 only when all is well.\n"
+      "Prints each problem with its stream and seq, then one line naming each stream that\n"
+      "lost records and how many; exits 0 only when all is well, else 1.\n"
       "Example:\n"
       "  blackbox verify --journal /var/lib/app/blackbox-journal");
   cmd->callback([&body, &global] { body = [&global] { return Verify(global); }; });
