@@ -26,8 +26,24 @@ void Cursor::Next() {
   Settle();
 }
 
-void Cursor::Report(uint64_t seq, std::string reason) {
-  if (options_.on_bad) options_.on_bad(BadRecord{stream_, seq, std::move(reason)});
+void Cursor::Report(uint64_t first, uint64_t last, std::string reason) {
+  accounted_ = std::max(accounted_, last);
+  if (options_.on_bad) {
+    options_.on_bad(
+        BadRecord{stream_, first, std::move(reason), last >= first ? last - first + 1 : 1});
+  }
+}
+
+void Cursor::Account(uint64_t seq) {
+  // Writers number without gaps and never reuse a number, so a gap is
+  // records lost: typically to a damaged write-ahead log that a writer
+  // reopened afterwards (RocksDB kept the part before the damage).
+  if (accounted_ != 0 && seq > accounted_ + 1) {
+    Report(accounted_ + 1, seq - 1,
+           fmt::format("{}: seqs {}..{} are missing ({} record(s))", kGapReason, accounted_ + 1,
+                       seq - 1, seq - 1 - accounted_));
+  }
+  accounted_ = std::max(accounted_, seq);
 }
 
 void Cursor::StartSalvage() {
@@ -50,8 +66,9 @@ void Cursor::StartSalvage() {
     if (s.largest < from) continue;
     s.reader = std::make_unique<rocksdb::SstFileReader>(options);
     if (rocksdb::Status rs = s.reader->Open(s.name); !rs.ok()) {
-      Report(smallest, fmt::format("{}: seqs {}..{} unreadable: {}", s.name, smallest, s.largest,
-                                   rs.ToString()));
+      Report(smallest, s.largest,
+             fmt::format("{}: seqs {}..{} unreadable: {}", s.name, smallest, s.largest,
+                         rs.ToString()));
       continue;
     }
     s.last_good = from - 1;
@@ -96,8 +113,9 @@ void Cursor::SettleSource(Source& s) {
         break;
       }
     }
-    Report(next, fmt::format("{}: a damaged block, its seqs in {}..{} lost: {}", s.name, next,
-                             lost_until, why));
+    Report(next, lost_until,
+           fmt::format("{}: a damaged block, its seqs in {}..{} lost: {}", s.name, next, lost_until,
+                       why));
     if (!resumed) s.it.reset();
   }
 }
@@ -149,12 +167,13 @@ void Cursor::Settle() {
     uint64_t seq = 0;
     rocksdb::Slice key = RawKey();
     if (!DecodeKey({key.data(), key.size()}, &seq)) {
-      Report(last_seq_seen_, fmt::format("malformed key of {} bytes", key.size()));
+      Report(last_seq_seen_, last_seq_seen_, fmt::format("malformed key of {} bytes", key.size()));
       RawNext();
       continue;
     }
     last_seq_seen_ = seq;
     if (options_.until_seq != 0 && seq > options_.until_seq) return;
+    Account(seq);
     rocksdb::Slice value = RawValue();
     if (reinterpret_cast<uintptr_t>(value.data()) % alignof(uint64_t) != 0) {
       aligned_.resize((value.size() + sizeof(uint64_t) - 1) / sizeof(uint64_t));
@@ -165,7 +184,7 @@ void Cursor::Settle() {
     const fb::Event* event =
         VerifyEvent({reinterpret_cast<const uint8_t*>(value.data()), value.size()}, &why);
     if (event == nullptr) {
-      Report(seq, std::move(why));
+      Report(seq, seq, std::move(why));
       RawNext();
       continue;
     }

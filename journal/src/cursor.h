@@ -13,6 +13,9 @@
 
 namespace blackbox::internal {
 
+// How a gap in the numbering is reported: "sequence gap: seqs A..B are missing (N record(s))".
+inline constexpr std::string_view kGapReason = "sequence gap";
+
 class Cursor {
  public:
   // Positions at the first record of `stream` that passes `options`.
@@ -28,7 +31,11 @@ class Cursor {
   // Moves forward from the iterator's position to the next record that is
   // intact and passes the filters; reports (and skips) damaged ones.
   void Settle();
-  void Report(uint64_t seq, std::string reason);
+  // Reports damage covering seqs first..last (as far as known).
+  void Report(uint64_t first, uint64_t last, std::string reason);
+  // Accounts for `seq`, the next key met: reports a gap in the numbering
+  // between it and what was met or reported before.
+  void Account(uint64_t seq);
 
   // Salvage mode. RocksDB's merged iterator fails every seek that reaches a
   // damaged L0 file (the index of a file's last block covers every key past
@@ -66,6 +73,8 @@ class Cursor {
   rocksdb::ReadOptions read_options_;
   std::unique_ptr<rocksdb::Iterator> it_;
   uint64_t last_seq_seen_ = 0;
+  // The highest seq met or covered by a report; 0 before the first key.
+  uint64_t accounted_ = 0;
   bool valid_ = false;
   Record record_;
   // RocksDB values carry no alignment guarantee; FlatBuffers needs 8.

@@ -1,6 +1,7 @@
 // K-way merge of every stream of a root in (time_ns, stream, seq) order.
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <queue>
 
 #include "cursor.h"
@@ -32,18 +33,45 @@ Status MergedReader::Refresh() {
     names = std::move(listed.value());
   }
   std::vector<std::unique_ptr<Reader>> readers;
+  std::vector<std::pair<std::string, Status>> unreadable;
   for (const auto& name : names) {
     auto r = Reader::Open(root_, name, options_);
-    if (!r.ok()) return r.status();
+    if (!r.ok()) {
+      unreadable.emplace_back(name, r.status());
+      continue;
+    }
     readers.push_back(std::move(r.value()));
   }
+  // One broken stream must not hide the others; with none readable there is
+  // nothing to show, and the reason is the error.
+  if (readers.empty() && !unreadable.empty()) return unreadable.front().second;
   readers_ = std::move(readers);
+  unreadable_ = std::move(unreadable);
   return Status::Ok();
 }
 
 Status MergedReader::Scan(const Options& options, const RecordFn& fn) const {
   std::vector<std::unique_ptr<internal::Cursor>> cursors;
+  for (const auto& [stream, status] : unreadable_) {
+    if (!options.on_bad || std::find(unreadable_told_.begin(), unreadable_told_.end(), stream) !=
+                               unreadable_told_.end()) {
+      continue;
+    }
+    unreadable_told_.push_back(stream);
+    options.on_bad(
+        BadRecord{stream, 0, fmt::format("cannot open the stream: {}", status.ToString()), 0});
+  }
   for (const auto& reader : readers_) {
+    if (options.on_bad && std::find(logs_checked_.begin(), logs_checked_.end(), reader->stream()) ==
+                              logs_checked_.end()) {
+      logs_checked_.push_back(reader->stream());
+      auto logs = reader->CheckLogs();
+      if (!logs.ok()) {
+        options.on_bad(BadRecord{reader->stream(), 0, logs.status().ToString(), 0});
+      } else if (logs.value()) {
+        options.on_bad(DescribeLogDamage(reader->stream(), *logs.value()));
+      }
+    }
     ScanOptions so;
     so.since_ns = options.since_ns;
     so.until_ns = options.until_ns;

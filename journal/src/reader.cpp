@@ -11,10 +11,19 @@
 #include "cursor.h"
 #include "internal.h"
 #include "reader_impl.h"
+#include "wal_scan.h"
 
 namespace blackbox {
 
 namespace {
+
+// Whether an event of the stream in directory `dir` may name `named`: its own
+// name, or, in a damaged stream a writer moved aside (`app.damaged-TIME`),
+// the name it had.
+bool NamesStream(std::string_view dir, std::string_view named) {
+  return dir == named || (dir.size() > named.size() && dir.starts_with(named) &&
+                          dir.substr(named.size()).starts_with(".damaged-"));
+}
 
 // A reader must not write RocksDB's info LOG: opening would rotate the live
 // writer's LOG file. Readers log nothing.
@@ -138,35 +147,79 @@ Result<std::vector<Snapshot>> Reader::Snapshots() const {
 Result<uint64_t> Reader::Verify(const BadRecordFn& on_bad) const {
   // 1. Every block of every file against its checksum.
   rocksdb::Status rs = impl_->db->VerifyChecksum();
-  if (!rs.ok()) on_bad(BadRecord{impl_->stream, 0, fmt::format("checksum: {}", rs.ToString())});
+  // (The records it hides are counted by the scan below.)
+  if (!rs.ok()) {
+    on_bad(BadRecord{impl_->stream, 0, fmt::format("checksum: {}", rs.ToString()), 0});
+  }
 
-  // 2. Every record: readable, verified, in sequence, of this stream.
-  uint64_t checked = 0;
-  uint64_t expected = 0;  // next seq expected; 0 before the first record
+  // 2. Every record: readable, verified, of this stream; the cursor reports
+  // the damaged ones and the gaps in the numbering.
+  uint64_t checked = 0;  // records read, intact or not (a gap holds none)
   ScanOptions so;
   so.on_bad = [&](const BadRecord& bad) {
-    ++checked;
-    if (bad.seq != 0) expected = bad.seq + 1;
+    if (!bad.reason.starts_with(internal::kGapReason)) ++checked;
     on_bad(bad);
   };
   Scan(so, [&](const Record& r) {
     ++checked;
-    if (expected != 0 && r.seq != expected) {
-      on_bad(
-          BadRecord{impl_->stream, r.seq,
-                    r.seq > expected
-                        ? fmt::format("sequence gap: seqs {}..{} are missing", expected, r.seq - 1)
-                        : fmt::format("sequence out of order after {}", expected - 1)});
-    }
-    expected = r.seq + 1;
     const auto* s = r.event->stream();
-    if (s == nullptr || s->string_view() != impl_->stream) {
+    if (s == nullptr || !NamesStream(impl_->stream, s->string_view())) {
       on_bad(BadRecord{impl_->stream, r.seq,
-                       fmt::format("event names stream '{}'", s ? s->string_view() : "")});
+                       fmt::format("event names stream '{}'", s ? s->string_view() : ""), 0});
     }
     return true;
   });
+
+  // 3. Records dropped at open from a damaged write-ahead log.
+  auto logs = CheckLogs();
+  if (!logs.ok()) {
+    on_bad(BadRecord{impl_->stream, 0, logs.status().ToString(), 0});
+  } else if (logs.value()) {
+    on_bad(DescribeLogDamage(impl_->stream, *logs.value()));
+  }
   return checked;
+}
+
+Result<std::optional<LogDamage>> Reader::CheckLogs() const {
+  internal::WalScan scan = internal::ScanWals(impl_->path);
+  // The seqs the logs hold intact after a damage that this view lacks.
+  std::vector<std::pair<uint64_t, size_t>> missing;
+  rocksdb::ReadOptions ro;
+  ro.fill_cache = false;
+  std::string value;
+  for (const auto& [seq, damage] : scan.seqs_after) {
+    rocksdb::Status rs =
+        impl_->db->Get(ro, impl_->events_cf, internal::KeySlice(internal::EncodeKey(seq)), &value);
+    // Anything but "not found" (a damaged table file) is the cursor's to report.
+    if (rs.IsNotFound()) missing.emplace_back(seq, damage);
+  }
+  if (missing.empty()) return std::optional<LogDamage>();
+  LogDamage d;
+  const internal::WalScan::Damage& where = scan.damages[missing.front().second];
+  d.file = where.file;
+  d.offset = where.offset;
+  d.intact = missing.size();
+  d.last_seq = missing.back().first;
+  const uint64_t seen_last = last_seq();
+  if (missing.front().first > seen_last) {
+    // Point-in-time recovery keeps a prefix: everything after what is seen,
+    // up to the last intact record, is gone from the view.
+    d.first_seq = seen_last + 1;
+    d.dropped = d.last_seq - seen_last;
+  } else {
+    d.first_seq = missing.front().first;
+    d.dropped = missing.size();
+  }
+  return std::optional<LogDamage>(std::move(d));
+}
+
+BadRecord DescribeLogDamage(std::string_view stream, const LogDamage& d) {
+  return BadRecord{
+      std::string(stream), d.first_seq,
+      fmt::format("write-ahead log {} damaged at byte {}: {} record(s) dropped at open (seqs "
+                  "{}..{}; {} of them intact in the log after the damage)",
+                  d.file, d.offset, d.dropped, d.first_seq, d.last_seq, d.intact),
+      d.dropped};
 }
 
 const std::string& Reader::stream() const { return impl_->stream; }

@@ -2,6 +2,7 @@
 // cannot is reported on stderr, and the exit status says that something was
 // skipped. Damage is done to the real files of a journal the test wrote.
 #include <gtest/gtest.h>
+#include <rocksdb/db.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -29,14 +30,17 @@ void WriteJournal(const std::string& root) {
   AppendHealthEvents(root, "watchdog", kWatchdogEvents, kT0 + 10 * kSec);
 }
 
-// The table files of a stream, oldest (lowest file number) first.
-std::vector<std::string> TableFiles(const std::string& stream_dir) {
+// The files of a stream with this extension, oldest (lowest file number) first.
+std::vector<std::string> FilesOf(const std::string& stream_dir, const std::string& extension) {
   std::vector<std::string> out;
   for (const auto& e : fs::directory_iterator(stream_dir)) {
-    if (e.path().extension() == ".sst") out.push_back(e.path().string());
+    if (e.path().extension() == extension) out.push_back(e.path().string());
   }
   std::sort(out.begin(), out.end());
   return out;
+}
+std::vector<std::string> TableFiles(const std::string& stream_dir) {
+  return FilesOf(stream_dir, ".sst");
 }
 
 void Overwrite(const std::string& path, off_t offset, size_t n) {
@@ -54,6 +58,41 @@ size_t CountStream(const std::string& replay_json, const std::string& stream) {
     if (line.find("\"stream\":\"" + stream + "\"") != std::string::npos) ++n;
   }
   return n;
+}
+
+std::string Key(uint64_t seq) {
+  std::string k(8, '\0');
+  for (int i = 0; i < 8; ++i) k[i] = static_cast<char>(seq >> (56 - 8 * i));
+  return k;
+}
+
+// Deletes seqs first..last from a stream with RocksDB directly: the gap a
+// damaged write-ahead log leaves once a writer has reopened the stream (it
+// keeps what came before the damage and numbers on after its high-water mark).
+void EraseSeqs(const std::string& stream_path, uint64_t first, uint64_t last) {
+  std::vector<std::string> names;
+  ASSERT_TRUE(rocksdb::DB::ListColumnFamilies(rocksdb::DBOptions(), stream_path, &names).ok());
+  std::vector<rocksdb::ColumnFamilyDescriptor> families;
+  for (const auto& n : names) families.emplace_back(n, rocksdb::ColumnFamilyOptions());
+  std::vector<rocksdb::ColumnFamilyHandle*> handles;
+  rocksdb::DB* raw = nullptr;
+  ASSERT_TRUE(rocksdb::DB::Open(rocksdb::DBOptions(), stream_path, families, &handles, &raw).ok());
+  std::unique_ptr<rocksdb::DB> db(raw);
+  const std::string from = Key(first), to = Key(last + 1);
+  ASSERT_TRUE(db->DeleteRange(rocksdb::WriteOptions(), handles[0], from, to).ok());
+  for (auto* h : handles) ASSERT_TRUE(db->DestroyColumnFamilyHandle(h).ok());
+  ASSERT_TRUE(db->Close().ok());
+}
+
+// The first line of `text` holding every one of `parts`, or "".
+std::string LineWith(const std::string& text, const std::vector<std::string>& parts) {
+  for (const auto& line : Lines(text)) {
+    if (std::all_of(parts.begin(), parts.end(),
+                    [&](const std::string& p) { return line.find(p) != std::string::npos; })) {
+      return line;
+    }
+  }
+  return "";
 }
 
 class DamageTest : public ::testing::Test {
@@ -94,6 +133,109 @@ TEST_F(DamageTest, StateExitsOneWhenItSkippedDamage) {
   ToolResult r = RunTool({"--journal", root_, "state"});
   EXPECT_EQ(r.exit_code, 1) << r.err;
   EXPECT_NE(r.err.find("damaged record(s) skipped"), std::string::npos) << r.err;
+}
+
+// 8 bytes overwritten in the middle of the app's live write-ahead log (the
+// third session's 30 events): RocksDB's point-in-time recovery stops at the
+// damaged record and drops every record after it when the stream is opened.
+class LogDamageTest : public DamageTest {
+ protected:
+  void SetUp() override {
+    DamageTest::SetUp();
+    std::vector<std::string> logs = FilesOf(root_ + "/app", ".log");
+    ASSERT_EQ(logs.size(), 1u);
+    Overwrite(logs[0], static_cast<off_t>(fs::file_size(logs[0]) / 2), 8);
+    ToolResult shown = RunTool({"--journal", root_, "replay", "--json"});
+    shown_ = CountStream(shown.out, "app");
+    ASSERT_LT(shown_, 3u * kPerRun) << "the damage should hide the log's later records";
+    ASSERT_GT(shown_, 2u * kPerRun) << "the log's records before the damage should be read";
+  }
+  size_t shown_ = 0;  // app events a reader sees
+};
+
+TEST_F(LogDamageTest, VerifySaysHowManyRecordsWereDroppedAtOpen) {
+  const std::string dropped = std::to_string(3 * kPerRun - shown_);
+  ToolResult r = RunTool({"--journal", root_, "verify"});
+  EXPECT_EQ(r.exit_code, 1) << r.out << r.err;
+  EXPECT_NE(LineWith(r.out, {"app", dropped + " record(s) dropped at open", ".log"}), "") << r.out;
+  // The summary line names the stream and the count too.
+  EXPECT_NE(LineWith(r.out, {"DAMAGED", "app", dropped + " record(s)"}), "") << r.out;
+}
+
+TEST_F(LogDamageTest, ReplayAndStateSayRecordsWereLostAndExitOne) {
+  const std::string dropped = std::to_string(3 * kPerRun - shown_);
+  ToolResult replay = RunTool({"--journal", root_, "replay", "--json"});
+  EXPECT_EQ(replay.exit_code, 1) << replay.err;
+  EXPECT_EQ(CountStream(replay.out, "watchdog"), static_cast<size_t>(kWatchdogEvents));
+  EXPECT_NE(LineWith(replay.err, {"app", dropped + " record(s) dropped at open", ".log"}), "")
+      << replay.err;
+  ToolResult state = RunTool({"--journal", root_, "state"});
+  EXPECT_EQ(state.exit_code, 1) << state.err;
+  EXPECT_NE(LineWith(state.err, {"app", dropped + " record(s) dropped at open"}), "") << state.err;
+}
+
+TEST_F(DamageTest, VerifyReportsAGapWithItsSeqsAndCount) {
+  EraseSeqs(root_ + "/app", 40, 45);
+  ToolResult r = RunTool({"--journal", root_, "verify"});
+  EXPECT_EQ(r.exit_code, 1) << r.out;
+  EXPECT_NE(LineWith(r.out, {"app seq 40", "sequence gap: seqs 40..45 are missing (6 record(s))"}),
+            "")
+      << r.out;
+  EXPECT_NE(LineWith(r.out, {"DAMAGED", "1 problem(s)", "app: 6 record(s) lost"}), "") << r.out;
+}
+
+TEST_F(DamageTest, ReplayAndStateReportAGapAndExitOne) {
+  EraseSeqs(root_ + "/app", 40, 45);
+  ToolResult replay = RunTool({"--journal", root_, "replay", "--json"});
+  EXPECT_EQ(replay.exit_code, 1) << replay.err;
+  EXPECT_EQ(CountStream(replay.out, "app"), 3u * kPerRun - 6);
+  EXPECT_NE(LineWith(replay.err, {"app seq 40", "seqs 40..45 are missing"}), "") << replay.err;
+  EXPECT_NE(LineWith(replay.err, {"6 damaged record(s) skipped"}), "") << replay.err;
+  ToolResult state = RunTool({"--journal", root_, "state"});
+  EXPECT_EQ(state.exit_code, 1) << state.err;
+  EXPECT_NE(LineWith(state.err, {"app seq 40", "seqs 40..45 are missing"}), "") << state.err;
+}
+
+// A stream whose CURRENT (the name of its MANIFEST) is cut short cannot be
+// opened at all; the other streams are still read.
+TEST_F(DamageTest, AStreamThatCannotBeOpenedIsNamedAndTheOthersRead) {
+  ASSERT_EQ(truncate((root_ + "/watchdog/CURRENT").c_str(), 3), 0);
+  ToolResult replay = RunTool({"--journal", root_, "replay", "--json"});
+  EXPECT_EQ(replay.exit_code, 1) << replay.err;
+  EXPECT_EQ(CountStream(replay.out, "app"), 3u * kPerRun) << replay.err;
+  EXPECT_NE(LineWith(replay.err, {"watchdog", "cannot open the stream"}), "") << replay.err;
+  ToolResult state = RunTool({"--journal", root_, "state"});
+  EXPECT_EQ(state.exit_code, 1) << state.err;
+  EXPECT_NE(LineWith(state.err, {"watchdog", "cannot open the stream"}), "") << state.err;
+  EXPECT_NE(LineWith(state.out, {"events", std::to_string(3 * kPerRun)}), "") << state.out;
+}
+
+TEST_F(DamageTest, VerifyNamesAStreamWhoseManifestIsTruncated) {
+  std::vector<std::string> manifests;
+  for (const auto& e : fs::directory_iterator(root_ + "/watchdog")) {
+    if (e.path().filename().string().starts_with("MANIFEST-")) manifests.push_back(e.path());
+  }
+  ASSERT_EQ(manifests.size(), 1u);
+  ASSERT_EQ(truncate(manifests[0].c_str(), 10), 0);
+  ToolResult r = RunTool({"--journal", root_, "verify"});
+  EXPECT_EQ(r.exit_code, 1) << r.out << r.err;
+  EXPECT_NE(LineWith(r.out, {"watchdog: cannot open the stream"}), "") << r.out;
+  EXPECT_NE(LineWith(r.out, {"DAMAGED", std::to_string(3 * kPerRun) + " records in 2 streams",
+                             "watchdog: unreadable"}),
+            "")
+      << r.out;
+}
+
+// What a crash in the middle of a write leaves: not damage, nothing to report.
+TEST_F(DamageTest, ATornLastLogRecordIsNotReported) {
+  std::vector<std::string> logs = FilesOf(root_ + "/app", ".log");
+  ASSERT_EQ(logs.size(), 1u);
+  ASSERT_EQ(truncate(logs[0].c_str(), static_cast<off_t>(fs::file_size(logs[0]) - 5)), 0);
+  ToolResult verify = RunTool({"--journal", root_, "verify"});
+  EXPECT_EQ(verify.exit_code, 0) << verify.out;
+  ToolResult replay = RunTool({"--journal", root_, "replay", "--json"});
+  EXPECT_EQ(replay.exit_code, 0) << replay.err;
+  EXPECT_EQ(CountStream(replay.out, "app"), 3u * kPerRun - 1);
 }
 
 TEST_F(DamageTest, AnIntactJournalExitsZero) {

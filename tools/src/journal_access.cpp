@@ -74,6 +74,12 @@ Bound ResolveBound(const std::string& text, std::string_view option, const Merge
     if (r->stream() == ref.stream) stream = r.get();
   }
   if (stream == nullptr) {
+    for (const auto& [name, status] : reader.unreadable()) {
+      if (name == ref.stream) {
+        Trouble(fmt::format("{} {}: stream '{}' cannot be opened: {}", option, text, name,
+                            status.ToString()));
+      }
+    }
     BadArgument(fmt::format("{} {}: the journal has no stream '{}'", option, text, ref.stream));
   }
   bool found = false;
@@ -111,14 +117,18 @@ bool AtOrBefore(const Record& r, const Bound& b) {
 BadRecordFn DamageReport::callback() {
   return [this](const BadRecord& bad) {
     ++count_;
-    fmt::print(stderr, "blackbox: warning: skipped damaged record {} seq {}: {}\n", bad.stream,
-               bad.seq, bad.reason);
+    records_ += bad.records;
+    // seq 0: the whole stream, or a place no seq names.
+    fmt::print(stderr, "blackbox: warning: skipped {}{}: {}\n", bad.stream,
+               bad.seq == 0 ? "" : fmt::format(" seq {}", bad.seq), bad.reason);
   };
 }
 
 void DamageReport::Summarize() const {
   if (count_ > 0) {
-    fmt::print(stderr, "blackbox: {} damaged record(s) skipped; run `blackbox verify`\n", count_);
+    fmt::print(stderr,
+               "blackbox: {} damaged record(s) skipped, in {} place(s); run `blackbox verify`\n",
+               records_, count_);
   }
 }
 

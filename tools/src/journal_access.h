@@ -56,16 +56,20 @@ bool AtOrBefore(const Record& record, const Bound& bound);
 // "app" when present, else the only stream; empty when ambiguous.
 std::string DefaultStream(const MergedReader& reader, std::string_view preferred);
 
-// Warns on stderr about a damaged record and counts it.
+// Warns on stderr about each problem a reader met (a damaged record, block or
+// file, records dropped from a damaged log, a gap, a stream that cannot be
+// opened) and counts them.
 class DamageReport {
  public:
   BadRecordFn callback();
-  // "N damaged records skipped; run `blackbox verify`" when there were any.
+  // "N damaged record(s) skipped, in P place(s); run `blackbox verify`" when
+  // there were any.
   void Summarize() const;
-  uint64_t count() const { return count_; }
+  uint64_t count() const { return count_; }  // problems reported
 
  private:
   uint64_t count_ = 0;
+  uint64_t records_ = 0;  // records they made unreadable, as far as known
 };
 
 }  // namespace blackbox::tools

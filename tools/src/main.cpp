@@ -40,8 +40,9 @@ int main(int argc, char** argv) {
       "Pager: on a terminal, replay (not with --follow), crashes and state page their\n"
       "output through $BLACKBOX_PAGER, else $PAGER, else `less -FRSXM`; an empty value,\n"
       "`cat` or --no-pager turns it off. Colour on a terminal unless NO_COLOR is set.\n"
-      "Exit status: 0 ok; 1 the journal cannot be read, or damaged records were skipped\n"
-      "(replay, state: the rest was shown) or found (verify); 2 bad arguments.");
+            "Exit status: 0 ok; 1 the journal cannot be read, or damage (damaged or lost\n"
+      "records, a gap, a stream that cannot be opened) was skipped (replay, state: the\n"
+      "rest was shown) or found (verify); 2 bad arguments.");
 
   AddReplayCommand(app, global, body);
   AddCrashesCommand(app, global, body);

@@ -80,11 +80,18 @@ struct Record {
   const fb::Event* event = nullptr;
 };
 
-// A record that failed its checks; it is skipped, never dereferenced.
+// A record that failed its checks; it is skipped, never dereferenced. Also
+// what a reader could not read at all: a damaged block or table file, records
+// dropped from a damaged write-ahead log, a gap in the numbering, a stream
+// that cannot be opened (seq 0).
 struct BadRecord {
   std::string stream;
-  uint64_t seq = 0;
+  uint64_t seq = 0;  // the first seq concerned; 0 when unknown
   std::string reason;
+  // The records it makes unreadable, as far as the numbering tells (a damaged
+  // block counts the seqs it covered); 0 when unknown (a stream that cannot
+  // be opened, a problem that hides no record).
+  uint64_t records = 1;
 };
 
 using BadRecordFn = std::function<void(const BadRecord&)>;
@@ -173,6 +180,22 @@ class Journal {
   std::unique_ptr<Impl> impl_;
 };
 
+// Records dropped when a stream was opened, because its write-ahead log is
+// damaged (Reader::CheckLogs).
+struct LogDamage {
+  std::string file;     // the damaged log
+  uint64_t offset = 0;  // the byte of it where the damage starts
+  // The seqs missing from the stream as read: from the one after the last
+  // seq a reader sees to the last seq the log holds intact after the damage.
+  uint64_t first_seq = 0;
+  uint64_t last_seq = 0;
+  uint64_t dropped = 0;  // records missing (the ones in the damaged bytes too)
+  uint64_t intact = 0;   // of them, still intact in the log after the damage
+};
+
+// "write-ahead log F damaged at byte N: D record(s) dropped at open (…)".
+BadRecord DescribeLogDamage(std::string_view stream, const LogDamage& damage);
+
 // A read-only view of one stream: never takes the writer's lock, never writes.
 // Sees what was committed when it was opened (or last refreshed).
 class Reader {
@@ -193,9 +216,18 @@ class Reader {
   // All snapshots, oldest first.
   Result<std::vector<Snapshot>> Snapshots() const;
   // Checks every record: RocksDB block checksums, the FlatBuffers verifier,
-  // seq continuity (no gaps), and that each event names this stream.
-  // Calls `on_bad` for each problem; returns the number of records checked.
+  // seq continuity (no gaps), that each event names this stream, and the
+  // write-ahead logs (CheckLogs). Calls `on_bad` for each problem; returns
+  // the number of records read (intact or damaged).
   Result<uint64_t> Verify(const BadRecordFn& on_bad) const;
+
+  // Reads the stream's write-ahead logs on their own and compares them with
+  // what this reader sees. When RocksDB opens a stream whose log has a
+  // damaged record, it replays the log up to that record and drops every
+  // record after it, silently (kPointInTimeRecovery, which a torn last record
+  // after a crash needs). Returns nullopt when no intact record of a log is
+  // missing from this view (a torn last record is not damage).
+  Result<std::optional<LogDamage>> CheckLogs() const;
 
   const std::string& stream() const;
   const std::string& path() const;
@@ -211,7 +243,12 @@ class Reader {
 // Walks all streams of a root in (time_ns, stream, seq) order.
 class MergedReader {
  public:
-  // Opens every stream under `root` (or only `streams`, when non-empty).
+  // Opens every stream under `root` (or only `streams`, when non-empty). A
+  // stream that cannot be opened (its CURRENT or MANIFEST damaged, no
+  // permission, refused by CheckRootPermissions) is left out and listed in
+  // unreadable(), so that the others can still be read; fails only when the
+  // root cannot be read or when not one of several streams opens (then with
+  // the first stream's reason).
   static Result<std::unique_ptr<MergedReader>> Open(std::string_view root,
                                                     const std::vector<std::string>& streams = {},
                                                     const JournalOptions& options = {});
@@ -224,11 +261,16 @@ class MergedReader {
     std::vector<std::pair<std::string, uint64_t>> after;
     BadRecordFn on_bad;
   };
+  // With `on_bad` set, the first scan of each stream also reports the
+  // records its write-ahead log lost at open (Reader::CheckLogs).
   Status Scan(const Options& options, const RecordFn& fn) const;
   // Reopens every stream (and picks up new ones) to see newer events.
   Status Refresh();
 
   const std::vector<std::unique_ptr<Reader>>& readers() const { return readers_; }
+  // The streams left out at the last Open or Refresh, each with its reason.
+  // With `on_bad` set, Scan reports each of them once (seq 0, 0 records).
+  const std::vector<std::pair<std::string, Status>>& unreadable() const { return unreadable_; }
 
  private:
   MergedReader(std::string root, std::vector<std::string> only, JournalOptions options);
@@ -236,6 +278,10 @@ class MergedReader {
   std::vector<std::string> only_;
   JournalOptions options_;
   std::vector<std::unique_ptr<Reader>> readers_;
+  std::vector<std::pair<std::string, Status>> unreadable_;
+  mutable std::vector<std::string> unreadable_told_;
+  // Streams whose logs were checked already (reported once, not per refresh).
+  mutable std::vector<std::string> logs_checked_;
 };
 
 }  // namespace blackbox

@@ -192,8 +192,9 @@ struct LoadStateOptions {
 // A snapshot is usable when it decodes, covers only selected streams, and
 // (with until_ns) its timestamp_ns <= until_ns. Snapshots of every selected
 // stream are considered; the one with the highest timestamp_ns wins. A root
-// with no streams folds to the default state. Fails when the root or a
-// stream cannot be opened.
+// with no streams folds to the default state. A stream that cannot be opened
+// is left out and reported through `on_bad` (see MergedReader); fails when
+// the root cannot be read or no stream can be opened.
 Result<SystemState> LoadState(std::string_view root, const LoadStateOptions& options = {});
 
 }  // namespace blackbox
