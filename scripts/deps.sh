@@ -14,6 +14,8 @@ packages=(
   procps util-linux          # ps, kill, flock for the scripts
   binutils                   # objcopy, used by a symbolizer test
   strace                     # counts the fsyncs of a handled error in a process test
+  libcpp-httplib-dev         # the watchdog's /metrics server
+  prometheus prometheus-alertmanager  # real servers for the monitoring tests (promtool too)
 )
 
 missing=()

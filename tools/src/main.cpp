@@ -43,6 +43,7 @@ int main(int argc, char** argv) {
   AddCompactCommand(app, global, body);
   AddVerifyCommand(app, global, body);
   AddStatsCommand(app, global, body);
+  AddMetricsCommand(app, global, body);
 
   try {
     app.parse(argc, argv);

@@ -147,6 +147,16 @@ int RunWatchdog(bw::Options options, const std::string& state_dir, const SavedOr
   if (!guard.ok()) return Fail(bw::kExitFailed, guard.status().ToString());
   lock->WritePid(::getpid());
 
+  std::unique_ptr<blackbox::metrics::MetricsServer> metrics;
+  if (!options.metrics_listen.empty()) {
+    auto bound = blackbox::metrics::MetricsServer::Bind(options.metrics_listen, options.journal);
+    if (!bound.ok()) {
+      return Fail(bw::kExitUsage, fmt::format("--metrics-listen: {}{}", bound.status().message(),
+                                              origin.Note("metrics_listen")));
+    }
+    metrics = std::move(bound.value());
+  }
+
   bw::OutputSink sink;
   if (auto error =
           sink.Open(options.log_file, static_cast<uint64_t>(options.log_max_mb * 1024 * 1024))) {
@@ -184,6 +194,7 @@ int RunWatchdog(bw::Options options, const std::string& state_dir, const SavedOr
               fmt::print(stderr, "blackbox-watchdog: saving the configuration: {}\n", *error);
             }
           },
+      .metrics = std::move(metrics),
   };
   bw::Supervisor supervisor(std::move(parts));
   return supervisor.Run();
@@ -216,6 +227,8 @@ int Main(int argc, char** argv) {
       {"log_file", "write the child's output here (size-rotated) instead of passing it through"},
       {"log_max_mb", "rotate the log file past this size, MB (default 10)"},
       {"notify_access", "main | all: who may use the notify socket (default all: the group)"},
+      {"metrics_listen",
+       "serve GET /metrics (Prometheus) on HOST:PORT, port 0 = a free one (default off)"},
   };
   for (std::string_view key : bw::OptionKeys()) {
     if (key == "command" || key == "error_patterns" || key == "backoff") continue;
@@ -343,6 +356,8 @@ int Main(int argc, char** argv) {
                Absolute(defaults.log_file));
     from_saved("journal", options.journal, Absolute(saved_options.journal),
                Absolute(defaults.journal));
+    from_saved("metrics_listen", options.metrics_listen, saved_options.metrics_listen,
+               defaults.metrics_listen);
   }
   return RunWatchdog(std::move(options), state_dir, origin);
 }

@@ -14,6 +14,7 @@
 #include <filesystem>
 #include <sstream>
 
+#include "metrics_server.h"
 #include "unique_fd.h"
 
 namespace blackbox::watchdog {
@@ -106,7 +107,7 @@ const std::vector<std::string_view>& OptionKeys() {
       "max_memory_mb",  "max_cpu_percent", "journal",        "watchdog_timeout",
       "stop_timeout",   "restart",         "restart_window", "backoff",
       "backoff_max",    "limit_cycles",    "log_file",       "log_max_mb",
-      "error_patterns", "notify_access"};
+      "error_patterns", "notify_access",   "metrics_listen"};
   return keys;
 }
 
@@ -157,6 +158,15 @@ std::optional<std::string> SetOption(Options& o, std::string_view key, std::stri
     o.log_file = value;
     return std::nullopt;
   }
+  if (key == "metrics_listen") {
+    // The form only; whether it can be bound is checked at start.
+    metrics::ListenAddress address;
+    if (!value.empty()) {
+      if (auto error = metrics::ParseListenAddress(value, &address)) return error;
+    }
+    o.metrics_listen = value;
+    return std::nullopt;
+  }
   if (key == "restart") {
     if (value == "always") {
       o.restart = RestartMode::kAlways;
@@ -200,6 +210,7 @@ std::vector<std::pair<std::string, std::string>> OptionEntries(const Options& o)
       {"log_max_mb", Text(o.log_max_mb)},
       {"error_patterns", TomlArray(o.error_patterns)},
       {"notify_access", o.notify_access == NotifyAccess::kMain ? "main" : "all"},
+      {"metrics_listen", o.metrics_listen},
   };
 }
 
@@ -310,6 +321,7 @@ std::optional<std::string> SaveOptionsFile(const std::string& path, const Option
   table.insert("log_max_mb", o.log_max_mb);
   table.insert("error_patterns", std::move(patterns));
   table.insert("notify_access", o.notify_access == NotifyAccess::kMain ? "main" : "all");
+  table.insert("metrics_listen", o.metrics_listen);
   std::ostringstream out;
   out << "# Effective configuration of the last blackbox-watchdog start in this directory.\n"
       << "# Reloaded by the next start; command-line options override it.\n"

@@ -47,6 +47,8 @@ struct Options {
   // POSIX extended regular expressions matched against every output line.
   std::vector<std::string> error_patterns = {"ERROR|CRITICAL|FATAL"};
   NotifyAccess notify_access = NotifyAccess::kAll;
+  // HOST:PORT of the /metrics server (port 0: a free one); empty = off.
+  std::string metrics_listen;
 };
 
 // Defaults, with `journal` taken from $BLACKBOX_JOURNAL when set.

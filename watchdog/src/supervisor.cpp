@@ -195,7 +195,11 @@ int Supervisor::Run() {
   // The effective configuration first, then the watchdog's own start.
   fb::ConfigT config;
   config.component = "watchdog";
-  for (auto& [key, value] : OptionEntries(parts_.options)) {
+  std::vector<std::pair<std::string, std::string>> entries = OptionEntries(parts_.options);
+  // The address the metrics server actually bound (port 0 picks one), for
+  // --status and whoever configures the scrape.
+  if (parts_.metrics) entries.emplace_back("metrics_address", parts_.metrics->address());
+  for (auto& [key, value] : entries) {
     auto entry = std::make_unique<fb::ConfigEntryT>();
     entry->key = key;
     entry->value = value;
@@ -205,6 +209,9 @@ int Supervisor::Run() {
   payload.Set(std::move(config));
   Record(fb::Severity::Info, std::move(payload), Durability::kBuffered);
   RecordLifecycle(fb::Phase::Starting, "watchdog started", 0, Durability::kBuffered);
+
+  // Beside the loop, on its own thread: reads the journal, never the loop's state.
+  if (parts_.metrics) parts_.metrics->Start([this] { return writer_.failed(); });
 
   StartChild();
   if (child_) {
@@ -263,6 +270,7 @@ int Supervisor::Run() {
   parts_.sink.Close(kOutputFlushSeconds);
   ReportDroppedOutput(true);
   ReportNotifyDropped();
+  if (parts_.metrics) parts_.metrics->Stop();  // before writer_, which it reads
   writer_.Close();  // everything journaled is on disk before the process exits
   return exit_status_;
 }

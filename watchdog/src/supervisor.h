@@ -26,6 +26,7 @@
 
 #include "blackbox/journal.h"
 #include "journal_writer.h"
+#include "metrics_server.h"
 #include "notify_socket.h"
 #include "options.h"
 #include "output.h"
@@ -53,6 +54,8 @@ struct SupervisorParts {
   // Called once, when the first child has been spawned (the watchdog's
   // configuration is saved only by a start that got that far).
   std::function<void()> on_first_spawn;
+  // --metrics-listen: bound, started by Run() beside the loop (may be null).
+  std::unique_ptr<metrics::MetricsServer> metrics;
 };
 
 class Supervisor {
