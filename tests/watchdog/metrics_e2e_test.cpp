@@ -1,6 +1,7 @@
-// /metrics with real servers: the watchdog's metrics server scraped by a real
-// Prometheus (started here on a free loopback port), checked by promtool, and
-// held up by clients that misbehave. Every address is 127.0.0.1.
+// Monitoring with real servers and programs: the watchdog's /metrics scraped
+// by a real Prometheus (started here on a free loopback port), checked by
+// promtool, and held up by clients that misbehave; --alert-exec running real
+// scripts. Every address is 127.0.0.1.
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <fmt/format.h>
@@ -20,6 +21,7 @@
 #include <filesystem>
 #include <fstream>
 #include <functional>
+#include <map>
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <sstream>
@@ -41,6 +43,7 @@ using blackbox::testing::ReadFile;
 const std::string kWatchdog = BLACKBOX_WATCHDOG_BIN;
 const std::string kTool = BLACKBOX_TOOL_BIN;
 const std::string kChild = WATCHDOG_TEST_CHILD_BIN;
+const std::string kDemo = BLACKBOX_DEMO_BIN;
 const std::string kPrometheus = "/usr/bin/prometheus";
 const std::string kPromtool = "/usr/bin/promtool";
 
@@ -440,6 +443,160 @@ TEST_F(MetricsTest, APortInUseIsRefusedAtStartAndNothingIsSaved) {
                                           kChild, "sleep", file("pid")});
   EXPECT_EQ(result.exit_code, 2);
   EXPECT_EQ(result.err.rfind("blackbox-watchdog: --metrics-listen: ", 0), 0u) << result.err;
+}
+
+// The alert programs of these tests: a script that records its BLACKBOX_*
+// environment in DIR/KIND.PID, one line per variable.
+std::string RecorderScript(const std::string& path, const std::string& dir) {
+  blackbox::testing::WriteFile(
+      path, fmt::format("#!/bin/sh\nenv | grep '^BLACKBOX_' > '{}/'\"$BLACKBOX_ALERT.$$\"\n", dir));
+  fs::permissions(path, fs::perms::owner_all);
+  return path;
+}
+
+// KEY=VALUE lines of every file DIR/KIND.*, one map per file.
+std::vector<std::map<std::string, std::string>> Recorded(const std::string& dir,
+                                                         std::string_view kind) {
+  std::vector<std::map<std::string, std::string>> out;
+  std::error_code ec;
+  for (const auto& entry : fs::directory_iterator(dir, ec)) {
+    const std::string name = entry.path().filename().string();
+    if (!name.starts_with(std::string(kind) + ".")) continue;
+    std::map<std::string, std::string> vars;
+    for (const std::string& line : Lines(entry.path().string())) {
+      const size_t eq = line.find('=');
+      if (eq != std::string::npos) vars[line.substr(0, eq)] = line.substr(eq + 1);
+    }
+    out.push_back(std::move(vars));
+  }
+  return out;
+}
+
+class AlertTest : public MetricsTest {
+ protected:
+  std::vector<std::string> Watchdog(std::vector<std::string> options,
+                                    const std::vector<std::string>& command) const {
+    std::vector<std::string> args = {kWatchdog, "--journal", journal(), "--state-dir",
+                                     file("state")};
+    args.insert(args.end(), options.begin(), options.end());
+    args.push_back("--");
+    args.insert(args.end(), command.begin(), command.end());
+    return args;
+  }
+  std::vector<std::unique_ptr<fb::CallbackT>> AlertRuns() const {
+    std::vector<std::unique_ptr<fb::CallbackT>> runs;
+    auto reader = blackbox::Reader::Open(journal(), blackbox::kWatchdogStream);
+    if (!reader.ok()) return runs;
+    reader.value()->Scan({}, [&](const blackbox::Record& r) {
+      const fb::Callback* c = r.event->payload_as_Callback();
+      if (c != nullptr && c->kind() == fb::CallbackKind::Alert) runs.emplace_back(c->UnPack());
+      return true;
+    });
+    return runs;
+  }
+};
+
+// The demo segfaults on its second order every run: the first crash alert
+// carries every variable (the frame from the restarted app's crash record),
+// the next crashes are held back by --alert-interval, and the spent budget
+// is a gave-up alert before the watchdog exits.
+TEST_F(AlertTest, AlertExecGetsEveryVariableOncePerInterval) {
+  fs::create_directory(file("alerts"));
+  const std::string script = RecorderScript(file("record.sh"), file("alerts"));
+  Process wd(Watchdog({"--restart-delay", "0.2", "--max-restarts", "2", "--alert-exec", script},
+                      {kDemo, "--segfault-after", "2", "--interval-ms", "50"}),
+             file("wd.out"), file("wd.err"));
+  ASSERT_EQ(wd.Wait(30), 1) << ReadFile(file("wd.err"));
+
+  auto crashes = Recorded(file("alerts"), "crash");
+  ASSERT_EQ(crashes.size(), 1u) << "one crash alert per --alert-interval (60 s)";
+  auto& a = crashes[0];
+  EXPECT_EQ(a["BLACKBOX_ALERT"], "crash");
+  EXPECT_EQ(a["BLACKBOX_SERVICE"], "blackbox-demo");
+  EXPECT_EQ(a["BLACKBOX_SIGNAL"], "SIGSEGV");
+  EXPECT_EQ(a["BLACKBOX_EXIT_CODE"], "-1");
+  EXPECT_EQ(a["BLACKBOX_RESTARTS"], "1");
+  EXPECT_EQ(a["BLACKBOX_JOURNAL"], journal());
+  EXPECT_EQ(a["BLACKBOX_SUPPRESSED"], "0");
+  EXPECT_NE(a["BLACKBOX_FRAME"].find("route_order_with_corrupt_book"), std::string::npos)
+      << a["BLACKBOX_FRAME"];
+  const std::string pid = a["BLACKBOX_CHILD_PID"];
+  EXPECT_EQ(a["BLACKBOX_SUMMARY"],
+            fmt::format("blackbox-demo pid {} died of SIGSEGV in {}; restart 1 of 2", pid,
+                        a["BLACKBOX_FRAME"]));
+  auto event = nlohmann::json::parse(a["BLACKBOX_EVENT"], nullptr, false);
+  ASSERT_FALSE(event.is_discarded()) << a["BLACKBOX_EVENT"];
+  EXPECT_EQ(event["type"], "crash");
+  EXPECT_EQ(event["stream"], "watchdog");
+  EXPECT_EQ(std::to_string(event["crashed_pid"].get<int>()), pid);
+
+  auto gave_up = Recorded(file("alerts"), "gave-up");
+  ASSERT_EQ(gave_up.size(), 1u);
+  EXPECT_EQ(gave_up[0]["BLACKBOX_RESTARTS"], "3");
+  EXPECT_NE(gave_up[0]["BLACKBOX_SUMMARY"].find("the watchdog gives up"), std::string::npos);
+
+  // Each run is journaled with its status and duration.
+  auto runs = AlertRuns();
+  ASSERT_EQ(runs.size(), 2u);
+  EXPECT_EQ(runs[0]->name, "alert-exec crash " + script);
+  EXPECT_TRUE(runs[0]->ok) << runs[0]->error;
+  EXPECT_GT(runs[0]->duration_us, 0);
+  EXPECT_EQ(runs[1]->name, "alert-exec gave-up " + script);
+}
+
+TEST_F(AlertTest, RecoveredAfterAStableRunAndSuppressedCountsReported) {
+  fs::create_directory(file("alerts"));
+  const std::string script = RecorderScript(file("record.sh"), file("alerts"));
+  Process wd(Watchdog({"--restart-delay", "0.05", "--restart-window", "1", "--alert-interval", "0",
+                       "--alert-exec", script},
+                      CrashThenStay(2, file("starts"))),
+             file("wd.out"), file("wd.err"));
+  ASSERT_TRUE(WaitFor([&] { return Recorded(file("alerts"), "recovered").size() == 1; }, 15))
+      << ReadFile(file("wd.err"));
+  EXPECT_EQ(Recorded(file("alerts"), "crash").size(), 2u);  // interval 0: nothing held back
+  auto recovered = Recorded(file("alerts"), "recovered")[0];
+  EXPECT_EQ(recovered["BLACKBOX_ALERT"], "recovered");
+  EXPECT_EQ(recovered["BLACKBOX_CHILD_PID"], Lines(file("starts")).back());
+  EXPECT_EQ(recovered["BLACKBOX_SIGNAL"], "");
+}
+
+TEST_F(AlertTest, AHangingAlertProgramIsKilledAndDelaysNoRestart) {
+  blackbox::testing::WriteFile(file("hang.sh"), "#!/bin/sh\nsleep 30\n");
+  fs::permissions(file("hang.sh"), fs::perms::owner_all);
+  Process wd(Watchdog({"--restart-delay", "0", "--alert-timeout", "2", "--alert-interval", "0",
+                       "--alert-exec", file("hang.sh")},
+                      {kChild, "sleep", file("pids")}),
+             file("wd.out"), file("wd.err"));
+  ASSERT_TRUE(WaitFor([&] { return Lines(file("pids")).size() == 1; }, 10));
+  for (size_t i = 1; i <= 3; ++i) {
+    const auto killed = Clock::now();
+    ASSERT_EQ(::kill(std::stoi(Lines(file("pids")).back()), SIGKILL), 0);
+    ASSERT_TRUE(WaitFor([&] { return Lines(file("pids")).size() == i + 1; }, 10));
+    // Generous: a restart takes milliseconds, the alert program 2 s.
+    EXPECT_LT(std::chrono::duration<double>(Clock::now() - killed).count(), 1.0);
+  }
+  ASSERT_TRUE(WaitFor([&] { return AlertRuns().size() == 3; }, 20));
+  for (const auto& run : AlertRuns()) {
+    EXPECT_FALSE(run->ok);
+    EXPECT_NE(run->error.find("killed"), std::string::npos) << run->error;
+    EXPECT_GE(run->duration_us, 2'000'000);
+    EXPECT_LT(run->duration_us, 8'000'000);
+  }
+}
+
+TEST_F(AlertTest, BadAlertValuesAreRefusedAtStart) {
+  for (const std::vector<std::string>& bad :
+       {std::vector<std::string>{"--alert-exec", file("missing")},
+        std::vector<std::string>{"--alert-exec", "/etc/hostname"},
+        std::vector<std::string>{"--alert-timeout", "0"},
+        std::vector<std::string>{"--alert-interval", "-1"}}) {
+    auto result = blackbox::testing::RunProcess(Watchdog(bad, {kChild, "sleep", file("pid")}));
+    EXPECT_EQ(result.exit_code, 2) << bad[0] << " " << bad[1];
+    EXPECT_EQ(result.err.rfind("blackbox-watchdog: " + bad[0] + ": ", 0), 0u) << result.err;
+    EXPECT_EQ(std::count(result.err.begin(), result.err.end(), '\n'), 1) << result.err;
+    EXPECT_FALSE(fs::exists(file("state/watchdog.toml")));
+    EXPECT_FALSE(fs::exists(file("pid")));
+  }
 }
 
 }  // namespace

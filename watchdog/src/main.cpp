@@ -132,6 +132,16 @@ int RunWatchdog(bw::Options options, const std::string& state_dir, const SavedOr
     patterns.push_back(std::move(pattern));
   }
 
+  std::vector<std::string> alert_programs;
+  for (const std::string& program : options.alert_exec) {
+    std::optional<std::string> resolved = bw::ResolveExecutable(program);
+    if (!resolved) {
+      return Fail(bw::kExitUsage, fmt::format("--alert-exec: '{}' not found or not executable{}",
+                                              program, origin.Note("alert_exec")));
+    }
+    alert_programs.push_back(Absolute(*resolved));
+  }
+
   if (blackbox::Status st = bw::EnsureStateDir(state_dir); !st.ok()) {
     return Fail(bw::kExitFailed, fmt::format("--state-dir: {}", st.message()));
   }
@@ -195,6 +205,7 @@ int RunWatchdog(bw::Options options, const std::string& state_dir, const SavedOr
             }
           },
       .metrics = std::move(metrics),
+      .alert_programs = std::move(alert_programs),
   };
   bw::Supervisor supervisor(std::move(parts));
   return supervisor.Run();
@@ -229,9 +240,13 @@ int Main(int argc, char** argv) {
       {"notify_access", "main | all: who may use the notify socket (default all: the group)"},
       {"metrics_listen",
        "serve GET /metrics (Prometheus) on HOST:PORT, port 0 = a free one (default off)"},
+      {"alert_timeout", "seconds an --alert-exec program may run before it is killed (default 10)"},
+      {"alert_interval", "seconds: at most one alert of each kind per interval (default 60)"},
   };
   for (std::string_view key : bw::OptionKeys()) {
-    if (key == "command" || key == "error_patterns" || key == "backoff") continue;
+    if (key == "command" || key == "error_patterns" || key == "backoff" || key == "alert_exec") {
+      continue;
+    }
     const std::string k(key);
     flags[k] = app.add_option(bw::FlagName(key), values[k], std::string(help.at(key)));
   }
@@ -239,6 +254,13 @@ int Main(int argc, char** argv) {
   CLI::Option* pattern_flag = app.add_option(
       "--error-pattern", patterns,
       "extended regex matched against each output line (repeatable; default ERROR|CRITICAL|FATAL)");
+  std::vector<std::string> alert_programs;
+  CLI::Option* alert_flag =
+      app.add_option(
+             "--alert-exec", alert_programs,
+             "run PROGRAM (no shell; details in BLACKBOX_* variables) on crash, hang, memory, cpu, "
+             "gave-up, recovered (repeatable)")
+          ->expected(1);  // one PROGRAM per --alert-exec: what follows is not swallowed
   bool backoff = false;
   CLI::Option* backoff_flag =
       app.add_flag("--backoff", backoff, "double the restart delay for each restart in the window");
@@ -318,6 +340,14 @@ int Main(int argc, char** argv) {
     for (const std::string& p : patterns) {
       if (auto error = bw::SetOption(options, "error_patterns", p)) {
         return Fail(bw::kExitUsage, fmt::format("--error-pattern: {}", *error));
+      }
+    }
+  }
+  if (alert_flag->count() > 0) {
+    options.alert_exec.clear();
+    for (const std::string& p : alert_programs) {
+      if (auto error = bw::SetOption(options, "alert_exec", p)) {
+        return Fail(bw::kExitUsage, fmt::format("--alert-exec: {}", *error));
       }
     }
   }
