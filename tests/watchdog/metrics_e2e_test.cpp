@@ -585,9 +585,11 @@ TEST_F(AlertTest, AHangingAlertProgramIsKilledAndDelaysNoRestart) {
 }
 
 TEST_F(AlertTest, BadAlertValuesAreRefusedAtStart) {
+  blackbox::testing::WriteFile(file("plain.txt"), "not a program\n");
+  fs::permissions(file("plain.txt"), fs::perms::owner_read | fs::perms::owner_write);
   for (const std::vector<std::string>& bad :
        {std::vector<std::string>{"--alert-exec", file("missing")},
-        std::vector<std::string>{"--alert-exec", "/etc/hostname"},
+        std::vector<std::string>{"--alert-exec", file("plain.txt")},
         std::vector<std::string>{"--alert-timeout", "0"},
         std::vector<std::string>{"--alert-interval", "-1"}}) {
     auto result = blackbox::testing::RunProcess(Watchdog(bad, {kChild, "sleep", file("pid")}));

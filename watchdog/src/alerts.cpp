@@ -182,7 +182,11 @@ std::string AlertRunner::WaitForFrame(const Alert& alert) {
           for (const flatbuffers::String* f : *c->frames()) {
             if (f != nullptr && f->size() > 0 && f->string_view().front() != '?' &&
                 f->string_view().front() != '[') {
-              frame = f->str();  // the first named frame
+              // The first named frame, its name only: "f(int) +0xe (bin) at x.cpp:42".
+              frame = f->str();
+              if (size_t offset = frame.find(" +0x"); offset != std::string::npos) {
+                frame.resize(offset);
+              }
               break;
             }
           }

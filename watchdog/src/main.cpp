@@ -254,13 +254,16 @@ int Main(int argc, char** argv) {
   CLI::Option* pattern_flag = app.add_option(
       "--error-pattern", patterns,
       "extended regex matched against each output line (repeatable; default ERROR|CRITICAL|FATAL)");
+  // One PROGRAM per --alert-exec, collected as they come: a vector option
+  // would take the `--` before COMMAND as the end of its own values.
   std::vector<std::string> alert_programs;
+  std::string alert_program;
   CLI::Option* alert_flag =
-      app.add_option(
-             "--alert-exec", alert_programs,
-             "run PROGRAM (no shell; details in BLACKBOX_* variables) on crash, hang, memory, cpu, "
-             "gave-up, recovered (repeatable)")
-          ->expected(1);  // one PROGRAM per --alert-exec: what follows is not swallowed
+      app.add_option("--alert-exec", alert_program,
+                     "run PROGRAM (no shell; details in BLACKBOX_* variables) on crash, hang, "
+                     "memory, cpu, gave-up, recovered (repeatable)")
+          ->multi_option_policy(CLI::MultiOptionPolicy::TakeAll)
+          ->each([&alert_programs](const std::string& p) { alert_programs.push_back(p); });
   bool backoff = false;
   CLI::Option* backoff_flag =
       app.add_flag("--backoff", backoff, "double the restart delay for each restart in the window");
