@@ -143,8 +143,11 @@ class MetricsTest : public ::testing::Test {
   std::string journal() const { return file("journal"); }
 
   // Starts a watchdog serving /metrics on a free port; returns its address.
+  // `previous`: the address of a watchdog that ran on this journal before,
+  // which --status shows until the new one has journaled its own.
   std::string StartWatchdog(std::vector<std::string> options,
-                            const std::vector<std::string>& command, std::string_view tag = "wd") {
+                            const std::vector<std::string>& command, std::string_view tag = "wd",
+                            const std::string& previous = "") {
     std::vector<std::string> args = {kWatchdog,     "--journal",        journal(),    "--state-dir",
                                      file("state"), "--metrics-listen", "127.0.0.1:0"};
     args.insert(args.end(), options.begin(), options.end());
@@ -162,7 +165,7 @@ class MetricsTest : public ::testing::Test {
           auto json = nlohmann::json::parse(status.out, nullptr, false);
           if (json.is_discarded() || !json["metrics_address"].is_string()) return false;
           address = json["metrics_address"].get<std::string>();
-          return true;
+          return address != previous;
         },
         10);
     return address;
@@ -343,7 +346,7 @@ TEST_F(MetricsTest, CountersKeepTheirValuesAcrossASigkilledWatchdog) {
 
   // A new watchdog on the same journal: its child stays up (no crash of its
   // own), and the counters go on from where the journal left them.
-  const std::string second = StartWatchdog({}, {kChild, "sleep", file("pid")}, "wd2");
+  const std::string second = StartWatchdog({}, {kChild, "sleep", file("pid")}, "wd2", first);
   ASSERT_FALSE(second.empty()) << ReadFile(file("wd2.err"));
   std::string text;
   ASSERT_TRUE(WaitFor(
