@@ -506,9 +506,13 @@ class AlertTest : public MetricsTest {
 TEST_F(AlertTest, AlertExecGetsEveryVariableOncePerInterval) {
   fs::create_directory(file("alerts"));
   const std::string script = RecorderScript(file("record.sh"), file("alerts"));
+  // The demo writes its system_state.json in its working directory: this test's.
+  const fs::path cwd = fs::current_path();
+  fs::current_path(dir_);
   Process wd(Watchdog({"--restart-delay", "0.2", "--max-restarts", "2", "--alert-exec", script},
                       {kDemo, "--segfault-after", "2", "--interval-ms", "50"}),
              file("wd.out"), file("wd.err"));
+  fs::current_path(cwd);
   ASSERT_EQ(wd.Wait(30), 1) << ReadFile(file("wd.err"));
 
   auto crashes = Recorded(file("alerts"), "crash");
