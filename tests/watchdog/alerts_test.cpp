@@ -3,6 +3,11 @@
 
 #include <gtest/gtest.h>
 #include <signal.h>
+#include <stdlib.h>
+
+#include <filesystem>
+
+#include "options.h"
 
 namespace {
 
@@ -47,6 +52,38 @@ TEST(AlertSummary, SaysWhoDiedOfWhatWhereAndTheBudget) {
   a.kind = AlertKind::kGaveUp;
   EXPECT_EQ(AlertSummary(a, ""),
             "trader pid 4053 exited with status 3; 5 restarts spent, the watchdog gives up");
+}
+
+// The new keys go through the configuration like the others: checked when
+// set, saved and loaded back (a list for alert_exec).
+TEST(AlertOptions, MonitoringKeysAreSavedAndLoadedBack) {
+  namespace bw = blackbox::watchdog;
+  bw::Options o = bw::DefaultOptions();
+  EXPECT_TRUE(o.metrics_listen.empty());
+  EXPECT_EQ(o.alert_timeout, 10);
+  EXPECT_EQ(o.alert_interval, 60);
+  EXPECT_TRUE(bw::SetOption(o, "metrics_listen", "9464"));
+  EXPECT_TRUE(bw::SetOption(o, "alert_timeout", "0"));
+  EXPECT_TRUE(bw::SetOption(o, "alert_interval", "-1"));
+  EXPECT_TRUE(bw::SetOption(o, "alert_exec", ""));
+  EXPECT_FALSE(bw::SetOption(o, "metrics_listen", "127.0.0.1:0"));
+  EXPECT_FALSE(bw::SetOption(o, "alert_exec", "/usr/local/bin/page"));
+  EXPECT_FALSE(bw::SetOption(o, "alert_exec", "/usr/local/bin/mail me"));
+  EXPECT_FALSE(bw::SetOption(o, "alert_timeout", "2.5"));
+  EXPECT_FALSE(bw::SetOption(o, "alert_interval", "0"));
+
+  char dir[] = "/tmp/bbalertopt.XXXXXX";
+  ASSERT_NE(::mkdtemp(dir), nullptr);
+  const std::string path = std::string(dir) + "/watchdog.toml";
+  ASSERT_FALSE(bw::SaveOptionsFile(path, o));
+  bw::Options back = bw::DefaultOptions();
+  EXPECT_FALSE(bw::LoadOptionsFile(path, back, bw::FileTrust::kOwnerOnly));
+  EXPECT_EQ(back.metrics_listen, "127.0.0.1:0");
+  EXPECT_EQ(back.alert_exec,
+            (std::vector<std::string>{"/usr/local/bin/page", "/usr/local/bin/mail me"}));
+  EXPECT_EQ(back.alert_timeout, 2.5);
+  EXPECT_EQ(back.alert_interval, 0);
+  std::filesystem::remove_all(dir);
 }
 
 }  // namespace
