@@ -17,6 +17,8 @@ packages=(
   help2man groff-base        # man pages generated from --help at build time, and checked
   python3-dev pybind11-dev   # the Python module (python/)
   python3-pytest             # its tests (tests/python/)
+  libcpp-httplib-dev         # the watchdog's /metrics server
+  prometheus prometheus-alertmanager  # real servers for the monitoring tests (promtool too)
 )
 
 missing=()

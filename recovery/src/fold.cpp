@@ -84,6 +84,19 @@ void FoldWatchdog(SystemState& state, const fb::Event& event, std::string_view s
     case fb::Payload::Error:
       state.error_count += 1;
       break;
+    case fb::Payload::Config: {
+      const fb::Config* c = event.payload_as_Config();
+      if (c->component() == nullptr || c->component()->string_view() != "watchdog") break;
+      w.metrics_address.clear();
+      if (c->entries() == nullptr) break;
+      for (const fb::ConfigEntry* e : *c->entries()) {  // not sorted: no LookupByKey
+        if (e != nullptr && e->key() != nullptr && e->value() != nullptr &&
+            e->key()->string_view() == "metrics_address") {
+          w.metrics_address = e->value()->str();
+        }
+      }
+      break;
+    }
     default:
       break;
   }
@@ -224,11 +237,11 @@ bool operator==(const WatchdogInfo& a, const WatchdogInfo& b) {
   return std::tie(a.watchdog_pid, a.child_pid, a.phase, a.started_ns, a.child_started_ns,
                   a.restart_count, a.total_restarts, a.has_last_exit, a.last_exit_code,
                   a.last_exit_signal, a.last_restart_reason, a.child_rss_bytes, a.child_cpu_percent,
-                  a.status_text, a.last_heartbeat_ns) ==
+                  a.status_text, a.last_heartbeat_ns, a.metrics_address) ==
          std::tie(b.watchdog_pid, b.child_pid, b.phase, b.started_ns, b.child_started_ns,
                   b.restart_count, b.total_restarts, b.has_last_exit, b.last_exit_code,
                   b.last_exit_signal, b.last_restart_reason, b.child_rss_bytes, b.child_cpu_percent,
-                  b.status_text, b.last_heartbeat_ns);
+                  b.status_text, b.last_heartbeat_ns, b.metrics_address);
 }
 
 bool operator==(const SystemState& a, const SystemState& b) = default;

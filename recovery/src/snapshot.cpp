@@ -71,6 +71,7 @@ std::string EncodeSnapshot(const SystemState& s) {
   t.watchdog->child_cpu_percent = w.child_cpu_percent;
   t.watchdog->status_text = w.status_text;
   t.watchdog->last_heartbeat_ns = w.last_heartbeat_ns;
+  t.watchdog->metrics_address = w.metrics_address;
   t.memory_percent = s.memory_percent;
   t.disk_percent = s.disk_percent;
   t.threads = s.threads;
@@ -151,6 +152,7 @@ Result<SystemState> DecodeSnapshot(std::span<const uint8_t> bytes) {
     o.child_cpu_percent = w->child_cpu_percent();
     o.status_text = str(w->status_text());
     o.last_heartbeat_ns = w->last_heartbeat_ns();
+    o.metrics_address = str(w->metrics_address());
   }
   return s;
 }

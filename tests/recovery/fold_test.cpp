@@ -204,6 +204,28 @@ TEST(Fold, WatchdogEventsNeverTouchTheAppsFields) {
   EXPECT_EQ(w.last_restart_reason, fb::RestartReason::Crash);
 }
 
+fb::ConfigT WatchdogConfig(std::vector<std::pair<std::string, std::string>> entries) {
+  fb::ConfigT c;
+  c.component = "watchdog";
+  for (auto& [key, value] : entries) {
+    auto entry = std::make_unique<fb::ConfigEntryT>();
+    entry->key = key;
+    entry->value = value;
+    c.entries.push_back(std::move(entry));
+  }
+  return c;
+}
+
+TEST(Fold, WatchdogConfigGivesTheMetricsAddressOfItsRun) {
+  Folder f;
+  f.Add(kDog, 1, 9,
+        WatchdogConfig({{"max_restarts", "3"}, {"metrics_address", "127.0.0.1:41000"}}));
+  EXPECT_EQ(f.state.watchdog.metrics_address, "127.0.0.1:41000");
+  // The next watchdog run without --metrics-listen serves nothing.
+  f.Add(kDog, 2, 10, WatchdogConfig({{"max_restarts", "3"}}));
+  EXPECT_EQ(f.state.watchdog.metrics_address, "");
+}
+
 TEST(Fold, TracksCoverageCountAndNewestTime) {
   Folder f;
   f.Add(kApp, 5, 1, Gauge("a", 1))

@@ -40,6 +40,7 @@ SystemState BusyState() {
       .Add(kWatchdogStream, 12, 6, Restart(fb::RestartReason::Memory, 3));
   f.state.max_restarts = 8;
   f.state.max_recovery_attempts = 1;
+  f.state.watchdog.metrics_address = "127.0.0.1:9464";
   return f.state;
 }
 
@@ -51,6 +52,7 @@ TEST(Snapshot, RoundTripsEveryField) {
   EXPECT_EQ(back.value(), s);
   EXPECT_EQ(back->watchdog.last_exit_signal, 9);
   EXPECT_EQ(back->recovery_attempts, 1);
+  EXPECT_EQ(back->watchdog.metrics_address, "127.0.0.1:9464");
 }
 
 TEST(Snapshot, RoundTripsTheDefaultState) {

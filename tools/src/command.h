@@ -26,5 +26,6 @@ void AddImportCommand(CLI::App& app, const GlobalOptions& global, CommandBody& b
 void AddCompactCommand(CLI::App& app, const GlobalOptions& global, CommandBody& body);
 void AddVerifyCommand(CLI::App& app, const GlobalOptions& global, CommandBody& body);
 void AddStatsCommand(CLI::App& app, const GlobalOptions& global, CommandBody& body);
+void AddMetricsCommand(CLI::App& app, const GlobalOptions& global, CommandBody& body);
 
 }  // namespace blackbox::tools

@@ -40,7 +40,7 @@ int main(int argc, char** argv) {
       "Pager: on a terminal, replay (not with --follow), crashes and state page their\n"
       "output through $BLACKBOX_PAGER, else $PAGER, else `less -FRSXM`; an empty value,\n"
       "`cat` or --no-pager turns it off. Colour on a terminal unless NO_COLOR is set.\n"
-            "Exit status: 0 ok; 1 the journal cannot be read, or damage (damaged or lost\n"
+      "Exit status: 0 ok; 1 the journal cannot be read, or damage (damaged or lost\n"
       "records, a gap, a stream that cannot be opened) was skipped (replay, state: the\n"
       "rest was shown) or found (verify); 2 bad arguments.");
 
@@ -52,6 +52,7 @@ int main(int argc, char** argv) {
   AddCompactCommand(app, global, body);
   AddVerifyCommand(app, global, body);
   AddStatsCommand(app, global, body);
+  AddMetricsCommand(app, global, body);
 
   try {
     app.parse(argc, argv);

@@ -235,6 +235,12 @@ int PrintStatus(const std::string& state_dir, const Options& options, bool json)
   out["child_rss_mb"] = static_cast<double>(rss) / (1024.0 * 1024.0);
   out["child_cpu_percent"] = w.child_cpu_percent;
   out["status_text"] = w.status_text;
+  // Where a running watchdog serves /metrics (null when off or not running).
+  if (running && !w.metrics_address.empty()) {
+    out["metrics_address"] = w.metrics_address;
+  } else {
+    out["metrics_address"] = nullptr;
+  }
   if (json) {
     fmt::print("{}\n", out.dump());
     return running ? 0 : 3;
@@ -266,6 +272,9 @@ int PrintStatus(const std::string& state_dir, const Options& options, bool json)
                                        : fmt::format("killed by signal {}", w.last_exit_signal));
   }
   if (!w.status_text.empty()) fmt::print("status      {}\n", w.status_text);
+  if (running && !w.metrics_address.empty()) {
+    fmt::print("metrics     http://{}/metrics\n", w.metrics_address);
+  }
   fmt::print("journal     {}\n", options.journal);
   return running ? 0 : 3;
 }

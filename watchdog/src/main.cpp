@@ -132,6 +132,16 @@ int RunWatchdog(bw::Options options, const std::string& state_dir, const SavedOr
     patterns.push_back(std::move(pattern));
   }
 
+  std::vector<std::string> alert_programs;
+  for (const std::string& program : options.alert_exec) {
+    std::optional<std::string> resolved = bw::ResolveExecutable(program);
+    if (!resolved) {
+      return Fail(bw::kExitUsage, fmt::format("--alert-exec: '{}' not found or not executable{}",
+                                              program, origin.Note("alert_exec")));
+    }
+    alert_programs.push_back(Absolute(*resolved));
+  }
+
   if (blackbox::Status st = bw::EnsureStateDir(state_dir); !st.ok()) {
     return Fail(bw::kExitFailed, fmt::format("--state-dir: {}", st.message()));
   }
@@ -146,6 +156,16 @@ int RunWatchdog(bw::Options options, const std::string& state_dir, const SavedOr
   blackbox::Result<bw::GroupGuard> guard = bw::GroupGuard::Start();
   if (!guard.ok()) return Fail(bw::kExitFailed, guard.status().ToString());
   lock->WritePid(::getpid());
+
+  std::unique_ptr<blackbox::metrics::MetricsServer> metrics;
+  if (!options.metrics_listen.empty()) {
+    auto bound = blackbox::metrics::MetricsServer::Bind(options.metrics_listen, options.journal);
+    if (!bound.ok()) {
+      return Fail(bw::kExitUsage, fmt::format("--metrics-listen: {}{}", bound.status().message(),
+                                              origin.Note("metrics_listen")));
+    }
+    metrics = std::move(bound.value());
+  }
 
   bw::OutputSink sink;
   if (auto error =
@@ -184,6 +204,8 @@ int RunWatchdog(bw::Options options, const std::string& state_dir, const SavedOr
               fmt::print(stderr, "blackbox-watchdog: saving the configuration: {}\n", *error);
             }
           },
+      .metrics = std::move(metrics),
+      .alert_programs = std::move(alert_programs),
   };
   bw::Supervisor supervisor(std::move(parts));
   return supervisor.Run();
@@ -216,9 +238,15 @@ int Main(int argc, char** argv) {
       {"log_file", "write the child's output here (size-rotated) instead of passing it through"},
       {"log_max_mb", "rotate the log file past this size, MB (default 10)"},
       {"notify_access", "main | all: who may use the notify socket (default all: the group)"},
+      {"metrics_listen",
+       "serve GET /metrics (Prometheus) on HOST:PORT, port 0 = a free one (default off)"},
+      {"alert_timeout", "seconds an --alert-exec program may run before it is killed (default 10)"},
+      {"alert_interval", "seconds: at most one alert of each kind per interval (default 60)"},
   };
   for (std::string_view key : bw::OptionKeys()) {
-    if (key == "command" || key == "error_patterns" || key == "backoff") continue;
+    if (key == "command" || key == "error_patterns" || key == "backoff" || key == "alert_exec") {
+      continue;
+    }
     const std::string k(key);
     flags[k] = app.add_option(bw::FlagName(key), values[k], std::string(help.at(key)));
   }
@@ -226,6 +254,16 @@ int Main(int argc, char** argv) {
   CLI::Option* pattern_flag = app.add_option(
       "--error-pattern", patterns,
       "extended regex matched against each output line (repeatable; default ERROR|CRITICAL|FATAL)");
+  // One PROGRAM per --alert-exec, collected as they come: a vector option
+  // would take the `--` before COMMAND as the end of its own values.
+  std::vector<std::string> alert_programs;
+  std::string alert_program;
+  CLI::Option* alert_flag =
+      app.add_option("--alert-exec", alert_program,
+                     "run PROGRAM (no shell; details in BLACKBOX_* variables) on crash, hang, "
+                     "memory, cpu, gave-up, recovered (repeatable)")
+          ->multi_option_policy(CLI::MultiOptionPolicy::TakeAll)
+          ->each([&alert_programs](const std::string& p) { alert_programs.push_back(p); });
   bool backoff = false;
   CLI::Option* backoff_flag =
       app.add_flag("--backoff", backoff, "double the restart delay for each restart in the window");
@@ -308,6 +346,14 @@ int Main(int argc, char** argv) {
       }
     }
   }
+  if (alert_flag->count() > 0) {
+    options.alert_exec.clear();
+    for (const std::string& p : alert_programs) {
+      if (auto error = bw::SetOption(options, "alert_exec", p)) {
+        return Fail(bw::kExitUsage, fmt::format("--alert-exec: {}", *error));
+      }
+    }
+  }
   if (app_script_flag->count() > 0 && command_opt->count() > 0) {
     return Fail(bw::kExitUsage, "--app-script: give either --app-script or -- COMMAND, not both");
   }
@@ -343,6 +389,8 @@ int Main(int argc, char** argv) {
                Absolute(defaults.log_file));
     from_saved("journal", options.journal, Absolute(saved_options.journal),
                Absolute(defaults.journal));
+    from_saved("metrics_listen", options.metrics_listen, saved_options.metrics_listen,
+               defaults.metrics_listen);
   }
   return RunWatchdog(std::move(options), state_dir, origin);
 }

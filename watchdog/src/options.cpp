@@ -14,6 +14,7 @@
 #include <filesystem>
 #include <sstream>
 
+#include "metrics_server.h"
 #include "unique_fd.h"
 
 namespace blackbox::watchdog {
@@ -106,7 +107,8 @@ const std::vector<std::string_view>& OptionKeys() {
       "max_memory_mb",  "max_cpu_percent", "journal",        "watchdog_timeout",
       "stop_timeout",   "restart",         "restart_window", "backoff",
       "backoff_max",    "limit_cycles",    "log_file",       "log_max_mb",
-      "error_patterns", "notify_access"};
+      "error_patterns", "notify_access",   "metrics_listen", "alert_exec",
+      "alert_timeout",  "alert_interval"};
   return keys;
 }
 
@@ -114,6 +116,7 @@ std::string FlagName(std::string_view key) {
   if (key == "max_memory_mb") return "--max-memory";
   if (key == "max_cpu_percent") return "--max-cpu";
   if (key == "error_patterns") return "--error-pattern";
+  if (key == "alert_exec") return "--alert-exec";
   std::string flag = "--";
   for (char c : key) flag += c == '_' ? '-' : c;
   return flag;
@@ -136,6 +139,13 @@ std::optional<std::string> SetOption(Options& o, std::string_view key, std::stri
     o.error_patterns.emplace_back(value);
     return std::nullopt;
   }
+  if (key == "alert_exec") {
+    if (value.empty()) return std::string("the program must not be empty");
+    o.alert_exec.emplace_back(value);
+    return std::nullopt;
+  }
+  if (key == "alert_timeout") return SetPositiveSeconds(o.alert_timeout, value);
+  if (key == "alert_interval") return SetSeconds(o.alert_interval, value);
   if (key == "max_restarts") return SetCount(o.max_restarts, value, 0);
   if (key == "restart_delay") return SetSeconds(o.restart_delay, value);
   if (key == "health_check_interval") return SetPositiveSeconds(o.health_check_interval, value);
@@ -155,6 +165,15 @@ std::optional<std::string> SetOption(Options& o, std::string_view key, std::stri
   }
   if (key == "log_file") {
     o.log_file = value;
+    return std::nullopt;
+  }
+  if (key == "metrics_listen") {
+    // The form only; whether it can be bound is checked at start.
+    metrics::ListenAddress address;
+    if (!value.empty()) {
+      if (auto error = metrics::ParseListenAddress(value, &address)) return error;
+    }
+    o.metrics_listen = value;
     return std::nullopt;
   }
   if (key == "restart") {
@@ -200,6 +219,10 @@ std::vector<std::pair<std::string, std::string>> OptionEntries(const Options& o)
       {"log_max_mb", Text(o.log_max_mb)},
       {"error_patterns", TomlArray(o.error_patterns)},
       {"notify_access", o.notify_access == NotifyAccess::kMain ? "main" : "all"},
+      {"metrics_listen", o.metrics_listen},
+      {"alert_exec", TomlArray(o.alert_exec)},
+      {"alert_timeout", Text(o.alert_timeout)},
+      {"alert_interval", Text(o.alert_interval)},
   };
 }
 
@@ -248,8 +271,10 @@ std::optional<std::string> LoadOptionsFile(const std::string& path, Options& opt
     if (key == "app_script") key = "command";
     if (key == "max_memory") key = "max_memory_mb";
     if (key == "max_cpu") key = "max_cpu_percent";
-    if (key == "command" || key == "error_patterns") {
-      std::vector<std::string>& list = key == "command" ? loaded.command : loaded.error_patterns;
+    if (key == "command" || key == "error_patterns" || key == "alert_exec") {
+      std::vector<std::string>& list = key == "command"          ? loaded.command
+                                       : key == "error_patterns" ? loaded.error_patterns
+                                                                 : loaded.alert_exec;
       list.clear();
       if (const auto* s = node.as_string()) {
         list.push_back(s->get());
@@ -310,6 +335,12 @@ std::optional<std::string> SaveOptionsFile(const std::string& path, const Option
   table.insert("log_max_mb", o.log_max_mb);
   table.insert("error_patterns", std::move(patterns));
   table.insert("notify_access", o.notify_access == NotifyAccess::kMain ? "main" : "all");
+  table.insert("metrics_listen", o.metrics_listen);
+  toml::array alert_exec;
+  for (const std::string& p : o.alert_exec) alert_exec.push_back(p);
+  table.insert("alert_exec", std::move(alert_exec));
+  table.insert("alert_timeout", o.alert_timeout);
+  table.insert("alert_interval", o.alert_interval);
   std::ostringstream out;
   out << "# Effective configuration of the last blackbox-watchdog start in this directory.\n"
       << "# Reloaded by the next start; command-line options override it.\n"

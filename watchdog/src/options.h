@@ -47,6 +47,12 @@ struct Options {
   // POSIX extended regular expressions matched against every output line.
   std::vector<std::string> error_patterns = {"ERROR|CRITICAL|FATAL"};
   NotifyAccess notify_access = NotifyAccess::kAll;
+  // HOST:PORT of the /metrics server (port 0: a free one); empty = off.
+  std::string metrics_listen;
+  // Programs run (without a shell) when a person must know (alerts.h).
+  std::vector<std::string> alert_exec;
+  double alert_timeout = 10;   // seconds an alert program may run before it is killed
+  double alert_interval = 60;  // seconds: at most one alert per kind per interval
 };
 
 // Defaults, with `journal` taken from $BLACKBOX_JOURNAL when set.
@@ -60,7 +66,7 @@ std::string FlagName(std::string_view key);
 
 // Sets the scalar option `key` (a TOML key) from its text. Returns an error
 // message (without the option's name) or nullopt. List keys (command,
-// error_patterns) take one element per call and append.
+// error_patterns, alert_exec) take one element per call and append.
 std::optional<std::string> SetOption(Options& options, std::string_view key,
                                      std::string_view value);
 

@@ -2,6 +2,7 @@
 
 #include <fcntl.h>
 #include <fmt/format.h>
+#include <linux/close_range.h>
 #include <sched.h>
 #include <signal.h>
 #include <sys/prctl.h>
@@ -108,6 +109,11 @@ int ChildMain(void* arg) {
       ::dup2(setup.err, STDERR_FILENO) < 0) {
     ::_exit(127);
   }
+  // Nothing of the watchdog's beyond stdin/stdout/stderr reaches the child:
+  // the /metrics thread accepts connections without O_CLOEXEC (the HTTP
+  // library's choice), and one accepted during this spawn must not stay open
+  // in the service.
+  ::close_range(3, ~0U, CLOSE_RANGE_CLOEXEC);
   if (setup.watchdog_pid != nullptr) FormatPid(::getpid(), setup.watchdog_pid + 13);
   ::execve(setup.path, setup.argv, setup.envp);
   WriteAll(STDERR_FILENO, "blackbox-watchdog: cannot execute ");

@@ -73,6 +73,15 @@ void ConsumeTimer(const UniqueFd& timer) {
   [[maybe_unused]] ssize_t n = ::read(timer.get(), &expirations, sizeof expirations);
 }
 
+// The service's name in alerts: the command's base name. Kept in one place
+// so that a --name option can take its place.
+std::string ServiceName(const Options& o) {
+  if (o.command.empty()) return "service";
+  const std::string& program = o.command.front();
+  const size_t slash = program.rfind('/');
+  return slash == std::string::npos ? program : program.substr(slash + 1);
+}
+
 RestartPolicyOptions PolicyOptions(const Options& o) {
   RestartPolicyOptions p;
   p.max_restarts = o.max_restarts;
@@ -99,7 +108,22 @@ Supervisor::Supervisor(SupervisorParts parts)
       writer_(*parts_.journal),
       policy_(PolicyOptions(parts_.options)),
       out_scanner_(&parts_.patterns),
-      err_scanner_(&parts_.patterns) {}
+      err_scanner_(&parts_.patterns) {
+  if (!parts_.alert_programs.empty()) {
+    AlertOptions options;
+    options.programs = parts_.alert_programs;
+    options.timeout_seconds = parts_.options.alert_timeout;
+    options.interval_seconds = parts_.options.alert_interval;
+    options.journal = parts_.options.journal;
+    // Called on the alert thread: Record only encodes and queues.
+    alerts_ = std::make_unique<AlertRunner>(std::move(options), [this](fb::CallbackT result) {
+      const fb::Severity severity = result.ok ? fb::Severity::Info : fb::Severity::Warning;
+      fb::PayloadUnion payload;
+      payload.Set(std::move(result));
+      Record(severity, std::move(payload), Durability::kBuffered);
+    });
+  }
+}
 
 Supervisor::~Supervisor() = default;
 
@@ -124,19 +148,21 @@ void Supervisor::Arm(const UniqueFd& timer, double seconds, bool periodic) {
 }
 
 void Supervisor::Record(fb::Severity severity, fb::PayloadUnion payload, Durability durability,
-                        int64_t time_ns) {
+                        int64_t time_ns, std::string* encoded) {
   fb::EventT event;
   event.stream = std::string(kWatchdogStream);
   event.severity = severity;
   event.time_ns = time_ns;
   event.payload = std::move(payload);
   // Encoded here (the clocks are read now), written by the writer thread.
-  writer_.Submit(EncodeEvent(std::move(event)), durability);
+  std::string bytes = EncodeEvent(std::move(event));
+  if (encoded != nullptr) *encoded = bytes;
+  writer_.Submit(std::move(bytes), durability);
 }
 
 void Supervisor::RecordLifecycle(fb::Phase phase, const std::string& reason, int child_pid,
                                  Durability durability, int exit_code, int signal, bool core_dumped,
-                                 int64_t time_ns) {
+                                 int64_t time_ns, std::string* encoded) {
   fb::LifecycleT lifecycle;
   lifecycle.phase = phase;
   lifecycle.reason = reason;
@@ -148,7 +174,7 @@ void Supervisor::RecordLifecycle(fb::Phase phase, const std::string& reason, int
   payload.Set(std::move(lifecycle));
   const fb::Severity severity =
       phase == fb::Phase::Failed ? fb::Severity::Critical : fb::Severity::Info;
-  Record(severity, std::move(payload), durability, time_ns);
+  Record(severity, std::move(payload), durability, time_ns, encoded);
 }
 
 bool Supervisor::Setup(std::string* error) {
@@ -170,8 +196,9 @@ bool Supervisor::Setup(std::string* error) {
   restart_timer_ = MakeTimer();
   kill_timer_ = MakeTimer();
   heartbeat_timer_ = MakeTimer();
+  stable_timer_ = MakeTimer();
   if (!epoll_ || !signals_ || !health_timer_ || !restart_timer_ || !kill_timer_ ||
-      !heartbeat_timer_) {
+      !heartbeat_timer_ || !stable_timer_) {
     *error = fmt::format("event loop setup: {}", std::strerror(errno));
     return false;
   }
@@ -181,6 +208,7 @@ bool Supervisor::Setup(std::string* error) {
   Watch(restart_timer_.get(), kRestartTimer);
   Watch(kill_timer_.get(), kKillTimer);
   Watch(heartbeat_timer_.get(), kHeartbeatTimer);
+  Watch(stable_timer_.get(), kStableTimer);
   Arm(health_timer_, parts_.options.health_check_interval, /*periodic=*/true);
   return true;
 }
@@ -195,7 +223,11 @@ int Supervisor::Run() {
   // The effective configuration first, then the watchdog's own start.
   fb::ConfigT config;
   config.component = "watchdog";
-  for (auto& [key, value] : OptionEntries(parts_.options)) {
+  std::vector<std::pair<std::string, std::string>> entries = OptionEntries(parts_.options);
+  // The address the metrics server actually bound (port 0 picks one), for
+  // --status and whoever configures the scrape.
+  if (parts_.metrics) entries.emplace_back("metrics_address", parts_.metrics->address());
+  for (auto& [key, value] : entries) {
     auto entry = std::make_unique<fb::ConfigEntryT>();
     entry->key = key;
     entry->value = value;
@@ -205,6 +237,9 @@ int Supervisor::Run() {
   payload.Set(std::move(config));
   Record(fb::Severity::Info, std::move(payload), Durability::kBuffered);
   RecordLifecycle(fb::Phase::Starting, "watchdog started", 0, Durability::kBuffered);
+
+  // Beside the loop, on its own thread: reads the journal, never the loop's state.
+  if (parts_.metrics) parts_.metrics->Start([this] { return writer_.failed(); });
 
   StartChild();
   if (child_) {
@@ -254,6 +289,10 @@ int Supervisor::Run() {
           ConsumeTimer(heartbeat_timer_);
           OnHeartbeatMissed(false);
           break;
+        case kStableTimer:
+          ConsumeTimer(stable_timer_);
+          OnStable();
+          break;
       }
     }
   }
@@ -263,6 +302,8 @@ int Supervisor::Run() {
   parts_.sink.Close(kOutputFlushSeconds);
   ReportDroppedOutput(true);
   ReportNotifyDropped();
+  if (parts_.metrics) parts_.metrics->Stop();  // before writer_, which it reads
+  if (alerts_) alerts_->Close();               // a gave-up alert goes out before the exit
   writer_.Close();  // everything journaled is on disk before the process exits
   return exit_status_;
 }
@@ -304,6 +345,40 @@ void Supervisor::RecordSpawn() {
     ready_ = true;
     RecordLifecycle(fb::Phase::Running, "", child_->pid, Durability::kDurable);
   }
+  // After an alert, a child that stays up this long has recovered.
+  if (alert_outstanding_) {
+    const Options& o = parts_.options;
+    Arm(stable_timer_, o.restart_window > 0 ? o.restart_window : o.alert_interval);
+  }
+}
+
+void Supervisor::RaiseAlert(AlertKind kind, pid_t pid, int signal, int exit_code, int restarts,
+                            std::string event) {
+  if (!alerts_) return;
+  Alert alert;
+  alert.kind = kind;
+  alert.service = ServiceName(parts_.options);
+  alert.child_pid = pid;
+  alert.signal = signal;
+  alert.exit_code = exit_code;
+  alert.restarts = restarts;
+  alert.max_restarts = parts_.options.max_restarts;
+  alert.event = std::move(event);
+  alerts_->Raise(std::move(alert));
+  alert_outstanding_ = kind != AlertKind::kGaveUp;
+}
+
+void Supervisor::OnStable() {
+  if (!child_ || !alert_outstanding_ || !alerts_) return;
+  alert_outstanding_ = false;
+  Alert alert;
+  alert.kind = AlertKind::kRecovered;
+  alert.service = ServiceName(parts_.options);
+  alert.child_pid = child_->pid;
+  alert.restarts = policy_.count();
+  alert.max_restarts = parts_.options.max_restarts;
+  alert.stable_seconds = static_cast<double>(MonoNowNs() - child_->started_mono_ns) / 1e9;
+  alerts_->Raise(std::move(alert));
 }
 
 void Supervisor::Finish(int status) {
@@ -416,6 +491,7 @@ void Supervisor::OnChildExit() {
   // restart's path.
   if (stopping_) Arm(kill_timer_, 0);
   if (parts_.options.watchdog_timeout > 0 || service_stopping_) Arm(heartbeat_timer_, 0);
+  if (alert_outstanding_) Arm(stable_timer_, 0);
 
   std::optional<fb::RestartReason> reason;
   if (cause == Cause::kMemory) {
@@ -460,6 +536,8 @@ void Supervisor::OnChildExit() {
   // A death the watchdog did not order is a crash; a hang's SIGABRT too (the
   // app's own crash capture records where it hung). Stops for memory or CPU
   // are the watchdog's doing and are journaled as lifecycle only.
+  std::string trigger;  // the event an alert is about
+  std::string* keep_trigger = alerts_ ? &trigger : nullptr;
   if ((cause == Cause::kNone || cause == Cause::kHang) && !exit.clean()) {
     fb::CrashT crash;
     crash.origin = fb::CrashOrigin::Watchdog;
@@ -471,18 +549,31 @@ void Supervisor::OnChildExit() {
     crash.crash_time_ns = exit_wall;
     fb::PayloadUnion payload;
     payload.Set(std::move(crash));
-    Record(fb::Severity::Critical, std::move(payload), Durability::kBuffered, exit_wall);
+    Record(fb::Severity::Critical, std::move(payload), Durability::kBuffered, exit_wall,
+           keep_trigger);
   }
+  const AlertKind kind = cause == Cause::kHang     ? AlertKind::kHang
+                         : cause == Cause::kMemory ? AlertKind::kMemory
+                         : cause == Cause::kCpu    ? AlertKind::kCpu
+                                                   : AlertKind::kCrash;
+  const bool alert = cause != Cause::kNone || !exit.clean();
 
   const std::string why = fmt::format("{}: child {}", RestartReasonName(*reason), exit.Describe());
   if (!decision->allowed) {
     const std::string window = parts_.options.restart_window > 0
                                    ? fmt::format("within {} s", parts_.options.restart_window)
                                    : std::string("in this run");
+    std::string failed;
     RecordLifecycle(fb::Phase::Failed,
                     fmt::format("{}; {} restarts {} already, giving up", why,
                                 parts_.options.max_restarts, window),
-                    pid, Durability::kDurable, exit.code, exit.signal, exit.core_dumped);
+                    pid, Durability::kDurable, exit.code, exit.signal, exit.core_dumped, 0,
+                    alerts_ ? &failed : nullptr);
+    if (alert) {
+      RaiseAlert(kind, pid, exit.signal, exit.code, decision->attempt,
+                 trigger.empty() ? failed : trigger);
+    }
+    RaiseAlert(AlertKind::kGaveUp, pid, exit.signal, exit.code, decision->attempt, failed);
     parts_.sink.Message(
         fmt::format("blackbox-watchdog: {}; restart limit ({} {}) reached, giving up\n", why,
                     parts_.options.max_restarts, window));
@@ -493,9 +584,15 @@ void Supervisor::OnChildExit() {
   // Waiting for a delayed restart, the backoff is the durable record of the
   // death; the Restart event itself is written when the new child exists, so
   // that it names the child it started.
+  std::string backoff;
   RecordLifecycle(fb::Phase::Backoff, why, pid,
                   restart_now ? Durability::kBuffered : Durability::kDurable, exit.code,
-                  exit.signal, exit.core_dumped, exit_wall);
+                  exit.signal, exit.core_dumped, exit_wall, alerts_ ? &backoff : nullptr);
+  if (alert) {
+    // The stable period starts at the next spawn (RecordSpawn).
+    RaiseAlert(kind, pid, exit.signal, exit.code, decision->attempt,
+               trigger.empty() ? backoff : trigger);
+  }
   fb::RestartT restart;
   restart.attempt = decision->attempt;
   restart.reason = *reason;
@@ -553,6 +650,13 @@ void Supervisor::KillStragglers() {
     kept = Descendants(keep);
     kept.push_back(keep);
   }
+  // Alert programs (and what they started) are the watchdog's own, not the child's.
+  if (alerts_) {
+    for (pid_t program : alerts_->Running()) {
+      kept.push_back(program);
+      for (pid_t d : Descendants(program)) kept.push_back(d);
+    }
+  }
   for (pid_t pid : Descendants(::getpid())) {
     if (pid == parts_.guard.pid() || std::find(kept.begin(), kept.end(), pid) != kept.end()) {
       continue;
@@ -567,6 +671,7 @@ void Supervisor::ReapStragglers() {
   // take the current child's status, which OnChildExit reads after its pidfd.
   for (pid_t pid : ChildProcesses(::getpid())) {
     if (pid == parts_.guard.pid() || (child_ && pid == child_->pid)) continue;
+    if (alerts_ && alerts_->Owns(pid)) continue;  // the alert thread waits for it
     while (::waitpid(pid, nullptr, WNOHANG) < 0 && errno == EINTR) {
     }
   }

@@ -24,8 +24,10 @@
 #include <string>
 #include <vector>
 
+#include "alerts.h"
 #include "blackbox/journal.h"
 #include "journal_writer.h"
+#include "metrics_server.h"
 #include "notify_socket.h"
 #include "options.h"
 #include "output.h"
@@ -53,6 +55,10 @@ struct SupervisorParts {
   // Called once, when the first child has been spawned (the watchdog's
   // configuration is saved only by a start that got that far).
   std::function<void()> on_first_spawn;
+  // --metrics-listen: bound, started by Run() beside the loop (may be null).
+  std::unique_ptr<metrics::MetricsServer> metrics;
+  // --alert-exec, resolved to paths (empty: no alerts).
+  std::vector<std::string> alert_programs;
 };
 
 class Supervisor {
@@ -77,7 +83,8 @@ class Supervisor {
     kHealth,
     kRestartTimer,
     kKillTimer,
-    kHeartbeatTimer
+    kHeartbeatTimer,
+    kStableTimer
   };
 
   bool Setup(std::string* error);
@@ -110,11 +117,18 @@ class Supervisor {
   void ReportNotifyDropped();
   void Finish(int status);
 
+  // `encoded`, when given, receives a copy of the event's bytes (an alert's trigger).
   void Record(fb::Severity severity, fb::PayloadUnion payload, Durability durability,
-              int64_t time_ns = 0);
+              int64_t time_ns = 0, std::string* encoded = nullptr);
+  // Queues an alert about the child that just ended (no-op without --alert-exec).
+  void RaiseAlert(AlertKind kind, pid_t pid, int signal, int exit_code, int restarts,
+                  std::string event);
+  // The child has run the stable period since an alert: kRecovered.
+  void OnStable();
   void RecordLifecycle(fb::Phase phase, const std::string& reason, int child_pid,
                        Durability durability, int exit_code = -1, int signal = 0,
-                       bool core_dumped = false, int64_t time_ns = 0);
+                       bool core_dumped = false, int64_t time_ns = 0,
+                       std::string* encoded = nullptr);
 
   void Watch(int fd, Tag tag);
   void Unwatch(int fd);
@@ -129,6 +143,9 @@ class Supervisor {
   UniqueFd restart_timer_;
   UniqueFd kill_timer_;
   UniqueFd heartbeat_timer_;
+  UniqueFd stable_timer_;  // armed at a spawn after an alert
+  std::unique_ptr<AlertRunner> alerts_;
+  bool alert_outstanding_ = false;  // an alert went out; "recovered" not yet
 
   std::optional<Child> child_;
   std::optional<fb::RestartT> pending_restart_;  // decided, waiting for its delay

@@ -56,6 +56,7 @@ struct WatchdogInfo {
   double child_cpu_percent = 0;
   std::string status_text;  // the child's last STATUS=
   int64_t last_heartbeat_ns = 0;
+  std::string metrics_address;  // where its /metrics listens; empty when off
 };
 
 // The seed's system state (same fields and meaning), plus what the journal adds.
@@ -124,6 +125,8 @@ bool operator==(const WatchdogInfo&, const WatchdogInfo&);
 //                               over_threshold -> health_warnings += 1.
 //   Crash                       crash_count += 1, last_crash.
 //   Error                       error_count += 1.
+//   Config "watchdog"           metrics_address = its entry of that name
+//                               (empty when absent: the server is off).
 // Events of any other stream (the application) update the app's fields:
 //   Lifecycle   status = phase. Starting begins a run: pid = event pid,
 //               run_started_ns = time; the per-run fields (health figures,

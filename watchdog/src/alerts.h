@@ -1,0 +1,118 @@
+// --alert-exec: runs a program when something happens that a person must
+// know about (the child crashed, hung, broke a limit; the restart budget is
+// spent; the child has recovered).
+//
+// Guarantees:
+//   - Never blocks the loop or a restart: Raise() only queues; a thread of
+//     its own waits for the app's crash record, runs the programs (without a
+//     shell, each in a process group of its own) and waits for them, killing
+//     the group after --alert-timeout.
+//   - At most one alert per kind per --alert-interval; the ones held back are
+//     counted and reported with the next (BLACKBOX_SUPPRESSED).
+//   - Each run is journaled: a Callback event of kind Alert, named
+//     "alert-exec KIND PROGRAM", with its exit status and duration.
+//   - Close() delivers what is queued (the gave-up alert of a watchdog that
+//     is exiting) before it returns.
+#pragma once
+
+#include <sys/types.h>
+
+#include <array>
+#include <condition_variable>
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <mutex>
+#include <optional>
+#include <set>
+#include <string>
+#include <string_view>
+#include <thread>
+#include <vector>
+
+#include "blackbox/event.h"
+
+namespace blackbox::watchdog {
+
+enum class AlertKind { kCrash, kHang, kMemory, kCpu, kGaveUp, kRecovered };
+inline constexpr size_t kAlertKinds = 6;
+// "crash", "hang", "memory", "cpu", "gave-up", "recovered".
+std::string_view AlertKindName(AlertKind kind);
+
+// What the loop knows when it raises an alert.
+struct Alert {
+  AlertKind kind = AlertKind::kCrash;
+  std::string service;
+  int child_pid = 0;
+  int signal = 0;      // the signal that ended the child, 0 if none
+  int exit_code = -1;  // its exit status when it exited by itself
+  int restarts = 0;    // restarts of the current window, this one included
+  int max_restarts = 0;
+  std::string event;          // the triggering event, encoded (EncodeEvent)
+  double stable_seconds = 0;  // kRecovered: how long the child has run
+};
+
+// At most one alert per kind per interval. Pure: the caller passes the clock.
+class AlertLimiter {
+ public:
+  explicit AlertLimiter(int64_t interval_ns) : interval_ns_(interval_ns) {}
+  // Whether an alert of `kind` may go out at `now_ns`; when it may, returns
+  // the number held back since the last one of that kind (and resets it).
+  std::optional<uint64_t> Admit(AlertKind kind, int64_t now_ns);
+
+ private:
+  int64_t interval_ns_;
+  std::array<std::optional<int64_t>, kAlertKinds> last_{};
+  std::array<uint64_t, kAlertKinds> suppressed_{};
+};
+
+// The one-line summary ("trader pid 4053 died of SIGSEGV in f(int); restart
+// 2 of 5"). `frame` may be empty.
+std::string AlertSummary(const Alert& alert, std::string_view frame);
+
+struct AlertOptions {
+  std::vector<std::string> programs;  // resolved paths
+  double timeout_seconds = 10;
+  double interval_seconds = 60;
+  std::string journal;  // BLACKBOX_JOURNAL, and where the app's crash record is looked for
+  // How long to wait for the app's own crash record (its first frame).
+  double frame_wait_seconds = 2;
+};
+
+class AlertRunner {
+ public:
+  // `journal_result` journals one run (called on the alert thread).
+  AlertRunner(AlertOptions options, std::function<void(fb::CallbackT)> journal_result);
+  ~AlertRunner();  // Close()
+  AlertRunner(const AlertRunner&) = delete;
+  AlertRunner& operator=(const AlertRunner&) = delete;
+
+  // Queues an alert. Never waits for I/O or a process.
+  void Raise(Alert alert);
+  // Delivers what is queued, then stops the thread. Idempotent.
+  void Close();
+  // Whether `pid` is an alert program running now (the supervisor must
+  // neither kill nor reap it as a straggler).
+  bool Owns(pid_t pid) const;
+  std::vector<pid_t> Running() const;
+
+ private:
+  void Run();
+  void Deliver(const Alert& alert, uint64_t suppressed);
+  std::string WaitForFrame(const Alert& alert);
+  void RunProgram(const std::string& program, const Alert& alert,
+                  const std::vector<std::string>& env);
+
+  const AlertOptions options_;
+  const std::function<void(fb::CallbackT)> journal_result_;
+  AlertLimiter limiter_;  // the alert thread's only
+
+  mutable std::mutex mu_;
+  std::condition_variable has_work_;
+  std::deque<Alert> queue_;  // guarded by mu_
+  bool closing_ = false;     // guarded by mu_
+  std::set<pid_t> running_;  // guarded by mu_
+  std::thread thread_;
+};
+
+}  // namespace blackbox::watchdog

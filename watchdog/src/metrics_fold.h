@@ -1,0 +1,82 @@
+// What /metrics and `blackbox metrics` serve: counters and gauges folded from
+// the journal's events, so that they survive a restart of any process.
+//
+// A fold of its own beside the state's (recovery/include/blackbox/state.h):
+// the counters Prometheus wants (restarts by reason, deaths by signal, events
+// by stream) are sums over the whole history, which the state's snapshot does
+// not keep. Each stream is folded in its own order (seq); the result does not
+// depend on how the streams interleave.
+//
+// Rules, for an event of stream S:
+//   every event          events[S] += 1
+// S == "watchdog":
+//   Config "watchdog"    max_restarts, restart_window (seconds) from its
+//                        entries
+//   Lifecycle pid 0      the watchdog itself: Starting begins a watchdog run
+//                        (the restart budget's count starts over, no child
+//                        runs yet); Stopped/Failed: no child runs
+//   Lifecycle child      Starting/Running: the child runs (Starting sets
+//                        child_started_ns); Backoff/Stopped/Failed: it does
+//                        not
+//   Restart              restarts[reason name] += 1; its time joins the
+//                        restart budget's window
+//   Crash, signal > 0    watchdog_deaths[signal] += 1; last crash time
+//   Health               child RSS and CPU (the last sample);
+//                        over_threshold -> health_warnings += 1
+// any other stream (the application):
+//   Lifecycle Starting   a new run: the app's gauges are cleared
+//   Error                errors += 1
+//   Gauge                gauges[name] = value (at most kMaxGauges names)
+//   Crash, signal > 0    app_deaths[signal] += 1; last crash time
+//   Health               over_threshold -> health_warnings += 1
+// A death is counted once: by the watchdog when its stream exists (it sees
+// every death of its child), else by the app's own crash capture.
+#pragma once
+
+#include <cstdint>
+#include <deque>
+#include <map>
+#include <string>
+#include <string_view>
+
+#include "blackbox/event.h"
+
+namespace blackbox::metrics {
+
+// Label values are bounded: at most this many gauge names and streams.
+inline constexpr size_t kMaxGauges = 100;
+inline constexpr size_t kMaxStreams = 16;
+
+struct MetricsState {
+  std::map<std::string, uint64_t, std::less<>> events;    // by stream
+  std::map<std::string, uint64_t, std::less<>> restarts;  // by reason name
+  std::map<int, uint64_t> watchdog_deaths;                // by signal, as the watchdog saw them
+  std::map<int, uint64_t> app_deaths;                     // by signal, the app's own capture
+  int64_t last_crash_ns = 0;
+  uint64_t errors = 0;
+  uint64_t health_warnings = 0;
+  std::map<std::string, double, std::less<>> gauges;  // the app's, current run
+  uint64_t gauges_dropped = 0;                        // set_gauge names past kMaxGauges
+
+  bool has_watchdog = false;  // the watchdog stream had an event
+  bool child_running = false;
+  int64_t child_started_ns = 0;
+  uint64_t child_rss_bytes = 0;
+  double child_cpu_percent = 0;
+
+  int max_restarts = 10;           // the watchdog's default until its Config says
+  int64_t restart_window_ns = 0;   // 0 = the whole watchdog run
+  std::deque<int64_t> restart_ns;  // restarts of this watchdog run (the newest few)
+
+  // Restarts left before the watchdog gives up, as of `now_ns`.
+  int RestartBudgetRemaining(int64_t now_ns) const;
+  // Deaths by signal, counted once (see above).
+  const std::map<int, uint64_t>& deaths() const {
+    return has_watchdog ? watchdog_deaths : app_deaths;
+  }
+};
+
+// Pure: no clock, no I/O.
+void FoldMetrics(MetricsState& state, const fb::Event& event, std::string_view stream);
+
+}  // namespace blackbox::metrics
