@@ -8,7 +8,10 @@
 //     covers, value = the snapshot's bytes (usually a StateSnapshot).
 // Sequence numbers start at 1, increase strictly in commit order and have no
 // gaps, across any number of appending threads. Compaction removes a prefix,
-// so the first sequence number of a compacted stream is above 1.
+// so the first sequence number of a compacted stream is above 1. A number is
+// never given to two events: <root>/<stream>/HIGH_WATER keeps a bound that a
+// damaged write-ahead log cannot take back, and numbering continues above it
+// after such damage (the gap is the events lost).
 //
 // Only one process may write a stream (RocksDB's LOCK). Readers (Reader,
 // MergedReader) open the database read-only and never take that lock, so a
@@ -162,6 +165,11 @@ class Journal {
   const std::string& path() const;
   // Appends that failed so far.
   uint64_t failed_appends() const;
+  // What opening the stream found damaged and did about it, one sentence
+  // each, since the last call (e.g. a write-ahead log damaged in the middle:
+  // RocksDB kept the events before the damage, and numbering continues above
+  // every seq ever given out, so none is reused). Empty when nothing was.
+  std::vector<std::string> TakeWarnings();
   // Writes issued to RocksDB so far (one per group commit); appends per batch
   // is the number of appends divided by this.
   uint64_t batches_written() const;
