@@ -58,6 +58,7 @@
 #include <fmt/format.h>
 #include <rocksdb/write_batch.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -101,6 +102,21 @@ uint64_t LargestTableSeq(rocksdb::DB* db) {
     }
   }
   return largest;
+}
+
+// <path>.damaged-<UTC time>, with -2, -3, … when that exists already.
+std::string SetAsideName(const std::string& path) {
+  char stamp[32];
+  const time_t now = time(nullptr);
+  tm t{};
+  gmtime_r(&now, &t);
+  strftime(stamp, sizeof stamp, "%Y%m%dT%H%M%SZ", &t);
+  std::string name = fmt::format("{}.damaged-{}", path, stamp);
+  struct stat st {};
+  for (int n = 2; lstat(name.c_str(), &st) == 0; ++n) {
+    name = fmt::format("{}.damaged-{}-{}", path, stamp, n);
+  }
+  return name;
 }
 
 Status MakeDir(const std::string& path) {
@@ -172,6 +188,9 @@ class Journal::Impl {
   // exclusively or no other thread.
   Status OpenDb();
   rocksdb::Status OpenRocks(rocksdb::WALRecoveryMode mode);
+  // After OpenDb found the stream too damaged to open (`why`): renames its
+  // directory aside, creates a fresh one numbered above it, opens that.
+  Status SetAsideAndStartFresh(const Status& why);
   // Makes sure every seq up to `through` is below the high-water mark on
   // disk. Called by the leader only, with db_mu held (shared).
   Status Reserve(uint64_t through);
@@ -385,6 +404,38 @@ Status Journal::Impl::OpenDb() {
   return Status::Ok();
 }
 
+Status Journal::Impl::SetAsideAndStartFresh(const Status& why) {
+  CloseDb();
+  // What the damaged stream may have given out: its mark, and what a
+  // reader can still see of it (a journal from before the mark existed).
+  internal::HighWater old;
+  if (auto mark = internal::ReadHighWater(path); mark.ok()) old = *mark;
+  uint64_t floor = std::max(old.reserved + 1, old.floor);
+  {
+    if (auto r = Reader::Open(root, stream, options); r.ok()) {
+      floor = std::max(floor, (*r)->last_seq() + 1);
+      if (auto snap = (*r)->LatestSnapshot(); snap.ok() && *snap) {
+        floor = std::max(floor, (*snap)->seq + 1);
+      }
+    }
+  }
+  const std::string aside = SetAsideName(path);
+  if (::rename(path.c_str(), aside.c_str()) != 0) {
+    return Status::IOError(fmt::format("{}; and cannot move it aside to {}: {}", why.message(),
+                                       aside, std::strerror(errno)));
+  }
+  if (Status s = MakeDir(path); !s.ok()) return s;
+  if (Status s = internal::WriteHighWater(path, {floor - 1, floor}); !s.ok()) return s;
+  if (Status s = OpenDb(); !s.ok()) return s;
+  std::lock_guard lock(warnings_mu);
+  warnings.clear();  // the fresh stream's own open found nothing to say
+  warnings.push_back(fmt::format(
+      "the journal stream {} cannot be opened ({}); moved it aside intact to {} (the tools "
+      "still read it) and started a fresh stream, numbered from {}",
+      path, why.message(), aside, open_next_seq));
+  return Status::Ok();
+}
+
 Status Journal::Impl::Reserve(uint64_t through) {
   if (through <= reserved) return Status::Ok();
   internal::HighWater mark{through + internal::kHighWaterChunk, floor_seq};
@@ -424,7 +475,7 @@ Journal::~Journal() = default;
 Result<std::unique_ptr<Journal>> Journal::Open(std::string_view root, std::string_view stream,
                                                const JournalOptions& options) {
   if (stream.empty() || stream.find('/') != std::string_view::npos || stream == "." ||
-      stream == "..") {
+      stream == ".." || StreamOrigin(stream) != stream) {
     return Status::InvalidArgument(fmt::format("invalid stream name '{}'", stream));
   }
   auto impl = std::make_unique<Impl>();
@@ -452,7 +503,11 @@ Result<std::unique_ptr<Journal>> Journal::Open(std::string_view root, std::strin
   }
 
   impl->options = options;
-  if (Status s = impl->OpenDb(); !s.ok()) {
+  Status opened = impl->OpenDb();
+  if (opened.code() == Status::Code::kCorruption && options.set_aside_damaged) {
+    opened = impl->SetAsideAndStartFresh(opened);
+  }
+  if (Status s = opened; !s.ok()) {
     // A full disk is no reason to refuse a writer (the watchdog would not
     // supervise, the app would never journal again): the journal starts
     // closed, and the first call that finds space opens it (Reopen).

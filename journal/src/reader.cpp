@@ -160,7 +160,7 @@ Result<uint64_t> Reader::Verify(const BadRecordFn& on_bad) const {
     }
     expected = r.seq + 1;
     const auto* s = r.event->stream();
-    if (s == nullptr || s->string_view() != impl_->stream) {
+    if (s == nullptr || s->string_view() != StreamOrigin(impl_->stream)) {
       on_bad(BadRecord{impl_->stream, r.seq,
                        fmt::format("event names stream '{}'", s ? s->string_view() : "")});
     }

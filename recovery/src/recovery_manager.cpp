@@ -221,7 +221,9 @@ RecoveryManager::Impl::Impl(RecoveryOptions options)
 }
 
 void RecoveryManager::Impl::Startup() {
-  Result<std::unique_ptr<Journal>> journal = Journal::Open(root_, options_.stream);
+  JournalOptions journal_options;
+  journal_options.set_aside_damaged = true;
+  Result<std::unique_ptr<Journal>> journal = Journal::Open(root_, options_.stream, journal_options);
   // What the journal found damaged at open: said once on stderr now, and
   // journaled once this run has started (below).
   std::vector<std::string> damage;

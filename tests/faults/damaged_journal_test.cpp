@@ -4,6 +4,7 @@
 // held, and say once that events were lost.
 #include <fmt/format.h>
 #include <gtest/gtest.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <filesystem>
@@ -148,6 +149,36 @@ TEST_F(DamagedJournal, DemoOnADamagedTableFileJournalsItsRunAboveTheSnapshot) {
       fs::file_size(tables[0]) > fs::file_size(tables[1]) ? tables[0] : tables[1];
   Overwrite(events_table, 600, 12);
   ExpectTheNextRunJournalsEverything();
+}
+
+TEST_F(DamagedJournal, DemoOnAStreamThatCannotBeOpenedMovesItAsideAndGoesOn) {
+  // A truncated table file: RocksDB refuses to open the stream for writing.
+  std::vector<std::string> tables = FilesOf(root_ + "/app", ".sst");
+  ASSERT_EQ(tables.size(), 2u);
+  const std::string events_table =
+      fs::file_size(tables[0]) > fs::file_size(tables[1]) ? tables[0] : tables[1];
+  ASSERT_EQ(::truncate(events_table.c_str(), 1000), 0);
+  const auto damaged_files =
+      FilesOf(root_ + "/app", ".sst").size() + FilesOf(root_ + "/app", ".log").size();
+  ExpectTheNextRunJournalsEverything();
+
+  // The damaged stream is beside the fresh one, intact, under its new name.
+  std::vector<std::string> aside;
+  for (const auto& e : fs::directory_iterator(root_)) {
+    if (e.path().filename().string().rfind("app.damaged-", 0) == 0) {
+      aside.push_back(e.path().string());
+    }
+  }
+  ASSERT_EQ(aside.size(), 1u);
+  EXPECT_EQ(FilesOf(aside[0], ".sst").size() + FilesOf(aside[0], ".log").size(), damaged_files);
+  EXPECT_EQ(fs::file_size(FilesOf(aside[0], ".sst")[events_table == tables[0] ? 0 : 1]), 1000u);
+  // The tools read it as a stream of its own: the second run's events (in the
+  // log) are there.
+  const std::string name = fs::path(aside[0]).filename().string();
+  ProcessResult replay =
+      RunProcess({BLACKBOX_TOOL, "--journal", root_, "replay", "--json"}, WithTimeout(60s));
+  EXPECT_NE(replay.out.find(fmt::format("\"stream\":\"{}\"", name)), std::string::npos)
+      << replay.err;
 }
 
 }  // namespace

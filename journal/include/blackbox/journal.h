@@ -52,6 +52,13 @@ struct JournalOptions {
   bool create_if_missing = true;
   // Refuse a root directory that other users can write to.
   bool check_permissions = true;
+  // Writers only. When the stream is too damaged to open (RocksDB reports
+  // corruption, e.g. a truncated table file), rename its directory to
+  // <stream>.damaged-<UTC time YYYYmmddTHHMMSSZ>[-N] beside it (nothing is
+  // deleted; readers still read it, see StreamOrigin) and start a fresh
+  // stream numbered above the damaged one's high-water mark. TakeWarnings()
+  // says so. The application's and the watchdog's streams do this.
+  bool set_aside_damaged = false;
 };
 
 // Deletion policy for Journal::Compact. Only events already covered by the
@@ -103,8 +110,14 @@ struct ScanOptions {
 };
 
 // The names of the streams under `root` (sorted), or an error if `root`
-// cannot be listed.
+// cannot be listed. Damaged streams set aside by a writer
+// (<stream>.damaged-<time>) are streams too, read-only.
 Result<std::vector<std::string>> ListStreams(std::string_view root);
+
+// The stream whose events a stream directory holds: "app" for
+// "app.damaged-20261202T190000Z" (set aside, see set_aside_damaged), the
+// name itself otherwise. The fold and verify treat both alike.
+std::string_view StreamOrigin(std::string_view stream);
 
 // Checks that `root` (a journal root or one of its stream directories) is a
 // directory, not a symbolic link, and not writable by group or others; for
