@@ -29,6 +29,11 @@ Result<std::vector<std::string>> ListStreams(std::string_view root) {
   return streams;
 }
 
+std::string_view StreamOrigin(std::string_view stream) {
+  const size_t at = stream.find(".damaged-");
+  return at == std::string_view::npos || at == 0 ? stream : stream.substr(0, at);
+}
+
 Status CheckRootPermissions(std::string_view root, JournalAccess access) {
   struct stat st {};
   std::string path(root);

@@ -44,10 +44,21 @@
 // reported as failed that did reach the log keeps its numbers and is never
 // overwritten by a later event. An acknowledged event was in the WAL (and
 // fsync'd, when durable) before Append returned, so a reopen keeps it.
+//
+// Damage from outside (bytes changed in a log) is another matter: RocksDB's
+// point-in-time recovery keeps the records before the damage and drops the
+// rest, acknowledged or not, and the highest seq on disk goes back. So a
+// database is opened the strict way first, which tolerates only a torn last
+// record; when that finds damage, numbering continues above the high-water
+// mark kept outside the database (high_water.h) instead. The mark is raised
+// by the leader before a batch is written, in chunks; failing to raise it
+// fails that append like a failed write (counted, retried by the next one)
+// without touching the database.
 #include <fcntl.h>
 #include <fmt/format.h>
 #include <rocksdb/write_batch.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -60,6 +71,7 @@
 #include <mutex>
 #include <shared_mutex>
 
+#include "high_water.h"
 #include "internal.h"
 
 namespace blackbox {
@@ -75,6 +87,37 @@ constexpr size_t kMaxBatchBytes = 1 << 20;
 constexpr size_t kMaxBatchAppends = 512;
 // The most a durable leader waits for its batch to fill (see above).
 constexpr std::chrono::microseconds kMaxGatherWait{1000};
+
+// The highest seq any table file of the events column family holds, from
+// the MANIFEST (no block is read); 0 when none.
+uint64_t LargestTableSeq(rocksdb::DB* db) {
+  std::vector<rocksdb::LiveFileMetaData> files;
+  db->GetLiveFilesMetaData(&files);
+  uint64_t largest = 0;
+  for (const auto& f : files) {
+    uint64_t seq = 0;
+    if (f.column_family_name == rocksdb::kDefaultColumnFamilyName &&
+        internal::DecodeKey(f.largestkey, &seq)) {
+      largest = std::max(largest, seq);
+    }
+  }
+  return largest;
+}
+
+// <path>.damaged-<UTC time>, with -2, -3, … when that exists already.
+std::string SetAsideName(const std::string& path) {
+  char stamp[32];
+  const time_t now = time(nullptr);
+  tm t{};
+  gmtime_r(&now, &t);
+  strftime(stamp, sizeof stamp, "%Y%m%dT%H%M%SZ", &t);
+  std::string name = fmt::format("{}.damaged-{}", path, stamp);
+  struct stat st {};
+  for (int n = 2; lstat(name.c_str(), &st) == 0; ++n) {
+    name = fmt::format("{}.damaged-{}-{}", path, stamp, n);
+  }
+  return name;
+}
 
 Status MakeDir(const std::string& path) {
   if (mkdir(path.c_str(), 0700) == 0) return Status::Ok();
@@ -117,6 +160,15 @@ class Journal::Impl {
   std::chrono::nanoseconds durable_write_cost{0};
   PendingAppend* gathering = nullptr;
   size_t gather_target = 0;
+  // The high-water mark (high_water.h): the seq to number from after an
+  // open, the highest seq reserved on disk, and the floor. Written by an open
+  // (db_mu exclusive) and by the leader (Reserve), one at a time.
+  uint64_t open_next_seq = 1;
+  uint64_t reserved = 0;
+  uint64_t floor_seq = 0;
+  // What an open found damaged (TakeWarnings).
+  std::mutex warnings_mu;
+  std::vector<std::string> warnings;
   std::atomic<uint64_t> batches{0};
   std::atomic<uint64_t> last_seq{0};
   std::atomic<uint64_t> first_seq{1};
@@ -131,7 +183,17 @@ class Journal::Impl {
 
   ~Impl() { CloseDb(); }
 
+  // Opens the database (the strict way first, see OpenDb) and sets
+  // open_next_seq, reserved and floor_seq. REQUIRES: db closed, db_mu held
+  // exclusively or no other thread.
   Status OpenDb();
+  rocksdb::Status OpenRocks(rocksdb::WALRecoveryMode mode);
+  // After OpenDb found the stream too damaged to open (`why`): renames its
+  // directory aside, creates a fresh one numbered above it, opens that.
+  Status SetAsideAndStartFresh(const Status& why);
+  // Makes sure every seq up to `through` is below the high-water mark on
+  // disk. Called by the leader only, with db_mu held (shared).
+  Status Reserve(uint64_t through);
   void CloseDb() { internal::CloseJournalDb(db, events_cf, snapshots_cf); }
   // When the database is broken, closes and reopens it. REQUIRES: db_mu and
   // mu not held.
@@ -245,6 +307,12 @@ Status Journal::Impl::WriteBatchOf(const std::vector<std::span<const uint8_t>>& 
     std::lock_guard lock(mu);
     *first = next_seq;
   }
+  // Numbers above the high-water mark are reserved on disk before any of
+  // them can reach the log (see high_water.h).
+  if (Status s = Reserve(*first + items.size() - 1); !s.ok()) {
+    std::string msg = fmt::format("{}: reserving sequence numbers: {}", what, s.message());
+    return s.code() == Status::Code::kNoSpace ? Status::NoSpace(msg) : Status::IOError(msg);
+  }
   rocksdb::WriteBatch batch;
   uint64_t seq = *first;
   for (const auto& bytes : items) {
@@ -262,8 +330,9 @@ Status Journal::Impl::WriteBatchOf(const std::vector<std::span<const uint8_t>>& 
   return Status::Ok();
 }
 
-Status Journal::Impl::OpenDb() {
+rocksdb::Status Journal::Impl::OpenRocks(rocksdb::WALRecoveryMode mode) {
   rocksdb::DBOptions db_options = internal::MakeDBOptions(options);
+  db_options.wal_recovery_mode = mode;
   // RocksDB's own info logger can abort the process on a full disk (see the
   // top of this file).
   db_options.info_log =
@@ -275,17 +344,103 @@ Status Journal::Impl::OpenDb() {
   std::vector<rocksdb::ColumnFamilyHandle*> handles;
   rocksdb::DB* raw = nullptr;
   rocksdb::Status rs = rocksdb::DB::Open(db_options, path, cfs, &handles, &raw);
-  if (!rs.ok()) return FromRocks(rs, fmt::format("open journal {}", path));
+  if (!rs.ok()) return rs;
   db.reset(raw);
   // The default column family's handle is owned by the DB; the other is ours.
   events_cf = db->DefaultColumnFamily();
   raw->DestroyColumnFamilyHandle(handles[0]);
   snapshots_cf = handles[1];
+  return rs;
+}
+
+Status Journal::Impl::OpenDb() {
+  internal::RemoveHighWaterTemporaries(path);
+  Result<internal::HighWater> mark = internal::ReadHighWater(path);
+  if (!mark.ok()) return mark.status();
+  // First the strict way: a log may only end in a torn record (a write that
+  // a crash or a failed write cut short, never acknowledged). Anything else
+  // dropped would be a hole: records after it that may have been
+  // acknowledged.
+  rocksdb::Status rs = OpenRocks(rocksdb::WALRecoveryMode::kTolerateCorruptedTailRecords);
+  bool log_damaged = false;
+  if (rs.IsCorruption()) {
+    // Before RocksDB drops the damaged part for good (the open below flushes
+    // what it kept and deletes the log), make sure numbering can never come
+    // back below what was reserved. A failed open leaves the log untouched.
+    log_damaged = true;
+    mark->floor = std::max(mark->floor, mark->reserved + 1);
+    if (Status s = internal::WriteHighWater(path, *mark); !s.ok()) return s;
+    rs = OpenRocks(rocksdb::WALRecoveryMode::kPointInTimeRecovery);
+  }
+  if (!rs.ok()) return FromRocks(rs, fmt::format("open journal {}", path));
 
   uint64_t first = 0, last = 0;
   internal::SeqBounds(db.get(), events_cf, &first, &last);
   last_seq = last;
   first_seq = last == 0 ? 1 : first;
+  // A damaged table file can hide the newest events from the iterator; the
+  // MANIFEST still knows the highest key of every table.
+  const uint64_t table_last = LargestTableSeq(db.get());
+  // A snapshot names a seq that was once journaled: a bound even without
+  // the file (a journal written before it existed).
+  uint64_t snapshot_seq = 0;
+  if (auto snap = internal::LatestSnapshotOf(db.get(), snapshots_cf); snap.ok() && *snap) {
+    snapshot_seq = (*snap)->seq;
+  }
+  const bool damaged = log_damaged || table_last > last || snapshot_seq > last;
+  open_next_seq = std::max({last + 1, table_last + 1, mark->floor, snapshot_seq + 1});
+  if (damaged) open_next_seq = std::max(open_next_seq, mark->reserved + 1);
+  reserved = std::max(mark->reserved, open_next_seq - 1);
+  floor_seq = mark->floor;
+  if (damaged) {
+    std::lock_guard lock(warnings_mu);
+    warnings.push_back(fmt::format(
+        "the journal stream {} is damaged ({}): the events after seq {} that it held are lost; "
+        "new events are numbered from {}, above every seq given out before",
+        path,
+        log_damaged ? "its write-ahead log, in the middle" : "its newest events cannot be read",
+        last, open_next_seq));
+  }
+  return Status::Ok();
+}
+
+Status Journal::Impl::SetAsideAndStartFresh(const Status& why) {
+  CloseDb();
+  // What the damaged stream may have given out: its mark, and what a
+  // reader can still see of it (a journal from before the mark existed).
+  internal::HighWater old;
+  if (auto mark = internal::ReadHighWater(path); mark.ok()) old = *mark;
+  uint64_t floor = std::max(old.reserved + 1, old.floor);
+  {
+    if (auto r = Reader::Open(root, stream, options); r.ok()) {
+      floor = std::max(floor, (*r)->last_seq() + 1);
+      if (auto snap = (*r)->LatestSnapshot(); snap.ok() && *snap) {
+        floor = std::max(floor, (*snap)->seq + 1);
+      }
+    }
+  }
+  const std::string aside = SetAsideName(path);
+  if (::rename(path.c_str(), aside.c_str()) != 0) {
+    return Status::IOError(fmt::format("{}; and cannot move it aside to {}: {}", why.message(),
+                                       aside, std::strerror(errno)));
+  }
+  if (Status s = MakeDir(path); !s.ok()) return s;
+  if (Status s = internal::WriteHighWater(path, {floor - 1, floor}); !s.ok()) return s;
+  if (Status s = OpenDb(); !s.ok()) return s;
+  std::lock_guard lock(warnings_mu);
+  warnings.clear();  // the fresh stream's own open found nothing to say
+  warnings.push_back(fmt::format(
+      "the journal stream {} cannot be opened ({}); moved it aside intact to {} (the tools "
+      "still read it) and started a fresh stream, numbered from {}",
+      path, why.message(), aside, open_next_seq));
+  return Status::Ok();
+}
+
+Status Journal::Impl::Reserve(uint64_t through) {
+  if (through <= reserved) return Status::Ok();
+  internal::HighWater mark{through + internal::kHighWaterChunk, floor_seq};
+  if (Status s = internal::WriteHighWater(path, mark); !s.ok()) return s;
+  reserved = mark.reserved;
   return Status::Ok();
 }
 
@@ -299,7 +454,7 @@ Status Journal::Impl::Reopen() {
   // Numbering continues from what is really on disk: a batch whose write
   // was reported as failed may still have reached the log.
   std::lock_guard lock(mu);
-  next_seq = last_seq.load() + 1;
+  next_seq = open_next_seq;
   return Status::Ok();
 }
 
@@ -320,7 +475,7 @@ Journal::~Journal() = default;
 Result<std::unique_ptr<Journal>> Journal::Open(std::string_view root, std::string_view stream,
                                                const JournalOptions& options) {
   if (stream.empty() || stream.find('/') != std::string_view::npos || stream == "." ||
-      stream == "..") {
+      stream == ".." || StreamOrigin(stream) != stream) {
     return Status::InvalidArgument(fmt::format("invalid stream name '{}'", stream));
   }
   auto impl = std::make_unique<Impl>();
@@ -348,14 +503,18 @@ Result<std::unique_ptr<Journal>> Journal::Open(std::string_view root, std::strin
   }
 
   impl->options = options;
-  if (Status s = impl->OpenDb(); !s.ok()) {
+  Status opened = impl->OpenDb();
+  if (opened.code() == Status::Code::kCorruption && options.set_aside_damaged) {
+    opened = impl->SetAsideAndStartFresh(opened);
+  }
+  if (Status s = opened; !s.ok()) {
     // A full disk is no reason to refuse a writer (the watchdog would not
     // supervise, the app would never journal again): the journal starts
     // closed, and the first call that finds space opens it (Reopen).
     if (s.code() != Status::Code::kNoSpace) return s;
     impl->broken.store(true);
   }
-  impl->next_seq = impl->last_seq.load() + 1;
+  impl->next_seq = impl->open_next_seq;
   return std::unique_ptr<Journal>(new Journal(std::move(impl)));
 }
 
@@ -376,6 +535,10 @@ uint64_t Journal::first_seq() const {
 }
 const std::string& Journal::stream() const { return impl_->stream; }
 const std::string& Journal::path() const { return impl_->path; }
+std::vector<std::string> Journal::TakeWarnings() {
+  std::lock_guard lock(impl_->warnings_mu);
+  return std::exchange(impl_->warnings, {});
+}
 uint64_t Journal::failed_appends() const { return impl_->failed.load(); }
 uint64_t Journal::batches_written() const { return impl_->batches.load(std::memory_order_relaxed); }
 

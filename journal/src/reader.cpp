@@ -17,14 +17,6 @@ namespace blackbox {
 
 namespace {
 
-// Whether an event of the stream in directory `dir` may name `named`: its own
-// name, or, in a damaged stream a writer moved aside (`app.damaged-TIME`),
-// the name it had.
-bool NamesStream(std::string_view dir, std::string_view named) {
-  return dir == named || (dir.size() > named.size() && dir.starts_with(named) &&
-                          dir.substr(named.size()).starts_with(".damaged-"));
-}
-
 // A reader must not write RocksDB's info LOG: opening would rotate the live
 // writer's LOG file. Readers log nothing.
 class SilentLogger : public rocksdb::Logger {
@@ -163,7 +155,7 @@ Result<uint64_t> Reader::Verify(const BadRecordFn& on_bad) const {
   Scan(so, [&](const Record& r) {
     ++checked;
     const auto* s = r.event->stream();
-    if (s == nullptr || !NamesStream(impl_->stream, s->string_view())) {
+    if (s == nullptr || s->string_view() != StreamOrigin(impl_->stream)) {
       on_bad(BadRecord{impl_->stream, r.seq,
                        fmt::format("event names stream '{}'", s ? s->string_view() : ""), 0});
     }

@@ -193,6 +193,9 @@ void FoldApp(SystemState& state, const fb::Event& event, std::string_view stream
 }  // namespace
 
 void Fold(SystemState& state, const fb::Event& event, std::string_view stream, uint64_t seq) {
+  // A stream set aside as damaged continues as the stream it came from: the
+  // fresh one is numbered above it, so one position covers both.
+  stream = StreamOrigin(stream);
   auto it = state.covered.find(stream);
   if (it == state.covered.end()) {
     state.covered.emplace(std::string(stream), seq);

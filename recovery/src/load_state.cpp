@@ -10,7 +10,8 @@ namespace {
 bool CoversOnly(const SystemState& s, const std::vector<std::string>& streams) {
   return std::all_of(s.covered.begin(), s.covered.end(), [&](const auto& entry) {
     return entry.second == 0 ||
-           std::find(streams.begin(), streams.end(), entry.first) != streams.end();
+           std::any_of(streams.begin(), streams.end(),
+                       [&](const std::string& s) { return StreamOrigin(s) == entry.first; });
   });
 }
 
@@ -58,7 +59,12 @@ Result<SystemState> LoadState(std::string_view root, const LoadStateOptions& opt
   MergedReader::Options scan;
   scan.until_ns = options.until_ns;
   scan.on_bad = options.on_bad;
-  for (const auto& [stream, seq] : state.covered) scan.after.emplace_back(stream, seq);
+  // Positions are kept per origin (a damaged stream set aside shares its
+  // origin's, see Fold); each reader starts after its origin's.
+  for (const std::unique_ptr<Reader>& reader : (*merged)->readers()) {
+    auto it = state.covered.find(StreamOrigin(reader->stream()));
+    if (it != state.covered.end()) scan.after.emplace_back(reader->stream(), it->second);
+  }
   Status st = (*merged)->Scan(scan, [&](const Record& record) {
     Fold(state, *record.event, record.stream, record.seq);
     return true;

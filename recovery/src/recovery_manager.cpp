@@ -224,9 +224,15 @@ RecoveryManager::Impl::Impl(RecoveryOptions options)
 }
 
 void RecoveryManager::Impl::Startup() {
-  Result<std::unique_ptr<Journal>> journal = Journal::Open(root_, options_.stream);
+  JournalOptions journal_options;
+  journal_options.set_aside_damaged = true;
+  Result<std::unique_ptr<Journal>> journal = Journal::Open(root_, options_.stream, journal_options);
+  // What the journal found damaged at open: said once on stderr now, and
+  // journaled once this run has started (below).
+  std::vector<std::string> damage;
   if (journal.ok()) {
     journal_ = std::move(journal.value());
+    damage = journal_->TakeWarnings();
     Result<SystemState> loaded = LoadState(root_);
     if (loaded.ok()) {
       state_ = std::move(loaded.value());
@@ -234,6 +240,18 @@ void RecoveryManager::Impl::Startup() {
       fmt::print(stderr, "blackbox: cannot fold the journal at {}: {}; starting from empty state\n",
                  root_, loaded.status().ToString());
     }
+    // A snapshot past the stream's last event: the events it covers were
+    // lost after it was taken. The state keeps what the snapshot folded, and
+    // new events are numbered above it (the journal saw to that).
+    auto covered = state_.covered.find(options_.stream);
+    if (damage.empty() && covered != state_.covered.end() &&
+        covered->second > journal_->last_seq()) {
+      damage.push_back(fmt::format(
+          "the journal stream {} lost events: its newest snapshot covers seq {}, but its last "
+          "readable event is seq {}; the state keeps what the snapshot folded",
+          journal_->path(), covered->second, journal_->last_seq()));
+    }
+    for (const std::string& d : damage) fmt::print(stderr, "blackbox: warning: {}\n", d);
   } else {
     NoteFailure(journal.status());
   }
@@ -310,6 +328,12 @@ void RecoveryManager::Impl::Startup() {
           fmt::format("crash capture is off: cannot open the crash spill {}", spill_error);
       Record(std::move(error), fb::Severity::Warning, Durability::kDurable);
     }
+  }
+  for (std::string& d : damage) {
+    fb::ErrorT error;
+    error.context = "journal";
+    error.message = std::move(d);
+    Record(std::move(error), fb::Severity::Warning, Durability::kDurable);
   }
   if (options_.handle_signals) InstallSignals();
   argv_ = OwnCommandLine();
@@ -412,6 +436,9 @@ void RecoveryManager::Impl::StoreSnapshot() {
     auto it = state_.covered.find(options_.stream);
     if (it == state_.covered.end() || it->second == 0) return;
     seq = it->second;
+    // Covered beyond what the stream holds (events lost to damage, and none
+    // of this run written yet): nothing to store until one is.
+    if (seq > journal_->last_seq()) return;
     bytes = EncodeSnapshot(state_);
     since_snapshot_ = 0;
   }

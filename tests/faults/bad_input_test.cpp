@@ -357,7 +357,9 @@ TEST_F(UnreadableJournal, TheAppKeepsRunningOnAnUnusableJournalAndSaysSoInOneLin
     Child app({APP_CHILD, root, dir_ / "unusable.json"}, err_path);
     auto start = app.ReadLine(30s);
     ASSERT_TRUE(start.has_value()) << root << ": " << ReadFile(err_path);
-    EXPECT_NE(*start, "start failures=0") << root;
+    // A stream that cannot be opened is moved aside and a fresh one written
+    // (damaged_journal_test.cpp); a root that is a plain file stays unusable.
+    if (root != damaged) EXPECT_NE(*start, "start failures=0") << root;
     ASSERT_TRUE(app.WriteLine("errors 5 lost"));
     auto done = app.ReadLine(30s);
     ASSERT_TRUE(done.has_value()) << root << ": the app died: " << ReadFile(err_path);
@@ -366,7 +368,11 @@ TEST_F(UnreadableJournal, TheAppKeepsRunningOnAnUnusableJournalAndSaysSoInOneLin
     ASSERT_TRUE(status.has_value());
     EXPECT_TRUE(WIFEXITED(*status) && WEXITSTATUS(*status) == 0) << root << ": " << *status;
     const std::string err = ReadFile(err_path);
-    EXPECT_EQ(CountLines(err), 1) << root << ":\n" << err;
+    if (root == damaged) {
+      EXPECT_NE(err.find("moved it aside intact"), std::string::npos) << err;
+    } else {
+      EXPECT_EQ(CountLines(err), 1) << root << ":\n" << err;
+    }
   }
 }
 

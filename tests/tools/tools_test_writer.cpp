@@ -1,7 +1,9 @@
 // A separate process that appends to a journal while the tool reads it.
-//   tools_test_writer ROOT STREAM COUNT PAUSE_US
+//   tools_test_writer ROOT STREAM COUNT PAUSE_US [--print-seqs]
 // Appends COUNT health events (times 1 ms apart from the fixture's start),
 // pausing PAUSE_US after each, then exits 0. Exits 1 on any journal error.
+// With --print-seqs, prints "seq N" for each acknowledged append, and each
+// warning of the open as "warning TEXT".
 #include <unistd.h>
 
 #include <cstdio>
@@ -11,8 +13,9 @@
 #include "blackbox/journal.h"
 
 int main(int argc, char** argv) {
-  if (argc != 5) {
-    std::fprintf(stderr, "usage: tools_test_writer ROOT STREAM COUNT PAUSE_US\n");
+  const bool print_seqs = argc == 6 && std::string(argv[5]) == "--print-seqs";
+  if (argc != 5 && !print_seqs) {
+    std::fprintf(stderr, "usage: tools_test_writer ROOT STREAM COUNT PAUSE_US [--print-seqs]\n");
     return 2;
   }
   constexpr int64_t kT0 = 1768473000LL * 1'000'000'000;
@@ -22,6 +25,9 @@ int main(int argc, char** argv) {
   if (!journal.ok()) {
     std::fprintf(stderr, "open: %s\n", journal.status().ToString().c_str());
     return 1;
+  }
+  if (print_seqs) {
+    for (const std::string& w : (*journal)->TakeWarnings()) std::printf("warning %s\n", w.c_str());
   }
   for (int i = 0; i < count; ++i) {
     blackbox::fb::EventT e;
@@ -37,6 +43,7 @@ int main(int argc, char** argv) {
       std::fprintf(stderr, "append: %s\n", seq.status().ToString().c_str());
       return 1;
     }
+    if (print_seqs) std::printf("seq %llu\n", static_cast<unsigned long long>(*seq));
     if (pause_us > 0) usleep(static_cast<useconds_t>(pause_us));
   }
   return 0;

@@ -50,6 +50,8 @@ int Compact(const GlobalOptions& global, const CompactOptions& o) {
   JournalOptions writer;
   writer.create_if_missing = false;
   for (const auto& stream : *streams) {
+    // A damaged stream set aside is kept as it was found: read, never written.
+    if (StreamOrigin(stream) != stream) continue;
     auto j = Journal::Open(global.journal, stream, writer);
     if (!j.ok()) {
       if (j.status().code() == Status::Code::kBusy) {

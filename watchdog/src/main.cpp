@@ -172,7 +172,16 @@ int RunWatchdog(bw::Options options, const std::string& state_dir, const SavedOr
           sink.Open(options.log_file, static_cast<uint64_t>(options.log_max_mb * 1024 * 1024))) {
     return Fail(bw::kExitFailed, fmt::format("--log-file: {}{}", *error, origin.Note("log_file")));
   }
-  auto journal = blackbox::Journal::Open(options.journal, blackbox::kWatchdogStream);
+  blackbox::JournalOptions journal_options;
+  journal_options.set_aside_damaged = true;
+  auto journal =
+      blackbox::Journal::Open(options.journal, blackbox::kWatchdogStream, journal_options);
+  if (journal.ok()) {
+    // Damage found at open (a log cut short, a stream moved aside): said once.
+    for (const std::string& w : (*journal)->TakeWarnings()) {
+      fmt::print(stderr, "blackbox-watchdog: warning: {}\n", w);
+    }
+  }
   if (!journal.ok()) {
     // A journal directory refused as untrusted (a symlink, another user's,
     // writable by others) is a configuration error like a bad state directory.

@@ -8,7 +8,10 @@
 //     covers, value = the snapshot's bytes (usually a StateSnapshot).
 // Sequence numbers start at 1, increase strictly in commit order and have no
 // gaps, across any number of appending threads. Compaction removes a prefix,
-// so the first sequence number of a compacted stream is above 1.
+// so the first sequence number of a compacted stream is above 1. A number is
+// never given to two events: <root>/<stream>/HIGH_WATER keeps a bound that a
+// damaged write-ahead log cannot take back, and numbering continues above it
+// after such damage (the gap is the events lost).
 //
 // Only one process may write a stream (RocksDB's LOCK). Readers (Reader,
 // MergedReader) open the database read-only and never take that lock, so a
@@ -49,6 +52,13 @@ struct JournalOptions {
   bool create_if_missing = true;
   // Refuse a root directory that other users can write to.
   bool check_permissions = true;
+  // Writers only. When the stream is too damaged to open (RocksDB reports
+  // corruption, e.g. a truncated table file), rename its directory to
+  // <stream>.damaged-<UTC time YYYYmmddTHHMMSSZ>[-N] beside it (nothing is
+  // deleted; readers still read it, see StreamOrigin) and start a fresh
+  // stream numbered above the damaged one's high-water mark. TakeWarnings()
+  // says so. The application's and the watchdog's streams do this.
+  bool set_aside_damaged = false;
 };
 
 // Deletion policy for Journal::Compact. Only events already covered by the
@@ -107,8 +117,14 @@ struct ScanOptions {
 };
 
 // The names of the streams under `root` (sorted), or an error if `root`
-// cannot be listed.
+// cannot be listed. Damaged streams set aside by a writer
+// (<stream>.damaged-<time>) are streams too, read-only.
 Result<std::vector<std::string>> ListStreams(std::string_view root);
+
+// The stream whose events a stream directory holds: "app" for
+// "app.damaged-20261202T190000Z" (set aside, see set_aside_damaged), the
+// name itself otherwise. The fold and verify treat both alike.
+std::string_view StreamOrigin(std::string_view stream);
 
 // Checks that `root` (a journal root or one of its stream directories) is a
 // directory, not a symbolic link, and not writable by group or others; for
@@ -169,6 +185,11 @@ class Journal {
   const std::string& path() const;
   // Appends that failed so far.
   uint64_t failed_appends() const;
+  // What opening the stream found damaged and did about it, one sentence
+  // each, since the last call (e.g. a write-ahead log damaged in the middle:
+  // RocksDB kept the events before the damage, and numbering continues above
+  // every seq ever given out, so none is reused). Empty when nothing was.
+  std::vector<std::string> TakeWarnings();
   // Writes issued to RocksDB so far (one per group commit); appends per batch
   // is the number of appends divided by this.
   uint64_t batches_written() const;

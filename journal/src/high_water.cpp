@@ -1,0 +1,118 @@
+// <stream dir>/HIGH_WATER: see high_water.h.
+#include "high_water.h"
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <fmt/format.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <charconv>
+#include <cstring>
+#include <string_view>
+#include <utility>
+
+namespace blackbox::internal {
+namespace {
+
+constexpr std::string_view kTempPrefix = "HIGH_WATER.tmp.";
+
+Status Errno(std::string_view what, const std::string& path, int err) {
+  std::string msg = fmt::format("{} {}: {}", what, path, std::strerror(err));
+  if (err == ENOSPC || err == EDQUOT) return Status::NoSpace(msg);
+  return Status::IOError(msg);
+}
+
+class Fd {
+ public:
+  explicit Fd(int fd) : fd_(fd) {}
+  ~Fd() {
+    if (fd_ >= 0) ::close(fd_);
+  }
+  Fd(const Fd&) = delete;
+  Fd& operator=(const Fd&) = delete;
+  int get() const { return fd_; }
+  int Release() { return std::exchange(fd_, -1); }
+
+ private:
+  int fd_;
+};
+
+bool ParseField(std::string_view& text, std::string_view name, uint64_t* value) {
+  if (text.substr(0, name.size()) != name || text.size() <= name.size() ||
+      text[name.size()] != ' ') {
+    return false;
+  }
+  text.remove_prefix(name.size() + 1);
+  auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), *value);
+  if (ec != std::errc() || end == text.data() + text.size() || *end != '\n') return false;
+  text.remove_prefix(static_cast<size_t>(end - text.data()) + 1);
+  return true;
+}
+
+}  // namespace
+
+Result<HighWater> ReadHighWater(const std::string& dir) {
+  const std::string path = dir + "/" + kHighWaterFile;
+  Fd fd(::open(path.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC));
+  if (fd.get() < 0) {
+    if (errno == ENOENT) return HighWater{};
+    return Errno("cannot open", path, errno);
+  }
+  char buf[128];
+  ssize_t n;
+  do {
+    n = ::read(fd.get(), buf, sizeof buf);
+  } while (n < 0 && errno == EINTR);
+  if (n < 0) return Errno("cannot read", path, errno);
+  std::string_view text(buf, static_cast<size_t>(n));
+  HighWater mark;
+  if (!ParseField(text, "reserved", &mark.reserved) || !ParseField(text, "floor", &mark.floor) ||
+      !text.empty()) {
+    return Status::Corruption(fmt::format("{} is not a high-water mark", path));
+  }
+  return mark;
+}
+
+Status WriteHighWater(const std::string& dir, const HighWater& mark) {
+  const std::string path = dir + "/" + kHighWaterFile;
+  std::string temp = fmt::format("{}/{}XXXXXX", dir, kTempPrefix);
+  // mkstemp: a new file (O_EXCL, so never through a planted symlink), 0600.
+  Fd fd(::mkostemp(temp.data(), O_CLOEXEC));
+  if (fd.get() < 0) return Errno("cannot create", temp, errno);
+  const std::string text = fmt::format("reserved {}\nfloor {}\n", mark.reserved, mark.floor);
+  auto fail = [&](std::string_view what, int err) {
+    ::unlink(temp.c_str());
+    return Errno(what, temp, err);
+  };
+  size_t done = 0;
+  while (done < text.size()) {
+    ssize_t n = ::write(fd.get(), text.data() + done, text.size() - done);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) return fail("cannot write", errno);
+    done += static_cast<size_t>(n);
+  }
+  if (::fsync(fd.get()) != 0) return fail("cannot fsync", errno);
+  if (::close(fd.Release()) != 0) return fail("cannot close", errno);
+  if (::rename(temp.c_str(), path.c_str()) != 0) return fail("cannot rename", errno);
+  Fd dir_fd(::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
+  if (dir_fd.get() < 0) return Errno("cannot open", dir, errno);
+  if (::fsync(dir_fd.get()) != 0) return Errno("cannot fsync", dir, errno);
+  return Status::Ok();
+}
+
+void RemoveHighWaterTemporaries(const std::string& dir) {
+  DIR* d = ::opendir(dir.c_str());
+  if (d == nullptr) return;
+  while (const dirent* e = ::readdir(d)) {
+    std::string_view name(e->d_name);
+    if (name.substr(0, kTempPrefix.size()) == kTempPrefix) {
+      // unlink never follows a symlink: a planted one is removed, not its target.
+      ::unlinkat(::dirfd(d), e->d_name, 0);
+    }
+  }
+  ::closedir(d);
+}
+
+}  // namespace blackbox::internal

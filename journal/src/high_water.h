@@ -1,0 +1,49 @@
+// A stream's sequence high-water mark, kept outside RocksDB in
+// <stream dir>/HIGH_WATER. Not installed.
+//
+// Why: numbering continues after the highest sequence number found in the
+// database at open. When a write-ahead log is damaged in the middle, RocksDB's
+// point-in-time recovery drops every record after the damage, so that number
+// goes back and the next events would reuse numbers already acknowledged for
+// others. The file keeps what a damaged log cannot take back:
+//   - reserved: no sequence number above it was ever given out. The writer
+//     raises it (durably, before writing) in chunks of kHighWaterChunk, so
+//     an append almost never pays for it;
+//   - floor: numbering never starts below it again. Set to reserved + 1 when
+//     an open finds the log damaged, before RocksDB drops the damaged part.
+// Normal operation never reads `reserved` (a restart continues after the last
+// event, without a gap); only damage makes numbering jump above it, and the
+// gap is what readers then see as lost records.
+//
+// The file is replaced atomically: written to a fresh mkstemp file (0600) in
+// the stream directory, fsync'd, renamed over HIGH_WATER, and the directory
+// fsync'd. Temporaries a crash left behind are removed at the next open.
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+#include "blackbox/status.h"
+
+namespace blackbox::internal {
+
+inline constexpr const char* kHighWaterFile = "HIGH_WATER";
+inline constexpr uint64_t kHighWaterChunk = 4096;
+
+struct HighWater {
+  uint64_t reserved = 0;  // no seq above this was ever given out
+  uint64_t floor = 0;     // the next seq is never below this
+};
+
+// Reads <dir>/HIGH_WATER. A missing file is {0, 0}; a file that cannot be
+// read or parsed is an error (its content is then unknown).
+Result<HighWater> ReadHighWater(const std::string& dir);
+
+// Replaces <dir>/HIGH_WATER with `mark`, durably. On failure the old file is
+// left as it was.
+Status WriteHighWater(const std::string& dir, const HighWater& mark);
+
+// Removes the temporaries of WriteHighWater that a crash left in `dir`.
+void RemoveHighWaterTemporaries(const std::string& dir);
+
+}  // namespace blackbox::internal
