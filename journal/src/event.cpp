@@ -111,8 +111,8 @@ constexpr std::array<std::string_view, 5> kSeverityNames = {"debug", "info", "wa
 constexpr std::array<std::string_view, 9> kPhaseNames = {"initializing", "starting",   "running",
                                                          "error",        "recovering", "stopping",
                                                          "stopped",      "failed",     "backoff"};
-constexpr std::array<std::string_view, 7> kRestartReasonNames = {
-    "crash", "hang", "memory", "cpu", "exit", "unclean", "requested"};
+constexpr std::array<std::string_view, 8> kRestartReasonNames = {
+    "crash", "hang", "memory", "cpu", "exit", "unclean", "requested", "manual"};
 constexpr std::array<std::string_view, 3> kCrashOriginNames = {"signal", "terminate", "watchdog"};
 }  // namespace
 
