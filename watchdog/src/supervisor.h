@@ -78,7 +78,8 @@ class Supervisor {
     kHealth,
     kRestartTimer,
     kKillTimer,
-    kHeartbeatTimer
+    kHeartbeatTimer,
+    kStatusTimer
   };
 
   bool Setup(std::string* error);
@@ -133,6 +134,7 @@ class Supervisor {
   UniqueFd restart_timer_;
   UniqueFd kill_timer_;
   UniqueFd heartbeat_timer_;
+  UniqueFd status_timer_;  // journals a STATUS= held back by the rate limit
 
   std::optional<Child> child_;
   std::optional<fb::RestartT> pending_restart_;  // decided, waiting for its delay
@@ -143,6 +145,9 @@ class Supervisor {
   bool service_stopping_ = false;  // the current child sent STOPPING=1
   int64_t service_stopping_ns_ = 0;
   bool ready_ = false;
+  bool ready_journaled_ = false;  // READY=1 of the current child journaled
+  // Journals pending_status_, if any (the status timer fired).
+  void FlushStatus();
   bool done_ = false;
   int exit_status_ = kExitOk;
 
