@@ -10,8 +10,14 @@
 namespace blackbox::internal {
 
 Cursor::Cursor(rocksdb::DB* db, rocksdb::ColumnFamilyHandle* cf, std::string stream,
-               ScanOptions options)
-    : db_(db), cf_(cf), stream_(std::move(stream)), options_(std::move(options)) {
+               ScanOptions options, std::vector<SeqRange> reported)
+    : db_(db),
+      cf_(cf),
+      stream_(std::move(stream)),
+      options_(std::move(options)),
+      reported_(std::move(reported)) {
+  // A mark that cannot be read only makes a jump's gap read as lost records.
+  if (auto mark = ReadHighWater(db_->GetName()); mark.ok()) unused_ = std::move(mark->unused);
   read_options_.verify_checksums = true;
   // A full scan must not evict what the writer keeps hot.
   read_options_.fill_cache = false;
@@ -34,14 +40,49 @@ void Cursor::Report(uint64_t first, uint64_t last, std::string reason) {
   }
 }
 
+namespace {
+
+// How many seqs of first..last lie in `ranges`; appends those pieces to `in`.
+uint64_t Overlap(uint64_t first, uint64_t last, const std::vector<SeqRange>& ranges,
+                 std::vector<SeqRange>* in) {
+  uint64_t n = 0;
+  for (const SeqRange& r : ranges) {
+    const uint64_t a = std::max(first, r.first);
+    const uint64_t b = std::min(last, r.last);
+    if (a > b) continue;
+    n += b - a + 1;
+    if (in) in->push_back({a, b});
+  }
+  return n;
+}
+
+}  // namespace
+
 void Cursor::Account(uint64_t seq) {
   // Writers number without gaps and never reuse a number, so a gap is
-  // records lost: typically to a damaged write-ahead log that a writer
-  // reopened afterwards (RocksDB kept the part before the damage).
+  // records lost (typically to a damaged write-ahead log that a writer
+  // reopened afterwards: RocksDB kept the part before the damage), less the
+  // numbers that reopen skipped without giving them out, and less what the
+  // caller has reported already.
   if (accounted_ != 0 && seq > accounted_ + 1) {
-    Report(accounted_ + 1, seq - 1,
-           fmt::format("{}: seqs {}..{} are missing ({} record(s))", kGapReason, accounted_ + 1,
-                       seq - 1, seq - 1 - accounted_));
+    const uint64_t first = accounted_ + 1;
+    const uint64_t last = seq - 1;
+    std::vector<SeqRange> skipped;
+    const uint64_t never = Overlap(first, last, unused_, &skipped);
+    const uint64_t told = Overlap(first, last, reported_, nullptr);
+    const uint64_t size = last - first + 1;
+    const uint64_t lost = size > never + told ? size - never - told : 0;
+    if (lost > 0) {
+      std::string why =
+          fmt::format("{}: seqs {}..{} are missing ({} record(s)", kGapReason, first, last, lost);
+      for (const SeqRange& r : skipped) {
+        why += fmt::format("; {}..{} were reserved and never given out", r.first, r.last);
+      }
+      if (told > 0) why += fmt::format("; {} reported above", told);
+      why += ")";
+      accounted_ = std::max(accounted_, last);
+      if (options_.on_bad) options_.on_bad(BadRecord{stream_, first, std::move(why), lost});
+    }
   }
   accounted_ = std::max(accounted_, seq);
 }

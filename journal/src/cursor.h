@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "blackbox/journal.h"
+#include "high_water.h"
 
 namespace blackbox::internal {
 
@@ -19,8 +20,12 @@ inline constexpr std::string_view kGapReason = "sequence gap";
 class Cursor {
  public:
   // Positions at the first record of `stream` that passes `options`.
-  // `db` and `cf` must outlive the cursor.
-  Cursor(rocksdb::DB* db, rocksdb::ColumnFamilyHandle* cf, std::string stream, ScanOptions options);
+  // `db` and `cf` must outlive the cursor. A gap in the numbering counts as
+  // lost only the seqs outside `reported` (damage the caller reported
+  // already, such as records dropped from a damaged log) and outside the
+  // ranges the stream's high-water mark records as never given out.
+  Cursor(rocksdb::DB* db, rocksdb::ColumnFamilyHandle* cf, std::string stream, ScanOptions options,
+         std::vector<SeqRange> reported = {});
 
   bool Valid() const { return valid_; }
   // REQUIRES: Valid(). The views stay valid until Next().
@@ -75,6 +80,8 @@ class Cursor {
   uint64_t last_seq_seen_ = 0;
   // The highest seq met or covered by a report; 0 before the first key.
   uint64_t accounted_ = 0;
+  std::vector<SeqRange> reported_;  // see the constructor
+  std::vector<SeqRange> unused_;    // never given out (high_water.h)
   bool valid_ = false;
   Record record_;
   // RocksDB values carry no alignment guarantee; FlatBuffers needs 8.

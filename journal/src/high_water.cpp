@@ -39,16 +39,26 @@ class Fd {
   int fd_;
 };
 
-bool ParseField(std::string_view& text, std::string_view name, uint64_t* value) {
+// Reads a number ended by `end` from the front of `text`.
+bool ParseNumber(std::string_view& text, uint64_t* value, char end) {
+  auto [stop, ec] = std::from_chars(text.data(), text.data() + text.size(), *value);
+  if (ec != std::errc() || stop == text.data() + text.size() || *stop != end) return false;
+  text.remove_prefix(static_cast<size_t>(stop - text.data()) + 1);
+  return true;
+}
+
+bool ParseNumberLine(std::string_view& text, uint64_t* value) {
+  return ParseNumber(text, value, '\n');
+}
+
+// Reads "<name> <number><end>" from the front of `text`.
+bool ParseField(std::string_view& text, std::string_view name, uint64_t* value, char end = '\n') {
   if (text.substr(0, name.size()) != name || text.size() <= name.size() ||
       text[name.size()] != ' ') {
     return false;
   }
   text.remove_prefix(name.size() + 1);
-  auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), *value);
-  if (ec != std::errc() || end == text.data() + text.size() || *end != '\n') return false;
-  text.remove_prefix(static_cast<size_t>(end - text.data()) + 1);
-  return true;
+  return ParseNumber(text, value, end);
 }
 
 }  // namespace
@@ -60,17 +70,30 @@ Result<HighWater> ReadHighWater(const std::string& dir) {
     if (errno == ENOENT) return HighWater{};
     return Errno("cannot open", path, errno);
   }
-  char buf[128];
-  ssize_t n;
-  do {
-    n = ::read(fd.get(), buf, sizeof buf);
-  } while (n < 0 && errno == EINTR);
-  if (n < 0) return Errno("cannot read", path, errno);
-  std::string_view text(buf, static_cast<size_t>(n));
+  // Two fields and at most kHighWaterUnusedKept ranges fit with room to spare.
+  char buf[2048];
+  size_t len = 0;
+  while (len < sizeof buf) {
+    ssize_t n = ::read(fd.get(), buf + len, sizeof buf - len);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) return Errno("cannot read", path, errno);
+    if (n == 0) break;
+    len += static_cast<size_t>(n);
+  }
+  std::string_view text(buf, len);
+  auto bad = [&] { return Status::Corruption(fmt::format("{} is not a high-water mark", path)); };
   HighWater mark;
-  if (!ParseField(text, "reserved", &mark.reserved) || !ParseField(text, "floor", &mark.floor) ||
-      !text.empty()) {
-    return Status::Corruption(fmt::format("{} is not a high-water mark", path));
+  if (len == sizeof buf || !ParseField(text, "reserved", &mark.reserved) ||
+      !ParseField(text, "floor", &mark.floor)) {
+    return bad();
+  }
+  while (!text.empty()) {
+    SeqRange r;
+    if (!ParseField(text, "unused", &r.first, ' ') || !ParseNumberLine(text, &r.last) ||
+        r.last < r.first) {
+      return bad();
+    }
+    mark.unused.push_back(r);
   }
   return mark;
 }
@@ -81,7 +104,12 @@ Status WriteHighWater(const std::string& dir, const HighWater& mark) {
   // mkstemp: a new file (O_EXCL, so never through a planted symlink), 0600.
   Fd fd(::mkostemp(temp.data(), O_CLOEXEC));
   if (fd.get() < 0) return Errno("cannot create", temp, errno);
-  const std::string text = fmt::format("reserved {}\nfloor {}\n", mark.reserved, mark.floor);
+  std::string text = fmt::format("reserved {}\nfloor {}\n", mark.reserved, mark.floor);
+  const size_t skip =
+      mark.unused.size() > kHighWaterUnusedKept ? mark.unused.size() - kHighWaterUnusedKept : 0;
+  for (size_t i = skip; i < mark.unused.size(); ++i) {
+    text += fmt::format("unused {} {}\n", mark.unused[i].first, mark.unused[i].last);
+  }
   auto fail = [&](std::string_view what, int err) {
     ::unlink(temp.c_str());
     return Errno(what, temp, err);

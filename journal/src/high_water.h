@@ -12,8 +12,13 @@
 //   - floor: numbering never starts below it again. Set to reserved + 1 when
 //     an open finds the log damaged, before RocksDB drops the damaged part.
 // Normal operation never reads `reserved` (a restart continues after the last
-// event, without a gap); only damage makes numbering jump above it, and the
-// gap is what readers then see as lost records.
+// event, without a gap); only damage makes numbering jump above it. The gap
+// then holds the records the damage lost and the numbers reserved ahead that
+// were never given out; the open that jumps records the latter as an
+//   - unused range: first..last, numbers no event ever had, so that readers
+//     count as lost only the records that really were (at most
+//     kHighWaterUnusedKept ranges, the newest; an older jump then reads as
+//     its whole gap lost, an overcount, never an undercount).
 //
 // The file is replaced atomically: written to a fresh mkstemp file (0600) in
 // the stream directory, fsync'd, renamed over HIGH_WATER, and the directory
@@ -22,6 +27,7 @@
 
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include "blackbox/status.h"
 
@@ -29,10 +35,17 @@ namespace blackbox::internal {
 
 inline constexpr const char* kHighWaterFile = "HIGH_WATER";
 inline constexpr uint64_t kHighWaterChunk = 4096;
+inline constexpr size_t kHighWaterUnusedKept = 16;
+
+struct SeqRange {
+  uint64_t first = 0;
+  uint64_t last = 0;  // inclusive
+};
 
 struct HighWater {
-  uint64_t reserved = 0;  // no seq above this was ever given out
-  uint64_t floor = 0;     // the next seq is never below this
+  uint64_t reserved = 0;         // no seq above this was ever given out
+  uint64_t floor = 0;            // the next seq is never below this
+  std::vector<SeqRange> unused;  // numbers skipped by a jump, never given out
 };
 
 // Reads <dir>/HIGH_WATER. A missing file is {0, 0}; a file that cannot be

@@ -73,6 +73,7 @@
 
 #include "high_water.h"
 #include "internal.h"
+#include "wal_scan.h"
 
 namespace blackbox {
 
@@ -166,6 +167,7 @@ class Journal::Impl {
   uint64_t open_next_seq = 1;
   uint64_t reserved = 0;
   uint64_t floor_seq = 0;
+  std::vector<internal::SeqRange> unused;  // kept in the mark as read
   // What an open found damaged (TakeWarnings).
   std::mutex warnings_mu;
   std::vector<std::string> warnings;
@@ -186,7 +188,11 @@ class Journal::Impl {
   // Opens the database (the strict way first, see OpenDb) and sets
   // open_next_seq, reserved and floor_seq. REQUIRES: db closed, db_mu held
   // exclusively or no other thread.
-  Status OpenDb();
+  // With `may_set_aside` (the first open of a writer with set_aside_damaged)
+  // a log damaged in the middle is reported as corruption, for the caller to
+  // set the stream aside whole, instead of dropping the records after the
+  // damage.
+  Status OpenDb(bool may_set_aside = false);
   rocksdb::Status OpenRocks(rocksdb::WALRecoveryMode mode);
   // After OpenDb found the stream too damaged to open (`why`): renames its
   // directory aside, creates a fresh one numbered above it, opens that.
@@ -353,7 +359,7 @@ rocksdb::Status Journal::Impl::OpenRocks(rocksdb::WALRecoveryMode mode) {
   return rs;
 }
 
-Status Journal::Impl::OpenDb() {
+Status Journal::Impl::OpenDb(bool may_set_aside) {
   internal::RemoveHighWaterTemporaries(path);
   Result<internal::HighWater> mark = internal::ReadHighWater(path);
   if (!mark.ok()) return mark.status();
@@ -363,11 +369,27 @@ Status Journal::Impl::OpenDb() {
   // acknowledged.
   rocksdb::Status rs = OpenRocks(rocksdb::WALRecoveryMode::kTolerateCorruptedTailRecords);
   bool log_damaged = false;
+  uint64_t logged_after_damage = 0;  // the highest seq the logs hold intact past the damage
+  if (rs.IsCorruption() && may_set_aside) {
+    // A log damaged in the middle: the records behind the damage are still
+    // in it, many of them intact (readers show them), and the open below
+    // would drop them for good. Keep all of it, aside. (Other corruption,
+    // such as a damaged CURRENT, is for the open below to find.)
+    if (internal::WalScan scan = internal::ScanWals(path); !scan.damages.empty()) {
+      CloseDb();
+      return Status::Corruption(fmt::format("its write-ahead log {} is damaged at byte {}",
+                                            scan.damages.front().file,
+                                            scan.damages.front().offset));
+    }
+  }
   if (rs.IsCorruption()) {
     // Before RocksDB drops the damaged part for good (the open below flushes
     // what it kept and deletes the log), make sure numbering can never come
     // back below what was reserved. A failed open leaves the log untouched.
     log_damaged = true;
+    if (internal::WalScan scan = internal::ScanWals(path); !scan.seqs_after.empty()) {
+      logged_after_damage = scan.seqs_after.rbegin()->first;
+    }
     mark->floor = std::max(mark->floor, mark->reserved + 1);
     if (Status s = internal::WriteHighWater(path, *mark); !s.ok()) return s;
     rs = OpenRocks(rocksdb::WALRecoveryMode::kPointInTimeRecovery);
@@ -392,6 +414,22 @@ Status Journal::Impl::OpenDb() {
   if (damaged) open_next_seq = std::max(open_next_seq, mark->reserved + 1);
   reserved = std::max(mark->reserved, open_next_seq - 1);
   floor_seq = mark->floor;
+  unused = std::move(mark->unused);
+  if (log_damaged && logged_after_damage != 0) {
+    // What the logs hold past the damage bounds what was given out: records
+    // are logged in seq order, and a record behind the last intact one is a
+    // torn tail, as after any crash. The numbers between it and the jump
+    // were never given out, and readers must not count them as lost. (Without
+    // an intact record past the damage nothing bounds the loss: the whole gap
+    // then reads as lost, an overcount.)
+    const uint64_t used = std::max({last, table_last, snapshot_seq, logged_after_damage});
+    if (used + 1 < open_next_seq) {
+      unused.push_back({used + 1, open_next_seq - 1});
+      // Only the readers' accounting depends on it: a failure here is not
+      // worth failing the open for.
+      (void)internal::WriteHighWater(path, {reserved, floor_seq, unused});
+    }
+  }
   if (damaged) {
     std::lock_guard lock(warnings_mu);
     warnings.push_back(fmt::format(
@@ -429,16 +467,16 @@ Status Journal::Impl::SetAsideAndStartFresh(const Status& why) {
   if (Status s = OpenDb(); !s.ok()) return s;
   std::lock_guard lock(warnings_mu);
   warnings.clear();  // the fresh stream's own open found nothing to say
-  warnings.push_back(fmt::format(
-      "the journal stream {} cannot be opened ({}); moved it aside intact to {} (the tools "
-      "still read it) and started a fresh stream, numbered from {}",
-      path, why.message(), aside, open_next_seq));
+  warnings.push_back(
+      fmt::format("the journal stream {} is damaged ({}); moved it aside intact to {} (the tools "
+                  "still read it) and started a fresh stream, numbered from {}",
+                  path, why.message(), aside, open_next_seq));
   return Status::Ok();
 }
 
 Status Journal::Impl::Reserve(uint64_t through) {
   if (through <= reserved) return Status::Ok();
-  internal::HighWater mark{through + internal::kHighWaterChunk, floor_seq};
+  internal::HighWater mark{through + internal::kHighWaterChunk, floor_seq, unused};
   if (Status s = internal::WriteHighWater(path, mark); !s.ok()) return s;
   reserved = mark.reserved;
   return Status::Ok();
@@ -503,7 +541,7 @@ Result<std::unique_ptr<Journal>> Journal::Open(std::string_view root, std::strin
   }
 
   impl->options = options;
-  Status opened = impl->OpenDb();
+  Status opened = impl->OpenDb(options.set_aside_damaged);
   if (opened.code() == Status::Code::kCorruption && options.set_aside_damaged) {
     opened = impl->SetAsideAndStartFresh(opened);
   }

@@ -62,15 +62,24 @@ Status MergedReader::Scan(const Options& options, const RecordFn& fn) const {
         BadRecord{stream, 0, fmt::format("cannot open the stream: {}", status.ToString()), 0});
   }
   for (const auto& reader : readers_) {
-    if (options.on_bad && std::find(logs_checked_.begin(), logs_checked_.end(), reader->stream()) ==
-                              logs_checked_.end()) {
-      logs_checked_.push_back(reader->stream());
+    auto checked = std::find_if(logs_checked_.begin(), logs_checked_.end(),
+                                [&](const LogCheck& c) { return c.stream == reader->stream(); });
+    if (options.on_bad && checked == logs_checked_.end()) {
+      LogCheck check{reader->stream()};
       auto logs = reader->CheckLogs();
       if (!logs.ok()) {
         options.on_bad(BadRecord{reader->stream(), 0, logs.status().ToString(), 0});
       } else if (logs.value()) {
         options.on_bad(DescribeLogDamage(reader->stream(), *logs.value()));
+        check.first_seq = logs.value()->first_seq;
+        check.last_seq = logs.value()->last_seq;
       }
+      logs_checked_.push_back(std::move(check));
+      checked = logs_checked_.end() - 1;
+    }
+    std::vector<internal::SeqRange> reported;
+    if (checked != logs_checked_.end() && checked->first_seq <= checked->last_seq) {
+      reported.push_back({checked->first_seq, checked->last_seq});
     }
     ScanOptions so;
     so.since_ns = options.since_ns;
@@ -80,8 +89,8 @@ Status MergedReader::Scan(const Options& options, const RecordFn& fn) const {
       if (stream == reader->stream()) so.from_seq = seq + 1;
     }
     const Reader::Impl& impl = *reader->impl_;
-    cursors.push_back(
-        std::make_unique<internal::Cursor>(impl.db.get(), impl.events_cf, impl.stream, so));
+    cursors.push_back(std::make_unique<internal::Cursor>(impl.db.get(), impl.events_cf, impl.stream,
+                                                         so, std::move(reported)));
   }
   // Min-heap on the current record of each cursor.
   auto later = [&](size_t a, size_t b) {

@@ -144,30 +144,34 @@ Result<uint64_t> Reader::Verify(const BadRecordFn& on_bad) const {
     on_bad(BadRecord{impl_->stream, 0, fmt::format("checksum: {}", rs.ToString()), 0});
   }
 
-  // 2. Every record: readable, verified, of this stream; the cursor reports
-  // the damaged ones and the gaps in the numbering.
+  // 2. Records dropped at open from a damaged write-ahead log.
+  std::vector<internal::SeqRange> reported;
+  auto logs = CheckLogs();
+  if (!logs.ok()) {
+    on_bad(BadRecord{impl_->stream, 0, logs.status().ToString(), 0});
+  } else if (logs.value()) {
+    on_bad(DescribeLogDamage(impl_->stream, *logs.value()));
+    reported.push_back({logs.value()->first_seq, logs.value()->last_seq});
+  }
+
+  // 3. Every record: readable, verified, of this stream; the cursor reports
+  // the damaged ones and the gaps in the numbering (less what step 2 told).
   uint64_t checked = 0;  // records read, intact or not (a gap holds none)
   ScanOptions so;
   so.on_bad = [&](const BadRecord& bad) {
     if (!bad.reason.starts_with(internal::kGapReason)) ++checked;
     on_bad(bad);
   };
-  Scan(so, [&](const Record& r) {
+  for (internal::Cursor c(impl_->db.get(), impl_->events_cf, impl_->stream, so,
+                          std::move(reported));
+       c.Valid(); c.Next()) {
+    const Record& r = c.record();
     ++checked;
     const auto* s = r.event->stream();
     if (s == nullptr || s->string_view() != StreamOrigin(impl_->stream)) {
       on_bad(BadRecord{impl_->stream, r.seq,
                        fmt::format("event names stream '{}'", s ? s->string_view() : ""), 0});
     }
-    return true;
-  });
-
-  // 3. Records dropped at open from a damaged write-ahead log.
-  auto logs = CheckLogs();
-  if (!logs.ok()) {
-    on_bad(BadRecord{impl_->stream, 0, logs.status().ToString(), 0});
-  } else if (logs.value()) {
-    on_bad(DescribeLogDamage(impl_->stream, *logs.value()));
   }
   return checked;
 }
@@ -199,8 +203,24 @@ Result<std::optional<LogDamage>> Reader::CheckLogs() const {
     d.first_seq = seen_last + 1;
     d.dropped = d.last_seq - seen_last;
   } else {
-    d.first_seq = missing.front().first;
-    d.dropped = missing.size();
+    // Some records past the damage are seen (RocksDB resumed reading after
+    // it). Missing are the records in the damaged bytes too: from the one
+    // after the last seq seen before the first intact one missing.
+    std::unique_ptr<rocksdb::Iterator> it(impl_->db->NewIterator(ro, impl_->events_cf));
+    it->SeekForPrev(internal::KeySlice(internal::EncodeKey(missing.front().first)));
+    uint64_t before = 0;
+    if (it->Valid() && internal::DecodeKey(it->key().ToStringView(), &before)) {
+      d.first_seq = before + 1;
+    } else {
+      d.first_seq = missing.front().first;
+    }
+    uint64_t seen = 0;  // seqs of first_seq..last_seq the view holds
+    for (it->Seek(internal::KeySlice(internal::EncodeKey(d.first_seq))); it->Valid(); it->Next()) {
+      uint64_t seq = 0;
+      if (!internal::DecodeKey(it->key().ToStringView(), &seq) || seq > d.last_seq) break;
+      ++seen;
+    }
+    d.dropped = d.last_seq - d.first_seq + 1 - seen;
   }
   return std::optional<LogDamage>(std::move(d));
 }

@@ -138,7 +138,23 @@ TEST_F(DamagedJournal, DemoOnADamagedLogJournalsItsRunAboveEverySeqBefore) {
   std::vector<std::string> logs = FilesOf(root_ + "/app", ".log");
   ASSERT_EQ(logs.size(), 1u);
   Overwrite(logs[0], static_cast<std::streamoff>(fs::file_size(logs[0]) / 2), 8);
+  std::ifstream in(logs[0], std::ios::binary);
+  const std::string damaged_log((std::istreambuf_iterator<char>(in)), {});
   ExpectTheNextRunJournalsEverything();
+
+  // Nothing of the damaged log is dropped: the stream is set aside whole,
+  // the log byte for byte as it was.
+  std::vector<std::string> aside;
+  for (const auto& e : fs::directory_iterator(root_)) {
+    if (e.path().filename().string().rfind("app.damaged-", 0) == 0) {
+      aside.push_back(e.path().string());
+    }
+  }
+  ASSERT_EQ(aside.size(), 1u);
+  std::vector<std::string> kept = FilesOf(aside[0], ".log");
+  ASSERT_EQ(kept.size(), 1u);
+  std::ifstream kept_in(kept[0], std::ios::binary);
+  EXPECT_EQ(std::string((std::istreambuf_iterator<char>(kept_in)), {}), damaged_log);
 }
 
 TEST_F(DamagedJournal, DemoOnADamagedTableFileJournalsItsRunAboveTheSnapshot) {

@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <filesystem>
 #include <fstream>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
 
@@ -159,7 +160,9 @@ TEST_F(LogDamageTest, VerifySaysHowManyRecordsWereDroppedAtOpen) {
   EXPECT_EQ(r.exit_code, 1) << r.out << r.err;
   EXPECT_NE(LineWith(r.out, {"app", dropped + " record(s) dropped at open", ".log"}), "") << r.out;
   // The summary line names the stream and the count too.
-  EXPECT_NE(LineWith(r.out, {"DAMAGED", "app", dropped + " record(s)"}), "") << r.out;
+  EXPECT_NE(LineWith(r.out, {"DAMAGED", "1 problem(s)", "(app: " + dropped + " record(s) lost)"}),
+            "")
+      << r.out;
 }
 
 TEST_F(LogDamageTest, ReplayAndStateSayRecordsWereLostAndExitOne) {
@@ -168,6 +171,9 @@ TEST_F(LogDamageTest, ReplayAndStateSayRecordsWereLostAndExitOne) {
   EXPECT_EQ(replay.exit_code, 1) << replay.err;
   EXPECT_EQ(CountStream(replay.out, "watchdog"), static_cast<size_t>(kWatchdogEvents));
   EXPECT_NE(LineWith(replay.err, {"app", dropped + " record(s) dropped at open", ".log"}), "")
+      << replay.err;
+  // Told once, not again as a gap in the numbering.
+  EXPECT_NE(LineWith(replay.err, {dropped + " damaged record(s) skipped, in 1 place(s)"}), "")
       << replay.err;
   ToolResult state = RunTool({"--journal", root_, "state"});
   EXPECT_EQ(state.exit_code, 1) << state.err;
@@ -308,6 +314,61 @@ TEST(DamagedLog, NextWriterNeverReusesASequenceNumber) {
   ASSERT_EQ(third.seqs.size(), 10u);
   EXPECT_EQ(third.seqs.front(), second.seqs.back() + 1);
   EXPECT_TRUE(third.warnings.empty());
+}
+
+// After the jump, readers count as lost only the records the damaged log
+// held: the numbers reserved ahead and never given out are not losses.
+// A read-only view can see records past the damage (RocksDB resumes after
+// the damaged block): the ones missing between are told once, as dropped at
+// open, not a second time as a gap in the numbering.
+TEST(DamagedLog, RecordsDroppedAtOpenAreCountedOnce) {
+  TempDir dir;
+  const std::string root = dir.path() + "/j";
+  WriterRun first = RunWriter(root, "app", 300);
+  ASSERT_EQ(first.exit_code, 0) << first.err;
+  std::vector<std::string> logs = LogFiles(root + "/app");
+  ASSERT_EQ(logs.size(), 1u);
+  Overwrite(logs[0], static_cast<off_t>(fs::file_size(logs[0]) / 2), 8);
+  ToolResult replay = RunTool({"--journal", root, "replay", "--json"});
+  EXPECT_EQ(replay.exit_code, 1) << replay.err;
+  const size_t visible = CountStream(replay.out, "app");
+  ASSERT_LT(visible, 300u);
+  const std::string lost = std::to_string(300 - visible);
+  EXPECT_NE(LineWith(replay.err, {lost + " damaged record(s) skipped, in 1 place(s)"}), "")
+      << replay.err;
+  ToolResult r = RunTool({"--journal", root, "verify"});
+  EXPECT_NE(LineWith(r.out, {"DAMAGED", "1 problem(s)", "(app: " + lost + " record(s) lost)"}), "")
+      << r.out;
+}
+
+TEST(DamagedLog, TheGapAfterTheJumpCountsOnlyTheRecordsTheLogLost) {
+  TempDir dir;
+  const std::string root = dir.path() + "/j";
+  WriterRun first = RunWriter(root, "app", 300);
+  ASSERT_EQ(first.exit_code, 0) << first.err;
+  std::vector<std::string> logs = LogFiles(root + "/app");
+  ASSERT_EQ(logs.size(), 1u);
+  Overwrite(logs[0], static_cast<off_t>(fs::file_size(logs[0]) / 2), 8);
+
+  WriterRun second = RunWriter(root, "app", 50);
+  ASSERT_EQ(second.exit_code, 0) << second.err;
+  ToolResult replay = RunTool({"--journal", root, "replay", "--json"});
+  EXPECT_EQ(replay.exit_code, 1) << replay.err;
+  size_t kept = 0;  // the first run's records still there
+  for (const auto& line : Lines(replay.out)) {
+    auto j = nlohmann::json::parse(line, nullptr, false);
+    if (j.is_object() && j.value("seq", uint64_t{0}) <= 300) ++kept;
+  }
+  ASSERT_LT(kept, 300u) << "the damage should have cost records";
+  ASSERT_GT(kept, 0u);
+  const std::string lost = std::to_string(300 - kept);
+  EXPECT_NE(LineWith(replay.err, {lost + " damaged record(s) skipped"}), "") << replay.err;
+
+  ToolResult r = RunTool({"--journal", root, "verify"});
+  EXPECT_EQ(r.exit_code, 1) << r.out << r.err;
+  EXPECT_NE(LineWith(r.out, {"DAMAGED", "app: " + lost + " record(s) lost"}), "") << r.out;
+  EXPECT_NE(LineWith(r.out, {"sequence gap", "(" + lost + " record(s)", "never given out"}), "")
+      << r.out;
 }
 
 // Without damage, a restart continues right after the last event: the

@@ -53,7 +53,9 @@ struct JournalOptions {
   // Refuse a root directory that other users can write to.
   bool check_permissions = true;
   // Writers only. When the stream is too damaged to open (RocksDB reports
-  // corruption, e.g. a truncated table file), rename its directory to
+  // corruption, e.g. a truncated table file) or its write-ahead log is
+  // damaged in the middle (opening it would drop every record after the
+  // damage, intact ones too), rename its directory to
   // <stream>.damaged-<UTC time YYYYmmddTHHMMSSZ>[-N] beside it (nothing is
   // deleted; readers still read it, see StreamOrigin) and start a fresh
   // stream numbered above the damaged one's high-water mark. TakeWarnings()
@@ -301,8 +303,15 @@ class MergedReader {
   std::vector<std::unique_ptr<Reader>> readers_;
   std::vector<std::pair<std::string, Status>> unreadable_;
   mutable std::vector<std::string> unreadable_told_;
-  // Streams whose logs were checked already (reported once, not per refresh).
-  mutable std::vector<std::string> logs_checked_;
+  // Streams whose logs were checked already (reported once, not per
+  // refresh), each with the seqs the report covered (none: first > last),
+  // which their gaps then do not count again.
+  struct LogCheck {
+    std::string stream;
+    uint64_t first_seq = 1;
+    uint64_t last_seq = 0;
+  };
+  mutable std::vector<LogCheck> logs_checked_;
 };
 
 }  // namespace blackbox
