@@ -463,7 +463,7 @@ Status Journal::Impl::SetAsideAndStartFresh(const Status& why) {
                                        aside, std::strerror(errno)));
   }
   if (Status s = MakeDir(path); !s.ok()) return s;
-  if (Status s = internal::WriteHighWater(path, {floor - 1, floor}); !s.ok()) return s;
+  if (Status s = internal::WriteHighWater(path, {floor - 1, floor, {}}); !s.ok()) return s;
   if (Status s = OpenDb(); !s.ok()) return s;
   std::lock_guard lock(warnings_mu);
   warnings.clear();  // the fresh stream's own open found nothing to say

@@ -598,7 +598,10 @@ TEST_F(AlertTest, BadAlertValuesAreRefusedAtStart) {
        {std::vector<std::string>{"--alert-exec", file("missing")},
         std::vector<std::string>{"--alert-exec", file("plain.txt")},
         std::vector<std::string>{"--alert-timeout", "0"},
-        std::vector<std::string>{"--alert-interval", "-1"}}) {
+        std::vector<std::string>{"--alert-interval", "-1"},
+        std::vector<std::string>{"--alertmanager", "127.0.0.1:9093"},
+        std::vector<std::string>{"--alertmanager", "http://127.0.0.1"},
+        std::vector<std::string>{"--alertmanager", "http://127.0.0.1:99999"}}) {
     auto result = blackbox::testing::RunProcess(Watchdog(bad, {kChild, "sleep", file("pid")}));
     EXPECT_EQ(result.exit_code, 2) << bad[0] << " " << bad[1];
     EXPECT_EQ(result.err.rfind("blackbox-watchdog: " + bad[0] + ": ", 0), 0u) << result.err;
@@ -606,6 +609,158 @@ TEST_F(AlertTest, BadAlertValuesAreRefusedAtStart) {
     EXPECT_FALSE(fs::exists(file("state/watchdog.toml")));
     EXPECT_FALSE(fs::exists(file("pid")));
   }
+}
+
+// An --error-pattern before `--` takes one value, not the command.
+TEST_F(AlertTest, AnErrorPatternBeforeTheCommandLeavesTheCommandAlone) {
+  Process wd(Watchdog({"--error-pattern", "BOOM", "--error-pattern", "FAIL"},
+                      {kChild, "sleep", file("pid")}),
+             file("wd.out"), file("wd.err"));
+  EXPECT_TRUE(WaitFor([&] { return fs::exists(file("pid")); }, 10)) << ReadFile(file("wd.err"));
+}
+
+const std::string kAlertmanager = "/usr/bin/prometheus-alertmanager";
+
+class AlertmanagerTest : public AlertTest {
+ protected:
+  // Starts a real Alertmanager (no cluster, a receiver that drops) on a free
+  // loopback port and waits until it is ready; returns its port.
+  int StartAlertmanager() {
+    const int port = FreePort();
+    std::ofstream(file("alertmanager.yml")) << "route:\n"
+                                               "  receiver: drop\n"
+                                               "receivers:\n"
+                                               "  - name: drop\n";
+    alertmanager_ = std::make_unique<Process>(
+        std::vector<std::string>{kAlertmanager, "--config.file=" + file("alertmanager.yml"),
+                                 "--storage.path=" + file("am-data"),
+                                 fmt::format("--web.listen-address=127.0.0.1:{}", port),
+                                 "--cluster.listen-address="},
+        file("alertmanager.out"), file("alertmanager.err"));
+    const bool ready = WaitFor(
+        [&] {
+          httplib::Client client("127.0.0.1", port);
+          auto r = client.Get("/-/ready");
+          return r && r->status == 200;
+        },
+        30);
+    return ready ? port : -1;
+  }
+  // The alerts Alertmanager holds now named `name`.
+  static std::vector<nlohmann::json> Alerts(int port, const std::string& name) {
+    std::vector<nlohmann::json> out;
+    httplib::Client client("127.0.0.1", port);
+    auto r = client.Get("/api/v2/alerts");
+    if (!r || r->status != 200) return out;
+    auto json = nlohmann::json::parse(r->body, nullptr, false);
+    if (!json.is_array()) return out;
+    for (const auto& a : json) {
+      if (a["labels"].value("alertname", "") == name) out.push_back(a);
+    }
+    return out;
+  }
+  // Unix time of an RFC 3339 time with fractional seconds ("…T22:30:00.123Z"
+  // or "…T22:30:00.123456789Z", as Alertmanager writes).
+  static double UnixTime(const std::string& text) {
+    struct tm tm {};
+    const char* rest = ::strptime(text.c_str(), "%Y-%m-%dT%H:%M:%S", &tm);
+    if (rest == nullptr) return 0;
+    double fraction = 0;
+    if (*rest == '.') fraction = std::stod(std::string("0") + rest);
+    return static_cast<double>(::timegm(&tm)) + fraction;
+  }
+  std::optional<double> WatchdogCrashTime() const {
+    std::optional<double> t;
+    auto reader = blackbox::Reader::Open(journal(), blackbox::kWatchdogStream);
+    if (!reader.ok()) return t;
+    reader.value()->Scan({}, [&](const blackbox::Record& r) {
+      if (r.event->payload_type() == fb::Payload::Crash) t = r.event->time_ns() / 1e9;
+      return !t;
+    });
+    return t;
+  }
+  void TearDown() override {
+    alertmanager_.reset();
+    AlertTest::TearDown();
+  }
+  std::unique_ptr<Process> alertmanager_;
+};
+
+// The demo segfaults once, then runs: a real Alertmanager has the
+// BlackboxCrash alert, with the signal and the crashing function, within 2 s
+// of the crash; after a stable run (the restart window) it is resolved.
+TEST_F(AlertmanagerTest, ARealAlertmanagerGetsTheCrashAndItsResolution) {
+  if (access(kAlertmanager.c_str(), X_OK) != 0) GTEST_SKIP() << "needs " << kAlertmanager;
+  const int port = StartAlertmanager();
+  ASSERT_GT(port, 0) << ReadFile(file("alertmanager.err"));
+  const std::string starts = file("starts");
+  const std::vector<std::string> service = {
+      "/bin/sh", "-c",
+      fmt::format("echo $$ >> '{0}'; if [ $(wc -l < '{0}') -gt 1 ]; then exec '{1}' "
+                  "--interval-ms 50; else exec '{1}' --segfault-after 2 --interval-ms 50; fi",
+                  starts, kDemo)};
+  const fs::path cwd = fs::current_path();
+  fs::current_path(dir_);  // the demo's system_state.json
+  Process wd(Watchdog({"--restart-delay", "0.1", "--restart-window", "3", "--alertmanager",
+                       fmt::format("http://127.0.0.1:{}", port)},
+                      service),
+             file("wd.out"), file("wd.err"));
+  fs::current_path(cwd);
+
+  std::vector<nlohmann::json> firing;
+  ASSERT_TRUE(WaitFor([&] { return !(firing = Alerts(port, "BlackboxCrash")).empty(); }, 20))
+      << ReadFile(file("wd.err"));
+  const nlohmann::json& a = firing[0];
+  EXPECT_EQ(a["labels"]["service"], "sh");
+  EXPECT_EQ(a["labels"]["severity"], "warning");
+  char host[256] = {};
+  ::gethostname(host, sizeof host - 1);
+  EXPECT_EQ(a["labels"]["instance"], host);
+  EXPECT_EQ(a["annotations"]["signal"], "SIGSEGV");
+  EXPECT_NE(a["annotations"]["frame"].get<std::string>().find("route_order_with_corrupt_book"),
+            std::string::npos)
+      << a.dump();
+  EXPECT_NE(a["annotations"]["summary"].get<std::string>().find("died of SIGSEGV in"),
+            std::string::npos);
+  EXPECT_EQ(a["annotations"]["restarts"], "1");
+  // Received (Alertmanager's updatedAt) within 2 s of the watchdog seeing the crash.
+  std::optional<double> crashed = WatchdogCrashTime();
+  ASSERT_TRUE(crashed);
+  const double latency = UnixTime(a["updatedAt"].get<std::string>()) - *crashed;
+  std::printf("crash to Alertmanager: %.3f s\n", latency);
+  EXPECT_LT(latency, 2.0) << a.dump();
+  EXPECT_GE(latency, 0.0) << a.dump();
+
+  // Resolved after the stable run: gone from Alertmanager's active alerts.
+  EXPECT_TRUE(WaitFor([&] { return Alerts(port, "BlackboxCrash").empty(); }, 20))
+      << Alerts(port, "BlackboxCrash")[0].dump();
+  // The deliveries were journaled, no outage.
+  for (const auto& run : AlertRuns()) EXPECT_TRUE(run->ok) << run->name << ": " << run->error;
+}
+
+// Nothing listens at the Alertmanager's address: restarts are as fast as
+// ever, and the outage is journaled once, not once per attempt.
+TEST_F(AlertmanagerTest, AnUnreachableAlertmanagerDelaysNoRestart) {
+  const int port = FreePort();
+  Process wd(Watchdog({"--restart-delay", "0", "--alert-interval", "0", "--alertmanager",
+                       fmt::format("http://127.0.0.1:{}", port)},
+                      {kChild, "sleep", file("pids")}),
+             file("wd.out"), file("wd.err"));
+  ASSERT_TRUE(WaitFor([&] { return Lines(file("pids")).size() == 1; }, 10));
+  for (size_t i = 1; i <= 3; ++i) {
+    const auto killed = Clock::now();
+    ASSERT_EQ(::kill(std::stoi(Lines(file("pids")).back()), SIGKILL), 0);
+    ASSERT_TRUE(WaitFor([&] { return Lines(file("pids")).size() == i + 1; }, 10));
+    // Generous: a restart takes milliseconds.
+    EXPECT_LT(std::chrono::duration<double>(Clock::now() - killed).count(), 1.0);
+  }
+  ASSERT_TRUE(WaitFor([&] { return !AlertRuns().empty(); }, 10));
+  std::this_thread::sleep_for(std::chrono::seconds(3));  // retries happen meanwhile
+  auto runs = AlertRuns();
+  ASSERT_EQ(runs.size(), 1u);
+  EXPECT_EQ(runs[0]->name, fmt::format("alertmanager http://127.0.0.1:{}", port));
+  EXPECT_FALSE(runs[0]->ok);
+  EXPECT_NE(runs[0]->error.find("cannot post alerts"), std::string::npos) << runs[0]->error;
 }
 
 }  // namespace

@@ -15,6 +15,7 @@
 #include <chrono>
 #include <cstring>
 
+#include "alertmanager.h"
 #include "blackbox/journal.h"
 #include "event_json.h"
 
@@ -112,6 +113,12 @@ AlertRunner::AlertRunner(AlertOptions options, std::function<void(fb::CallbackT)
     : options_(std::move(options)),
       journal_result_(std::move(journal_result)),
       limiter_(static_cast<int64_t>(options_.interval_seconds * 1e9)),
+      alertmanager_(options_.alertmanagers.empty()
+                        ? nullptr
+                        : std::make_unique<AlertmanagerClient>(
+                              AlertmanagerOptions{.urls = options_.alertmanagers,
+                                                  .instance = options_.instance},
+                              journal_result_)),
       thread_([this] { Run(); }) {}
 
 AlertRunner::~AlertRunner() { Close(); }
@@ -132,6 +139,7 @@ void AlertRunner::Close() {
   }
   has_work_.notify_one();
   if (thread_.joinable()) thread_.join();
+  if (alertmanager_) alertmanager_->Close();
 }
 
 bool AlertRunner::Owns(pid_t pid) const {
@@ -154,6 +162,8 @@ void AlertRunner::Run() {
       alert = std::move(queue_.front());
       queue_.pop_front();
     }
+    // A recovery always resolves what fires, held back or not.
+    if (alert.kind == AlertKind::kRecovered && alertmanager_) alertmanager_->Resolve();
     if (std::optional<uint64_t> suppressed = limiter_.Admit(alert.kind, MonoNowNs())) {
       Deliver(alert, *suppressed);
     }
@@ -202,6 +212,9 @@ std::string AlertRunner::WaitForFrame(const Alert& alert) {
 
 void AlertRunner::Deliver(const Alert& alert, uint64_t suppressed) {
   const std::string frame = WaitForFrame(alert);
+  if (alertmanager_ && alert.kind != AlertKind::kRecovered) {
+    alertmanager_->Fire(alert, AlertSummary(alert, frame), frame);
+  }
   std::string event_json;
   if (!alert.event.empty()) {
     // Aligned copy: the verifier reads scalars in place.

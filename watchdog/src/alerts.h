@@ -13,6 +13,10 @@
 //     "alert-exec KIND PROGRAM", with its exit status and duration.
 //   - Close() delivers what is queued (the gave-up alert of a watchdog that
 //     is exiting) before it returns.
+//   - With --alertmanager URLs, each delivered alert also fires (and a
+//     recovery resolves) the matching Alertmanager alert, before the
+//     programs run (alertmanager.h; never held back by the interval for a
+//     resolution).
 #pragma once
 
 #include <sys/types.h>
@@ -22,6 +26,7 @@
 #include <cstdint>
 #include <deque>
 #include <functional>
+#include <memory>
 #include <mutex>
 #include <optional>
 #include <set>
@@ -33,6 +38,8 @@
 #include "blackbox/event.h"
 
 namespace blackbox::watchdog {
+
+class AlertmanagerClient;
 
 enum class AlertKind { kCrash, kHang, kMemory, kCpu, kGaveUp, kRecovered };
 inline constexpr size_t kAlertKinds = 6;
@@ -77,6 +84,8 @@ struct AlertOptions {
   std::string journal;  // BLACKBOX_JOURNAL, and where the app's crash record is looked for
   // How long to wait for the app's own crash record (its first frame).
   double frame_wait_seconds = 2;
+  std::vector<std::string> alertmanagers;  // checked URLs (CheckAlertmanagerUrl)
+  std::string instance;                    // the host name, for their instance label
 };
 
 class AlertRunner {
@@ -105,7 +114,8 @@ class AlertRunner {
 
   const AlertOptions options_;
   const std::function<void(fb::CallbackT)> journal_result_;
-  AlertLimiter limiter_;  // the alert thread's only
+  AlertLimiter limiter_;                              // the alert thread's only
+  std::unique_ptr<AlertmanagerClient> alertmanager_;  // null without URLs
 
   mutable std::mutex mu_;
   std::condition_variable has_work_;

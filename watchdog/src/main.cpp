@@ -215,6 +215,7 @@ int RunWatchdog(bw::Options options, const std::string& state_dir, const SavedOr
           },
       .metrics = std::move(metrics),
       .alert_programs = std::move(alert_programs),
+      .alertmanagers = options.alertmanager,
   };
   bw::Supervisor supervisor(std::move(parts));
   return supervisor.Run();
@@ -253,18 +254,32 @@ int Main(int argc, char** argv) {
       {"alert_interval", "seconds: at most one alert of each kind per interval (default 60)"},
   };
   for (std::string_view key : bw::OptionKeys()) {
-    if (key == "command" || key == "error_patterns" || key == "backoff" || key == "alert_exec") {
+    if (key == "command" || key == "error_patterns" || key == "backoff" || key == "alert_exec" ||
+        key == "alertmanager") {
       continue;
     }
     const std::string k(key);
     flags[k] = app.add_option(bw::FlagName(key), values[k], std::string(help.at(key)));
   }
+  // One value per --error-pattern, --alert-exec and --alertmanager, collected
+  // as they come: a vector option would take the `--` before COMMAND as the
+  // end of its own values.
   std::vector<std::string> patterns;
-  CLI::Option* pattern_flag = app.add_option(
-      "--error-pattern", patterns,
-      "extended regex matched against each output line (repeatable; default ERROR|CRITICAL|FATAL)");
-  // One PROGRAM per --alert-exec, collected as they come: a vector option
-  // would take the `--` before COMMAND as the end of its own values.
+  std::string pattern;
+  CLI::Option* pattern_flag =
+      app.add_option("--error-pattern", pattern,
+                     "extended regex matched against each output line (repeatable; default "
+                     "ERROR|CRITICAL|FATAL)")
+          ->multi_option_policy(CLI::MultiOptionPolicy::TakeAll)
+          ->each([&patterns](const std::string& p) { patterns.push_back(p); });
+  std::vector<std::string> alertmanagers;
+  std::string alertmanager;
+  CLI::Option* alertmanager_flag =
+      app.add_option("--alertmanager", alertmanager,
+                     "post every alert to this Alertmanager (http://HOST:PORT), re-posted while "
+                     "it fires and resolved on recovery (repeatable: each peer of a cluster)")
+          ->multi_option_policy(CLI::MultiOptionPolicy::TakeAll)
+          ->each([&alertmanagers](const std::string& u) { alertmanagers.push_back(u); });
   std::vector<std::string> alert_programs;
   std::string alert_program;
   CLI::Option* alert_flag =
@@ -352,6 +367,14 @@ int Main(int argc, char** argv) {
     for (const std::string& p : patterns) {
       if (auto error = bw::SetOption(options, "error_patterns", p)) {
         return Fail(bw::kExitUsage, fmt::format("--error-pattern: {}", *error));
+      }
+    }
+  }
+  if (alertmanager_flag->count() > 0) {
+    options.alertmanager.clear();
+    for (const std::string& u : alertmanagers) {
+      if (auto error = bw::SetOption(options, "alertmanager", u)) {
+        return Fail(bw::kExitUsage, fmt::format("--alertmanager: {}", *error));
       }
     }
   }

@@ -14,6 +14,7 @@
 #include <filesystem>
 #include <sstream>
 
+#include "alertmanager.h"
 #include "metrics_server.h"
 #include "unique_fd.h"
 
@@ -108,7 +109,7 @@ const std::vector<std::string_view>& OptionKeys() {
       "stop_timeout",   "restart",         "restart_window", "backoff",
       "backoff_max",    "limit_cycles",    "log_file",       "log_max_mb",
       "error_patterns", "notify_access",   "metrics_listen", "alert_exec",
-      "alert_timeout",  "alert_interval"};
+      "alert_timeout",  "alert_interval",  "alertmanager"};
   return keys;
 }
 
@@ -142,6 +143,11 @@ std::optional<std::string> SetOption(Options& o, std::string_view key, std::stri
   if (key == "alert_exec") {
     if (value.empty()) return std::string("the program must not be empty");
     o.alert_exec.emplace_back(value);
+    return std::nullopt;
+  }
+  if (key == "alertmanager") {
+    if (auto error = CheckAlertmanagerUrl(value)) return error;
+    o.alertmanager.emplace_back(value);
     return std::nullopt;
   }
   if (key == "alert_timeout") return SetPositiveSeconds(o.alert_timeout, value);
@@ -223,6 +229,7 @@ std::vector<std::pair<std::string, std::string>> OptionEntries(const Options& o)
       {"alert_exec", TomlArray(o.alert_exec)},
       {"alert_timeout", Text(o.alert_timeout)},
       {"alert_interval", Text(o.alert_interval)},
+      {"alertmanager", TomlArray(o.alertmanager)},
   };
 }
 
@@ -271,10 +278,12 @@ std::optional<std::string> LoadOptionsFile(const std::string& path, Options& opt
     if (key == "app_script") key = "command";
     if (key == "max_memory") key = "max_memory_mb";
     if (key == "max_cpu") key = "max_cpu_percent";
-    if (key == "command" || key == "error_patterns" || key == "alert_exec") {
+    if (key == "command" || key == "error_patterns" || key == "alert_exec" ||
+        key == "alertmanager") {
       std::vector<std::string>& list = key == "command"          ? loaded.command
                                        : key == "error_patterns" ? loaded.error_patterns
-                                                                 : loaded.alert_exec;
+                                       : key == "alert_exec"     ? loaded.alert_exec
+                                                                 : loaded.alertmanager;
       list.clear();
       if (const auto* s = node.as_string()) {
         list.push_back(s->get());
@@ -341,6 +350,9 @@ std::optional<std::string> SaveOptionsFile(const std::string& path, const Option
   table.insert("alert_exec", std::move(alert_exec));
   table.insert("alert_timeout", o.alert_timeout);
   table.insert("alert_interval", o.alert_interval);
+  toml::array alertmanager;
+  for (const std::string& u : o.alertmanager) alertmanager.push_back(u);
+  table.insert("alertmanager", std::move(alertmanager));
   std::ostringstream out;
   out << "# Effective configuration of the last blackbox-watchdog start in this directory.\n"
       << "# Reloaded by the next start; command-line options override it.\n"

@@ -53,6 +53,8 @@ struct Options {
   std::vector<std::string> alert_exec;
   double alert_timeout = 10;   // seconds an alert program may run before it is killed
   double alert_interval = 60;  // seconds: at most one alert per kind per interval
+  // Alertmanager peers (http://HOST:PORT[/prefix]) that get every alert.
+  std::vector<std::string> alertmanager;
 };
 
 // Defaults, with `journal` taken from $BLACKBOX_JOURNAL when set.
@@ -66,7 +68,7 @@ std::string FlagName(std::string_view key);
 
 // Sets the scalar option `key` (a TOML key) from its text. Returns an error
 // message (without the option's name) or nullopt. List keys (command,
-// error_patterns, alert_exec) take one element per call and append.
+// error_patterns, alert_exec, alertmanager) take one element per call and append.
 std::optional<std::string> SetOption(Options& options, std::string_view key,
                                      std::string_view value);
 

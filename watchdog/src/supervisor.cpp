@@ -109,9 +109,12 @@ Supervisor::Supervisor(SupervisorParts parts)
       policy_(PolicyOptions(parts_.options)),
       out_scanner_(&parts_.patterns),
       err_scanner_(&parts_.patterns) {
-  if (!parts_.alert_programs.empty()) {
+  if (!parts_.alert_programs.empty() || !parts_.alertmanagers.empty()) {
     AlertOptions options;
     options.programs = parts_.alert_programs;
+    options.alertmanagers = parts_.alertmanagers;
+    char host[256] = {};
+    if (::gethostname(host, sizeof host - 1) == 0) options.instance = host;
     options.timeout_seconds = parts_.options.alert_timeout;
     options.interval_seconds = parts_.options.alert_interval;
     options.journal = parts_.options.journal;

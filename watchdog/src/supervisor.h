@@ -59,6 +59,7 @@ struct SupervisorParts {
   std::unique_ptr<metrics::MetricsServer> metrics;
   // --alert-exec, resolved to paths (empty: no alerts).
   std::vector<std::string> alert_programs;
+  std::vector<std::string> alertmanagers;  // checked URLs
 };
 
 class Supervisor {
