@@ -73,6 +73,12 @@ void Overwrite(const std::string& path, std::streamoff offset, size_t n) {
   ASSERT_TRUE(f) << path;
 }
 
+size_t CountOf(const std::string& text, const std::string& needle) {
+  size_t n = 0;
+  for (size_t at = text.find(needle); at != std::string::npos; at = text.find(needle, at + 1)) ++n;
+  return n;
+}
+
 class DamagedJournal : public ::testing::Test {
  protected:
   // Two runs of the demo: the second start flushed the first run's log into
@@ -195,6 +201,68 @@ TEST_F(DamagedJournal, DemoOnAStreamThatCannotBeOpenedMovesItAsideAndGoesOn) {
       RunProcess({BLACKBOX_TOOL, "--journal", root_, "replay", "--json"}, WithTimeout(60s));
   EXPECT_NE(replay.out.find(fmt::format("\"stream\":\"{}\"", name)), std::string::npos)
       << replay.err;
+}
+
+// The watchdog on its own damaged stream: it sets the stream aside whole,
+// says so once on stderr and journals it as a warning of its run, numbered
+// above every event the damaged stream held.
+TEST(DamagedWatchdogJournal, AWatchdogOnADamagedLogSetsItAsideAndJournalsTheWarning) {
+  TempDir dir;
+  const std::string root = dir.path() + "/j";
+  auto run_watchdog = [&] {
+    RunOptions options;
+    options.timeout = 30s;
+    options.extra_env = {"BLACKBOX_JOURNAL="};
+    // A child that exits cleanly ends the watchdog (--restart on-failure).
+    return RunProcess({BLACKBOX_WATCHDOG, "--journal", root, "--state-dir", dir.path() + "/wd",
+                       "--health-check-interval", "60", "--", "/bin/true"},
+                      options);
+  };
+  auto watchdog_events = [&] {
+    ProcessResult r =
+        RunProcess({BLACKBOX_TOOL, "--journal", root, "replay", "--json", "--stream", "watchdog"},
+                   WithTimeout(60s));
+    std::vector<nlohmann::json> out;
+    std::istringstream in(r.out);
+    for (std::string line; std::getline(in, line);) {
+      auto j = nlohmann::json::parse(line, nullptr, /*allow_exceptions=*/false);
+      if (j.is_object()) out.push_back(j);
+    }
+    return out;
+  };
+  for (int run = 0; run < 2; ++run) {
+    ProcessResult r = run_watchdog();
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+  }
+  uint64_t before_max = 0;
+  for (const auto& e : watchdog_events()) before_max = std::max(before_max, e.value("seq", 0ul));
+  ASSERT_GT(before_max, 0u);
+  std::vector<std::string> logs = FilesOf(root + "/watchdog", ".log");
+  ASSERT_EQ(logs.size(), 1u);
+  ASSERT_GT(fs::file_size(logs[0]), 200u);
+  Overwrite(logs[0], static_cast<std::streamoff>(fs::file_size(logs[0]) / 2), 8);
+
+  ProcessResult r = run_watchdog();
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(CountOf(r.err, "blackbox-watchdog: warning: the journal stream"), 1u) << r.err;
+
+  bool aside = false;
+  for (const auto& e : fs::directory_iterator(root)) {
+    aside |= e.path().filename().string().rfind("watchdog.damaged-", 0) == 0;
+  }
+  EXPECT_TRUE(aside);
+  // The warning is an event of the fresh stream, above every seq before.
+  size_t journaled = 0;
+  for (const auto& e : watchdog_events()) {
+    if (e.value("stream", "") != "watchdog") continue;
+    EXPECT_GT(e.value("seq", 0ul), before_max);
+    if (e.value("type", "") == "error" && e.value("severity", "") == "warning" &&
+        e.value("context", "") == "journal" &&
+        e.value("message", "").find("is damaged") != std::string::npos) {
+      ++journaled;
+    }
+  }
+  EXPECT_EQ(journaled, 1u);
 }
 
 }  // namespace

@@ -176,9 +176,12 @@ int RunWatchdog(bw::Options options, const std::string& state_dir, const SavedOr
   journal_options.set_aside_damaged = true;
   auto journal =
       blackbox::Journal::Open(options.journal, blackbox::kWatchdogStream, journal_options);
+  std::vector<std::string> journal_warnings;
   if (journal.ok()) {
-    // Damage found at open (a log cut short, a stream moved aside): said once.
-    for (const std::string& w : (*journal)->TakeWarnings()) {
+    // Damage found at open (a log cut short, a stream moved aside): said once
+    // here, and journaled by the supervisor once it has started.
+    journal_warnings = (*journal)->TakeWarnings();
+    for (const std::string& w : journal_warnings) {
       fmt::print(stderr, "blackbox-watchdog: warning: {}\n", w);
     }
   }
@@ -216,6 +219,7 @@ int RunWatchdog(bw::Options options, const std::string& state_dir, const SavedOr
       .metrics = std::move(metrics),
       .alert_programs = std::move(alert_programs),
       .alertmanagers = options.alertmanager,
+      .journal_warnings = std::move(journal_warnings),
   };
   bw::Supervisor supervisor(std::move(parts));
   return supervisor.Run();

@@ -240,6 +240,14 @@ int Supervisor::Run() {
   payload.Set(std::move(config));
   Record(fb::Severity::Info, std::move(payload), Durability::kBuffered);
   RecordLifecycle(fb::Phase::Starting, "watchdog started", 0, Durability::kBuffered);
+  for (std::string& warning : parts_.journal_warnings) {
+    fb::ErrorT damage;
+    damage.context = "journal";
+    damage.message = std::move(warning);
+    fb::PayloadUnion p;
+    p.Set(std::move(damage));
+    Record(fb::Severity::Warning, std::move(p), Durability::kDurable);
+  }
 
   // Beside the loop, on its own thread: reads the journal, never the loop's state.
   if (parts_.metrics) parts_.metrics->Start([this] { return writer_.failed(); });

@@ -60,6 +60,9 @@ struct SupervisorParts {
   // --alert-exec, resolved to paths (empty: no alerts).
   std::vector<std::string> alert_programs;
   std::vector<std::string> alertmanagers;  // checked URLs
+  // What the journal found damaged at open (Journal::TakeWarnings): each is
+  // journaled as a warning right after the watchdog's start.
+  std::vector<std::string> journal_warnings;
 };
 
 class Supervisor {
