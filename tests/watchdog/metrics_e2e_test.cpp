@@ -612,13 +612,6 @@ TEST_F(AlertTest, BadAlertValuesAreRefusedAtStart) {
 }
 
 // An --error-pattern before `--` takes one value, not the command.
-TEST_F(AlertTest, AnErrorPatternBeforeTheCommandLeavesTheCommandAlone) {
-  Process wd(Watchdog({"--error-pattern", "BOOM", "--error-pattern", "FAIL"},
-                      {kChild, "sleep", file("pid")}),
-             file("wd.out"), file("wd.err"));
-  EXPECT_TRUE(WaitFor([&] { return fs::exists(file("pid")); }, 10)) << ReadFile(file("wd.err"));
-}
-
 const std::string kAlertmanager = "/usr/bin/prometheus-alertmanager";
 
 class AlertmanagerTest : public AlertTest {

@@ -266,8 +266,7 @@ int Main(int argc, char** argv) {
     flags[k] = app.add_option(bw::FlagName(key), values[k], std::string(help.at(key)));
   }
   // One value per --error-pattern, --alert-exec and --alertmanager, collected
-  // as they come: a vector option would take the `--` before COMMAND as the
-  // end of its own values.
+  // as they come, the same way for the three.
   std::vector<std::string> patterns;
   std::string pattern;
   CLI::Option* pattern_flag =
