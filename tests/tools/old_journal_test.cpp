@@ -91,8 +91,35 @@ TEST_F(OldJournal, StateFoldsToTheSameState) {
   EXPECT_TRUE(Contains(json::parse(Golden("state.json")), json::parse(now.out), "state"));
 }
 
-TEST_F(OldJournal, CrashesListsTheSameCrashes) {
-  ExpectLinesContained(Golden("crashes.jsonl"), Run({"crashes", "--json"}));
+// The old tools listed every crash record (the app's capture and the
+// watchdog's observation of the same death were two lines); today's list one
+// incident per death. Each old line must be a source of exactly one incident,
+// and when it is the incident's main record, its old JSON is contained in the
+// incident's "crash".
+TEST_F(OldJournal, CrashesListsEveryOldCrashRecordInOneIncident) {
+  ToolResult now = Run({"crashes", "--json"});
+  ASSERT_EQ(now.exit_code, 0) << now.err;
+  std::vector<json> incidents;
+  for (const auto& line : Lines(now.out)) incidents.push_back(json::parse(line));
+  std::vector<std::string> reasons;
+  for (const auto& i : incidents) reasons.push_back(i["reason"]);
+  EXPECT_EQ(reasons, (std::vector<std::string>{"segfault", "terminate", "hang", "memory"}));
+  std::vector<std::string> old = Lines(Golden("crashes.jsonl"));
+  ASSERT_EQ(old.size(), 6u);
+  for (const auto& line : old) {
+    json crash = json::parse(line);
+    int holders = 0;
+    for (const auto& i : incidents) {
+      for (const auto& src : i["sources"]) {
+        if (src["stream"] != crash["stream"] || src["seq"] != crash["seq"]) continue;
+        ++holders;
+        if (i["crash"]["seq"] == crash["seq"] && i["crash"]["stream"] == crash["stream"]) {
+          EXPECT_TRUE(Contains(crash, i["crash"], "crash"));
+        }
+      }
+    }
+    EXPECT_EQ(holders, 1) << line;
+  }
 }
 
 TEST_F(OldJournal, VerifyFindsItIntact) {
