@@ -46,29 +46,34 @@ TEST_F(TourIncidents, EachDeathIsOneIncidentWithItsReason) {
   options.extra_env = {"BLACKBOX_JOURNAL=" + (dir_ / "journal")};
   int null = open("/dev/null", O_RDWR | O_CLOEXEC);
   ASSERT_GE(null, 0);
-  pid_t watchdog = ::blackbox::testing::StartProcess({BLACKBOX_WATCHDOG_BIN,
-                                                      "--state-dir",
-                                                      dir_ / "wd",
-                                                      "--restart-delay",
-                                                      "0.2",
-                                                      "--max-restarts",
-                                                      "10",
-                                                      "--watchdog-timeout",
-                                                      "2",
-                                                      "--stop-timeout",
-                                                      "1",
-                                                      "--health-check-interval",
-                                                      "0.3",
-                                                      "--max-memory",
-                                                      "80",
-                                                      "--limit-cycles",
-                                                      "2",
-                                                      "--",
-                                                      BLACKBOX_DEMO_BIN,
-                                                      "--tour",
-                                                      "--interval-ms",
-                                                      "50"},
-                                                     options, null, null, null);
+  pid_t watchdog = ::blackbox::testing::StartProcess(
+      {// In the scratch directory: the demo writes its system_state.json there.
+       "/usr/bin/env",
+       "-C",
+       dir_.path(),
+       BLACKBOX_WATCHDOG_BIN,
+       "--state-dir",
+       dir_ / "wd",
+       "--restart-delay",
+       "0.2",
+       "--max-restarts",
+       "10",
+       "--watchdog-timeout",
+       "2",
+       "--stop-timeout",
+       "1",
+       "--health-check-interval",
+       "0.3",
+       "--max-memory",
+       "80",
+       "--limit-cycles",
+       "2",
+       "--",
+       BLACKBOX_DEMO_BIN,
+       "--tour",
+       "--interval-ms",
+       "50"},
+      options, null, null, null);
   close(null);
   int leaking = WaitForRestart([](const json& r) { return r["reason"] == "memory"; });
   ASSERT_NE(leaking, 0);
