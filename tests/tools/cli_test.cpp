@@ -300,19 +300,31 @@ TEST_F(Cli, VerifyReportsASequenceGap) {
       << verify.out;
 }
 
-TEST_F(Cli, CrashesListsEveryCrashNewestLast) {
+TEST_F(Cli, CrashesListsOneIncidentPerDeath) {
   ToolResult r = Run({"crashes", "--json"});
   ASSERT_EQ(r.exit_code, 0) << r.err;
   std::vector<std::string> lines = Lines(r.out);
-  ASSERT_EQ(lines.size(), 2u);
-  // Ordered by when the crash happened: the in-process record (journaled at
-  // the next start) before the watchdog's view of the same death.
-  EXPECT_EQ(json::parse(lines[0])["origin"], "signal");
-  EXPECT_EQ(json::parse(lines[1])["origin"], "watchdog");
+  // The in-process capture and the watchdog's view of the same death are one.
+  ASSERT_EQ(lines.size(), 1u) << r.out;
+  json i = json::parse(lines[0]);
+  EXPECT_EQ(i["reason"], "segfault");
+  EXPECT_EQ(i["crash"]["origin"], "signal");  // the capture is the record shown
+  ASSERT_EQ(i["sources"].size(), 3u) << lines[0];
+  EXPECT_EQ(i["sources"][0]["kind"], "watchdog");
+  EXPECT_EQ(i["sources"][1]["kind"], "restart");
+  EXPECT_EQ(i["sources"][2]["kind"], "capture");
+  EXPECT_EQ(i["core_dumped"], true);  // from the watchdog's record
 
   ToolResult human = Run({"crashes"});
   EXPECT_NE(human.out.find("SIGSEGV"), std::string::npos) << human.out;
+  EXPECT_NE(human.out.find("segfault"), std::string::npos) << human.out;
   EXPECT_NE(human.out.find("Book::best_bid()"), std::string::npos) << human.out;
+
+  ToolResult by_reason = Run({"crashes", "--json", "--reason", "hang"});
+  ASSERT_EQ(by_reason.exit_code, 0) << by_reason.err;
+  EXPECT_EQ(by_reason.out, "");
+  ToolResult by_pid = Run({"crashes", "--json", "--pid", std::to_string(i["pid"].get<int>())});
+  EXPECT_EQ(Lines(by_pid.out).size(), 1u) << by_pid.out;
 }
 
 TEST_F(Cli, CrashesShowIncludesTheSecondsBeforeTheCrash) {
@@ -321,14 +333,15 @@ TEST_F(Cli, CrashesShowIncludesTheSecondsBeforeTheCrash) {
   EXPECT_NE(r.out.find("start_thread"), std::string::npos) << r.out;    // the last frame
   EXPECT_NE(r.out.find("map::at: 'bid'"), std::string::npos) << r.out;  // 50 ms before
 
-  ToolResult j = Run({"crashes", "show", "-2", "--json", "--before", "1"});
+  ToolResult j = Run({"crashes", "show", "-1", "--json", "--before", "1"});
   ASSERT_EQ(j.exit_code, 0) << j.err;
   json out = json::parse(j.out);
   EXPECT_EQ(out["crash"]["signal_name"], "SIGSEGV");
   ASSERT_EQ(out["before"].size(), 2u) << j.out;  // the error and the limit warning
   EXPECT_EQ(out["before"][1]["message"], "map::at: 'bid'");
 
-  ExpectOneLineError(Run({"crashes", "show", "3"}), 2, "no crash 3");
+  EXPECT_FALSE(out["frames"].empty());  // -1: the newest, never a frameless duplicate
+  ExpectOneLineError(Run({"crashes", "show", "2"}), 2, "no crash 2");
 }
 
 TEST_F(Cli, StatsCountsEventsPerTypeAndStream) {

@@ -281,7 +281,7 @@ TEST_F(Terminal, CrashesColourTheCrashRed) {
   EXPECT_TRUE(Has(list.out, "\033[31mSIGSEGV ")) << list.out;
   ToolResult show = Run({"--no-pager", "crashes", "show", "1"}, {}, true);
   ASSERT_EQ(show.exit_code, 0) << show.err;
-  EXPECT_TRUE(Has(show.out, "\033[31mcrash 1 of 2\033[0m")) << show.out;
+  EXPECT_TRUE(Has(show.out, "\033[31mcrash 1 of 1: segfault\033[0m")) << show.out;
   EXPECT_TRUE(Has(show.out, "\033[31mSIGSEGV\033[0m (11)")) << show.out;
 
   for (std::vector<std::string> args :

@@ -1,14 +1,16 @@
-// blackbox crashes: every crash, newest last; `crashes show N`: one crash and
-// what the service was doing in the seconds before it.
+// blackbox crashes: every incident (one per death, incidents.h), newest last;
+// `crashes show N`: one incident and what the service was doing before it.
 #include <fmt/format.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <map>
 #include <memory>
 
 #include "command.h"
 #include "event_json.h"
 #include "human_format.h"
+#include "incidents.h"
 #include "journal_access.h"
 #include "option_checks.h"
 #include "output_file.h"
@@ -24,65 +26,117 @@ struct CrashesOptions {
   int frames = 3;
   std::string since;  // crashes --since/--until: a window of the list
   std::string until;
+  std::string reason;  // crashes --reason/--pid: only those incidents
+  int64_t pid = 0;
   // crashes show
   int64_t index = 0;
   double before_seconds = 10;
 };
 
-// One crash, copied out of the journal (records are only valid inside a scan).
-struct CrashRecord {
-  std::string stream;
-  uint64_t seq = 0;
-  std::string bytes;
-  size_t number = 0;  // its place in the whole list, from 1
-  const fb::Event& event() const { return *fb::GetEvent(bytes.data()); }
-  const fb::Crash& crash() const { return *event().payload_as_Crash(); }
-  // When it happened: a crash captured in-process is journaled at the next
-  // start, so its own time says more than the event's.
-  int64_t time_ns() const {
-    return crash().crash_time_ns() != 0 ? crash().crash_time_ns() : event().time_ns();
+// Every incident of the journal, with the crash records it was made of
+// copied out (records are only valid inside a scan).
+struct Incidents {
+  std::vector<Incident> list;
+  std::map<std::pair<std::string, uint64_t>, std::string> crash_bytes;  // (stream, seq) -> event
+  const fb::Event* Primary(const Incident& i) const {
+    auto it = crash_bytes.find({i.primary_stream, i.primary_seq});
+    return it == crash_bytes.end() ? nullptr : fb::GetEvent(it->second.data());
   }
 };
 
 std::string_view Str(const flatbuffers::String* s) { return s ? s->string_view() : ""; }
 
-std::vector<CrashRecord> FindCrashes(const MergedReader& reader, DamageReport& damage) {
-  std::vector<CrashRecord> crashes;
+Incidents FindIncidents(const MergedReader& reader, DamageReport& damage) {
+  Incidents out;
+  IncidentBuilder builder;
   MergedReader::Options scan;
   scan.on_bad = damage.callback();
   Status s = reader.Scan(scan, [&](const Record& r) {
-    if (r.event->payload_type() == fb::Payload::Crash && r.event->payload_as_Crash()) {
-      crashes.push_back({std::string(r.stream), r.seq, std::string(r.bytes)});
+    builder.Add(r.stream, r.seq, *r.event);
+    if (r.event->payload_type() == fb::Payload::Crash) {
+      out.crash_bytes.emplace(std::pair{std::string(r.stream), r.seq}, std::string(r.bytes));
     }
     return true;
   });
   if (!s.ok()) Trouble(fmt::format("cannot read journal: {}", s.ToString()));
-  // An in-process crash is journaled at the next start, after the watchdog
-  // saw the death: order by when the crash happened, which is what is shown.
-  std::stable_sort(crashes.begin(), crashes.end(), [](const CrashRecord& a, const CrashRecord& b) {
-    return a.time_ns() < b.time_ns();
-  });
-  for (size_t i = 0; i < crashes.size(); ++i) crashes[i].number = i + 1;
-  return crashes;
+  out.list = builder.Finish();
+  return out;
 }
 
-// --since/--until: a time bounds when the crash happened (the time shown); a
-// sequence number bounds the crash's record.
-bool InWindow(const CrashRecord& c, const Bound& since, const Bound& until) {
-  Record r{c.stream, c.seq, c.bytes, &c.event()};
-  if (since.set && (since.exact ? !AtOrAfter(r, since) : c.time_ns() < since.at.time_ns)) {
-    return false;
-  }
-  if (until.set && (until.exact ? !AtOrBefore(r, until) : c.time_ns() > until.at.time_ns)) {
+// --since/--until: a time bounds when the run died (the time shown); a
+// sequence number bounds the incident's main record.
+bool InWindow(const Incidents& all, const Incident& i, const Bound& since, const Bound& until) {
+  const fb::Event* e = all.Primary(i);
+  auto exact = [&](const Bound& b, bool after) {
+    if (!e) return false;
+    Record r{i.primary_stream, i.primary_seq, {}, e};
+    return after ? AtOrAfter(r, b) : AtOrBefore(r, b);
+  };
+  if (since.set && (since.exact ? !exact(since, true) : i.time_ns < since.at.time_ns)) return false;
+  if (until.set && (until.exact ? !exact(until, false) : i.time_ns > until.at.time_ns)) {
     return false;
   }
   return true;
 }
 
-std::string SignalText(const fb::Crash& c) {
-  if (c.signal() != 0) return SignalName(c.signal());
-  if (c.exit_code() >= 0) return fmt::format("exit {}", c.exit_code());
+std::string SignalText(const Incident& i) {
+  if (i.signal != 0) return SignalName(i.signal);
+  if (i.exit_code >= 0) return fmt::format("exit {}", i.exit_code);
   return "-";
+}
+
+std::string LivedText(const Incident& i) {
+  if (!i.lived_ns) return "-";
+  double s = static_cast<double>(*i.lived_ns) / 1e9;
+  if (s < 60) return fmt::format("{:.1f}s", s);
+  if (s < 3600) return fmt::format("{}m{:02}s", static_cast<int>(s) / 60, static_cast<int>(s) % 60);
+  return fmt::format("{}h{:02}m", static_cast<int>(s) / 3600, static_cast<int>(s) / 60 % 60);
+}
+
+std::string SeenBy(const Incident& i) {
+  std::string out;
+  for (const char* kind : {"capture", "watchdog", "limit", "restart", "unclean"}) {
+    bool has = std::any_of(i.sources.begin(), i.sources.end(),
+                           [&](const IncidentSource& s) { return s.kind == kind; });
+    if (has) out += out.empty() ? kind : fmt::format("+{}", kind);
+  }
+  return out;
+}
+
+Json IncidentToJson(const Incidents& all, const Incident& i) {
+  Json j = Json::object();
+  j["number"] = i.number;
+  j["time"] = FormatUtc(i.time_ns);
+  j["time_ns"] = i.time_ns;
+  j["pid"] = i.pid;
+  j["reason"] = i.reason;
+  const fb::Event* e = all.Primary(i);
+  j["crash"] = e ? EventToJson(*e, i.primary_stream, i.primary_seq) : Json(nullptr);
+  // As the main record says (what `crashes --json` printed per record before).
+  j["origin"] = e ? j["crash"]["origin"] : Json(nullptr);
+  j["fault_address"] = i.fault_address;
+  j["signal"] = i.signal;
+  j["signal_name"] = i.signal != 0 ? Json(SignalName(i.signal)) : Json(nullptr);
+  j["exit_code"] = i.exit_code;
+  j["core_dumped"] = i.core_dumped;
+  j["exception_type"] = i.exception_type.empty() ? Json(nullptr) : Json(i.exception_type);
+  j["exception_message"] = i.exception_type.empty() ? Json(nullptr) : Json(i.exception_message);
+  j["frames"] = i.frames;
+  j["lived_seconds"] = i.lived_ns ? Json(static_cast<double>(*i.lived_ns) / 1e9) : Json(nullptr);
+  if (i.restart_time_ns) {
+    j["restart"] = {{"time", FormatUtc(*i.restart_time_ns)},
+                    {"attempt", i.restart_attempt},
+                    {"delay_ms", i.restart_delay_ms},
+                    {"pid", i.restart_pid}};
+  } else {
+    j["restart"] = nullptr;
+  }
+  Json sources = Json::array();
+  for (const auto& s : i.sources) {
+    sources.push_back({{"stream", s.stream}, {"seq", s.seq}, {"kind", s.kind}});
+  }
+  j["sources"] = std::move(sources);
+  return j;
 }
 
 int List(const GlobalOptions& global, const CrashesOptions& o) {
@@ -93,41 +147,40 @@ int List(const GlobalOptions& global, const CrashesOptions& o) {
     BadArgument(fmt::format("--since {} is after --until {}", o.since, o.until));
   }
   DamageReport damage;
-  std::vector<CrashRecord> crashes = FindCrashes(*reader, damage);
+  Incidents all = FindIncidents(*reader, damage);
   // The numbers stay those of the whole list, so `crashes show N` finds the
-  // crash a window showed as N.
-  std::erase_if(crashes, [&](const CrashRecord& c) { return !InWindow(c, since, until); });
+  // incident a filtered list showed as N.
+  std::vector<const Incident*> shown;
+  for (const Incident& i : all.list) {
+    if (!InWindow(all, i, since, until)) continue;
+    if (!o.reason.empty() && i.reason != o.reason) continue;
+    if (o.pid != 0 && i.pid != o.pid) continue;
+    shown.push_back(&i);
+  }
+  const bool filtered = since.set || until.set || !o.reason.empty() || o.pid != 0;
   StartPager(global.no_pager);
   UseLargeStdoutBuffer();
   const bool colour = WantColour(STDOUT_FILENO);
   if (o.json) {
-    for (const auto& c : crashes) {
-      fmt::print("{}\n", EventToJsonLine(c.event(), c.stream, c.seq));
-    }
-  } else if (crashes.empty()) {
-    fmt::print("no crashes in {}{}\n", global.journal,
-               since.set || until.set ? " in that window" : "");
+    for (const Incident* i : shown) fmt::print("{}\n", IncidentToJson(all, *i).dump());
+  } else if (shown.empty()) {
+    fmt::print("no crashes in {}{}\n", global.journal, filtered ? " that match" : "");
   } else {
-    size_t width = StreamColumnWidth(*reader);
-    fmt::print("{:>3}  {:<23}  {:<{}}  {:<7}  {:<9}  {:<8}  {}\n", "#", "TIME", "STREAM", width,
-               "PID", "ORIGIN", "SIGNAL", "WHAT");
-    for (size_t i = 0; i < crashes.size(); ++i) {
-      const CrashRecord& c = crashes[i];
-      const fb::Crash& crash = c.crash();
+    fmt::print("{:>3}  {:<23}  {:<7}  {:<9}  {:<8}  {:>7}  {:<32}  {}\n", "#", "TIME", "PID",
+               "REASON", "SIGNAL", "LIVED", "SEEN BY", "WHAT");
+    for (const Incident* i : shown) {
       std::string what;
-      if (crash.exception_type() && crash.exception_type()->size() > 0) {
-        what = fmt::format("{}: {}", Str(crash.exception_type()), Str(crash.exception_message()));
+      if (!i->exception_type.empty()) {
+        what = fmt::format("{}: {}", i->exception_type, i->exception_message);
       }
       // The padding is outside the colour, so the columns stay aligned.
-      fmt::print("{:>3}  {:<23}  {:<{}}  {:<7}  {:<9}  {}  {}\n", c.number,
-                 FormatLocalMs(c.time_ns()), c.stream, width, crash.crashed_pid(),
-                 EventToJson(c.event(), c.stream, c.seq)["origin"].get<std::string>(),
-                 Paint(fmt::format("{:<8}", SignalText(crash)), kRed, colour),
-                 Paint(what, kRed, colour));
-      if (crash.frames()) {
-        for (int f = 0; f < o.frames && f < static_cast<int>(crash.frames()->size()); ++f) {
-          fmt::print("{:>5}#{} {}\n", "", f, Str(crash.frames()->Get(f)));
-        }
+      fmt::print("{:>3}  {:<23}  {:<7}  {}  {}  {:>7}  {:<32}  {}\n", i->number,
+                 FormatLocalMs(i->time_ns), i->pid,
+                 Paint(fmt::format("{:<9}", i->reason), kRed, colour),
+                 Paint(fmt::format("{:<8}", SignalText(*i)), kRed, colour), LivedText(*i),
+                 SeenBy(*i), Paint(what, kRed, colour));
+      for (int f = 0; f < o.frames && f < static_cast<int>(i->frames.size()); ++f) {
+        fmt::print("{:>5}#{} {}\n", "", f, i->frames[static_cast<size_t>(f)]);
       }
     }
   }
@@ -139,35 +192,36 @@ int List(const GlobalOptions& global, const CrashesOptions& o) {
 
 int Show(const GlobalOptions& global, const CrashesOptions& o) {
   if (o.before_seconds < 0) BadArgument("--before must not be negative");
-  if (!o.since.empty() || !o.until.empty()) {
+  if (!o.since.empty() || !o.until.empty() || !o.reason.empty() || o.pid != 0) {
     BadArgument(
-        "crashes show N takes no --since/--until: N is the number `blackbox crashes` prints, "
-        "with or without a window");
+        "crashes show N takes no --since/--until/--reason/--pid: N is the number `blackbox "
+        "crashes` prints, with or without them");
   }
   std::unique_ptr<MergedReader> reader = OpenJournal(global.journal);
   DamageReport damage;
-  std::vector<CrashRecord> crashes = FindCrashes(*reader, damage);
-  auto count = static_cast<int64_t>(crashes.size());
-  int64_t i = o.index > 0 ? o.index - 1 : count + o.index;  // -1 = the newest
-  if (o.index == 0 || i < 0 || i >= count) {
+  Incidents all = FindIncidents(*reader, damage);
+  auto count = static_cast<int64_t>(all.list.size());
+  int64_t n = o.index > 0 ? o.index - 1 : count + o.index;  // -1 = the newest
+  if (o.index == 0 || n < 0 || n >= count) {
     BadArgument(
-        fmt::format("no crash {} (the journal holds {} crash{}; numbers start at 1, -1 "
+        fmt::format("no crash {} (the journal holds {} incident{}; numbers start at 1, -1 "
                     "is the newest)",
-                    o.index, count, count == 1 ? "" : "es"));
+                    o.index, count, count == 1 ? "" : "s"));
   }
-  const CrashRecord& c = crashes[static_cast<size_t>(i)];
+  const Incident& i = all.list[static_cast<size_t>(n)];
 
-  // What the service was doing: every stream, in the window before the crash.
-  std::vector<std::pair<std::string, std::string>> before;  // (json, human) per event
+  // What the service was doing: every stream, in the window before the death.
   MergedReader::Options scan;
-  scan.since_ns = c.time_ns() - static_cast<int64_t>(o.before_seconds * 1e9);
-  scan.until_ns = c.time_ns();
+  scan.since_ns = i.time_ns - static_cast<int64_t>(o.before_seconds * 1e9);
+  scan.until_ns = i.time_ns;
   scan.on_bad = damage.callback();
   HumanStyle style{WantColour(STDOUT_FILENO), StreamColumnWidth(*reader)};
   Json before_json = Json::array();
   std::string before_text;
   Status s = reader->Scan(scan, [&](const Record& r) {
-    if (r.stream == c.stream && r.seq == c.seq) return true;
+    for (const auto& src : i.sources) {
+      if (r.stream == src.stream && r.seq == src.seq) return true;
+    }
     if (o.json) {
       before_json.push_back(EventToJson(*r.event, r.stream, r.seq));
     } else {
@@ -181,34 +235,36 @@ int Show(const GlobalOptions& global, const CrashesOptions& o) {
   StartPager(global.no_pager);
   UseLargeStdoutBuffer();
   if (o.json) {
-    Json out = Json::object();
-    out["crash"] = EventToJson(c.event(), c.stream, c.seq);
+    Json out = IncidentToJson(all, i);
     out["before"] = std::move(before_json);
     fmt::print("{}\n", out.dump(2));
   } else {
-    const fb::Crash& crash = c.crash();
-    Json j = EventToJson(c.event(), c.stream, c.seq);
-    fmt::print("{}\n", Paint(fmt::format("crash {} of {}", i + 1, count), kRed, style.colour));
-    fmt::print("  time       {}  ({})\n", FormatLocalMs(c.time_ns()), FormatUtc(c.time_ns()));
-    fmt::print("  recorded   {} seq {} at {} by pid {}\n", c.stream, c.seq,
-               FormatLocalMs(c.event().time_ns()), c.event().pid());
-    fmt::print("  origin     {}\n", j["origin"].get<std::string>());
-    fmt::print("  process    pid {}\n", crash.crashed_pid());
-    if (crash.signal() != 0) {
-      fmt::print("  signal     {} ({}){}\n", Paint(SignalName(crash.signal()), kRed, style.colour),
-                 crash.signal(),
-                 crash.fault_address() != 0 ? fmt::format(" at {:#x}", crash.fault_address()) : "");
+    fmt::print("{}\n", Paint(fmt::format("crash {} of {}: {}", n + 1, count, i.reason), kRed,
+                             style.colour));
+    fmt::print("  time       {}  ({})\n", FormatLocalMs(i.time_ns), FormatUtc(i.time_ns));
+    fmt::print("  process    pid {}{}\n", i.pid,
+               i.lived_ns ? fmt::format(", lived {}", LivedText(i)) : "");
+    if (i.signal != 0) {
+      fmt::print("  signal     {} ({}){}\n", Paint(SignalName(i.signal), kRed, style.colour),
+                 i.signal, i.fault_address != 0 ? fmt::format(" at {:#x}", i.fault_address) : "");
     }
-    if (crash.exit_code() >= 0) fmt::print("  exit code  {}\n", crash.exit_code());
-    if (crash.core_dumped()) fmt::print("  core       dumped\n");
-    if (crash.exception_type() && crash.exception_type()->size() > 0) {
-      fmt::print("  exception  {}: {}\n", Str(crash.exception_type()),
-                 Str(crash.exception_message()));
+    if (i.exit_code >= 0) fmt::print("  exit code  {}\n", i.exit_code);
+    if (i.core_dumped) fmt::print("  core       dumped\n");
+    if (!i.exception_type.empty()) {
+      fmt::print("  exception  {}: {}\n", i.exception_type, i.exception_message);
     }
-    if (crash.frames() && crash.frames()->size() > 0) {
+    if (i.restart_time_ns) {
+      fmt::print("  restart    attempt {} at {} after {} ms, new pid {}\n", i.restart_attempt,
+                 FormatLocalMs(*i.restart_time_ns), i.restart_delay_ms, i.restart_pid);
+    }
+    fmt::print("  recorded\n");
+    for (const auto& src : i.sources) {
+      fmt::print("    {:<9} {} seq {}\n", src.kind, src.stream, src.seq);
+    }
+    if (!i.frames.empty()) {
       fmt::print("  frames\n");
-      for (size_t f = 0; f < crash.frames()->size(); ++f) {
-        fmt::print("    #{:<3} {}\n", f, Str(crash.frames()->Get(f)));
+      for (size_t f = 0; f < i.frames.size(); ++f) {
+        fmt::print("    #{:<3} {}\n", f, i.frames[f]);
       }
     }
     fmt::print("\nevents in the {} s before:\n{}", o.before_seconds,
@@ -225,7 +281,7 @@ int Show(const GlobalOptions& global, const CrashesOptions& o) {
 void AddCrashesCommand(CLI::App& app, const GlobalOptions& global, CommandBody& body) {
   auto o = std::make_shared<CrashesOptions>();
   CLI::App* cmd = app.add_subcommand(
-      "crashes", "List every crash (fatal signal, std::terminate, or a death the watchdog saw)");
+      "crashes", "List every incident: each death of a run that was not a clean stop, once");
   cmd->add_flag("--json", o->json, "One JSON object per line, like replay --json");
   cmd->add_option("--frames", o->frames, "Stack frames shown per crash")
       ->check(WholeNumber(1'000'000))
@@ -234,6 +290,10 @@ void AddCrashesCommand(CLI::App& app, const GlobalOptions& global, CommandBody& 
                   "Only crashes that happened at or after this time (the times of replay "
                   "--since: today, -1h, 05:14, 2026-01-15T10:30:00Z) or sequence number");
   cmd->add_option("--until", o->until, "Only crashes up to this time or sequence number");
+  cmd->add_option("--reason", o->reason,
+                  "Only incidents of this reason (segfault, abort, terminate, hang, memory, cpu, "
+                  "unclean, exit, signal, bus, fpe, illegal)");
+  cmd->add_option("--pid", o->pid, "Only incidents of this process")->check(WholeNumber(1 << 30));
   cmd->footer(
       "Crash numbers are those of the whole list, with or without --since/--until.\n"
       "Examples:\n"

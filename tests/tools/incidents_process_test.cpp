@@ -1,0 +1,104 @@
+// The demo's tour under the real watchdog: every death is one incident with
+// its reason, and a SIGKILL from outside is one more, of reason "unclean".
+#include <fcntl.h>
+#include <gtest/gtest.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <csignal>
+#include <nlohmann/json.hpp>
+#include <thread>
+
+#include "tool_test_support.h"
+
+namespace blackbox::tools::testing {
+namespace {
+
+using nlohmann::json;
+
+class TourIncidents : public ::testing::Test {
+ protected:
+  std::vector<json> Json(std::vector<std::string> args) {
+    args.insert(args.begin(), {"--journal", dir_ / "journal"});
+    ToolResult r = RunTool(args);
+    std::vector<json> out;
+    if (r.exit_code != 0) return out;
+    for (const auto& line : Lines(r.out)) out.push_back(json::parse(line));
+    return out;
+  }
+  // Waits (at most 60 s) for a watchdog restart that `match` accepts; its new pid.
+  int WaitForRestart(const std::function<bool(const json&)>& match) {
+    auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+    while (std::chrono::steady_clock::now() < deadline) {
+      for (const json& r :
+           Json({"replay", "--json", "--type", "restart", "--stream", "watchdog"})) {
+        if (match(r)) return r["child_pid"];
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    }
+    return 0;
+  }
+  TempDir dir_;
+};
+
+TEST_F(TourIncidents, EachDeathIsOneIncidentWithItsReason) {
+  ::blackbox::testing::RunOptions options;
+  options.extra_env = {"BLACKBOX_JOURNAL=" + (dir_ / "journal")};
+  int null = open("/dev/null", O_RDWR | O_CLOEXEC);
+  ASSERT_GE(null, 0);
+  pid_t watchdog = ::blackbox::testing::StartProcess(
+      {// In the scratch directory: the demo writes its system_state.json there.
+       "/usr/bin/env",
+       "-C",
+       dir_.path(),
+       BLACKBOX_WATCHDOG_BIN,
+       "--state-dir",
+       dir_ / "wd",
+       "--restart-delay",
+       "0.2",
+       "--max-restarts",
+       "10",
+       "--watchdog-timeout",
+       "2",
+       "--stop-timeout",
+       "1",
+       "--health-check-interval",
+       "0.3",
+       "--max-memory",
+       "80",
+       "--limit-cycles",
+       "2",
+       "--",
+       BLACKBOX_DEMO_BIN,
+       "--tour",
+       "--interval-ms",
+       "50"},
+      options, null, null, null);
+  close(null);
+  int leaking = WaitForRestart([](const json& r) { return r["reason"] == "memory"; });
+  ASSERT_NE(leaking, 0);
+  // The next run leaks too; kill it from outside before its limit does.
+  ASSERT_EQ(kill(leaking, SIGKILL), 0);
+  EXPECT_NE(WaitForRestart([](const json& r) { return r["signal"] == SIGKILL; }), 0);
+  ::blackbox::testing::RunProcess({BLACKBOX_WATCHDOG_BIN, "--stop", "--state-dir", dir_ / "wd"});
+  int status = 0;
+  ASSERT_EQ(waitpid(watchdog, &status, 0), watchdog);
+
+  std::vector<json> incidents = Json({"crashes", "--json"});
+  std::vector<std::string> reasons;
+  for (const auto& i : incidents) reasons.push_back(i["reason"]);
+  EXPECT_EQ(reasons,
+            (std::vector<std::string>{"segfault", "terminate", "hang", "memory", "unclean"}));
+  ASSERT_EQ(incidents.size(), 5u);
+  EXPECT_EQ(incidents[4]["pid"], leaking);
+  // The app captured the first three: their incidents carry its frames.
+  for (size_t n = 0; n < 3; ++n) EXPECT_FALSE(incidents[n]["frames"].empty()) << n;
+  EXPECT_EQ(incidents[1]["exception_type"], "std::logic_error");
+
+  ToolResult newest = RunTool({"--journal", dir_ / "journal", "crashes", "show", "-1", "--json"});
+  ASSERT_EQ(newest.exit_code, 0) << newest.err;
+  EXPECT_EQ(json::parse(newest.out)["reason"], "unclean");
+}
+
+}  // namespace
+}  // namespace blackbox::tools::testing
