@@ -19,6 +19,7 @@ packages=(
   python3-pytest             # its tests (tests/python/)
   libcpp-httplib-dev         # the watchdog's /metrics server
   prometheus prometheus-alertmanager  # real servers for the monitoring tests (promtool too)
+  chromium chromium-driver python3-selenium  # the browser test of `blackbox serve` (tests/browser/)
 )
 
 missing=()

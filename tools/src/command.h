@@ -27,5 +27,6 @@ void AddCompactCommand(CLI::App& app, const GlobalOptions& global, CommandBody& 
 void AddVerifyCommand(CLI::App& app, const GlobalOptions& global, CommandBody& body);
 void AddStatsCommand(CLI::App& app, const GlobalOptions& global, CommandBody& body);
 void AddMetricsCommand(CLI::App& app, const GlobalOptions& global, CommandBody& body);
+void AddServeCommand(CLI::App& app, const GlobalOptions& global, CommandBody& body);
 
 }  // namespace blackbox::tools

@@ -53,6 +53,7 @@ int main(int argc, char** argv) {
   AddVerifyCommand(app, global, body);
   AddStatsCommand(app, global, body);
   AddMetricsCommand(app, global, body);
+  AddServeCommand(app, global, body);
 
   try {
     app.parse(argc, argv);

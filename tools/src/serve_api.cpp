@@ -1,0 +1,299 @@
+#include "serve_api.h"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <bitset>
+#include <charconv>
+#include <cmath>
+#include <deque>
+#include <limits>
+#include <memory>
+#include <set>
+
+#include "blackbox/state.h"
+#include "journal_access.h"
+#include "serve_crashes.h"
+#include "state_load.h"
+#include "time_spec.h"
+#include "tool_error.h"
+
+namespace blackbox::tools {
+namespace {
+
+constexpr uint64_t kDefaultEventLimit = 10000;
+constexpr uint64_t kDefaultPoints = 600;
+constexpr uint64_t kMaxPoints = 10000;
+constexpr int64_t kSecondsBeforeCrash = 10;
+
+// Every value of `name`, comma-separated lists split.
+std::vector<std::string> Values(const QueryParams& q, const std::string& name) {
+  std::vector<std::string> out;
+  auto [first, last] = q.equal_range(name);
+  for (auto it = first; it != last; ++it) {
+    std::string_view rest = it->second;
+    while (!rest.empty()) {
+      size_t comma = rest.find(',');
+      std::string_view item = rest.substr(0, comma);
+      if (!item.empty()) out.emplace_back(item);
+      if (comma == std::string_view::npos) break;
+      rest.remove_prefix(comma + 1);
+    }
+  }
+  return out;
+}
+
+// The single value of `name` ("" when absent); given twice is an error.
+std::string Single(const QueryParams& q, const std::string& name) {
+  if (q.count(name) > 1) BadArgument(fmt::format("{}: given more than once", name));
+  auto it = q.find(name);
+  return it == q.end() ? "" : it->second;
+}
+
+uint64_t WholeNumberParam(const QueryParams& q, const std::string& name, uint64_t fallback,
+                          uint64_t low, uint64_t high) {
+  std::string text = Single(q, name);
+  if (text.empty()) return fallback;
+  uint64_t value = 0;
+  auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
+  if (ec != std::errc() || end != text.data() + text.size() || value < low || value > high) {
+    BadArgument(
+        fmt::format("{}: must be a whole number from {} to {}, not '{}'", name, low, high, text));
+  }
+  return value;
+}
+
+// Counts damaged records quietly (a server answering many requests would
+// repeat the same warning on every one).
+struct DamageCount {
+  uint64_t records = 0;
+  BadRecordFn callback() {
+    return [this](const BadRecord& bad) { records += bad.records > 0 ? bad.records : 1; };
+  }
+};
+
+void CheckWindow(const Bound& since, const Bound& until, const std::string& since_text,
+                 const std::string& until_text) {
+  if (since.set && until.set && since.at.time_ns > until.at.time_ns) {
+    BadArgument(fmt::format("since {} is after until {}", since_text, until_text));
+  }
+}
+
+[[noreturn]] void Unreadable(const std::string& root, const Status& s) {
+  Trouble(fmt::format("cannot read journal '{}': {}", root, s.ToString()));
+}
+
+}  // namespace
+
+Json ServeEvents(const std::string& root, const QueryParams& q) {
+  std::vector<std::string> streams = Values(q, "stream");
+  std::bitset<256> types;
+  std::vector<std::string> type_names = Values(q, "type");
+  if (type_names.empty()) types.set();
+  for (const std::string& name : type_names) {
+    fb::Payload type = PayloadFromName(name);
+    if (type == fb::Payload::NONE) {
+      BadArgument(fmt::format(
+          "type: unknown event type '{}' (types: error, crash, health, lifecycle, restart, "
+          "callback, gauge, log, limit, config)",
+          name));
+    }
+    types.set(static_cast<size_t>(type));
+  }
+  const uint64_t limit =
+      WholeNumberParam(q, "limit", kDefaultEventLimit, 0, std::numeric_limits<uint32_t>::max());
+  std::string since_text = Single(q, "since");
+  std::string until_text = Single(q, "until");
+  std::unique_ptr<MergedReader> reader = OpenJournal(root, streams);
+  std::string default_stream = streams.size() == 1 ? streams[0] : "";
+  Bound since = ResolveBound(since_text, "since", *reader, default_stream);
+  Bound until = ResolveBound(until_text, "until", *reader, default_stream);
+  CheckWindow(since, until, since_text, until_text);
+
+  DamageCount damage;
+  std::deque<std::string> kept;  // the newest `limit` lines
+  bool truncated = false;
+  MergedReader::Options scan;
+  scan.since_ns = since.set ? since.at.time_ns : 0;
+  scan.until_ns = until.set ? until.at.time_ns : 0;
+  scan.on_bad = damage.callback();
+  std::string line;
+  Status s = reader->Scan(scan, [&](const Record& r) {
+    if (!types.test(static_cast<size_t>(r.event->payload_type()))) return true;
+    if (!AtOrAfter(r, since) || !AtOrBefore(r, until)) return true;
+    if (limit == 0) {
+      truncated = true;
+      return true;
+    }
+    line.clear();
+    AppendEventJson(line, *r.event, r.stream, r.seq);
+    if (kept.size() == limit) {
+      kept.pop_front();
+      truncated = true;
+    }
+    kept.push_back(line);
+    return true;
+  });
+  if (!s.ok()) Unreadable(root, s);
+  Json events = Json::array();
+  for (const std::string& text : kept) events.push_back(Json::parse(text));
+  Json out = Json::object();
+  out["events"] = std::move(events);
+  out["truncated"] = truncated;
+  out["damaged"] = damage.records;
+  return out;
+}
+
+Json ServeState(const std::string& root, const QueryParams& q) {
+  uint64_t damaged = 0;
+  SystemState state = LoadStateAt(root, Single(q, "at"), "at", &damaged);
+  Json out = Json::parse(SystemStateJson(state, -1));
+  out["damaged"] = damaged;
+  return out;
+}
+
+Json ServeCrashes(const std::string& root) {
+  std::unique_ptr<MergedReader> reader = OpenJournal(root);
+  DamageCount damage;
+  std::vector<ServedCrash> crashes;
+  if (Status s = ListServedCrashes(*reader, damage.callback(), &crashes); !s.ok()) {
+    Unreadable(root, s);
+  }
+  Json list = Json::array();
+  for (size_t i = 0; i < crashes.size(); ++i) {
+    Json c = EventToJson(crashes[i].event(), crashes[i].stream, crashes[i].seq);
+    c["number"] = i + 1;
+    c["crash_time"] = FormatUtc(crashes[i].time_ns);
+    list.push_back(std::move(c));
+  }
+  Json out = Json::object();
+  out["crashes"] = std::move(list);
+  out["damaged"] = damage.records;
+  return out;
+}
+
+Json ServeCrash(const std::string& root, const std::string& number) {
+  std::unique_ptr<MergedReader> reader = OpenJournal(root);
+  DamageCount damage;
+  std::vector<ServedCrash> crashes;
+  if (Status s = ListServedCrashes(*reader, damage.callback(), &crashes); !s.ok()) {
+    Unreadable(root, s);
+  }
+  uint64_t n = 0;
+  auto [end, ec] = std::from_chars(number.data(), number.data() + number.size(), n);
+  if (ec != std::errc() || end != number.data() + number.size() || n == 0 || n > crashes.size()) {
+    BadArgument(fmt::format("no crash '{}' (the journal holds {}; numbers start at 1)", number,
+                            crashes.size()));
+  }
+  const ServedCrash& c = crashes[n - 1];
+  Json before = Json::array();
+  MergedReader::Options scan;
+  scan.since_ns = c.time_ns - kSecondsBeforeCrash * 1'000'000'000;
+  scan.until_ns = c.time_ns;
+  scan.on_bad = damage.callback();
+  Status s = reader->Scan(scan, [&](const Record& r) {
+    if (r.stream == c.stream && r.seq == c.seq) return true;
+    before.push_back(EventToJson(*r.event, r.stream, r.seq));
+    return true;
+  });
+  if (!s.ok()) Unreadable(root, s);
+  Json out = Json::object();
+  out["number"] = n;
+  out["crash"] = EventToJson(c.event(), c.stream, c.seq);
+  out["crash_time"] = FormatUtc(c.time_ns);
+  out["before"] = std::move(before);
+  uint64_t state_damaged = 0;
+  out["state"] = Json::parse(
+      SystemStateJson(LoadStateAt(root, FormatUtc(c.time_ns), "at", &state_damaged), -1));
+  out["damaged"] = damage.records + state_damaged;
+  return out;
+}
+
+Json ServeHealth(const std::string& root, const QueryParams& q) {
+  const uint64_t points = WholeNumberParam(q, "points", kDefaultPoints, 1, kMaxPoints);
+  std::string since_text = Single(q, "since");
+  std::string until_text = Single(q, "until");
+  std::unique_ptr<MergedReader> reader = OpenJournal(root);
+  Bound since = ResolveBound(since_text, "since", *reader, "");
+  Bound until = ResolveBound(until_text, "until", *reader, "");
+  CheckWindow(since, until, since_text, until_text);
+
+  struct Sample {
+    int64_t t;
+    float rss_mb;
+    float cpu;
+  };
+  std::map<std::string, std::vector<Sample>, std::less<>> samples;
+  Json limits = Json::object();
+  limits["max_memory_mb"] = nullptr;
+  limits["max_cpu_percent"] = nullptr;
+  DamageCount damage;
+  MergedReader::Options scan;
+  scan.since_ns = since.set ? since.at.time_ns : 0;
+  scan.until_ns = until.set ? until.at.time_ns : 0;
+  scan.on_bad = damage.callback();
+  Status s = reader->Scan(scan, [&](const Record& r) {
+    if (const fb::Health* h = r.event->payload_as_Health()) {
+      if (!AtOrAfter(r, since) || !AtOrBefore(r, until)) return true;
+      auto it = samples.find(r.stream);
+      if (it == samples.end()) it = samples.emplace(std::string(r.stream), 0).first;
+      it->second.push_back({r.event->time_ns(), static_cast<float>(h->rss_bytes() / 1048576.0),
+                            static_cast<float>(h->cpu_percent())});
+    } else if (const fb::Config* c = r.event->payload_as_Config(); c && c->entries()) {
+      for (const fb::ConfigEntry* e : *c->entries()) {
+        if (!e->key() || !e->value()) continue;
+        std::string_view key = e->key()->string_view();
+        if (key != "max_memory_mb" && key != "max_cpu_percent") continue;
+        char* stop = nullptr;
+        std::string value(e->value()->string_view());
+        double v = std::strtod(value.c_str(), &stop);
+        if (stop != value.c_str() && *stop == '\0') limits[std::string(key)] = v;
+      }
+    }
+    return true;
+  });
+  if (!s.ok()) Unreadable(root, s);
+
+  // One time axis for every stream, so their buckets line up.
+  int64_t first = std::numeric_limits<int64_t>::max(), last = std::numeric_limits<int64_t>::min();
+  for (const auto& [stream, list] : samples) {
+    if (list.empty()) continue;
+    first = std::min(first, list.front().t);
+    last = std::max(last, list.back().t);
+  }
+  if (since.set) first = since.at.time_ns;
+  if (until.set) last = until.at.time_ns;
+  Json series = Json::object();
+  for (const auto& [stream, list] : samples) {
+    Json buckets = Json::array();
+    const int64_t span = std::max<int64_t>(last - first + 1, 1);
+    const int64_t width = (span + static_cast<int64_t>(points) - 1) / static_cast<int64_t>(points);
+    size_t i = 0;
+    while (i < list.size()) {
+      const int64_t index = (list[i].t - first) / width;
+      const int64_t start = first + index * width;
+      uint64_t count = 0;
+      float rss_min = list[i].rss_mb, rss_max = list[i].rss_mb;
+      float cpu_min = list[i].cpu, cpu_max = list[i].cpu;
+      for (; i < list.size() && (list[i].t - first) / width == index; ++i, ++count) {
+        rss_min = std::min(rss_min, list[i].rss_mb);
+        rss_max = std::max(rss_max, list[i].rss_mb);
+        cpu_min = std::min(cpu_min, list[i].cpu);
+        cpu_max = std::max(cpu_max, list[i].cpu);
+      }
+      auto round2 = [](float v) { return std::round(static_cast<double>(v) * 100) / 100; };
+      buckets.push_back(Json::array({start, start + width - 1, count, round2(rss_min),
+                                     round2(rss_max), round2(cpu_min), round2(cpu_max)}));
+    }
+    series[stream] = std::move(buckets);
+  }
+  Json out = Json::object();
+  out["columns"] = Json::array(
+      {"t_start_ns", "t_end_ns", "samples", "rss_min_mb", "rss_max_mb", "cpu_min", "cpu_max"});
+  out["series"] = std::move(series);
+  out["limits"] = std::move(limits);
+  out["damaged"] = damage.records;
+  return out;
+}
+
+}  // namespace blackbox::tools
