@@ -10,6 +10,7 @@
 #include "command.h"
 #include "event_json.h"
 #include "human_format.h"
+#include "incident_list.h"
 #include "incidents.h"
 #include "journal_access.h"
 #include "option_checks.h"
@@ -33,33 +34,12 @@ struct CrashesOptions {
   double before_seconds = 10;
 };
 
-// Every incident of the journal, with the crash records it was made of
-// copied out (records are only valid inside a scan).
-struct Incidents {
-  std::vector<Incident> list;
-  std::map<std::pair<std::string, uint64_t>, std::string> crash_bytes;  // (stream, seq) -> event
-  const fb::Event* Primary(const Incident& i) const {
-    auto it = crash_bytes.find({i.primary_stream, i.primary_seq});
-    return it == crash_bytes.end() ? nullptr : fb::GetEvent(it->second.data());
-  }
-};
-
 std::string_view Str(const flatbuffers::String* s) { return s ? s->string_view() : ""; }
 
 Incidents FindIncidents(const MergedReader& reader, DamageReport& damage) {
   Incidents out;
-  IncidentBuilder builder;
-  MergedReader::Options scan;
-  scan.on_bad = damage.callback();
-  Status s = reader.Scan(scan, [&](const Record& r) {
-    builder.Add(r.stream, r.seq, *r.event);
-    if (r.event->payload_type() == fb::Payload::Crash) {
-      out.crash_bytes.emplace(std::pair{std::string(r.stream), r.seq}, std::string(r.bytes));
-    }
-    return true;
-  });
+  Status s = ListIncidents(reader, damage.callback(), &out);
   if (!s.ok()) Trouble(fmt::format("cannot read journal: {}", s.ToString()));
-  out.list = builder.Finish();
   return out;
 }
 
@@ -101,42 +81,6 @@ std::string SeenBy(const Incident& i) {
     if (has) out += out.empty() ? kind : fmt::format("+{}", kind);
   }
   return out;
-}
-
-Json IncidentToJson(const Incidents& all, const Incident& i) {
-  Json j = Json::object();
-  j["number"] = i.number;
-  j["time"] = FormatUtc(i.time_ns);
-  j["time_ns"] = i.time_ns;
-  j["pid"] = i.pid;
-  j["reason"] = i.reason;
-  const fb::Event* e = all.Primary(i);
-  j["crash"] = e ? EventToJson(*e, i.primary_stream, i.primary_seq) : Json(nullptr);
-  // As the main record says (what `crashes --json` printed per record before).
-  j["origin"] = e ? j["crash"]["origin"] : Json(nullptr);
-  j["fault_address"] = i.fault_address;
-  j["signal"] = i.signal;
-  j["signal_name"] = i.signal != 0 ? Json(SignalName(i.signal)) : Json(nullptr);
-  j["exit_code"] = i.exit_code;
-  j["core_dumped"] = i.core_dumped;
-  j["exception_type"] = i.exception_type.empty() ? Json(nullptr) : Json(i.exception_type);
-  j["exception_message"] = i.exception_type.empty() ? Json(nullptr) : Json(i.exception_message);
-  j["frames"] = i.frames;
-  j["lived_seconds"] = i.lived_ns ? Json(static_cast<double>(*i.lived_ns) / 1e9) : Json(nullptr);
-  if (i.restart_time_ns) {
-    j["restart"] = {{"time", FormatUtc(*i.restart_time_ns)},
-                    {"attempt", i.restart_attempt},
-                    {"delay_ms", i.restart_delay_ms},
-                    {"pid", i.restart_pid}};
-  } else {
-    j["restart"] = nullptr;
-  }
-  Json sources = Json::array();
-  for (const auto& s : i.sources) {
-    sources.push_back({{"stream", s.stream}, {"seq", s.seq}, {"kind", s.kind}});
-  }
-  j["sources"] = std::move(sources);
-  return j;
 }
 
 int List(const GlobalOptions& global, const CrashesOptions& o) {

@@ -12,8 +12,8 @@
 #include <set>
 
 #include "blackbox/state.h"
+#include "incident_list.h"
 #include "journal_access.h"
-#include "serve_crashes.h"
 #include "state_load.h"
 #include "time_spec.h"
 #include "tool_error.h"
@@ -155,17 +155,10 @@ Json ServeState(const std::string& root, const QueryParams& q) {
 Json ServeCrashes(const std::string& root) {
   std::unique_ptr<MergedReader> reader = OpenJournal(root);
   DamageCount damage;
-  std::vector<ServedCrash> crashes;
-  if (Status s = ListServedCrashes(*reader, damage.callback(), &crashes); !s.ok()) {
-    Unreadable(root, s);
-  }
+  Incidents all;
+  if (Status s = ListIncidents(*reader, damage.callback(), &all); !s.ok()) Unreadable(root, s);
   Json list = Json::array();
-  for (size_t i = 0; i < crashes.size(); ++i) {
-    Json c = EventToJson(crashes[i].event(), crashes[i].stream, crashes[i].seq);
-    c["number"] = i + 1;
-    c["crash_time"] = FormatUtc(crashes[i].time_ns);
-    list.push_back(std::move(c));
-  }
+  for (const Incident& i : all.list) list.push_back(IncidentToJson(all, i));
   Json out = Json::object();
   out["crashes"] = std::move(list);
   out["damaged"] = damage.records;
@@ -175,36 +168,35 @@ Json ServeCrashes(const std::string& root) {
 Json ServeCrash(const std::string& root, const std::string& number) {
   std::unique_ptr<MergedReader> reader = OpenJournal(root);
   DamageCount damage;
-  std::vector<ServedCrash> crashes;
-  if (Status s = ListServedCrashes(*reader, damage.callback(), &crashes); !s.ok()) {
-    Unreadable(root, s);
-  }
+  Incidents all;
+  if (Status s = ListIncidents(*reader, damage.callback(), &all); !s.ok()) Unreadable(root, s);
   uint64_t n = 0;
   auto [end, ec] = std::from_chars(number.data(), number.data() + number.size(), n);
-  if (ec != std::errc() || end != number.data() + number.size() || n == 0 || n > crashes.size()) {
+  if (ec != std::errc() || end != number.data() + number.size() || n == 0 || n > all.list.size()) {
     BadArgument(fmt::format("no crash '{}' (the journal holds {}; numbers start at 1)", number,
-                            crashes.size()));
+                            all.list.size()));
   }
-  const ServedCrash& c = crashes[n - 1];
+  const Incident& i = all.list[n - 1];
+  // What `blackbox crashes show N` shows before it: every stream, without
+  // the incident's own records.
   Json before = Json::array();
   MergedReader::Options scan;
-  scan.since_ns = c.time_ns - kSecondsBeforeCrash * 1'000'000'000;
-  scan.until_ns = c.time_ns;
+  scan.since_ns = i.time_ns - kSecondsBeforeCrash * 1'000'000'000;
+  scan.until_ns = i.time_ns;
   scan.on_bad = damage.callback();
   Status s = reader->Scan(scan, [&](const Record& r) {
-    if (r.stream == c.stream && r.seq == c.seq) return true;
+    for (const IncidentSource& src : i.sources) {
+      if (r.stream == src.stream && r.seq == src.seq) return true;
+    }
     before.push_back(EventToJson(*r.event, r.stream, r.seq));
     return true;
   });
   if (!s.ok()) Unreadable(root, s);
-  Json out = Json::object();
-  out["number"] = n;
-  out["crash"] = EventToJson(c.event(), c.stream, c.seq);
-  out["crash_time"] = FormatUtc(c.time_ns);
+  Json out = IncidentToJson(all, i);
   out["before"] = std::move(before);
   uint64_t state_damaged = 0;
   out["state"] = Json::parse(
-      SystemStateJson(LoadStateAt(root, FormatUtc(c.time_ns), "at", &state_damaged), -1));
+      SystemStateJson(LoadStateAt(root, FormatUtc(i.time_ns), "at", &state_damaged), -1));
   out["damaged"] = damage.records + state_damaged;
   return out;
 }
