@@ -142,9 +142,21 @@ class Process {
   std::optional<int> status_;
 };
 
+// Runs `args` with `dir` as its working directory.
+std::vector<std::string> InDir(const std::string& dir, const std::vector<std::string>& args) {
+  std::vector<std::string> out = {"/bin/sh", "-c", "cd \"$0\" && exec \"$@\"", dir};
+  out.insert(out.end(), args.begin(), args.end());
+  return out;
+}
+
 // One watchdog run inside a fresh directory: journal, state dir, output files.
+// The default state directories of named watchdogs go below it too
+// ($BLACKBOX_STATE_ROOT, inherited by every process the test starts).
 class WatchdogTest : public ::testing::Test {
  protected:
+  WatchdogTest() { ::setenv("BLACKBOX_STATE_ROOT", (dir_ / "run").c_str(), 1); }
+  ~WatchdogTest() override { ::unsetenv("BLACKBOX_STATE_ROOT"); }
+  std::string root() const { return dir_ / "run"; }
   std::string journal() const { return dir_ / "journal"; }
   std::string state() const { return dir_ / "state"; }
   std::string file(std::string_view name) const { return dir_ / name; }
@@ -920,6 +932,82 @@ TEST_F(WatchdogTest, BadValuesExitWithStatus2AndNameTheOption) {
   std::string err;
   EXPECT_EQ(Run(Args({}, {file("missing-program")}), nullptr, &err), 2);
   EXPECT_NE(err.find("not found"), std::string::npos) << err;
+}
+
+// Without --state-dir a watchdog's state directory is ROOT/NAME, NAME the
+// program's base name unless --name says otherwise: --status and --stop from
+// another working directory find it by name. --state-dir still wins.
+TEST_F(WatchdogTest, DefaultStateDirectoryIsFoundByNameFromAnyDirectory) {
+  fs::create_directory(file("a"));
+  fs::create_directory(file("b"));
+  auto wd =
+      std::make_unique<Process>(InDir(file("a"), {kWatchdog, "--", kChild, "sleep", file("pid")}),
+                                file("wd.out"), file("wd.err"));
+  ASSERT_TRUE(WaitFor([&] { return Lines(file("pid")).size() == 1; }, 10))
+      << ReadFile(file("wd.err"));
+  const std::string dir = root() + "/watchdog_test_child";
+  struct stat st {};
+  ASSERT_EQ(::stat(dir.c_str(), &st), 0) << ReadFile(file("wd.err"));
+  EXPECT_EQ(st.st_mode & 0777, 0700u);
+  ASSERT_EQ(::stat(root().c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 0777, 0700u);
+  EXPECT_FALSE(fs::exists(file("a") + "/blackbox-watchdog"));
+
+  std::string out, err;
+  ASSERT_TRUE(WaitFor(
+      [&] {
+        return Run(InDir(file("b"),
+                         {kWatchdog, "--status", "--json", "--name", "watchdog_test_child"}),
+                   &out, &err) == 0 &&
+               nlohmann::json::parse(out)["state"] == "running";
+      },
+      10))
+      << out << err;
+  nlohmann::json status = nlohmann::json::parse(out);
+  EXPECT_EQ(status["watchdog_pid"], wd->pid());
+  // The journal is where it always was: under the start's working directory.
+  EXPECT_EQ(status["journal"], file("a") + "/blackbox-journal");
+
+  // A second watchdog of another name runs beside it; --state-dir still wins.
+  auto named =
+      std::make_unique<Process>(InDir(file("a"), {kWatchdog, "--name", "other", "--journal",
+                                                  journal(), "--", kChild, "sleep", file("pid2")}),
+                                file("named.out"), file("named.err"));
+  ASSERT_TRUE(WaitFor([&] { return Lines(file("pid2")).size() == 1; }, 10))
+      << ReadFile(file("named.err"));
+  EXPECT_TRUE(fs::exists(root() + "/other/watchdog.pid"));
+  EXPECT_EQ(Run(InDir(file("b"), {kWatchdog, "--stop", "--name", "other"}), &out, &err), 0) << err;
+  EXPECT_EQ(named->Wait(10), 0);
+  EXPECT_EQ(
+      Run(InDir(file("b"), {kWatchdog, "--stop", "--name", "watchdog_test_child"}), &out, &err), 0)
+      << err;
+  EXPECT_EQ(wd->Wait(10), 0);
+
+  auto explicit_dir = Start({"--name", "x"}, {"/bin/true"}, "explicit");
+  EXPECT_EQ(explicit_dir->Wait(10), 0) << ReadFile(file("explicit.err"));
+  EXPECT_TRUE(fs::exists(state() + "/watchdog.pid"));
+  EXPECT_FALSE(fs::exists(root() + "/x"));
+}
+
+// The root of the default state directories passes the same trust checks as
+// a state directory: one writable by others (made by someone else in /tmp) is
+// refused, never used.
+TEST_F(WatchdogTest, DefaultStateRootWritableByOthersIsRefused) {
+  ASSERT_TRUE(fs::create_directory(root()));
+  ASSERT_EQ(::chmod(root().c_str(), 0777), 0);
+  std::string err;
+  EXPECT_EQ(Run({kWatchdog, "--journal", journal(), "--", "/bin/true"}, nullptr, &err), 2);
+  EXPECT_NE(err.find(root()), std::string::npos) << err;
+  EXPECT_NE(err.find("writable by other users"), std::string::npos) << err;
+  EXPECT_FALSE(fs::exists(root() + "/true"));
+}
+
+TEST_F(WatchdogTest, BadNameIsRefused) {
+  for (const std::string bad : {"../x", ".hidden", "a b", ""}) {
+    std::string err;
+    EXPECT_EQ(Run({kWatchdog, "--name", bad, "--", "/bin/true"}, nullptr, &err), 2) << bad;
+    EXPECT_NE(err.find("--name"), std::string::npos) << err;
+  }
 }
 
 }  // namespace

@@ -19,6 +19,7 @@
 
 #include "blackbox/journal.h"
 #include "control.h"
+#include "instance_name.h"
 #include "options.h"
 #include "output.h"
 #include "spawn.h"
@@ -252,6 +253,7 @@ int Main(int argc, char** argv) {
        "serve GET /metrics (Prometheus) on HOST:PORT, port 0 = a free one (default off)"},
       {"alert_timeout", "seconds an --alert-exec program may run before it is killed (default 10)"},
       {"alert_interval", "seconds: at most one alert of each kind per interval (default 60)"},
+      {"name", "name of this watchdog (default: the program's base name); see --state-dir"},
   };
   for (std::string_view key : bw::OptionKeys()) {
     if (key == "command" || key == "error_patterns" || key == "backoff" || key == "alert_exec" ||
@@ -296,9 +298,11 @@ int Main(int argc, char** argv) {
       app.add_option("--app-script", app_script, "the program to supervise (same as -- PATH)");
   std::string config_file;
   app.add_option("--config", config_file, "TOML file with the same keys; options given here win");
-  std::string state_dir = "blackbox-watchdog";
-  app.add_option("--state-dir", state_dir,
-                 "pid file, saved configuration and notify socket (default blackbox-watchdog)");
+  std::string state_dir;
+  CLI::Option* state_dir_flag = app.add_option(
+      "--state-dir", state_dir,
+      "pid file, saved configuration and notify socket (default ROOT/NAME: ROOT is /run/blackbox "
+      "for root, else $XDG_RUNTIME_DIR/blackbox, else /tmp/blackbox-UID)");
   bool status = false, stop = false, json = false;
   app.add_flag("--status", status, "print the state of the watchdog and its child");
   app.add_flag("--stop", stop, "stop the running watchdog gracefully and wait for it");
@@ -318,9 +322,71 @@ int Main(int argc, char** argv) {
     return Fail(bw::kExitUsage, e.what());
   }
 
-  if (state_dir.empty()) return Fail(bw::kExitUsage, "--state-dir: must not be empty");
+  if (state_dir_flag->count() > 0 && state_dir.empty()) {
+    return Fail(bw::kExitUsage, "--state-dir: must not be empty");
+  }
   if (status && stop) return Fail(bw::kExitUsage, "--status and --stop exclude each other");
   if (json && !status) return Fail(bw::kExitUsage, "--json: only with --status");
+  if (flags.at("name")->count() > 0) {
+    if (auto error = bw::CheckName(values["name"]))
+      return Fail(bw::kExitUsage, "--name: " + *error);
+  }
+  if (app_script_flag->count() > 0 && command_opt->count() > 0) {
+    return Fail(bw::kExitUsage, "--app-script: give either --app-script or -- COMMAND, not both");
+  }
+  std::vector<std::string> given_command;  // from the command line
+  if (app_script_flag->count() > 0) {
+    if (app_script.empty()) return Fail(bw::kExitUsage, "--app-script: must not be empty");
+    std::string error;
+    given_command = AppScriptCommand(app_script, &error);
+    if (given_command.empty()) return Fail(bw::kExitUsage, "--app-script: " + error);
+  } else if (command_opt->count() > 0) {
+    given_command = command;
+  }
+
+  // The name picks the default state directory, which holds the saved
+  // configuration: it comes from what is known before that file is read
+  // (the command line, then --config), else from the program's base name.
+  std::string name = flags.at("name")->count() > 0 ? values["name"] : "";
+  std::vector<std::string> config_command;
+  if (!config_file.empty()) {
+    std::error_code ec;
+    if (!std::filesystem::exists(config_file, ec)) {
+      return Fail(bw::kExitUsage, fmt::format("--config: {}: {}", config_file,
+                                              ec ? ec.message() : std::string("no such file")));
+    }
+    bw::Options peek = bw::DefaultOptions();
+    if (auto error = bw::LoadOptionsFile(config_file, peek, bw::FileTrust::kOwnerOrRoot)) {
+      return Fail(bw::kExitUsage, fmt::format("--config: {}", *error));
+    }
+    if (name.empty()) name = peek.name;
+    config_command = peek.command;
+  }
+  auto program_name = [&](const std::vector<std::string>& cmd) -> std::string {
+    if (app_script_flag->count() > 0) return bw::DefaultName(app_script);
+    return cmd.empty() ? "" : bw::DefaultName(cmd.front());
+  };
+  if (name.empty()) {
+    name = program_name(!given_command.empty() ? given_command : config_command);
+  }
+  const bool default_state_dir = state_dir_flag->count() == 0;
+  if (default_state_dir) {
+    if (name.empty() && (status || stop)) {
+      return Fail(bw::kExitUsage, "--name: which watchdog? give --name NAME or --state-dir DIR");
+    }
+    if (name.empty()) {
+      return Fail(bw::kExitUsage,
+                  "no command to run: give -- COMMAND [ARGS...] or --app-script PATH, or --name "
+                  "NAME to start again what the watchdog NAME ran last");
+    }
+    if (!status && !stop) {
+      blackbox::Result<std::string> root = bw::EnsureStateRoot();
+      if (!root.ok()) return Fail(bw::kExitUsage, root.status().message());
+      state_dir = fmt::format("{}/{}", root.value(), name);
+    } else {
+      state_dir = fmt::format("{}/{}", bw::StateRoot(), name);
+    }
+  }
 
   // Layers, weakest first: defaults, the saved configuration, --config, the command line.
   // The state directory's files are trusted (run, overwritten) only when it is
@@ -347,10 +413,6 @@ int Main(int argc, char** argv) {
   }
   const bw::Options saved_options = options;
   if (!config_file.empty()) {
-    if (!std::filesystem::exists(config_file, ec)) {
-      return Fail(bw::kExitUsage, fmt::format("--config: {}: {}", config_file,
-                                              ec ? ec.message() : std::string("no such file")));
-    }
     if (auto error = bw::LoadOptionsFile(config_file, options, bw::FileTrust::kOwnerOrRoot)) {
       return Fail(bw::kExitUsage, fmt::format("--config: {}", *error));
     }
@@ -386,17 +448,12 @@ int Main(int argc, char** argv) {
       }
     }
   }
-  if (app_script_flag->count() > 0 && command_opt->count() > 0) {
-    return Fail(bw::kExitUsage, "--app-script: give either --app-script or -- COMMAND, not both");
+  if (!given_command.empty()) options.command = given_command;
+  // A watchdog started with --state-dir and no name takes its program's.
+  if (options.name.empty() || flags.at("name")->count() > 0 || default_state_dir) {
+    options.name = name;
   }
-  if (app_script_flag->count() > 0) {
-    if (app_script.empty()) return Fail(bw::kExitUsage, "--app-script: must not be empty");
-    std::string error;
-    options.command = AppScriptCommand(app_script, &error);
-    if (options.command.empty()) return Fail(bw::kExitUsage, "--app-script: " + error);
-  } else if (command_opt->count() > 0) {
-    options.command = command;
-  }
+  if (options.name.empty()) options.name = program_name(options.command);
   options.journal = Absolute(options.journal);
   options.log_file = Absolute(options.log_file);
 
