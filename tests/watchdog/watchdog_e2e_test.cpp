@@ -1010,4 +1010,88 @@ TEST_F(WatchdogTest, BadNameIsRefused) {
   }
 }
 
+// `--status` without a name lists every watchdog of the user, one line each,
+// wherever each was started; --json makes it a list. `--status NAME` is the
+// full block with the last events; `--stop NAME` stops that one, and a bare
+// `--stop` refuses to guess between two.
+TEST_F(WatchdogTest, StatusListsWatchdogsStartedFromOtherDirectories) {
+  for (const char* d : {"a", "b", "c"}) fs::create_directory(file(d));
+  auto first =
+      std::make_unique<Process>(InDir(file("a"), {kWatchdog, "--", kChild, "sleep", file("pid-a")}),
+                                file("a.out"), file("a.err"));
+  auto second = std::make_unique<Process>(
+      InDir(file("b"), {kWatchdog, "--name", "web", "--", kChild, "sleep", file("pid-b")}),
+      file("b.out"), file("b.err"));
+  ASSERT_TRUE(WaitFor([&] { return Lines(file("pid-a")).size() == 1; }, 10))
+      << ReadFile(file("a.err"));
+  ASSERT_TRUE(WaitFor([&] { return Lines(file("pid-b")).size() == 1; }, 10))
+      << ReadFile(file("b.err"));
+  const std::string child_a = Lines(file("pid-a"))[0];
+  const std::string child_b = Lines(file("pid-b"))[0];
+
+  std::string out, err;
+  nlohmann::json list;
+  ASSERT_TRUE(WaitFor(
+      [&] {
+        if (Run(InDir(file("c"), {kWatchdog, "--status", "--json"}), &out, &err) != 0) return false;
+        list = nlohmann::json::parse(out);
+        return list.is_array() && list.size() == 2 && list[0]["state"] == "running" &&
+               list[1]["state"] == "running";
+      },
+      10))
+      << out << err;
+  EXPECT_EQ(list[0]["name"], "watchdog_test_child");
+  EXPECT_EQ(list[0]["child_pid"], std::stoi(child_a));
+  EXPECT_EQ(list[0]["journal"], file("a") + "/blackbox-journal");
+  EXPECT_EQ(list[1]["name"], "web");
+  EXPECT_EQ(list[1]["watchdog_pid"], second->pid());
+  EXPECT_EQ(list[1]["journal"], file("b") + "/blackbox-journal");
+
+  ASSERT_EQ(Run(InDir(file("c"), {kWatchdog, "--status"}), &out, &err), 0) << err;
+  std::vector<std::string> lines;
+  std::istringstream in(out);
+  for (std::string line; std::getline(in, line);) lines.push_back(line);
+  ASSERT_EQ(lines.size(), 3u) << out;
+  EXPECT_EQ(lines[0].rfind("NAME", 0), 0u) << out;
+  EXPECT_NE(lines[0].find("RESTARTS"), std::string::npos) << out;
+  EXPECT_EQ(lines[1].rfind("watchdog_test_child ", 0), 0u) << out;
+  EXPECT_NE(lines[1].find(" running "), std::string::npos) << out;
+  EXPECT_NE(lines[1].find(" " + child_a + " "), std::string::npos) << out;
+  EXPECT_EQ(lines[2].rfind("web ", 0), 0u) << out;
+  EXPECT_NE(lines[2].find(" " + child_b + " "), std::string::npos) << out;
+
+  // The block: command, state and since when, pids, memory and CPU, restarts,
+  // then the last events of the journal.
+  ASSERT_EQ(Run(InDir(file("c"), {kWatchdog, "--status", "web"}), &out, &err), 0) << err;
+  EXPECT_EQ(out.rfind("web (state directory " + root() + "/web)\n", 0), 0u) << out;
+  EXPECT_NE(out.find("command     " + kChild + " sleep " + file("pid-b") + "\n"), std::string::npos)
+      << out;
+  EXPECT_NE(out.find("state       running since "), std::string::npos) << out;
+  EXPECT_NE(out.find("child       " + child_b + " (up "), std::string::npos) << out;
+  EXPECT_NE(out.find("memory      "), std::string::npos) << out;
+  EXPECT_NE(out.find("cpu         "), std::string::npos) << out;
+  EXPECT_NE(out.find("restarts    0 in the current window, 0 in total"), std::string::npos) << out;
+  EXPECT_NE(out.find("watchdog #1 "), std::string::npos) << out;
+  EXPECT_NE(out.find("running child " + child_b), std::string::npos) << out;
+
+  std::string named;
+  ASSERT_EQ(Run(InDir(file("c"), {kWatchdog, "--status", "--json", "--name", "web"}), &named), 0);
+  EXPECT_EQ(nlohmann::json::parse(named)["name"], "web");
+
+  EXPECT_EQ(Run(InDir(file("c"), {kWatchdog, "--stop"}), &out, &err), 2);
+  EXPECT_NE(err.find("give the name"), std::string::npos) << err;
+  EXPECT_FALSE(Gone(first->pid()));
+  EXPECT_EQ(Run(InDir(file("c"), {kWatchdog, "--stop", "web"}), &out, &err), 0) << err;
+  EXPECT_EQ(second->Wait(10), 0);
+  EXPECT_FALSE(Gone(first->pid()));
+  // One left: a bare --stop takes it.
+  EXPECT_EQ(Run(InDir(file("c"), {kWatchdog, "--stop"}), &out, &err), 0) << err;
+  EXPECT_EQ(first->Wait(10), 0);
+  ASSERT_EQ(Run(InDir(file("c"), {kWatchdog, "--status", "--json"}), &out, &err), 3) << err;
+  list = nlohmann::json::parse(out);
+  ASSERT_EQ(list.size(), 2u);
+  EXPECT_EQ(list[0]["state"], "stopped");
+  EXPECT_EQ(list[1]["state"], "stopped");
+}
+
 }  // namespace

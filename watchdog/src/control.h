@@ -1,6 +1,6 @@
 // The state directory: single-instance lock and pid file, saved configuration,
-// notify socket; and the two commands that work from any shell, --status and
-// --stop.
+// notify socket; and --stop, which works from any shell (--status is in
+// status.h).
 #pragma once
 
 #include <sys/types.h>
@@ -54,10 +54,6 @@ class InstanceLock {
 // The record of the watchdog holding the lock of `state_dir`, or nullopt when
 // none does. `owner`, when given, receives the pid file's owner.
 std::optional<PidRecord> RunningWatchdog(const std::string& state_dir, uid_t* owner = nullptr);
-
-// --status: prints the folded watchdog stream plus live /proc figures.
-// Returns 0 when a watchdog runs, 3 when none does, 1 when nothing is known.
-int PrintStatus(const std::string& state_dir, const Options& options, bool json);
 
 // --stop: SIGTERM to the watchdog, then waits for it to exit. Returns 0 when
 // it stopped (or none was running), 1 when it did not exit in time or the pid

@@ -2,9 +2,10 @@
 //
 //   blackbox-watchdog [options] -- COMMAND [ARGS...]
 //   blackbox-watchdog --app-script PATH [options]
-//   blackbox-watchdog --status [--json] [--state-dir DIR]
-//   blackbox-watchdog --stop [--state-dir DIR]
+//   blackbox-watchdog --status [NAME] [--json] [--state-dir DIR]
+//   blackbox-watchdog --stop [NAME] [--state-dir DIR]
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -23,6 +24,7 @@
 #include "options.h"
 #include "output.h"
 #include "spawn.h"
+#include "status.h"
 #include "supervisor.h"
 
 extern char** environ;
@@ -303,10 +305,21 @@ int Main(int argc, char** argv) {
       "--state-dir", state_dir,
       "pid file, saved configuration and notify socket (default ROOT/NAME: ROOT is /run/blackbox "
       "for root, else $XDG_RUNTIME_DIR/blackbox, else /tmp/blackbox-UID)");
-  bool status = false, stop = false, json = false;
-  app.add_flag("--status", status, "print the state of the watchdog and its child");
-  app.add_flag("--stop", stop, "stop the running watchdog gracefully and wait for it");
-  app.add_flag("--json", json, "with --status: one JSON object");
+  std::string status_name, stop_name;
+  CLI::Option* status_flag =
+      app.add_option("--status", status_name,
+                     "without NAME: one line per watchdog of the user; with NAME (or --name, "
+                     "--state-dir): its state, child, restarts and last events")
+          ->expected(0, 1)
+          ->type_name("[NAME]");
+  CLI::Option* stop_flag =
+      app.add_option("--stop", stop_name,
+                     "stop the watchdog NAME (the only one running, without NAME) gracefully and "
+                     "wait for it")
+          ->expected(0, 1)
+          ->type_name("[NAME]");
+  bool json = false;
+  app.add_flag("--json", json, "with --status: one JSON object (a list without NAME)");
   std::vector<std::string> command;
   CLI::Option* command_opt = app.add_option("command", command, "COMMAND [ARGS...] after --");
 
@@ -322,6 +335,8 @@ int Main(int argc, char** argv) {
     return Fail(bw::kExitUsage, e.what());
   }
 
+  const bool status = status_flag->count() > 0;
+  const bool stop = stop_flag->count() > 0;
   if (state_dir_flag->count() > 0 && state_dir.empty()) {
     return Fail(bw::kExitUsage, "--state-dir: must not be empty");
   }
@@ -348,6 +363,38 @@ int Main(int argc, char** argv) {
   // configuration: it comes from what is known before that file is read
   // (the command line, then --config), else from the program's base name.
   std::string name = flags.at("name")->count() > 0 ? values["name"] : "";
+  const std::string& command_name = status ? status_name : stop_name;
+  if (!command_name.empty()) {
+    if (auto error = bw::CheckName(command_name)) {
+      return Fail(bw::kExitUsage, fmt::format("{}: {}", status ? "--status" : "--stop", *error));
+    }
+    if (!name.empty() && name != command_name) {
+      return Fail(bw::kExitUsage, fmt::format("--name {} and {} {} name different watchdogs", name,
+                                              status ? "--status" : "--stop", command_name));
+    }
+    name = command_name;
+  }
+  const bool default_state_dir = state_dir_flag->count() == 0;
+  // Which watchdog --status/--stop mean when nothing names one: --status
+  // lists them all; --stop takes the only one that runs.
+  if ((status || stop) && default_state_dir && name.empty() && given_command.empty() &&
+      config_file.empty()) {
+    const std::string root = bw::StateRoot();
+    if (status) return bw::ListStatus(root, json);
+    std::vector<std::string> running;
+    for (const std::string& n : bw::ListNames(root)) {
+      if (bw::RunningWatchdog(fmt::format("{}/{}", root, n))) running.push_back(n);
+    }
+    if (running.empty()) {
+      fmt::print("blackbox-watchdog: no watchdog is running in {}\n", root);
+      return 0;
+    }
+    if (running.size() > 1) {
+      return Fail(bw::kExitUsage, fmt::format("--stop: {} watchdogs run ({}): give the name of one",
+                                              running.size(), fmt::join(running, ", ")));
+    }
+    name = running.front();
+  }
   std::vector<std::string> config_command;
   if (!config_file.empty()) {
     std::error_code ec;
@@ -369,7 +416,6 @@ int Main(int argc, char** argv) {
   if (name.empty()) {
     name = program_name(!given_command.empty() ? given_command : config_command);
   }
-  const bool default_state_dir = state_dir_flag->count() == 0;
   if (default_state_dir) {
     if (name.empty() && (status || stop)) {
       return Fail(bw::kExitUsage, "--name: which watchdog? give --name NAME or --state-dir DIR");
@@ -457,7 +503,7 @@ int Main(int argc, char** argv) {
   options.journal = Absolute(options.journal);
   options.log_file = Absolute(options.log_file);
 
-  if (status) return bw::PrintStatus(state_dir, options, json);
+  if (status) return bw::PrintStatus(options.name, state_dir, options, json);
   if (stop) return bw::StopWatchdog(state_dir, options);
 
   SavedOrigin origin;
