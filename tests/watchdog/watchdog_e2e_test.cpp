@@ -1094,4 +1094,47 @@ TEST_F(WatchdogTest, StatusListsWatchdogsStartedFromOtherDirectories) {
   EXPECT_EQ(list[1]["state"], "stopped");
 }
 
+// --restart: the child is stopped gracefully (SIGTERM) and started again at
+// once, journaled with reason manual and not counted against the restart
+// budget: with --max-restarts 0 the watchdog still restarts it on request,
+// twice, and then gives up at the first crash.
+TEST_F(WatchdogTest, RestartOnRequestIsManualAndOutsideTheBudget) {
+  auto wd = Start({"--max-restarts", "0", "--name", "svc"}, {kChild, "sleep", file("pids")});
+  ASSERT_TRUE(WaitFor([&] { return Lines(file("pids")).size() == 1; }, 10))
+      << ReadFile(file("watchdog.err"));
+  std::string out, err;
+  for (size_t n = 2; n <= 3; ++n) {
+    ASSERT_EQ(Run({kWatchdog, "--restart", "--state-dir", state()}, &out, &err), 0) << out << err;
+    EXPECT_NE(out.find("restarted"), std::string::npos) << out;
+    ASSERT_TRUE(WaitFor([&] { return Lines(file("pids")).size() == n; }, 10));
+  }
+  const std::vector<std::string> pids = Lines(file("pids"));
+  EXPECT_TRUE(WaitFor([&] { return Gone(std::stoi(pids[0])) && Gone(std::stoi(pids[1])); }, 5));
+  EXPECT_FALSE(Gone(std::stoi(pids[2])));
+  EXPECT_NE(out.find("-> " + pids[2]), std::string::npos) << out;
+
+  // The budget (0) is untouched: the first crash ends the watchdog.
+  ::kill(std::stoi(pids[2]), SIGKILL);
+  ASSERT_EQ(wd->Wait(10), 1) << ReadFile(file("watchdog.err"));
+  EXPECT_EQ(Lines(file("pids")).size(), 3u);
+
+  auto events = Events();
+  auto restarts = Payloads<fb::RestartT>(events);
+  ASSERT_EQ(restarts.size(), 2u);
+  for (size_t i = 0; i < 2; ++i) {
+    EXPECT_EQ(restarts[i]->reason, fb::RestartReason::Manual);
+    EXPECT_EQ(restarts[i]->signal, SIGTERM);
+    EXPECT_EQ(restarts[i]->attempt, 0);
+    EXPECT_EQ(restarts[i]->child_pid, std::stoi(pids[i + 1]));
+  }
+  // A restart on request is no crash; the SIGKILL afterwards is.
+  auto crashes = Payloads<fb::CrashT>(events);
+  ASSERT_EQ(crashes.size(), 1u);
+  EXPECT_EQ(crashes[0]->signal, SIGKILL);
+  EXPECT_TRUE(HasLifecycleReason(Payloads<fb::LifecycleT>(events), "restart requested"));
+
+  // Nothing to restart: exit 3.
+  EXPECT_EQ(Run({kWatchdog, "--restart", "--state-dir", state()}, &out, &err), 3) << out << err;
+}
+
 }  // namespace

@@ -156,38 +156,97 @@ std::optional<PidRecord> RunningWatchdog(const std::string& state_dir, uid_t* ow
   return ReadPid(fd.get());
 }
 
-int StopWatchdog(const std::string& state_dir, const Options& options) {
+namespace {
+
+// Sends `sig` to the watchdog holding the lock of `state_dir`, through a
+// pidfd that pins it. Returns the pidfd, or an invalid one (with the reason
+// printed, and *status set) when nothing was signalled; *status is 0 when no
+// watchdog runs.
+UniqueFd SignalWatchdog(const std::string& state_dir, int sig, int* status, pid_t* signalled) {
   uid_t owner = 0;
   const std::optional<PidRecord> record = RunningWatchdog(state_dir, &owner);
   if (!record) {
     fmt::print("blackbox-watchdog: no watchdog is running on state directory {}\n", state_dir);
-    return 0;
+    *status = 0;
+    return UniqueFd();
   }
-  const std::optional<pid_t> pid = record->pid;
-  UniqueFd pidfd(static_cast<int>(::syscall(SYS_pidfd_open, *pid, 0)));
+  *status = 1;
+  const pid_t pid = record->pid;
+  UniqueFd pidfd(static_cast<int>(::syscall(SYS_pidfd_open, pid, 0)));
   if (!pidfd) {
-    fmt::print(stderr, "blackbox-watchdog: watchdog pid {}: {}\n", *pid, std::strerror(errno));
-    return 1;
+    fmt::print(stderr, "blackbox-watchdog: watchdog pid {}: {}\n", pid, std::strerror(errno));
+    return UniqueFd();
   }
   // The pidfd pins the process: checked now, the pid cannot be reused before
   // the signal. The lock is held, but the number in the file is only trusted
   // when the process it names started when the file says and belongs to the
   // file's owner.
   struct stat proc {};
-  const std::optional<uint64_t> started = ProcessStartTime(*pid);
+  const std::optional<uint64_t> started = ProcessStartTime(pid);
   if (record->start_time == 0 || !started || *started != record->start_time ||
-      ::stat(fmt::format("/proc/{}", *pid).c_str(), &proc) != 0 || proc.st_uid != owner) {
+      ::stat(fmt::format("/proc/{}", pid).c_str(), &proc) != 0 || proc.st_uid != owner) {
     fmt::print(stderr,
                "blackbox-watchdog: pid {} in {} is not the watchdog that holds its lock{}; not "
                "signalling it\n",
-               *pid, PidPath(state_dir),
+               pid, PidPath(state_dir),
                record->start_time == 0 ? " (the file records no start time)" : "");
-    return 1;
+    return UniqueFd();
   }
-  if (::syscall(SYS_pidfd_send_signal, pidfd.get(), SIGTERM, nullptr, 0) != 0) {
-    fmt::print(stderr, "blackbox-watchdog: signalling pid {}: {}\n", *pid, std::strerror(errno));
-    return 1;
+  if (::syscall(SYS_pidfd_send_signal, pidfd.get(), sig, nullptr, 0) != 0) {
+    fmt::print(stderr, "blackbox-watchdog: signalling pid {}: {}\n", pid, std::strerror(errno));
+    return UniqueFd();
   }
+  *signalled = pid;
+  return pidfd;
+}
+
+std::optional<WatchdogInfo> FoldWatchdogStream(const std::string& journal) {
+  LoadStateOptions load;
+  load.streams = {std::string(kWatchdogStream)};
+  Result<SystemState> state = LoadState(journal, load);
+  if (!state.ok()) return std::nullopt;
+  return state.value().watchdog;
+}
+
+}  // namespace
+
+int RestartWatchdog(const std::string& state_dir, const Options& options) {
+  const std::optional<WatchdogInfo> before = FoldWatchdogStream(options.journal);
+  int status = 0;
+  pid_t pid = 0;
+  UniqueFd pidfd = SignalWatchdog(state_dir, SIGUSR1, &status, &pid);
+  if (!pidfd) return status == 0 ? kExitNotRunning : status;
+  // Done when the journal holds the manual restart and the new child runs
+  // (or, for a service that speaks the notify protocol, has started).
+  const int total_before = before ? before->total_restarts : 0;
+  const double wait_s = options.stop_timeout + 10;
+  const int64_t deadline = MonoNowNs() + static_cast<int64_t>(wait_s * 1e9);
+  while (MonoNowNs() < deadline) {
+    pollfd p{pidfd.get(), POLLIN, 0};
+    if (::poll(&p, 1, 50) > 0) {
+      fmt::print(stderr, "blackbox-watchdog: watchdog pid {} exited instead of restarting\n", pid);
+      return 1;
+    }
+    const std::optional<WatchdogInfo> now = FoldWatchdogStream(options.journal);
+    if (now && now->total_restarts > total_before &&
+        now->last_restart_reason == fb::RestartReason::Manual &&
+        (now->phase == fb::Phase::Running || now->phase == fb::Phase::Starting)) {
+      fmt::print("blackbox-watchdog: restarted the child of watchdog pid {}: pid {} -> {}\n", pid,
+                 before ? before->child_pid : 0, now->child_pid);
+      return 0;
+    }
+  }
+  fmt::print(stderr, "blackbox-watchdog: watchdog pid {} did not restart its child within {} s\n",
+             pid, wait_s);
+  return 1;
+}
+
+int StopWatchdog(const std::string& state_dir, const Options& options) {
+  int status = 0;
+  pid_t signalled = 0;
+  UniqueFd pidfd = SignalWatchdog(state_dir, SIGTERM, &status, &signalled);
+  if (!pidfd) return status;
+  const std::optional<pid_t> pid = signalled;
   // The watchdog waits up to stop_timeout for its child, then SIGKILLs it.
   const double wait_s = options.stop_timeout + 10;
   pollfd p{pidfd.get(), POLLIN, 0};

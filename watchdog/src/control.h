@@ -60,4 +60,11 @@ std::optional<PidRecord> RunningWatchdog(const std::string& state_dir, uid_t* ow
 // in the file is not the process that holds the lock (a reused pid).
 int StopWatchdog(const std::string& state_dir, const Options& options);
 
+// --restart: SIGUSR1 to the watchdog, which stops its child gracefully and
+// starts it again at once (reason manual, not counted against the restart
+// budget); waits until the journal shows the new child. Returns 0 then, 3
+// when no watchdog runs, 1 when it did not restart in time.
+inline constexpr int kExitNotRunning = 3;
+int RestartWatchdog(const std::string& state_dir, const Options& options);
+
 }  // namespace blackbox::watchdog

@@ -4,6 +4,7 @@
 //   blackbox-watchdog --app-script PATH [options]
 //   blackbox-watchdog --status [NAME] [--json] [--state-dir DIR]
 //   blackbox-watchdog --stop [NAME] [--state-dir DIR]
+//   blackbox-watchdog --restart [NAME] [--state-dir DIR]
 #include <fmt/format.h>
 #include <fmt/ranges.h>
 #include <sys/stat.h>
@@ -265,6 +266,18 @@ int Main(int argc, char** argv) {
     const std::string k(key);
     flags[k] = app.add_option(bw::FlagName(key), values[k], std::string(help.at(key)));
   }
+  // --restart is two things, told apart by its value: `--restart always` and
+  // `--restart on-failure` set the restart mode of a start (systemd's
+  // Restart=); `--restart` alone or `--restart NAME` restarts the child of a
+  // running watchdog now (systemctl restart). A watchdog named "always" is
+  // restarted with `--restart --name always`.
+  flags.at("restart")
+      ->expected(0, 1)
+      ->type_name("[always|on-failure|NAME]")
+      ->description(
+          "always | on-failure: which exits are restarted (default on-failure). Alone or with a "
+          "NAME: stop the child of the running watchdog NAME gracefully and start it again now, "
+          "not counted against --max-restarts (reason manual)");
   // One value per --error-pattern, --alert-exec and --alertmanager, collected
   // as they come: a vector option would take the `--` before COMMAND as the
   // end of its own values.
@@ -337,10 +350,18 @@ int Main(int argc, char** argv) {
 
   const bool status = status_flag->count() > 0;
   const bool stop = stop_flag->count() > 0;
+  const bool restart = flags.at("restart")->count() > 0 && values["restart"] != "always" &&
+                       values["restart"] != "on-failure";
+  const std::string restart_name = restart ? values["restart"] : "";
   if (state_dir_flag->count() > 0 && state_dir.empty()) {
     return Fail(bw::kExitUsage, "--state-dir: must not be empty");
   }
-  if (status && stop) return Fail(bw::kExitUsage, "--status and --stop exclude each other");
+  if (int(status) + int(stop) + int(restart) > 1) {
+    return Fail(bw::kExitUsage, "--status, --stop and --restart exclude each other");
+  }
+  // The commands that act on a running watchdog rather than start one.
+  const bool control = status || stop || restart;
+  const char* control_flag = status ? "--status" : stop ? "--stop" : "--restart";
   if (json && !status) return Fail(bw::kExitUsage, "--json: only with --status");
   if (flags.at("name")->count() > 0) {
     if (auto error = bw::CheckName(values["name"]))
@@ -363,21 +384,21 @@ int Main(int argc, char** argv) {
   // configuration: it comes from what is known before that file is read
   // (the command line, then --config), else from the program's base name.
   std::string name = flags.at("name")->count() > 0 ? values["name"] : "";
-  const std::string& command_name = status ? status_name : stop_name;
+  const std::string& command_name = status ? status_name : stop ? stop_name : restart_name;
   if (!command_name.empty()) {
     if (auto error = bw::CheckName(command_name)) {
-      return Fail(bw::kExitUsage, fmt::format("{}: {}", status ? "--status" : "--stop", *error));
+      return Fail(bw::kExitUsage, fmt::format("{}: {}", control_flag, *error));
     }
     if (!name.empty() && name != command_name) {
       return Fail(bw::kExitUsage, fmt::format("--name {} and {} {} name different watchdogs", name,
-                                              status ? "--status" : "--stop", command_name));
+                                              control_flag, command_name));
     }
     name = command_name;
   }
   const bool default_state_dir = state_dir_flag->count() == 0;
-  // Which watchdog --status/--stop mean when nothing names one: --status
-  // lists them all; --stop takes the only one that runs.
-  if ((status || stop) && default_state_dir && name.empty() && given_command.empty() &&
+  // Which watchdog --status/--stop/--restart mean when nothing names one:
+  // --status lists them all; the others take the only one that runs.
+  if (control && default_state_dir && name.empty() && given_command.empty() &&
       config_file.empty()) {
     const std::string root = bw::StateRoot();
     if (status) return bw::ListStatus(root, json);
@@ -387,11 +408,12 @@ int Main(int argc, char** argv) {
     }
     if (running.empty()) {
       fmt::print("blackbox-watchdog: no watchdog is running in {}\n", root);
-      return 0;
+      return stop ? 0 : bw::kExitNotRunning;
     }
     if (running.size() > 1) {
-      return Fail(bw::kExitUsage, fmt::format("--stop: {} watchdogs run ({}): give the name of one",
-                                              running.size(), fmt::join(running, ", ")));
+      return Fail(bw::kExitUsage,
+                  fmt::format("{}: {} watchdogs run ({}): give the name of one", control_flag,
+                              running.size(), fmt::join(running, ", ")));
     }
     name = running.front();
   }
@@ -417,7 +439,7 @@ int Main(int argc, char** argv) {
     name = program_name(!given_command.empty() ? given_command : config_command);
   }
   if (default_state_dir) {
-    if (name.empty() && (status || stop)) {
+    if (name.empty() && control) {
       return Fail(bw::kExitUsage, "--name: which watchdog? give --name NAME or --state-dir DIR");
     }
     if (name.empty()) {
@@ -425,7 +447,7 @@ int Main(int argc, char** argv) {
                   "no command to run: give -- COMMAND [ARGS...] or --app-script PATH, or --name "
                   "NAME to start again what the watchdog NAME ran last");
     }
-    if (!status && !stop) {
+    if (!control) {
       blackbox::Result<std::string> root = bw::EnsureStateRoot();
       if (!root.ok()) return Fail(bw::kExitUsage, root.status().message());
       state_dir = fmt::format("{}/{}", root.value(), name);
@@ -443,8 +465,7 @@ int Main(int argc, char** argv) {
   const bool state_dir_exists =
       std::filesystem::exists(std::filesystem::symlink_status(state_dir, ec));
   if (state_dir_exists) {
-    if (blackbox::Status st = bw::CheckStateDir(state_dir, /*must_own=*/!status && !stop);
-        !st.ok()) {
+    if (blackbox::Status st = bw::CheckStateDir(state_dir, /*must_own=*/!control); !st.ok()) {
       return Fail(bw::kExitUsage, fmt::format("--state-dir: {}", st.message()));
     }
   }
@@ -464,7 +485,7 @@ int Main(int argc, char** argv) {
     }
   }
   for (auto& [key, flag] : flags) {
-    if (flag->count() == 0) continue;
+    if (flag->count() == 0 || (key == "restart" && restart)) continue;
     if (auto error = bw::SetOption(options, key, values[key])) {
       return Fail(bw::kExitUsage, fmt::format("{}: {}", bw::FlagName(key), *error));
     }
@@ -505,6 +526,7 @@ int Main(int argc, char** argv) {
 
   if (status) return bw::PrintStatus(options.name, state_dir, options, json);
   if (stop) return bw::StopWatchdog(state_dir, options);
+  if (restart) return bw::RestartWatchdog(state_dir, options);
 
   SavedOrigin origin;
   if (saved_loaded) {

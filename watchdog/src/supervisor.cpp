@@ -19,6 +19,13 @@ namespace blackbox::watchdog {
 namespace {
 
 constexpr int kStopSignals[] = {SIGTERM, SIGINT, SIGHUP, SIGQUIT};
+// `blackbox-watchdog --restart`: stop the child gracefully and start it again
+// now. The control channel is a signal, as for --stop: the kernel checks who
+// may send it (the same user, or root), the pid file's start time pins the
+// process (control.cpp), the signalfd names the sender for the journal, and
+// no socket or file is added to the state directory. Not SIGHUP: a terminal
+// that hangs up sends it, and that stops the watchdog, as it always did.
+constexpr int kRestartSignal = SIGUSR1;
 // Also read through the signalfd: a descendant re-parented to the watchdog
 // (the subreaper) has ended and is reaped.
 constexpr int kReapSignal = SIGCHLD;
@@ -99,6 +106,7 @@ void BlockStopSignals() {
   sigemptyset(&set);
   for (int sig : kStopSignals) sigaddset(&set, sig);
   sigaddset(&set, kReapSignal);
+  sigaddset(&set, kRestartSignal);
   ::pthread_sigmask(SIG_BLOCK, &set, nullptr);
   ::signal(SIGPIPE, SIG_IGN);
 }
@@ -186,6 +194,7 @@ bool Supervisor::Setup(std::string* error) {
   sigemptyset(&set);
   for (int sig : kStopSignals) sigaddset(&set, sig);
   sigaddset(&set, kReapSignal);
+  sigaddset(&set, kRestartSignal);
   signals_.reset(::signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC));
   // Descendants that leave the child's process group (setsid, a daemon's
   // double fork) are re-parented to the watchdog when their parent dies,
@@ -503,6 +512,8 @@ void Supervisor::OnChildExit() {
     reason = fb::RestartReason::Cpu;
   } else if (cause == Cause::kHang) {
     reason = fb::RestartReason::Hang;
+  } else if (cause == Cause::kManual) {
+    reason = fb::RestartReason::Manual;
   } else if (cause == Cause::kNone && exit.signal != 0) {
     reason = fb::RestartReason::Crash;
   } else if (cause == Cause::kNone && !exit.clean()) {
@@ -511,7 +522,12 @@ void Supervisor::OnChildExit() {
     reason = fb::RestartReason::Exit;
   }
   std::optional<RestartDecision> decision;
-  if (reason) decision = policy_.Decide(exit_mono);
+  if (cause == Cause::kManual) {
+    // Asked for: at once, and not counted against the restart budget.
+    decision = RestartDecision{.allowed = true, .attempt = policy_.count(), .delay_ns = 0};
+  } else if (reason) {
+    decision = policy_.Decide(exit_mono);
+  }
   // Restart first: neither draining the old child's last output nor encoding
   // the events is on the restart's path (and the fsync is on the writer's
   // thread).
@@ -636,6 +652,8 @@ void Supervisor::OnSignal() {
   while (::read(signals_.get(), &info, sizeof info) == sizeof info) {
     if (static_cast<int>(info.ssi_signo) == kReapSignal) {
       ReapStragglers();
+    } else if (static_cast<int>(info.ssi_signo) == kRestartSignal) {
+      RequestRestart(static_cast<pid_t>(info.ssi_pid));
     } else {
       RequestStop();
     }
@@ -697,6 +715,24 @@ void Supervisor::RequestStop() {
     return;
   }
   GracefulStop(Cause::kUserStop, "stop requested");
+}
+
+void Supervisor::RequestRestart(pid_t sender) {
+  // A stop on request wins; a child already on its way down (hang, limit)
+  // is restarted anyway.
+  if (cause_ == Cause::kUserStop || done_) return;
+  const std::string who = sender > 0 ? fmt::format(" by pid {}", sender) : "";
+  if (!child_) {
+    // In backoff: the delay is cut short; the restart keeps the reason and
+    // the place in the budget it was given at the death.
+    RecordLifecycle(fb::Phase::Backoff, fmt::format("restart requested{}: now", who), 0,
+                    Durability::kBuffered);
+    Arm(restart_timer_, 0);
+    RestartAfterDelay();
+    return;
+  }
+  if (stopping_) return;
+  GracefulStop(Cause::kManual, fmt::format("restart requested{}", who));
 }
 
 void Supervisor::GracefulStop(Cause cause, const std::string& why) {

@@ -2,8 +2,9 @@
 // journals what it sees.
 //
 // Sources of the loop, all non-blocking:
-//   signalfd   SIGTERM/SIGINT/SIGHUP/SIGQUIT -> graceful stop; SIGCHLD ->
-//              reap descendants re-parented to the watchdog (a subreaper)
+//   signalfd   SIGTERM/SIGINT/SIGHUP/SIGQUIT -> graceful stop; SIGUSR1 ->
+//              restart the child (--restart); SIGCHLD -> reap descendants
+//              re-parented to the watchdog (a subreaper)
 //   pidfd      the child's exit, the moment it happens
 //   timerfds   health sampling (periodic), restart delay, stop timeout,
 //              heartbeat deadline
@@ -74,7 +75,7 @@ class Supervisor {
   int Run();
 
  private:
-  enum class Cause { kNone, kHang, kMemory, kCpu, kUserStop };
+  enum class Cause { kNone, kHang, kMemory, kCpu, kUserStop, kManual };
   enum Tag : uint32_t {
     kSignal,
     kChildExit,
@@ -102,6 +103,9 @@ class Supervisor {
   void OnKillTimer();
   void OnHeartbeatMissed(bool triggered);
   void RequestStop();
+  // --restart: a graceful stop of the child, then a start at once that the
+  // restart budget does not count (reason manual). `sender` is journaled.
+  void RequestRestart(pid_t sender);
   // SIGKILLs every descendant of the watchdog outside the current child's
   // tree (and the guard), then reaps what has ended.
   void KillStragglers();
