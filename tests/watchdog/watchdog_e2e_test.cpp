@@ -3,6 +3,7 @@
 // check its exit status, the processes left, and what it journaled.
 #include <fcntl.h>
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 #include <gtest/gtest.h>
 #include <poll.h>
 #include <signal.h>
@@ -1135,6 +1136,39 @@ TEST_F(WatchdogTest, RestartOnRequestIsManualAndOutsideTheBudget) {
 
   // Nothing to restart: exit 3.
   EXPECT_EQ(Run({kWatchdog, "--restart", "--state-dir", state()}, &out, &err), 3) << out << err;
+}
+
+// A daemon's usual start through libsystemd: STATUS=…, a few milliseconds
+// later READY=1, then STATUS=Ready…. The latest status shows within about a
+// second (not at the next health tick, 30 s away), and READY=1 is journaled
+// although the child was counted as running at its spawn.
+TEST_F(WatchdogTest, LatestStatusAndReadyAreJournaledAtOnce) {
+  const std::string script =
+      "\"$1\" notify STATUS=Loading stay & sleep 0.05; \"$1\" notify READY=1 stay & sleep 0.05; "
+      "exec \"$1\" notify 'STATUS=Ready to serve' stay";
+  auto wd = Start({"--health-check-interval", "30"}, {"/bin/sh", "-c", script, "sh", kChild});
+  std::string out, err;
+  EXPECT_TRUE(WaitFor(
+      [&] {
+        return Run({kWatchdog, "--status", "--json", "--state-dir", state()}, &out, &err) == 0 &&
+               nlohmann::json::parse(out)["status_text"] == "Ready to serve";
+      },
+      5))
+      << out << err;
+  ASSERT_EQ(Run({kWatchdog, "--stop", "--state-dir", state()}), 0);
+  ASSERT_EQ(wd->Wait(10), 0);
+  auto events = Events();
+  auto lifecycle = Payloads<fb::LifecycleT>(events);
+  std::vector<std::string> running;
+  for (const fb::LifecycleT* l : lifecycle) {
+    if (l->phase == fb::Phase::Running) running.push_back(l->reason);
+  }
+  // At spawn, the first status, READY=1 (with the status of its moment), the latest status.
+  ASSERT_EQ(running.size(), 4u) << fmt::format("{}", fmt::join(running, " | "));
+  EXPECT_EQ(running[0], "");
+  EXPECT_EQ(running[1], "Loading");
+  EXPECT_EQ(running[2], "Loading");
+  EXPECT_EQ(running[3], "Ready to serve");
 }
 
 }  // namespace

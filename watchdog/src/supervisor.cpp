@@ -40,6 +40,9 @@ constexpr double kOutputFlushSeconds = 0.5;
 // Dropped output is journaled at most once per this interval (and at every
 // health sample, child exit and the end of the run).
 constexpr int64_t kDropReportIntervalNs = 1'000'000'000;
+// STATUS= changes are journaled at most once per this interval, coalesced:
+// the latest text at the end of it.
+constexpr int64_t kStatusIntervalNs = 1'000'000'000;
 
 int64_t SecondsToNs(double seconds) { return static_cast<int64_t>(std::llround(seconds * 1e9)); }
 
@@ -209,8 +212,9 @@ bool Supervisor::Setup(std::string* error) {
   kill_timer_ = MakeTimer();
   heartbeat_timer_ = MakeTimer();
   stable_timer_ = MakeTimer();
+  status_timer_ = MakeTimer();
   if (!epoll_ || !signals_ || !health_timer_ || !restart_timer_ || !kill_timer_ ||
-      !heartbeat_timer_ || !stable_timer_) {
+      !heartbeat_timer_ || !stable_timer_ || !status_timer_) {
     *error = fmt::format("event loop setup: {}", std::strerror(errno));
     return false;
   }
@@ -221,6 +225,7 @@ bool Supervisor::Setup(std::string* error) {
   Watch(kill_timer_.get(), kKillTimer);
   Watch(heartbeat_timer_.get(), kHeartbeatTimer);
   Watch(stable_timer_.get(), kStableTimer);
+  Watch(status_timer_.get(), kStatusTimer);
   Arm(health_timer_, parts_.options.health_check_interval, /*periodic=*/true);
   return true;
 }
@@ -305,6 +310,10 @@ int Supervisor::Run() {
           ConsumeTimer(stable_timer_);
           OnStable();
           break;
+        case kStatusTimer:
+          ConsumeTimer(status_timer_);
+          FlushStatus();
+          break;
       }
     }
   }
@@ -339,6 +348,8 @@ void Supervisor::StartChild() {
   stopping_ = false;
   service_stopping_ = false;
   ready_ = false;
+  ready_journaled_ = false;
+  pending_status_.clear();
   last_sample_.reset();
   over_memory_ = 0;
   over_cpu_ = 0;
@@ -811,18 +822,33 @@ void Supervisor::OnNotify() {
     const int64_t now = MonoNowNs();
     if (message->status && *message->status != status_text_) {
       status_text_ = *message->status;
-      if (now - last_status_journaled_ns_ >= 1'000'000'000) {
+      if (now - last_status_journaled_ns_ >= kStatusIntervalNs) {
         last_status_journaled_ns_ = now;
         pending_status_.clear();
         RecordLifecycle(fb::Phase::Running, status_text_, child_->pid, Durability::kBuffered);
       } else {
-        pending_status_ = status_text_;  // journaled at the next health tick
+        // Coalesced: the latest text is journaled when the second since the
+        // last one is over (a timer armed only while a status waits).
+        if (pending_status_.empty()) {
+          Arm(status_timer_,
+              static_cast<double>(last_status_journaled_ns_ + kStatusIntervalNs - now) / 1e9);
+        }
+        pending_status_ = status_text_;
       }
     }
-    if (message->ready && !ready_) {
+    // READY=1 is journaled also when the child was counted as running at its
+    // spawn: it says when the service itself was ready. Its event carries
+    // the latest status, so a status waiting for the rate limit goes with it.
+    if (message->ready && !ready_journaled_) {
       ready_ = true;
+      ready_journaled_ = true;
       RecordLifecycle(fb::Phase::Running, status_text_.empty() ? "ready" : status_text_,
                       child_->pid, Durability::kDurable);
+      if (!status_text_.empty()) {
+        pending_status_.clear();
+        last_status_journaled_ns_ = now;
+        Arm(status_timer_, 0);
+      }
     }
     if (message->watchdog) {
       if (!ready_) {
@@ -878,15 +904,21 @@ void Supervisor::ReportNotifyDropped() {
   Record(fb::Severity::Warning, std::move(payload), Durability::kBuffered);
 }
 
+void Supervisor::FlushStatus() {
+  if (!child_ || pending_status_.empty()) return;
+  RecordLifecycle(fb::Phase::Running, pending_status_, child_->pid, Durability::kBuffered);
+  pending_status_.clear();
+  last_status_journaled_ns_ = MonoNowNs();
+}
+
 void Supervisor::OnHealth() {
   ReportDroppedOutput(true);
   ReportNotifyDropped();
   if (!child_) return;
   const int64_t now = MonoNowNs();
   if (!pending_status_.empty()) {
-    RecordLifecycle(fb::Phase::Running, pending_status_, child_->pid, Durability::kBuffered);
-    pending_status_.clear();
-    last_status_journaled_ns_ = now;
+    FlushStatus();
+    Arm(status_timer_, 0);
   }
   std::optional<TreeSample> sample = SampleProcessTree(child_->pid);
   if (!sample) return;

@@ -86,7 +86,8 @@ class Supervisor {
     kRestartTimer,
     kKillTimer,
     kHeartbeatTimer,
-    kStableTimer
+    kStableTimer,
+    kStatusTimer
   };
 
   bool Setup(std::string* error);
@@ -151,6 +152,7 @@ class Supervisor {
   UniqueFd stable_timer_;  // armed at a spawn after an alert
   std::unique_ptr<AlertRunner> alerts_;
   bool alert_outstanding_ = false;  // an alert went out; "recovered" not yet
+  UniqueFd status_timer_;  // journals a STATUS= held back by the rate limit
 
   std::optional<Child> child_;
   std::optional<fb::RestartT> pending_restart_;  // decided, waiting for its delay
@@ -161,6 +163,9 @@ class Supervisor {
   bool service_stopping_ = false;  // the current child sent STOPPING=1
   int64_t service_stopping_ns_ = 0;
   bool ready_ = false;
+  bool ready_journaled_ = false;  // READY=1 of the current child journaled
+  // Journals pending_status_, if any (the status timer fired).
+  void FlushStatus();
   bool done_ = false;
   int exit_status_ = kExitOk;
 
