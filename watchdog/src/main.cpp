@@ -353,6 +353,11 @@ int Main(int argc, char** argv) {
   const bool restart = flags.at("restart")->count() > 0 && values["restart"] != "always" &&
                        values["restart"] != "on-failure";
   const std::string restart_name = restart ? values["restart"] : "";
+  // With a command to start, --restart can only be the mode.
+  if (restart && (command_opt->count() > 0 || app_script_flag->count() > 0)) {
+    return Fail(bw::kExitUsage,
+                fmt::format("--restart: expected always or on-failure, got '{}'", restart_name));
+  }
   if (state_dir_flag->count() > 0 && state_dir.empty()) {
     return Fail(bw::kExitUsage, "--state-dir: must not be empty");
   }
