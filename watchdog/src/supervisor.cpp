@@ -83,9 +83,10 @@ void ConsumeTimer(const UniqueFd& timer) {
   [[maybe_unused]] ssize_t n = ::read(timer.get(), &expirations, sizeof expirations);
 }
 
-// The service's name in alerts: the command's base name. Kept in one place
-// so that a --name option can take its place.
+// The service's name in alerts: the watchdog's --name, else the command's
+// base name.
 std::string ServiceName(const Options& o) {
+  if (!o.name.empty()) return o.name;
   if (o.command.empty()) return "service";
   const std::string& program = o.command.front();
   const size_t slash = program.rfind('/');
@@ -586,7 +587,8 @@ void Supervisor::OnChildExit() {
                          : cause == Cause::kMemory ? AlertKind::kMemory
                          : cause == Cause::kCpu    ? AlertKind::kCpu
                                                    : AlertKind::kCrash;
-  const bool alert = cause != Cause::kNone || !exit.clean();
+  // A restart on request is what was asked for: nobody needs to be told.
+  const bool alert = cause != Cause::kManual && (cause != Cause::kNone || !exit.clean());
 
   const std::string why = fmt::format("{}: child {}", RestartReasonName(*reason), exit.Describe());
   if (!decision->allowed) {
