@@ -1172,3 +1172,20 @@ TEST_F(WatchdogTest, LatestStatusAndReadyAreJournaledAtOnce) {
 }
 
 }  // namespace
+
+namespace {
+
+// --help says what the exit statuses mean and shows examples; a numeric
+// option shows what it takes (SEC, MB, N), not CLI11's TEXT.
+TEST(WatchdogHelp, ListsExitStatusesExamplesAndTypedPlaceholders) {
+  auto help = blackbox::testing::RunProcess({kWatchdog, "--help"});
+  ASSERT_EQ(help.exit_code, 0) << help.err;
+  for (const char* want :
+       {"Exit status:", "Examples:", "--restart-delay SEC", "--max-memory MB", "--max-restarts N",
+        "--watchdog-timeout SEC", "--log-max-mb MB", "--journal DIR", "--state-dir DIR"}) {
+    EXPECT_NE(help.out.find(want), std::string::npos) << want << "\n" << help.out;
+  }
+  EXPECT_EQ(help.out.find(" TEXT"), std::string::npos) << help.out;
+}
+
+}  // namespace

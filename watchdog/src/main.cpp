@@ -266,6 +266,30 @@ int Main(int argc, char** argv) {
     const std::string k(key);
     flags[k] = app.add_option(bw::FlagName(key), values[k], std::string(help.at(key)));
   }
+  // What each option takes, in --help (CLI11 would say TEXT for all).
+  const std::map<std::string, std::string> placeholders = {
+      {"name", "NAME"},
+      {"max_restarts", "N"},
+      {"restart_delay", "SEC"},
+      {"health_check_interval", "SEC"},
+      {"max_memory_mb", "MB"},
+      {"max_cpu_percent", "PERCENT"},
+      {"journal", "DIR"},
+      {"watchdog_timeout", "SEC"},
+      {"stop_timeout", "SEC"},
+      {"restart_window", "SEC"},
+      {"backoff_max", "SEC"},
+      {"limit_cycles", "N"},
+      {"log_file", "PATH"},
+      {"log_max_mb", "MB"},
+      {"notify_access", "main|all"},
+      {"metrics_listen", "HOST:PORT"},
+      {"alert_timeout", "SEC"},
+      {"alert_interval", "SEC"},
+  };
+  for (const auto& [key, placeholder] : placeholders) {
+    if (auto it = flags.find(key); it != flags.end()) it->second->type_name(placeholder);
+  }
   // --restart is two things, told apart by its value: `--restart always` and
   // `--restart on-failure` set the restart mode of a start (systemd's
   // Restart=); `--restart` alone or `--restart NAME` restarts the child of a
@@ -288,6 +312,7 @@ int Main(int argc, char** argv) {
                      "extended regex matched against each output line (repeatable; default "
                      "ERROR|CRITICAL|FATAL)")
           ->multi_option_policy(CLI::MultiOptionPolicy::TakeAll)
+          ->type_name("REGEX")
           ->each([&patterns](const std::string& p) { patterns.push_back(p); });
   std::vector<std::string> alertmanagers;
   std::string alertmanager;
@@ -296,6 +321,7 @@ int Main(int argc, char** argv) {
                      "post every alert to this Alertmanager (http://HOST:PORT), re-posted while "
                      "it fires and resolved on recovery (repeatable: each peer of a cluster)")
           ->multi_option_policy(CLI::MultiOptionPolicy::TakeAll)
+          ->type_name("URL")
           ->each([&alertmanagers](const std::string& u) { alertmanagers.push_back(u); });
   std::vector<std::string> alert_programs;
   std::string alert_program;
@@ -304,20 +330,25 @@ int Main(int argc, char** argv) {
                      "run PROGRAM (no shell; details in BLACKBOX_* variables) on crash, hang, "
                      "memory, cpu, gave-up, recovered (repeatable)")
           ->multi_option_policy(CLI::MultiOptionPolicy::TakeAll)
+          ->type_name("PROGRAM")
           ->each([&alert_programs](const std::string& p) { alert_programs.push_back(p); });
   bool backoff = false;
   CLI::Option* backoff_flag =
       app.add_flag("--backoff", backoff, "double the restart delay for each restart in the window");
   std::string app_script;
   CLI::Option* app_script_flag =
-      app.add_option("--app-script", app_script, "the program to supervise (same as -- PATH)");
+      app.add_option("--app-script", app_script, "the program to supervise (same as -- PATH)")
+          ->type_name("PATH");
   std::string config_file;
-  app.add_option("--config", config_file, "TOML file with the same keys; options given here win");
+  app.add_option("--config", config_file, "TOML file with the same keys; options given here win")
+      ->type_name("FILE");
   std::string state_dir;
-  CLI::Option* state_dir_flag = app.add_option(
-      "--state-dir", state_dir,
-      "pid file, saved configuration and notify socket (default ROOT/NAME: ROOT is /run/blackbox "
-      "for root, else $XDG_RUNTIME_DIR/blackbox, else /tmp/blackbox-UID)");
+  CLI::Option* state_dir_flag =
+      app.add_option("--state-dir", state_dir,
+                     "pid file, saved configuration and notify socket (default ROOT/NAME: ROOT is "
+                     "/run/blackbox "
+                     "for root, else $XDG_RUNTIME_DIR/blackbox, else /tmp/blackbox-UID)")
+          ->type_name("DIR");
   std::string status_name, stop_name;
   CLI::Option* status_flag =
       app.add_option("--status", status_name,
@@ -334,7 +365,24 @@ int Main(int argc, char** argv) {
   bool json = false;
   app.add_flag("--json", json, "with --status: one JSON object (a list without NAME)");
   std::vector<std::string> command;
-  CLI::Option* command_opt = app.add_option("command", command, "COMMAND [ARGS...] after --");
+  CLI::Option* command_opt =
+      app.add_option("command", command, "COMMAND [ARGS...] after --")->type_name("ARGS");
+  app.footer(
+      "Exit status:\n"
+      "  0  the child exited cleanly and is not restarted, or --stop/--restart/--status succeeded\n"
+      "  1  the restart budget is spent, or a fatal error after start\n"
+      "  2  bad command line or configuration\n"
+      "  3  another watchdog already runs in this state directory; with --status, --stop or\n"
+      "     --restart: no watchdog runs there\n"
+      "\n"
+      "Examples:\n"
+      "  blackbox-watchdog --name trader -- ./trader --port 9000\n"
+      "  blackbox-watchdog --max-memory 512 --restart-delay 0.5 --app-script main.py\n"
+      "  blackbox-watchdog --watchdog-timeout 10 -- ./daemon   # sends READY=1, WATCHDOG=1\n"
+      "  blackbox-watchdog --status            # every watchdog of this user\n"
+      "  blackbox-watchdog --status trader\n"
+      "  blackbox-watchdog --restart trader\n"
+      "  blackbox-watchdog --stop trader");
 
   try {
     app.parse(argc, argv);
