@@ -1189,3 +1189,20 @@ TEST(WatchdogHelp, ListsExitStatusesExamplesAndTypedPlaceholders) {
 }
 
 }  // namespace
+
+namespace {
+
+// A child that never speaks the notify protocol, under --watchdog-timeout:
+// killed as hung, and the watchdog says why on stderr and in the journal.
+TEST_F(WatchdogTest, ChildWithoutReadyUnderAHeartbeatTimeoutIsToldAbout) {
+  auto wd = Start({"--watchdog-timeout", "0.3", "--stop-timeout", "0.2", "--max-restarts", "0"},
+                  {"/bin/sh", "-c", "sleep 60"});
+  ASSERT_EQ(wd->Wait(20), 1) << ReadFile(file("watchdog.err"));
+  const std::string err = ReadFile(file("watchdog.err"));
+  EXPECT_NE(err.find("warning: the child sent no READY=1 or WATCHDOG=1 within --watchdog-timeout"),
+            std::string::npos)
+      << err;
+  EXPECT_TRUE(HasLifecycleReason(Payloads<fb::LifecycleT>(Events()), "it never sent READY=1"));
+}
+
+}  // namespace

@@ -799,12 +799,25 @@ void Supervisor::OnHeartbeatMissed(bool triggered) {
   Record(fb::Severity::Error, std::move(payload), Durability::kDurable);
   cause_ = Cause::kHang;
   stopping_ = true;
+  // A child that never said READY=1 nor WATCHDOG=1 may not speak the notify protocol at
+  // all: say so, or the kill looks like a hang of the program's own.
+  std::string never_ready;
+  if (!triggered && !stop_overran && !ready_ && last_heartbeat_ns_ == child_->started_mono_ns) {
+    never_ready = fmt::format(
+        " (it never sent READY=1: a program that does not speak the notify protocol must run "
+        "without --watchdog-timeout)");
+    parts_.sink.Message(fmt::format(
+        "blackbox-watchdog: warning: the child sent no READY=1 or WATCHDOG=1 within "
+        "--watchdog-timeout {} s and is killed as hung; a program that does not speak the "
+        "notify protocol must run without --watchdog-timeout\n",
+        parts_.options.watchdog_timeout));
+  }
   RecordLifecycle(fb::Phase::Stopping,
                   triggered      ? std::string("WATCHDOG=trigger: SIGABRT")
                   : stop_overran ? fmt::format("still running {:.0f} ms after STOPPING=1: SIGABRT",
                                                static_cast<double>(since_ns) / 1e6)
-                                 : fmt::format("no heartbeat for {:.0f} ms: SIGABRT",
-                                               static_cast<double>(since_ns) / 1e6),
+                                 : fmt::format("no heartbeat for {:.0f} ms: SIGABRT{}",
+                                               static_cast<double>(since_ns) / 1e6, never_ready),
                   child_->pid, Durability::kBuffered);
   // SIGABRT to the main process only, as systemd does: its crash handler runs.
   ::kill(child_->pid, SIGABRT);
