@@ -1206,3 +1206,21 @@ TEST_F(WatchdogTest, ChildWithoutReadyUnderAHeartbeatTimeoutIsToldAbout) {
 }
 
 }  // namespace
+
+namespace {
+
+// A second watchdog on another state directory but the same journal is
+// told which process holds the stream, not RocksDB's lock error.
+TEST_F(WatchdogTest, ASecondWatchdogOnTheSameJournalIsToldWhoHoldsIt) {
+  auto first = Start({}, {kChild, "sleep", file("pids")});
+  ASSERT_TRUE(WaitFor([&] { return Lines(file("pids")).size() == 1; }, 10))
+      << ReadFile(file("watchdog.err"));
+  std::string out, err;
+  EXPECT_EQ(Run({kWatchdog, "--journal", journal(), "--state-dir", file("other"), "--", "true"},
+                &out, &err),
+            1);
+  EXPECT_NE(err.find(fmt::format("held by process {}", first->pid())), std::string::npos) << err;
+  EXPECT_EQ(err.find("LOCK"), std::string::npos) << err;
+}
+
+}  // namespace

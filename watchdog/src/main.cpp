@@ -5,8 +5,10 @@
 //   blackbox-watchdog --status [NAME] [--json] [--state-dir DIR]
 //   blackbox-watchdog --stop [NAME] [--state-dir DIR]
 //   blackbox-watchdog --restart [NAME] [--state-dir DIR]
+#include <fcntl.h>
 #include <fmt/format.h>
 #include <fmt/ranges.h>
+#include <signal.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -27,12 +29,33 @@
 #include "spawn.h"
 #include "status.h"
 #include "supervisor.h"
+#include "unique_fd.h"
 
 extern char** environ;
 
 namespace bw = blackbox::watchdog;
 
 namespace {
+// <journal>/watchdog.holder: the pid of the watchdog writing the stream,
+// read by a second one that finds the stream locked.
+std::optional<pid_t> ReadHolder(const std::string& path) {
+  bw::UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW));
+  if (!fd) return std::nullopt;
+  char buf[32] = {};
+  const ssize_t n = ::read(fd.get(), buf, sizeof buf - 1);
+  if (n <= 0) return std::nullopt;
+  const long pid = std::strtol(buf, nullptr, 10);
+  if (pid <= 0) return std::nullopt;
+  return static_cast<pid_t>(pid);
+}
+
+void WriteHolder(const std::string& path) {
+  bw::UniqueFd fd(
+      ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600));
+  if (!fd) return;  // only a nicer message for a second watchdog depends on it
+  const std::string text = fmt::format("{}\n", ::getpid());
+  [[maybe_unused]] ssize_t n = ::write(fd.get(), text.data(), text.size());
+}
 
 std::string Absolute(const std::string& path) {
   if (path.empty()) return path;
@@ -186,7 +209,16 @@ int RunWatchdog(bw::Options options, const std::string& state_dir, const SavedOr
       fmt::print(stderr, "blackbox-watchdog: warning: {}\n", w);
     }
   }
+  const std::string holder =
+      fmt::format("{}/{}.holder", options.journal, blackbox::kWatchdogStream);
   if (!journal.ok()) {
+    // Another watchdog writes this journal's stream: name it, not the lock.
+    if (std::optional<pid_t> pid = ReadHolder(holder); pid && ::kill(*pid, 0) == 0) {
+      return Fail(bw::kExitFailed,
+                  fmt::format("journal {}: its {} stream is held by process {} (another "
+                              "blackbox-watchdog); give this one its own --journal",
+                              options.journal, blackbox::kWatchdogStream, *pid));
+    }
     // A journal directory refused as untrusted (a symlink, another user's,
     // writable by others) is a configuration error like a bad state directory.
     const bool refused = journal.status().code() == blackbox::Status::Code::kInvalidArgument;
@@ -194,6 +226,7 @@ int RunWatchdog(bw::Options options, const std::string& state_dir, const SavedOr
                 fmt::format("journal {}: {}{}", options.journal, journal.status().ToString(),
                             origin.Note("journal")));
   }
+  WriteHolder(holder);
   const std::string notify_path = fmt::format("{}/{}", Absolute(state_dir), bw::kNotifySocketName);
   blackbox::Result<bw::NotifySocket> notify = bw::NotifySocket::Bind(notify_path);
   if (!notify.ok()) return Fail(bw::kExitFailed, notify.status().message());
