@@ -111,8 +111,8 @@ constexpr std::array<std::string_view, 5> kSeverityNames = {"debug", "info", "wa
 constexpr std::array<std::string_view, 9> kPhaseNames = {"initializing", "starting",   "running",
                                                          "error",        "recovering", "stopping",
                                                          "stopped",      "failed",     "backoff"};
-constexpr std::array<std::string_view, 8> kRestartReasonNames = {
-    "crash", "hang", "memory", "cpu", "exit", "unclean", "requested", "failure"};
+constexpr std::array<std::string_view, 9> kRestartReasonNames = {
+    "crash", "hang", "memory", "cpu", "exit", "unclean", "requested", "failure", "manual"};
 constexpr std::array<std::string_view, 3> kCrashOriginNames = {"signal", "terminate", "watchdog"};
 // One name for each value of the schema's enums, no more and no fewer: an
 // enum that grows without its name fails to build here.

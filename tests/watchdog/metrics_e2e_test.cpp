@@ -567,6 +567,43 @@ TEST_F(AlertTest, RecoveredAfterAStableRunAndSuppressedCountsReported) {
   EXPECT_EQ(recovered["BLACKBOX_SIGNAL"], "");
 }
 
+// The alert names the service by the watchdog's --name, not the command's
+// base name; a restart on request (--restart) is no crash and raises no
+// alert: the only crash alert is the SIGKILL's after it.
+TEST_F(AlertTest, AlertsUseTheWatchdogsNameAndAManualRestartRaisesNone) {
+  fs::create_directory(file("alerts"));
+  const std::string script = RecorderScript(file("record.sh"), file("alerts"));
+  Process wd(Watchdog({"--name", "pricing", "--restart-delay", "0", "--alert-interval", "0",
+                       "--alert-exec", script},
+                      {kChild, "sleep", file("pids")}),
+             file("wd.out"), file("wd.err"));
+  ASSERT_TRUE(WaitFor([&] { return Lines(file("pids")).size() == 1; }, 10))
+      << ReadFile(file("wd.err"));
+  auto restarted = blackbox::testing::RunProcess(
+      {kWatchdog, "--restart", "--state-dir", file("state"), "--journal", journal()});
+  ASSERT_EQ(restarted.exit_code, 0) << restarted.out << restarted.err;
+  ASSERT_TRUE(WaitFor([&] { return Lines(file("pids")).size() == 2; }, 10));
+  const std::string second = Lines(file("pids"))[1];
+  ::kill(std::stoi(second), SIGKILL);
+  ASSERT_TRUE(WaitFor([&] { return Lines(file("pids")).size() == 3; }, 10));
+  // Alerts run one after another and each run is journaled when it ends:
+  // when the SIGKILL's has been journaled, any earlier one has too.
+  auto killed_alert_ran = [&] {
+    const auto recorded = Recorded(file("alerts"), "crash");
+    const bool seen = std::any_of(recorded.begin(), recorded.end(), [&](const auto& vars) {
+      return vars.count("BLACKBOX_CHILD_PID") > 0 && vars.at("BLACKBOX_CHILD_PID") == second;
+    });
+    return seen && AlertRuns().size() >= recorded.size();
+  };
+  ASSERT_TRUE(WaitFor(killed_alert_ran, 10)) << ReadFile(file("wd.err"));
+  auto crashes = Recorded(file("alerts"), "crash");
+  ASSERT_EQ(crashes.size(), 1u);
+  EXPECT_EQ(crashes[0]["BLACKBOX_SERVICE"], "pricing");
+  EXPECT_EQ(crashes[0]["BLACKBOX_CHILD_PID"], second);
+  EXPECT_EQ(crashes[0]["BLACKBOX_SUMMARY"].rfind("pricing pid " + second, 0), 0u)
+      << crashes[0]["BLACKBOX_SUMMARY"];
+}
+
 TEST_F(AlertTest, AHangingAlertProgramIsKilledAndDelaysNoRestart) {
   blackbox::testing::WriteFile(file("hang.sh"), "#!/bin/sh\nsleep 30\n");
   fs::permissions(file("hang.sh"), fs::perms::owner_all);

@@ -3,6 +3,7 @@
 // check its exit status, the processes left, and what it journaled.
 #include <fcntl.h>
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 #include <gtest/gtest.h>
 #include <poll.h>
 #include <signal.h>
@@ -142,9 +143,21 @@ class Process {
   std::optional<int> status_;
 };
 
+// Runs `args` with `dir` as its working directory.
+std::vector<std::string> InDir(const std::string& dir, const std::vector<std::string>& args) {
+  std::vector<std::string> out = {"/bin/sh", "-c", "cd \"$0\" && exec \"$@\"", dir};
+  out.insert(out.end(), args.begin(), args.end());
+  return out;
+}
+
 // One watchdog run inside a fresh directory: journal, state dir, output files.
+// The default state directories of named watchdogs go below it too
+// ($BLACKBOX_STATE_ROOT, inherited by every process the test starts).
 class WatchdogTest : public ::testing::Test {
  protected:
+  WatchdogTest() { ::setenv("BLACKBOX_STATE_ROOT", (dir_ / "run").c_str(), 1); }
+  ~WatchdogTest() override { ::unsetenv("BLACKBOX_STATE_ROOT"); }
+  std::string root() const { return dir_ / "run"; }
   std::string journal() const { return dir_ / "journal"; }
   std::string state() const { return dir_ / "state"; }
   std::string file(std::string_view name) const { return dir_ / name; }
@@ -920,6 +933,294 @@ TEST_F(WatchdogTest, BadValuesExitWithStatus2AndNameTheOption) {
   std::string err;
   EXPECT_EQ(Run(Args({}, {file("missing-program")}), nullptr, &err), 2);
   EXPECT_NE(err.find("not found"), std::string::npos) << err;
+}
+
+// Without --state-dir a watchdog's state directory is ROOT/NAME, NAME the
+// program's base name unless --name says otherwise: --status and --stop from
+// another working directory find it by name. --state-dir still wins.
+TEST_F(WatchdogTest, DefaultStateDirectoryIsFoundByNameFromAnyDirectory) {
+  fs::create_directory(file("a"));
+  fs::create_directory(file("b"));
+  auto wd =
+      std::make_unique<Process>(InDir(file("a"), {kWatchdog, "--", kChild, "sleep", file("pid")}),
+                                file("wd.out"), file("wd.err"));
+  ASSERT_TRUE(WaitFor([&] { return Lines(file("pid")).size() == 1; }, 10))
+      << ReadFile(file("wd.err"));
+  const std::string dir = root() + "/watchdog_test_child";
+  struct stat st {};
+  ASSERT_EQ(::stat(dir.c_str(), &st), 0) << ReadFile(file("wd.err"));
+  EXPECT_EQ(st.st_mode & 0777, 0700u);
+  ASSERT_EQ(::stat(root().c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 0777, 0700u);
+  EXPECT_FALSE(fs::exists(file("a") + "/blackbox-watchdog"));
+
+  std::string out, err;
+  ASSERT_TRUE(WaitFor(
+      [&] {
+        return Run(InDir(file("b"),
+                         {kWatchdog, "--status", "--json", "--name", "watchdog_test_child"}),
+                   &out, &err) == 0 &&
+               nlohmann::json::parse(out)["state"] == "running";
+      },
+      10))
+      << out << err;
+  nlohmann::json status = nlohmann::json::parse(out);
+  EXPECT_EQ(status["watchdog_pid"], wd->pid());
+  // The journal is where it always was: under the start's working directory.
+  EXPECT_EQ(status["journal"], file("a") + "/blackbox-journal");
+
+  // A second watchdog of another name runs beside it; --state-dir still wins.
+  auto named =
+      std::make_unique<Process>(InDir(file("a"), {kWatchdog, "--name", "other", "--journal",
+                                                  journal(), "--", kChild, "sleep", file("pid2")}),
+                                file("named.out"), file("named.err"));
+  ASSERT_TRUE(WaitFor([&] { return Lines(file("pid2")).size() == 1; }, 10))
+      << ReadFile(file("named.err"));
+  EXPECT_TRUE(fs::exists(root() + "/other/watchdog.pid"));
+  EXPECT_EQ(Run(InDir(file("b"), {kWatchdog, "--stop", "--name", "other"}), &out, &err), 0) << err;
+  EXPECT_EQ(named->Wait(10), 0);
+  EXPECT_EQ(
+      Run(InDir(file("b"), {kWatchdog, "--stop", "--name", "watchdog_test_child"}), &out, &err), 0)
+      << err;
+  EXPECT_EQ(wd->Wait(10), 0);
+
+  auto explicit_dir = Start({"--name", "x"}, {"/bin/true"}, "explicit");
+  EXPECT_EQ(explicit_dir->Wait(10), 0) << ReadFile(file("explicit.err"));
+  EXPECT_TRUE(fs::exists(state() + "/watchdog.pid"));
+  EXPECT_FALSE(fs::exists(root() + "/x"));
+}
+
+// The root of the default state directories passes the same trust checks as
+// a state directory: one writable by others (made by someone else in /tmp) is
+// refused, never used.
+TEST_F(WatchdogTest, DefaultStateRootWritableByOthersIsRefused) {
+  ASSERT_TRUE(fs::create_directory(root()));
+  ASSERT_EQ(::chmod(root().c_str(), 0777), 0);
+  std::string err;
+  EXPECT_EQ(Run({kWatchdog, "--journal", journal(), "--", "/bin/true"}, nullptr, &err), 2);
+  EXPECT_NE(err.find(root()), std::string::npos) << err;
+  EXPECT_NE(err.find("writable by other users"), std::string::npos) << err;
+  EXPECT_FALSE(fs::exists(root() + "/true"));
+}
+
+TEST_F(WatchdogTest, BadNameIsRefused) {
+  for (const std::string bad : {"../x", ".hidden", "a b", ""}) {
+    std::string err;
+    EXPECT_EQ(Run({kWatchdog, "--name", bad, "--", "/bin/true"}, nullptr, &err), 2) << bad;
+    EXPECT_NE(err.find("--name"), std::string::npos) << err;
+  }
+}
+
+// `--status` without a name lists every watchdog of the user, one line each,
+// wherever each was started; --json makes it a list. `--status NAME` is the
+// full block with the last events; `--stop NAME` stops that one, and a bare
+// `--stop` refuses to guess between two.
+TEST_F(WatchdogTest, StatusListsWatchdogsStartedFromOtherDirectories) {
+  for (const char* d : {"a", "b", "c"}) fs::create_directory(file(d));
+  auto first =
+      std::make_unique<Process>(InDir(file("a"), {kWatchdog, "--", kChild, "sleep", file("pid-a")}),
+                                file("a.out"), file("a.err"));
+  auto second = std::make_unique<Process>(
+      InDir(file("b"), {kWatchdog, "--name", "web", "--", kChild, "sleep", file("pid-b")}),
+      file("b.out"), file("b.err"));
+  ASSERT_TRUE(WaitFor([&] { return Lines(file("pid-a")).size() == 1; }, 10))
+      << ReadFile(file("a.err"));
+  ASSERT_TRUE(WaitFor([&] { return Lines(file("pid-b")).size() == 1; }, 10))
+      << ReadFile(file("b.err"));
+  const std::string child_a = Lines(file("pid-a"))[0];
+  const std::string child_b = Lines(file("pid-b"))[0];
+
+  std::string out, err;
+  nlohmann::json list;
+  ASSERT_TRUE(WaitFor(
+      [&] {
+        if (Run(InDir(file("c"), {kWatchdog, "--status", "--json"}), &out, &err) != 0) return false;
+        list = nlohmann::json::parse(out);
+        return list.is_array() && list.size() == 2 && list[0]["state"] == "running" &&
+               list[1]["state"] == "running";
+      },
+      10))
+      << out << err;
+  EXPECT_EQ(list[0]["name"], "watchdog_test_child");
+  EXPECT_EQ(list[0]["child_pid"], std::stoi(child_a));
+  EXPECT_EQ(list[0]["journal"], file("a") + "/blackbox-journal");
+  EXPECT_EQ(list[1]["name"], "web");
+  EXPECT_EQ(list[1]["watchdog_pid"], second->pid());
+  EXPECT_EQ(list[1]["journal"], file("b") + "/blackbox-journal");
+
+  ASSERT_EQ(Run(InDir(file("c"), {kWatchdog, "--status"}), &out, &err), 0) << err;
+  std::vector<std::string> lines;
+  std::istringstream in(out);
+  for (std::string line; std::getline(in, line);) lines.push_back(line);
+  ASSERT_EQ(lines.size(), 3u) << out;
+  EXPECT_EQ(lines[0].rfind("NAME", 0), 0u) << out;
+  EXPECT_NE(lines[0].find("RESTARTS"), std::string::npos) << out;
+  EXPECT_EQ(lines[1].rfind("watchdog_test_child ", 0), 0u) << out;
+  EXPECT_NE(lines[1].find(" running "), std::string::npos) << out;
+  EXPECT_NE(lines[1].find(" " + child_a + " "), std::string::npos) << out;
+  EXPECT_EQ(lines[2].rfind("web ", 0), 0u) << out;
+  EXPECT_NE(lines[2].find(" " + child_b + " "), std::string::npos) << out;
+
+  // The block: command, state and since when, pids, memory and CPU, restarts,
+  // then the last events of the journal.
+  ASSERT_EQ(Run(InDir(file("c"), {kWatchdog, "--status", "web"}), &out, &err), 0) << err;
+  EXPECT_EQ(out.rfind("web (state directory " + root() + "/web)\n", 0), 0u) << out;
+  EXPECT_NE(out.find("command     " + kChild + " sleep " + file("pid-b") + "\n"), std::string::npos)
+      << out;
+  EXPECT_NE(out.find("state       running since "), std::string::npos) << out;
+  EXPECT_NE(out.find("child       " + child_b + " (up "), std::string::npos) << out;
+  EXPECT_NE(out.find("memory      "), std::string::npos) << out;
+  EXPECT_NE(out.find("cpu         "), std::string::npos) << out;
+  EXPECT_NE(out.find("restarts    0 in the current window, 0 in total"), std::string::npos) << out;
+  EXPECT_NE(out.find("watchdog #1 "), std::string::npos) << out;
+  EXPECT_NE(out.find("running child " + child_b), std::string::npos) << out;
+
+  std::string named;
+  ASSERT_EQ(Run(InDir(file("c"), {kWatchdog, "--status", "--json", "--name", "web"}), &named), 0);
+  EXPECT_EQ(nlohmann::json::parse(named)["name"], "web");
+
+  EXPECT_EQ(Run(InDir(file("c"), {kWatchdog, "--stop"}), &out, &err), 2);
+  EXPECT_NE(err.find("give the name"), std::string::npos) << err;
+  EXPECT_FALSE(Gone(first->pid()));
+  EXPECT_EQ(Run(InDir(file("c"), {kWatchdog, "--stop", "web"}), &out, &err), 0) << err;
+  EXPECT_EQ(second->Wait(10), 0);
+  EXPECT_FALSE(Gone(first->pid()));
+  // One left: a bare --stop takes it.
+  EXPECT_EQ(Run(InDir(file("c"), {kWatchdog, "--stop"}), &out, &err), 0) << err;
+  EXPECT_EQ(first->Wait(10), 0);
+  ASSERT_EQ(Run(InDir(file("c"), {kWatchdog, "--status", "--json"}), &out, &err), 3) << err;
+  list = nlohmann::json::parse(out);
+  ASSERT_EQ(list.size(), 2u);
+  EXPECT_EQ(list[0]["state"], "stopped");
+  EXPECT_EQ(list[1]["state"], "stopped");
+}
+
+// --restart: the child is stopped gracefully (SIGTERM) and started again at
+// once, journaled with reason manual and not counted against the restart
+// budget: with --max-restarts 0 the watchdog still restarts it on request,
+// twice, and then gives up at the first crash.
+TEST_F(WatchdogTest, RestartOnRequestIsManualAndOutsideTheBudget) {
+  auto wd = Start({"--max-restarts", "0", "--name", "svc"}, {kChild, "sleep", file("pids")});
+  ASSERT_TRUE(WaitFor([&] { return Lines(file("pids")).size() == 1; }, 10))
+      << ReadFile(file("watchdog.err"));
+  std::string out, err;
+  for (size_t n = 2; n <= 3; ++n) {
+    ASSERT_EQ(Run({kWatchdog, "--restart", "--state-dir", state()}, &out, &err), 0) << out << err;
+    EXPECT_NE(out.find("restarted"), std::string::npos) << out;
+    ASSERT_TRUE(WaitFor([&] { return Lines(file("pids")).size() == n; }, 10));
+  }
+  const std::vector<std::string> pids = Lines(file("pids"));
+  EXPECT_TRUE(WaitFor([&] { return Gone(std::stoi(pids[0])) && Gone(std::stoi(pids[1])); }, 5));
+  EXPECT_FALSE(Gone(std::stoi(pids[2])));
+  EXPECT_NE(out.find("-> " + pids[2]), std::string::npos) << out;
+
+  // The budget (0) is untouched: the first crash ends the watchdog.
+  ::kill(std::stoi(pids[2]), SIGKILL);
+  ASSERT_EQ(wd->Wait(10), 1) << ReadFile(file("watchdog.err"));
+  EXPECT_EQ(Lines(file("pids")).size(), 3u);
+
+  auto events = Events();
+  auto restarts = Payloads<fb::RestartT>(events);
+  ASSERT_EQ(restarts.size(), 2u);
+  for (size_t i = 0; i < 2; ++i) {
+    EXPECT_EQ(restarts[i]->reason, fb::RestartReason::Manual);
+    EXPECT_EQ(restarts[i]->signal, SIGTERM);
+    EXPECT_EQ(restarts[i]->attempt, 0);
+    EXPECT_EQ(restarts[i]->child_pid, std::stoi(pids[i + 1]));
+  }
+  // A restart on request is no crash; the SIGKILL afterwards is.
+  auto crashes = Payloads<fb::CrashT>(events);
+  ASSERT_EQ(crashes.size(), 1u);
+  EXPECT_EQ(crashes[0]->signal, SIGKILL);
+  EXPECT_TRUE(HasLifecycleReason(Payloads<fb::LifecycleT>(events), "restart requested"));
+
+  // Nothing to restart: exit 3.
+  EXPECT_EQ(Run({kWatchdog, "--restart", "--state-dir", state()}, &out, &err), 3) << out << err;
+}
+
+// A daemon's usual start through libsystemd: STATUS=…, a few milliseconds
+// later READY=1, then STATUS=Ready…. The latest status shows within about a
+// second (not at the next health tick, 30 s away), and READY=1 is journaled
+// although the child was counted as running at its spawn.
+TEST_F(WatchdogTest, LatestStatusAndReadyAreJournaledAtOnce) {
+  const std::string script =
+      "\"$1\" notify STATUS=Loading stay & sleep 0.05; \"$1\" notify READY=1 stay & sleep 0.05; "
+      "exec \"$1\" notify 'STATUS=Ready to serve' stay";
+  auto wd = Start({"--health-check-interval", "30"}, {"/bin/sh", "-c", script, "sh", kChild});
+  std::string out, err;
+  EXPECT_TRUE(WaitFor(
+      [&] {
+        return Run({kWatchdog, "--status", "--json", "--state-dir", state()}, &out, &err) == 0 &&
+               nlohmann::json::parse(out)["status_text"] == "Ready to serve";
+      },
+      5))
+      << out << err;
+  ASSERT_EQ(Run({kWatchdog, "--stop", "--state-dir", state()}), 0);
+  ASSERT_EQ(wd->Wait(10), 0);
+  auto events = Events();
+  auto lifecycle = Payloads<fb::LifecycleT>(events);
+  std::vector<std::string> running;
+  for (const fb::LifecycleT* l : lifecycle) {
+    if (l->phase == fb::Phase::Running) running.push_back(l->reason);
+  }
+  // At spawn, the first status, READY=1 (with the status of its moment), the latest status.
+  ASSERT_EQ(running.size(), 4u) << fmt::format("{}", fmt::join(running, " | "));
+  EXPECT_EQ(running[0], "");
+  EXPECT_EQ(running[1], "Loading");
+  EXPECT_EQ(running[2], "Loading");
+  EXPECT_EQ(running[3], "Ready to serve");
+}
+
+}  // namespace
+
+namespace {
+
+// --help says what the exit statuses mean and shows examples; a numeric
+// option shows what it takes (SEC, MB, N), not CLI11's TEXT.
+TEST(WatchdogHelp, ListsExitStatusesExamplesAndTypedPlaceholders) {
+  auto help = blackbox::testing::RunProcess({kWatchdog, "--help"});
+  ASSERT_EQ(help.exit_code, 0) << help.err;
+  for (const char* want :
+       {"Exit status:", "Examples:", "--restart-delay SEC", "--max-memory MB", "--max-restarts N",
+        "--watchdog-timeout SEC", "--log-max-mb MB", "--journal DIR", "--state-dir DIR"}) {
+    EXPECT_NE(help.out.find(want), std::string::npos) << want << "\n" << help.out;
+  }
+  EXPECT_EQ(help.out.find(" TEXT"), std::string::npos) << help.out;
+}
+
+}  // namespace
+
+namespace {
+
+// A child that never speaks the notify protocol, under --watchdog-timeout:
+// killed as hung, and the watchdog says why on stderr and in the journal.
+TEST_F(WatchdogTest, ChildWithoutReadyUnderAHeartbeatTimeoutIsToldAbout) {
+  auto wd = Start({"--watchdog-timeout", "0.3", "--stop-timeout", "0.2", "--max-restarts", "0"},
+                  {"/bin/sh", "-c", "sleep 60"});
+  ASSERT_EQ(wd->Wait(20), 1) << ReadFile(file("watchdog.err"));
+  const std::string err = ReadFile(file("watchdog.err"));
+  EXPECT_NE(err.find("warning: the child sent no READY=1 or WATCHDOG=1 within --watchdog-timeout"),
+            std::string::npos)
+      << err;
+  EXPECT_TRUE(HasLifecycleReason(Payloads<fb::LifecycleT>(Events()), "it never sent READY=1"));
+}
+
+}  // namespace
+
+namespace {
+
+// A second watchdog on another state directory but the same journal is
+// told which process holds the stream, not RocksDB's lock error.
+TEST_F(WatchdogTest, ASecondWatchdogOnTheSameJournalIsToldWhoHoldsIt) {
+  auto first = Start({}, {kChild, "sleep", file("pids")});
+  ASSERT_TRUE(WaitFor([&] { return Lines(file("pids")).size() == 1; }, 10))
+      << ReadFile(file("watchdog.err"));
+  std::string out, err;
+  EXPECT_EQ(Run({kWatchdog, "--journal", journal(), "--state-dir", file("other"), "--", "true"},
+                &out, &err),
+            1);
+  EXPECT_NE(err.find(fmt::format("held by process {}", first->pid())), std::string::npos) << err;
+  EXPECT_EQ(err.find("LOCK"), std::string::npos) << err;
 }
 
 }  // namespace

@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "instance_name.h"
 #include "notify_socket.h"
 #include "options.h"
 #include "output.h"
@@ -81,6 +82,60 @@ TEST(Options, SetOptionValidatesEachKind) {
   EXPECT_TRUE(SetOption(o, "no_such_key", "1"));
   EXPECT_EQ(FlagName("restart_delay"), "--restart-delay");
   EXPECT_EQ(FlagName("max_memory_mb"), "--max-memory");
+}
+
+TEST(InstanceName, DefaultIsTheProgramsBaseNameMadeSafe) {
+  EXPECT_EQ(DefaultName("/opt/trader/bin/trader"), "trader");
+  EXPECT_EQ(DefaultName("./main.py"), "main.py");
+  EXPECT_EQ(DefaultName("my app"), "my_app");
+  EXPECT_EQ(DefaultName(".hidden"), "hidden");
+  EXPECT_FALSE(CheckName("trader@eu-1"));
+  for (const char* bad : {"", ".", "..", "a/b", "a b", ".x"}) EXPECT_TRUE(CheckName(bad)) << bad;
+  EXPECT_TRUE(CheckName(std::string(65, 'a')));
+  Options o;
+  EXPECT_TRUE(SetOption(o, "name", "../x"));
+  EXPECT_FALSE(SetOption(o, "name", "trader"));
+  EXPECT_EQ(o.name, "trader");
+}
+
+// Root's watchdogs live under /run/blackbox, another user's under
+// $XDG_RUNTIME_DIR/blackbox or, without it, /tmp/blackbox-UID; an absolute
+// $BLACKBOX_STATE_ROOT wins.
+TEST(InstanceName, StateRootFollowsTheUserAndTheEnvironment) {
+  const char* saved_root = std::getenv("BLACKBOX_STATE_ROOT");
+  const std::string keep_root = saved_root != nullptr ? saved_root : "";
+  const char* saved_xdg = std::getenv("XDG_RUNTIME_DIR");
+  const std::string keep_xdg = saved_xdg != nullptr ? saved_xdg : "";
+  ::unsetenv("BLACKBOX_STATE_ROOT");
+  ::setenv("XDG_RUNTIME_DIR", "/run/user/4242", 1);
+  const std::string with_xdg = StateRoot();
+  ::setenv("XDG_RUNTIME_DIR", "relative", 1);
+  const std::string relative_xdg = StateRoot();
+  ::unsetenv("XDG_RUNTIME_DIR");
+  const std::string without_xdg = StateRoot();
+  ::setenv("BLACKBOX_STATE_ROOT", "/srv/wd", 1);
+  const std::string overridden = StateRoot();
+  ::setenv("BLACKBOX_STATE_ROOT", "srv/wd", 1);
+  const std::string relative_override = StateRoot();
+  if (saved_root != nullptr) {
+    ::setenv("BLACKBOX_STATE_ROOT", keep_root.c_str(), 1);
+  } else {
+    ::unsetenv("BLACKBOX_STATE_ROOT");
+  }
+  if (saved_xdg != nullptr) ::setenv("XDG_RUNTIME_DIR", keep_xdg.c_str(), 1);
+
+  EXPECT_EQ(overridden, "/srv/wd");
+  if (::geteuid() == 0) {
+    EXPECT_EQ(with_xdg, "/run/blackbox");
+    EXPECT_EQ(without_xdg, "/run/blackbox");
+    EXPECT_EQ(relative_override, "/run/blackbox");
+  } else {
+    EXPECT_EQ(with_xdg, "/run/user/4242/blackbox");
+    const std::string tmp = "/tmp/blackbox-" + std::to_string(::geteuid());
+    EXPECT_EQ(relative_xdg, tmp);
+    EXPECT_EQ(without_xdg, tmp);
+    EXPECT_EQ(relative_override, tmp);
+  }
 }
 
 class OptionsFile : public ::testing::Test {

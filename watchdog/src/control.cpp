@@ -99,16 +99,6 @@ Status CheckStateDir(const std::string& dir, bool must_own) {
   return Status::Ok();
 }
 
-namespace {
-
-std::string Lower(std::string_view s) {
-  std::string out(s);
-  for (char& c : out) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  return out;
-}
-
-}  // namespace
-
 Status EnsureStateDir(const std::string& dir) {
   std::error_code ec;
   // Private: the notify socket in it accepts heartbeats from whoever can reach it.
@@ -166,151 +156,97 @@ std::optional<PidRecord> RunningWatchdog(const std::string& state_dir, uid_t* ow
   return ReadPid(fd.get());
 }
 
-int PrintStatus(const std::string& state_dir, const Options& options, bool json) {
-  std::optional<pid_t> running;
-  if (std::optional<PidRecord> record = RunningWatchdog(state_dir)) running = record->pid;
-  LoadStateOptions load;
-  load.streams = {std::string(kWatchdogStream)};
-  std::optional<SystemState> state;
-  std::string journal_error;
-  std::error_code ec;
-  if (std::filesystem::exists(fmt::format("{}/{}", options.journal, kWatchdogStream), ec)) {
-    Result<SystemState> loaded = LoadState(options.journal, load);
-    if (loaded.ok()) {
-      state = std::move(loaded.value());
-    } else {
-      journal_error = loaded.status().ToString();
-    }
-  } else if (ec) {
-    journal_error = fmt::format("journal {}: {}", options.journal, ec.message());
-  } else {
-    journal_error = fmt::format("no watchdog stream in journal {}", options.journal);
-  }
-  if (!state && !running) {
-    fmt::print(stderr, "blackbox-watchdog: nothing known about state directory {}: {}\n", state_dir,
-               journal_error);
-    return 1;
-  }
-  const WatchdogInfo w = state ? state->watchdog : WatchdogInfo{};
-  const int64_t now = WallNowNs();
+namespace {
 
-  // The journal says what the watchdog last wrote; the lock says whether it
-  // still lives. A watchdog that was SIGKILLed never wrote "stopped".
-  std::string journal_state = Lower(PhaseName(w.phase));
-  std::string state_name = journal_state;
-  const bool live_phase = w.phase == fb::Phase::Initializing || w.phase == fb::Phase::Starting ||
-                          w.phase == fb::Phase::Running || w.phase == fb::Phase::Backoff ||
-                          w.phase == fb::Phase::Stopping;
-  if (!running && live_phase) state_name = "stopped";
-  const bool child_alive = running && w.child_pid > 0 && ::kill(w.child_pid, 0) == 0 &&
-                           (w.phase == fb::Phase::Starting || w.phase == fb::Phase::Running ||
-                            w.phase == fb::Phase::Stopping);
-  std::optional<TreeSample> live;
-  if (child_alive) live = SampleProcessTree(w.child_pid);
-  const uint64_t rss = live ? live->rss_bytes : w.child_rss_bytes;
-
-  nlohmann::json out;
-  out["state_dir"] = state_dir;
-  out["journal"] = options.journal;
-  out["watchdog_pid"] = running ? *running : w.watchdog_pid;
-  out["watchdog_running"] = running.has_value();
-  out["child_pid"] = child_alive ? w.child_pid : 0;
-  out["state"] = state_name;
-  out["journal_state"] = journal_state;
-  out["uptime_seconds"] =
-      running && w.started_ns > 0 ? static_cast<double>(now - w.started_ns) / 1e9 : 0.0;
-  out["child_uptime_seconds"] = child_alive && w.child_started_ns > 0
-                                    ? static_cast<double>(now - w.child_started_ns) / 1e9
-                                    : 0.0;
-  out["restart_count"] = w.restart_count;
-  out["total_restarts"] = w.total_restarts;
-  if (w.has_last_exit) {
-    out["last_exit"] = {{"exit_code", w.last_exit_code},
-                        {"signal", w.last_exit_signal},
-                        {"reason", std::string(RestartReasonName(w.last_restart_reason))}};
-  } else {
-    out["last_exit"] = nullptr;
-  }
-  out["child_rss_bytes"] = rss;
-  out["child_rss_mb"] = static_cast<double>(rss) / (1024.0 * 1024.0);
-  out["child_cpu_percent"] = w.child_cpu_percent;
-  out["status_text"] = w.status_text;
-  // Where a running watchdog serves /metrics (null when off or not running).
-  if (running && !w.metrics_address.empty()) {
-    out["metrics_address"] = w.metrics_address;
-  } else {
-    out["metrics_address"] = nullptr;
-  }
-  if (json) {
-    fmt::print("{}\n", out.dump());
-    return running ? 0 : 3;
-  }
-  fmt::print("watchdog    {} ({})\n", out["watchdog_pid"].get<int>(),
-             running ? fmt::format("running for {:.1f} s", out["uptime_seconds"].get<double>())
-                     : std::string("not running"));
-  fmt::print("state       {}{}\n", state_name,
-             state_name != journal_state ? fmt::format(" (journal says {})", journal_state) : "");
-  if (child_alive) {
-    fmt::print("child       {} (up {:.1f} s)\n", w.child_pid,
-               out["child_uptime_seconds"].get<double>());
-    fmt::print("resources   {:.1f} MB RSS, {:.1f}% CPU (last sample)\n",
-               out["child_rss_mb"].get<double>(), w.child_cpu_percent);
-  } else {
-    fmt::print("child       none\n");
-  }
-  // The last restart's reason only when there was one: a child that was
-  // stopped on request, or never restarted, has no restart reason.
-  fmt::print(
-      "restarts    {} in the current window, {} in total{}\n", w.restart_count, w.total_restarts,
-      w.total_restarts > 0 ? fmt::format(" (last for {})", RestartReasonName(w.last_restart_reason))
-                           : "");
-  if (w.has_last_exit) {
-    const char* abbrev = w.last_exit_signal != 0 ? ::sigabbrev_np(w.last_exit_signal) : nullptr;
-    fmt::print("last exit   {}\n",
-               w.last_exit_signal == 0 ? fmt::format("exited with status {}", w.last_exit_code)
-               : abbrev != nullptr     ? fmt::format("killed by SIG{}", abbrev)
-                                       : fmt::format("killed by signal {}", w.last_exit_signal));
-  }
-  if (!w.status_text.empty()) fmt::print("status      {}\n", w.status_text);
-  if (running && !w.metrics_address.empty()) {
-    fmt::print("metrics     http://{}/metrics\n", w.metrics_address);
-  }
-  fmt::print("journal     {}\n", options.journal);
-  return running ? 0 : 3;
-}
-
-int StopWatchdog(const std::string& state_dir, const Options& options) {
+// Sends `sig` to the watchdog holding the lock of `state_dir`, through a
+// pidfd that pins it. Returns the pidfd, or an invalid one (with the reason
+// printed, and *status set) when nothing was signalled; *status is 0 when no
+// watchdog runs.
+UniqueFd SignalWatchdog(const std::string& state_dir, int sig, int* status, pid_t* signalled) {
   uid_t owner = 0;
   const std::optional<PidRecord> record = RunningWatchdog(state_dir, &owner);
   if (!record) {
     fmt::print("blackbox-watchdog: no watchdog is running on state directory {}\n", state_dir);
-    return 0;
+    *status = 0;
+    return UniqueFd();
   }
-  const std::optional<pid_t> pid = record->pid;
-  UniqueFd pidfd(static_cast<int>(::syscall(SYS_pidfd_open, *pid, 0)));
+  *status = 1;
+  const pid_t pid = record->pid;
+  UniqueFd pidfd(static_cast<int>(::syscall(SYS_pidfd_open, pid, 0)));
   if (!pidfd) {
-    fmt::print(stderr, "blackbox-watchdog: watchdog pid {}: {}\n", *pid, std::strerror(errno));
-    return 1;
+    fmt::print(stderr, "blackbox-watchdog: watchdog pid {}: {}\n", pid, std::strerror(errno));
+    return UniqueFd();
   }
   // The pidfd pins the process: checked now, the pid cannot be reused before
   // the signal. The lock is held, but the number in the file is only trusted
   // when the process it names started when the file says and belongs to the
   // file's owner.
   struct stat proc {};
-  const std::optional<uint64_t> started = ProcessStartTime(*pid);
+  const std::optional<uint64_t> started = ProcessStartTime(pid);
   if (record->start_time == 0 || !started || *started != record->start_time ||
-      ::stat(fmt::format("/proc/{}", *pid).c_str(), &proc) != 0 || proc.st_uid != owner) {
+      ::stat(fmt::format("/proc/{}", pid).c_str(), &proc) != 0 || proc.st_uid != owner) {
     fmt::print(stderr,
                "blackbox-watchdog: pid {} in {} is not the watchdog that holds its lock{}; not "
                "signalling it\n",
-               *pid, PidPath(state_dir),
+               pid, PidPath(state_dir),
                record->start_time == 0 ? " (the file records no start time)" : "");
-    return 1;
+    return UniqueFd();
   }
-  if (::syscall(SYS_pidfd_send_signal, pidfd.get(), SIGTERM, nullptr, 0) != 0) {
-    fmt::print(stderr, "blackbox-watchdog: signalling pid {}: {}\n", *pid, std::strerror(errno));
-    return 1;
+  if (::syscall(SYS_pidfd_send_signal, pidfd.get(), sig, nullptr, 0) != 0) {
+    fmt::print(stderr, "blackbox-watchdog: signalling pid {}: {}\n", pid, std::strerror(errno));
+    return UniqueFd();
   }
+  *signalled = pid;
+  return pidfd;
+}
+
+std::optional<WatchdogInfo> FoldWatchdogStream(const std::string& journal) {
+  LoadStateOptions load;
+  load.streams = {std::string(kWatchdogStream)};
+  Result<SystemState> state = LoadState(journal, load);
+  if (!state.ok()) return std::nullopt;
+  return state.value().watchdog;
+}
+
+}  // namespace
+
+int RestartWatchdog(const std::string& state_dir, const Options& options) {
+  const std::optional<WatchdogInfo> before = FoldWatchdogStream(options.journal);
+  int status = 0;
+  pid_t pid = 0;
+  UniqueFd pidfd = SignalWatchdog(state_dir, SIGUSR1, &status, &pid);
+  if (!pidfd) return status == 0 ? kExitNotRunning : status;
+  // Done when the journal holds the manual restart and the new child runs
+  // (or, for a service that speaks the notify protocol, has started).
+  const int total_before = before ? before->total_restarts : 0;
+  const double wait_s = options.stop_timeout + 10;
+  const int64_t deadline = MonoNowNs() + static_cast<int64_t>(wait_s * 1e9);
+  while (MonoNowNs() < deadline) {
+    pollfd p{pidfd.get(), POLLIN, 0};
+    if (::poll(&p, 1, 50) > 0) {
+      fmt::print(stderr, "blackbox-watchdog: watchdog pid {} exited instead of restarting\n", pid);
+      return 1;
+    }
+    const std::optional<WatchdogInfo> now = FoldWatchdogStream(options.journal);
+    if (now && now->total_restarts > total_before &&
+        now->last_restart_reason == fb::RestartReason::Manual &&
+        (now->phase == fb::Phase::Running || now->phase == fb::Phase::Starting)) {
+      fmt::print("blackbox-watchdog: restarted the child of watchdog pid {}: pid {} -> {}\n", pid,
+                 before ? before->child_pid : 0, now->child_pid);
+      return 0;
+    }
+  }
+  fmt::print(stderr, "blackbox-watchdog: watchdog pid {} did not restart its child within {} s\n",
+             pid, wait_s);
+  return 1;
+}
+
+int StopWatchdog(const std::string& state_dir, const Options& options) {
+  int status = 0;
+  pid_t signalled = 0;
+  UniqueFd pidfd = SignalWatchdog(state_dir, SIGTERM, &status, &signalled);
+  if (!pidfd) return status;
+  const std::optional<pid_t> pid = signalled;
   // The watchdog waits up to stop_timeout for its child, then SIGKILLs it.
   const double wait_s = options.stop_timeout + 10;
   pollfd p{pidfd.get(), POLLIN, 0};

@@ -1,6 +1,6 @@
 // The state directory: single-instance lock and pid file, saved configuration,
-// notify socket; and the two commands that work from any shell, --status and
-// --stop.
+// notify socket; and --stop, which works from any shell (--status is in
+// status.h).
 #pragma once
 
 #include <sys/types.h>
@@ -55,13 +55,16 @@ class InstanceLock {
 // none does. `owner`, when given, receives the pid file's owner.
 std::optional<PidRecord> RunningWatchdog(const std::string& state_dir, uid_t* owner = nullptr);
 
-// --status: prints the folded watchdog stream plus live /proc figures.
-// Returns 0 when a watchdog runs, 3 when none does, 1 when nothing is known.
-int PrintStatus(const std::string& state_dir, const Options& options, bool json);
-
 // --stop: SIGTERM to the watchdog, then waits for it to exit. Returns 0 when
 // it stopped (or none was running), 1 when it did not exit in time or the pid
 // in the file is not the process that holds the lock (a reused pid).
 int StopWatchdog(const std::string& state_dir, const Options& options);
+
+// --restart: SIGUSR1 to the watchdog, which stops its child gracefully and
+// starts it again at once (reason manual, not counted against the restart
+// budget); waits until the journal shows the new child. Returns 0 then, 3
+// when no watchdog runs, 1 when it did not restart in time.
+inline constexpr int kExitNotRunning = 3;
+int RestartWatchdog(const std::string& state_dir, const Options& options);
 
 }  // namespace blackbox::watchdog

@@ -2,9 +2,13 @@
 //
 //   blackbox-watchdog [options] -- COMMAND [ARGS...]
 //   blackbox-watchdog --app-script PATH [options]
-//   blackbox-watchdog --status [--json] [--state-dir DIR]
-//   blackbox-watchdog --stop [--state-dir DIR]
+//   blackbox-watchdog --status [NAME] [--json] [--state-dir DIR]
+//   blackbox-watchdog --stop [NAME] [--state-dir DIR]
+//   blackbox-watchdog --restart [NAME] [--state-dir DIR]
+#include <fcntl.h>
 #include <fmt/format.h>
+#include <fmt/ranges.h>
+#include <signal.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -19,16 +23,39 @@
 
 #include "blackbox/journal.h"
 #include "control.h"
+#include "instance_name.h"
 #include "options.h"
 #include "output.h"
 #include "spawn.h"
+#include "status.h"
 #include "supervisor.h"
+#include "unique_fd.h"
 
 extern char** environ;
 
 namespace bw = blackbox::watchdog;
 
 namespace {
+// <journal>/watchdog.holder: the pid of the watchdog writing the stream,
+// read by a second one that finds the stream locked.
+std::optional<pid_t> ReadHolder(const std::string& path) {
+  bw::UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW));
+  if (!fd) return std::nullopt;
+  char buf[32] = {};
+  const ssize_t n = ::read(fd.get(), buf, sizeof buf - 1);
+  if (n <= 0) return std::nullopt;
+  const long pid = std::strtol(buf, nullptr, 10);
+  if (pid <= 0) return std::nullopt;
+  return static_cast<pid_t>(pid);
+}
+
+void WriteHolder(const std::string& path) {
+  bw::UniqueFd fd(
+      ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600));
+  if (!fd) return;  // only a nicer message for a second watchdog depends on it
+  const std::string text = fmt::format("{}\n", ::getpid());
+  [[maybe_unused]] ssize_t n = ::write(fd.get(), text.data(), text.size());
+}
 
 std::string Absolute(const std::string& path) {
   if (path.empty()) return path;
@@ -185,7 +212,16 @@ int RunWatchdog(bw::Options options, const std::string& state_dir, const SavedOr
       fmt::print(stderr, "blackbox-watchdog: warning: {}\n", w);
     }
   }
+  const std::string holder =
+      fmt::format("{}/{}.holder", options.journal, blackbox::kWatchdogStream);
   if (!journal.ok()) {
+    // Another watchdog writes this journal's stream: name it, not the lock.
+    if (std::optional<pid_t> pid = ReadHolder(holder); pid && ::kill(*pid, 0) == 0) {
+      return Fail(bw::kExitFailed,
+                  fmt::format("journal {}: its {} stream is held by process {} (another "
+                              "blackbox-watchdog); give this one its own --journal",
+                              options.journal, blackbox::kWatchdogStream, *pid));
+    }
     // A journal directory refused as untrusted (a symlink, another user's,
     // writable by others) is a configuration error like a bad state directory.
     const bool refused = journal.status().code() == blackbox::Status::Code::kInvalidArgument;
@@ -193,6 +229,7 @@ int RunWatchdog(bw::Options options, const std::string& state_dir, const SavedOr
                 fmt::format("journal {}: {}{}", options.journal, journal.status().ToString(),
                             origin.Note("journal")));
   }
+  WriteHolder(holder);
   const std::string notify_path = fmt::format("{}/{}", Absolute(state_dir), bw::kNotifySocketName);
   blackbox::Result<bw::NotifySocket> notify = bw::NotifySocket::Bind(notify_path);
   if (!notify.ok()) return Fail(bw::kExitFailed, notify.status().message());
@@ -256,6 +293,7 @@ int Main(int argc, char** argv) {
        "serve GET /metrics (Prometheus) on HOST:PORT, port 0 = a free one (default off)"},
       {"alert_timeout", "seconds an --alert-exec program may run before it is killed (default 10)"},
       {"alert_interval", "seconds: at most one alert of each kind per interval (default 60)"},
+      {"name", "name of this watchdog (default: the program's base name); see --state-dir"},
   };
   for (std::string_view key : bw::OptionKeys()) {
     if (key == "command" || key == "error_patterns" || key == "backoff" || key == "alert_exec" ||
@@ -265,6 +303,42 @@ int Main(int argc, char** argv) {
     const std::string k(key);
     flags[k] = app.add_option(bw::FlagName(key), values[k], std::string(help.at(key)));
   }
+  // What each option takes, in --help (CLI11 would say TEXT for all).
+  const std::map<std::string, std::string> placeholders = {
+      {"name", "NAME"},
+      {"max_restarts", "N"},
+      {"restart_delay", "SEC"},
+      {"health_check_interval", "SEC"},
+      {"max_memory_mb", "MB"},
+      {"max_cpu_percent", "PERCENT"},
+      {"journal", "DIR"},
+      {"watchdog_timeout", "SEC"},
+      {"stop_timeout", "SEC"},
+      {"restart_window", "SEC"},
+      {"backoff_max", "SEC"},
+      {"limit_cycles", "N"},
+      {"log_file", "PATH"},
+      {"log_max_mb", "MB"},
+      {"notify_access", "main|all"},
+      {"metrics_listen", "HOST:PORT"},
+      {"alert_timeout", "SEC"},
+      {"alert_interval", "SEC"},
+  };
+  for (const auto& [key, placeholder] : placeholders) {
+    if (auto it = flags.find(key); it != flags.end()) it->second->type_name(placeholder);
+  }
+  // --restart is two things, told apart by its value: `--restart always` and
+  // `--restart on-failure` set the restart mode of a start (systemd's
+  // Restart=); `--restart` alone or `--restart NAME` restarts the child of a
+  // running watchdog now (systemctl restart). A watchdog named "always" is
+  // restarted with `--restart --name always`.
+  flags.at("restart")
+      ->expected(0, 1)
+      ->type_name("[always|on-failure|NAME]")
+      ->description(
+          "always | on-failure: which exits are restarted (default on-failure). Alone or with a "
+          "NAME: stop the child of the running watchdog NAME gracefully and start it again now, "
+          "not counted against --max-restarts (reason manual)");
   // One value per --error-pattern, --alert-exec and --alertmanager, collected
   // as they come, the same way for the three.
   std::vector<std::string> patterns;
@@ -274,6 +348,7 @@ int Main(int argc, char** argv) {
                      "extended regex matched against each output line (repeatable; default "
                      "ERROR|CRITICAL|FATAL)")
           ->multi_option_policy(CLI::MultiOptionPolicy::TakeAll)
+          ->type_name("REGEX")
           ->each([&patterns](const std::string& p) { patterns.push_back(p); });
   std::vector<std::string> alertmanagers;
   std::string alertmanager;
@@ -282,6 +357,7 @@ int Main(int argc, char** argv) {
                      "post every alert to this Alertmanager (http://HOST:PORT), re-posted while "
                      "it fires and resolved on recovery (repeatable: each peer of a cluster)")
           ->multi_option_policy(CLI::MultiOptionPolicy::TakeAll)
+          ->type_name("URL")
           ->each([&alertmanagers](const std::string& u) { alertmanagers.push_back(u); });
   std::vector<std::string> alert_programs;
   std::string alert_program;
@@ -290,24 +366,59 @@ int Main(int argc, char** argv) {
                      "run PROGRAM (no shell; details in BLACKBOX_* variables) on crash, hang, "
                      "memory, cpu, gave-up, recovered (repeatable)")
           ->multi_option_policy(CLI::MultiOptionPolicy::TakeAll)
+          ->type_name("PROGRAM")
           ->each([&alert_programs](const std::string& p) { alert_programs.push_back(p); });
   bool backoff = false;
   CLI::Option* backoff_flag =
       app.add_flag("--backoff", backoff, "double the restart delay for each restart in the window");
   std::string app_script;
   CLI::Option* app_script_flag =
-      app.add_option("--app-script", app_script, "the program to supervise (same as -- PATH)");
+      app.add_option("--app-script", app_script, "the program to supervise (same as -- PATH)")
+          ->type_name("PATH");
   std::string config_file;
-  app.add_option("--config", config_file, "TOML file with the same keys; options given here win");
-  std::string state_dir = "blackbox-watchdog";
-  app.add_option("--state-dir", state_dir,
-                 "pid file, saved configuration and notify socket (default blackbox-watchdog)");
-  bool status = false, stop = false, json = false;
-  app.add_flag("--status", status, "print the state of the watchdog and its child");
-  app.add_flag("--stop", stop, "stop the running watchdog gracefully and wait for it");
-  app.add_flag("--json", json, "with --status: one JSON object");
+  app.add_option("--config", config_file, "TOML file with the same keys; options given here win")
+      ->type_name("FILE");
+  std::string state_dir;
+  CLI::Option* state_dir_flag =
+      app.add_option("--state-dir", state_dir,
+                     "pid file, saved configuration and notify socket (default ROOT/NAME: ROOT is "
+                     "/run/blackbox "
+                     "for root, else $XDG_RUNTIME_DIR/blackbox, else /tmp/blackbox-UID)")
+          ->type_name("DIR");
+  std::string status_name, stop_name;
+  CLI::Option* status_flag =
+      app.add_option("--status", status_name,
+                     "without NAME: one line per watchdog of the user; with NAME (or --name, "
+                     "--state-dir): its state, child, restarts and last events")
+          ->expected(0, 1)
+          ->type_name("[NAME]");
+  CLI::Option* stop_flag =
+      app.add_option("--stop", stop_name,
+                     "stop the watchdog NAME (the only one running, without NAME) gracefully and "
+                     "wait for it")
+          ->expected(0, 1)
+          ->type_name("[NAME]");
+  bool json = false;
+  app.add_flag("--json", json, "with --status: one JSON object (a list without NAME)");
   std::vector<std::string> command;
-  CLI::Option* command_opt = app.add_option("command", command, "COMMAND [ARGS...] after --");
+  CLI::Option* command_opt =
+      app.add_option("command", command, "COMMAND [ARGS...] after --")->type_name("ARGS");
+  app.footer(
+      "Exit status:\n"
+      "  0  the child exited cleanly and is not restarted, or --stop/--restart/--status succeeded\n"
+      "  1  the restart budget is spent, or a fatal error after start\n"
+      "  2  bad command line or configuration\n"
+      "  3  another watchdog already runs in this state directory; with --status, --stop or\n"
+      "     --restart: no watchdog runs there\n"
+      "\n"
+      "Examples:\n"
+      "  blackbox-watchdog --name trader -- ./trader --port 9000\n"
+      "  blackbox-watchdog --max-memory 512 --restart-delay 0.5 --app-script main.py\n"
+      "  blackbox-watchdog --watchdog-timeout 10 -- ./daemon   # sends READY=1, WATCHDOG=1\n"
+      "  blackbox-watchdog --status            # every watchdog of this user\n"
+      "  blackbox-watchdog --status trader\n"
+      "  blackbox-watchdog --restart trader\n"
+      "  blackbox-watchdog --stop trader");
 
   try {
     app.parse(argc, argv);
@@ -321,9 +432,118 @@ int Main(int argc, char** argv) {
     return Fail(bw::kExitUsage, e.what());
   }
 
-  if (state_dir.empty()) return Fail(bw::kExitUsage, "--state-dir: must not be empty");
-  if (status && stop) return Fail(bw::kExitUsage, "--status and --stop exclude each other");
+  const bool status = status_flag->count() > 0;
+  const bool stop = stop_flag->count() > 0;
+  const bool restart = flags.at("restart")->count() > 0 && values["restart"] != "always" &&
+                       values["restart"] != "on-failure";
+  const std::string restart_name = restart ? values["restart"] : "";
+  // With a command to start, --restart can only be the mode.
+  if (restart && (command_opt->count() > 0 || app_script_flag->count() > 0)) {
+    return Fail(bw::kExitUsage,
+                fmt::format("--restart: expected always or on-failure, got '{}'", restart_name));
+  }
+  if (state_dir_flag->count() > 0 && state_dir.empty()) {
+    return Fail(bw::kExitUsage, "--state-dir: must not be empty");
+  }
+  if (int(status) + int(stop) + int(restart) > 1) {
+    return Fail(bw::kExitUsage, "--status, --stop and --restart exclude each other");
+  }
+  // The commands that act on a running watchdog rather than start one.
+  const bool control = status || stop || restart;
+  const char* control_flag = status ? "--status" : stop ? "--stop" : "--restart";
   if (json && !status) return Fail(bw::kExitUsage, "--json: only with --status");
+  if (flags.at("name")->count() > 0) {
+    if (auto error = bw::CheckName(values["name"]))
+      return Fail(bw::kExitUsage, "--name: " + *error);
+  }
+  if (app_script_flag->count() > 0 && command_opt->count() > 0) {
+    return Fail(bw::kExitUsage, "--app-script: give either --app-script or -- COMMAND, not both");
+  }
+  std::vector<std::string> given_command;  // from the command line
+  if (app_script_flag->count() > 0) {
+    if (app_script.empty()) return Fail(bw::kExitUsage, "--app-script: must not be empty");
+    std::string error;
+    given_command = AppScriptCommand(app_script, &error);
+    if (given_command.empty()) return Fail(bw::kExitUsage, "--app-script: " + error);
+  } else if (command_opt->count() > 0) {
+    given_command = command;
+  }
+
+  // The name picks the default state directory, which holds the saved
+  // configuration: it comes from what is known before that file is read
+  // (the command line, then --config), else from the program's base name.
+  std::string name = flags.at("name")->count() > 0 ? values["name"] : "";
+  const std::string& command_name = status ? status_name : stop ? stop_name : restart_name;
+  if (!command_name.empty()) {
+    if (auto error = bw::CheckName(command_name)) {
+      return Fail(bw::kExitUsage, fmt::format("{}: {}", control_flag, *error));
+    }
+    if (!name.empty() && name != command_name) {
+      return Fail(bw::kExitUsage, fmt::format("--name {} and {} {} name different watchdogs", name,
+                                              control_flag, command_name));
+    }
+    name = command_name;
+  }
+  const bool default_state_dir = state_dir_flag->count() == 0;
+  // Which watchdog --status/--stop/--restart mean when nothing names one:
+  // --status lists them all; the others take the only one that runs.
+  if (control && default_state_dir && name.empty() && given_command.empty() &&
+      config_file.empty()) {
+    const std::string root = bw::StateRoot();
+    if (status) return bw::ListStatus(root, json);
+    std::vector<std::string> running;
+    for (const std::string& n : bw::ListNames(root)) {
+      if (bw::RunningWatchdog(fmt::format("{}/{}", root, n))) running.push_back(n);
+    }
+    if (running.empty()) {
+      fmt::print("blackbox-watchdog: no watchdog is running in {}\n", root);
+      return stop ? 0 : bw::kExitNotRunning;
+    }
+    if (running.size() > 1) {
+      return Fail(bw::kExitUsage,
+                  fmt::format("{}: {} watchdogs run ({}): give the name of one", control_flag,
+                              running.size(), fmt::join(running, ", ")));
+    }
+    name = running.front();
+  }
+  std::vector<std::string> config_command;
+  if (!config_file.empty()) {
+    std::error_code ec;
+    if (!std::filesystem::exists(config_file, ec)) {
+      return Fail(bw::kExitUsage, fmt::format("--config: {}: {}", config_file,
+                                              ec ? ec.message() : std::string("no such file")));
+    }
+    bw::Options peek = bw::DefaultOptions();
+    if (auto error = bw::LoadOptionsFile(config_file, peek, bw::FileTrust::kOwnerOrRoot)) {
+      return Fail(bw::kExitUsage, fmt::format("--config: {}", *error));
+    }
+    if (name.empty()) name = peek.name;
+    config_command = peek.command;
+  }
+  auto program_name = [&](const std::vector<std::string>& cmd) -> std::string {
+    if (app_script_flag->count() > 0) return bw::DefaultName(app_script);
+    return cmd.empty() ? "" : bw::DefaultName(cmd.front());
+  };
+  if (name.empty()) {
+    name = program_name(!given_command.empty() ? given_command : config_command);
+  }
+  if (default_state_dir) {
+    if (name.empty() && control) {
+      return Fail(bw::kExitUsage, "--name: which watchdog? give --name NAME or --state-dir DIR");
+    }
+    if (name.empty()) {
+      return Fail(bw::kExitUsage,
+                  "no command to run: give -- COMMAND [ARGS...] or --app-script PATH, or --name "
+                  "NAME to start again what the watchdog NAME ran last");
+    }
+    if (!control) {
+      blackbox::Result<std::string> root = bw::EnsureStateRoot();
+      if (!root.ok()) return Fail(bw::kExitUsage, root.status().message());
+      state_dir = fmt::format("{}/{}", root.value(), name);
+    } else {
+      state_dir = fmt::format("{}/{}", bw::StateRoot(), name);
+    }
+  }
 
   // Layers, weakest first: defaults, the saved configuration, --config, the command line.
   // The state directory's files are trusted (run, overwritten) only when it is
@@ -334,8 +554,7 @@ int Main(int argc, char** argv) {
   const bool state_dir_exists =
       std::filesystem::exists(std::filesystem::symlink_status(state_dir, ec));
   if (state_dir_exists) {
-    if (blackbox::Status st = bw::CheckStateDir(state_dir, /*must_own=*/!status && !stop);
-        !st.ok()) {
+    if (blackbox::Status st = bw::CheckStateDir(state_dir, /*must_own=*/!control); !st.ok()) {
       return Fail(bw::kExitUsage, fmt::format("--state-dir: {}", st.message()));
     }
   }
@@ -350,16 +569,12 @@ int Main(int argc, char** argv) {
   }
   const bw::Options saved_options = options;
   if (!config_file.empty()) {
-    if (!std::filesystem::exists(config_file, ec)) {
-      return Fail(bw::kExitUsage, fmt::format("--config: {}: {}", config_file,
-                                              ec ? ec.message() : std::string("no such file")));
-    }
     if (auto error = bw::LoadOptionsFile(config_file, options, bw::FileTrust::kOwnerOrRoot)) {
       return Fail(bw::kExitUsage, fmt::format("--config: {}", *error));
     }
   }
   for (auto& [key, flag] : flags) {
-    if (flag->count() == 0) continue;
+    if (flag->count() == 0 || (key == "restart" && restart)) continue;
     if (auto error = bw::SetOption(options, key, values[key])) {
       return Fail(bw::kExitUsage, fmt::format("{}: {}", bw::FlagName(key), *error));
     }
@@ -389,22 +604,18 @@ int Main(int argc, char** argv) {
       }
     }
   }
-  if (app_script_flag->count() > 0 && command_opt->count() > 0) {
-    return Fail(bw::kExitUsage, "--app-script: give either --app-script or -- COMMAND, not both");
+  if (!given_command.empty()) options.command = given_command;
+  // A watchdog started with --state-dir and no name takes its program's.
+  if (options.name.empty() || flags.at("name")->count() > 0 || default_state_dir) {
+    options.name = name;
   }
-  if (app_script_flag->count() > 0) {
-    if (app_script.empty()) return Fail(bw::kExitUsage, "--app-script: must not be empty");
-    std::string error;
-    options.command = AppScriptCommand(app_script, &error);
-    if (options.command.empty()) return Fail(bw::kExitUsage, "--app-script: " + error);
-  } else if (command_opt->count() > 0) {
-    options.command = command;
-  }
+  if (options.name.empty()) options.name = program_name(options.command);
   options.journal = Absolute(options.journal);
   options.log_file = Absolute(options.log_file);
 
-  if (status) return bw::PrintStatus(state_dir, options, json);
+  if (status) return bw::PrintStatus(options.name, state_dir, options, json);
   if (stop) return bw::StopWatchdog(state_dir, options);
+  if (restart) return bw::RestartWatchdog(state_dir, options);
 
   SavedOrigin origin;
   if (saved_loaded) {

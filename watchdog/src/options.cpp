@@ -15,6 +15,7 @@
 #include <sstream>
 
 #include "alertmanager.h"
+#include "instance_name.h"
 #include "metrics_server.h"
 #include "unique_fd.h"
 
@@ -103,13 +104,30 @@ Options DefaultOptions() {
 }
 
 const std::vector<std::string_view>& OptionKeys() {
-  static const std::vector<std::string_view> keys = {
-      "command",        "max_restarts",    "restart_delay",  "health_check_interval",
-      "max_memory_mb",  "max_cpu_percent", "journal",        "watchdog_timeout",
-      "stop_timeout",   "restart",         "restart_window", "backoff",
-      "backoff_max",    "limit_cycles",    "log_file",       "log_max_mb",
-      "error_patterns", "notify_access",   "metrics_listen", "alert_exec",
-      "alert_timeout",  "alert_interval",  "alertmanager"};
+  static const std::vector<std::string_view> keys = {"command",
+                                                     "name",
+                                                     "max_restarts",
+                                                     "restart_delay",
+                                                     "health_check_interval",
+                                                     "max_memory_mb",
+                                                     "max_cpu_percent",
+                                                     "journal",
+                                                     "watchdog_timeout",
+                                                     "stop_timeout",
+                                                     "restart",
+                                                     "restart_window",
+                                                     "backoff",
+                                                     "backoff_max",
+                                                     "limit_cycles",
+                                                     "log_file",
+                                                     "log_max_mb",
+                                                     "error_patterns",
+                                                     "notify_access",
+                                                     "metrics_listen",
+                                                     "alert_exec",
+                                                     "alert_timeout",
+                                                     "alert_interval",
+                                                     "alertmanager"};
   return keys;
 }
 
@@ -133,6 +151,11 @@ std::optional<std::string> SetOption(Options& o, std::string_view key, std::stri
   if (key == "command") {
     if (value.empty() && o.command.empty()) return std::string("the program must not be empty");
     o.command.emplace_back(value);
+    return std::nullopt;
+  }
+  if (key == "name") {
+    if (auto error = CheckName(value)) return error;
+    o.name = value;
     return std::nullopt;
   }
   if (key == "error_patterns") {
@@ -208,6 +231,7 @@ std::optional<std::string> SetOption(Options& o, std::string_view key, std::stri
 std::vector<std::pair<std::string, std::string>> OptionEntries(const Options& o) {
   return {
       {"command", TomlArray(o.command)},
+      {"name", o.name},
       {"max_restarts", std::to_string(o.max_restarts)},
       {"restart_delay", Text(o.restart_delay)},
       {"health_check_interval", Text(o.health_check_interval)},
@@ -327,6 +351,7 @@ std::optional<std::string> SaveOptionsFile(const std::string& path, const Option
   toml::array patterns;
   for (const std::string& p : o.error_patterns) patterns.push_back(p);
   table.insert("command", std::move(command));
+  if (!o.name.empty()) table.insert("name", o.name);
   table.insert("max_restarts", o.max_restarts);
   table.insert("restart_delay", o.restart_delay);
   table.insert("health_check_interval", o.health_check_interval);

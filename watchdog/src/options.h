@@ -20,6 +20,9 @@ enum class NotifyAccess { kAll, kMain };
 struct Options {
   // The service's argv. argv[0] is looked up in PATH; no shell is involved.
   std::vector<std::string> command;
+  // The watchdog's name (instance_name.h): its default state directory is
+  // <root>/NAME. Empty: the base name of the program.
+  std::string name;
   // Restarts allowed inside restart_window; one more ends the watchdog.
   int max_restarts = 10;
   // Seconds between an exit and the next start (doubling with backoff).

@@ -19,6 +19,13 @@ namespace blackbox::watchdog {
 namespace {
 
 constexpr int kStopSignals[] = {SIGTERM, SIGINT, SIGHUP, SIGQUIT};
+// `blackbox-watchdog --restart`: stop the child gracefully and start it again
+// now. The control channel is a signal, as for --stop: the kernel checks who
+// may send it (the same user, or root), the pid file's start time pins the
+// process (control.cpp), the signalfd names the sender for the journal, and
+// no socket or file is added to the state directory. Not SIGHUP: a terminal
+// that hangs up sends it, and that stops the watchdog, as it always did.
+constexpr int kRestartSignal = SIGUSR1;
 // Also read through the signalfd: a descendant re-parented to the watchdog
 // (the subreaper) has ended and is reaped.
 constexpr int kReapSignal = SIGCHLD;
@@ -33,6 +40,9 @@ constexpr double kOutputFlushSeconds = 0.5;
 // Dropped output is journaled at most once per this interval (and at every
 // health sample, child exit and the end of the run).
 constexpr int64_t kDropReportIntervalNs = 1'000'000'000;
+// STATUS= changes are journaled at most once per this interval, coalesced:
+// the latest text at the end of it.
+constexpr int64_t kStatusIntervalNs = 1'000'000'000;
 
 int64_t SecondsToNs(double seconds) { return static_cast<int64_t>(std::llround(seconds * 1e9)); }
 
@@ -73,9 +83,10 @@ void ConsumeTimer(const UniqueFd& timer) {
   [[maybe_unused]] ssize_t n = ::read(timer.get(), &expirations, sizeof expirations);
 }
 
-// The service's name in alerts: the command's base name. Kept in one place
-// so that a --name option can take its place.
+// The service's name in alerts: the watchdog's --name, else the command's
+// base name.
 std::string ServiceName(const Options& o) {
+  if (!o.name.empty()) return o.name;
   if (o.command.empty()) return "service";
   const std::string& program = o.command.front();
   const size_t slash = program.rfind('/');
@@ -99,6 +110,7 @@ void BlockStopSignals() {
   sigemptyset(&set);
   for (int sig : kStopSignals) sigaddset(&set, sig);
   sigaddset(&set, kReapSignal);
+  sigaddset(&set, kRestartSignal);
   ::pthread_sigmask(SIG_BLOCK, &set, nullptr);
   ::signal(SIGPIPE, SIG_IGN);
 }
@@ -186,6 +198,7 @@ bool Supervisor::Setup(std::string* error) {
   sigemptyset(&set);
   for (int sig : kStopSignals) sigaddset(&set, sig);
   sigaddset(&set, kReapSignal);
+  sigaddset(&set, kRestartSignal);
   signals_.reset(::signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC));
   // Descendants that leave the child's process group (setsid, a daemon's
   // double fork) are re-parented to the watchdog when their parent dies,
@@ -200,8 +213,9 @@ bool Supervisor::Setup(std::string* error) {
   kill_timer_ = MakeTimer();
   heartbeat_timer_ = MakeTimer();
   stable_timer_ = MakeTimer();
+  status_timer_ = MakeTimer();
   if (!epoll_ || !signals_ || !health_timer_ || !restart_timer_ || !kill_timer_ ||
-      !heartbeat_timer_ || !stable_timer_) {
+      !heartbeat_timer_ || !stable_timer_ || !status_timer_) {
     *error = fmt::format("event loop setup: {}", std::strerror(errno));
     return false;
   }
@@ -212,6 +226,7 @@ bool Supervisor::Setup(std::string* error) {
   Watch(kill_timer_.get(), kKillTimer);
   Watch(heartbeat_timer_.get(), kHeartbeatTimer);
   Watch(stable_timer_.get(), kStableTimer);
+  Watch(status_timer_.get(), kStatusTimer);
   Arm(health_timer_, parts_.options.health_check_interval, /*periodic=*/true);
   return true;
 }
@@ -304,6 +319,10 @@ int Supervisor::Run() {
           ConsumeTimer(stable_timer_);
           OnStable();
           break;
+        case kStatusTimer:
+          ConsumeTimer(status_timer_);
+          FlushStatus();
+          break;
       }
     }
   }
@@ -338,6 +357,8 @@ void Supervisor::StartChild() {
   stopping_ = false;
   service_stopping_ = false;
   ready_ = false;
+  ready_journaled_ = false;
+  pending_status_.clear();
   last_sample_.reset();
   over_memory_ = 0;
   over_cpu_ = 0;
@@ -511,6 +532,8 @@ void Supervisor::OnChildExit() {
     reason = fb::RestartReason::Cpu;
   } else if (cause == Cause::kHang) {
     reason = fb::RestartReason::Hang;
+  } else if (cause == Cause::kManual) {
+    reason = fb::RestartReason::Manual;
   } else if (cause == Cause::kNone && exit.signal != 0) {
     reason = fb::RestartReason::Crash;
   } else if (cause == Cause::kNone && !exit.clean()) {
@@ -519,7 +542,12 @@ void Supervisor::OnChildExit() {
     reason = fb::RestartReason::Exit;
   }
   std::optional<RestartDecision> decision;
-  if (reason) decision = policy_.Decide(exit_mono);
+  if (cause == Cause::kManual) {
+    // Asked for: at once, and not counted against the restart budget.
+    decision = RestartDecision{.allowed = true, .attempt = policy_.count(), .delay_ns = 0};
+  } else if (reason) {
+    decision = policy_.Decide(exit_mono);
+  }
   // Restart first: neither draining the old child's last output nor encoding
   // the events is on the restart's path (and the fsync is on the writer's
   // thread).
@@ -567,7 +595,8 @@ void Supervisor::OnChildExit() {
                          : cause == Cause::kMemory ? AlertKind::kMemory
                          : cause == Cause::kCpu    ? AlertKind::kCpu
                                                    : AlertKind::kCrash;
-  const bool alert = cause != Cause::kNone || !exit.clean();
+  // A restart on request is what was asked for: nobody needs to be told.
+  const bool alert = cause != Cause::kManual && (cause != Cause::kNone || !exit.clean());
 
   const std::string why = fmt::format("{}: child {}", RestartReasonName(*reason), exit.Describe());
   if (!decision->allowed) {
@@ -644,6 +673,8 @@ void Supervisor::OnSignal() {
   while (::read(signals_.get(), &info, sizeof info) == sizeof info) {
     if (static_cast<int>(info.ssi_signo) == kReapSignal) {
       ReapStragglers();
+    } else if (static_cast<int>(info.ssi_signo) == kRestartSignal) {
+      RequestRestart(static_cast<pid_t>(info.ssi_pid));
     } else {
       RequestStop();
     }
@@ -707,6 +738,24 @@ void Supervisor::RequestStop() {
   GracefulStop(Cause::kUserStop, "stop requested");
 }
 
+void Supervisor::RequestRestart(pid_t sender) {
+  // A stop on request wins; a child already on its way down (hang, limit)
+  // is restarted anyway.
+  if (cause_ == Cause::kUserStop || done_) return;
+  const std::string who = sender > 0 ? fmt::format(" by pid {}", sender) : "";
+  if (!child_) {
+    // In backoff: the delay is cut short; the restart keeps the reason and
+    // the place in the budget it was given at the death.
+    RecordLifecycle(fb::Phase::Backoff, fmt::format("restart requested{}: now", who), 0,
+                    Durability::kBuffered);
+    Arm(restart_timer_, 0);
+    RestartAfterDelay();
+    return;
+  }
+  if (stopping_) return;
+  GracefulStop(Cause::kManual, fmt::format("restart requested{}", who));
+}
+
 void Supervisor::GracefulStop(Cause cause, const std::string& why) {
   cause_ = cause;
   stopping_ = true;
@@ -758,12 +807,25 @@ void Supervisor::OnHeartbeatMissed(bool triggered) {
   Record(fb::Severity::Error, std::move(payload), Durability::kDurable);
   cause_ = Cause::kHang;
   stopping_ = true;
+  // A child that never said READY=1 nor WATCHDOG=1 may not speak the notify protocol at
+  // all: say so, or the kill looks like a hang of the program's own.
+  std::string never_ready;
+  if (!triggered && !stop_overran && !ready_ && last_heartbeat_ns_ == child_->started_mono_ns) {
+    never_ready = fmt::format(
+        " (it never sent READY=1: a program that does not speak the notify protocol must run "
+        "without --watchdog-timeout)");
+    parts_.sink.Message(fmt::format(
+        "blackbox-watchdog: warning: the child sent no READY=1 or WATCHDOG=1 within "
+        "--watchdog-timeout {} s and is killed as hung; a program that does not speak the "
+        "notify protocol must run without --watchdog-timeout\n",
+        parts_.options.watchdog_timeout));
+  }
   RecordLifecycle(fb::Phase::Stopping,
                   triggered      ? std::string("WATCHDOG=trigger: SIGABRT")
                   : stop_overran ? fmt::format("still running {:.0f} ms after STOPPING=1: SIGABRT",
                                                static_cast<double>(since_ns) / 1e6)
-                                 : fmt::format("no heartbeat for {:.0f} ms: SIGABRT",
-                                               static_cast<double>(since_ns) / 1e6),
+                                 : fmt::format("no heartbeat for {:.0f} ms: SIGABRT{}",
+                                               static_cast<double>(since_ns) / 1e6, never_ready),
                   child_->pid, Durability::kBuffered);
   // SIGABRT to the main process only, as systemd does: its crash handler runs.
   ::kill(child_->pid, SIGABRT);
@@ -783,18 +845,33 @@ void Supervisor::OnNotify() {
     const int64_t now = MonoNowNs();
     if (message->status && *message->status != status_text_) {
       status_text_ = *message->status;
-      if (now - last_status_journaled_ns_ >= 1'000'000'000) {
+      if (now - last_status_journaled_ns_ >= kStatusIntervalNs) {
         last_status_journaled_ns_ = now;
         pending_status_.clear();
         RecordLifecycle(fb::Phase::Running, status_text_, child_->pid, Durability::kBuffered);
       } else {
-        pending_status_ = status_text_;  // journaled at the next health tick
+        // Coalesced: the latest text is journaled when the second since the
+        // last one is over (a timer armed only while a status waits).
+        if (pending_status_.empty()) {
+          Arm(status_timer_,
+              static_cast<double>(last_status_journaled_ns_ + kStatusIntervalNs - now) / 1e9);
+        }
+        pending_status_ = status_text_;
       }
     }
-    if (message->ready && !ready_) {
+    // READY=1 is journaled also when the child was counted as running at its
+    // spawn: it says when the service itself was ready. Its event carries
+    // the latest status, so a status waiting for the rate limit goes with it.
+    if (message->ready && !ready_journaled_) {
       ready_ = true;
+      ready_journaled_ = true;
       RecordLifecycle(fb::Phase::Running, status_text_.empty() ? "ready" : status_text_,
                       child_->pid, Durability::kDurable);
+      if (!status_text_.empty()) {
+        pending_status_.clear();
+        last_status_journaled_ns_ = now;
+        Arm(status_timer_, 0);
+      }
     }
     if (message->watchdog) {
       if (!ready_) {
@@ -850,15 +927,21 @@ void Supervisor::ReportNotifyDropped() {
   Record(fb::Severity::Warning, std::move(payload), Durability::kBuffered);
 }
 
+void Supervisor::FlushStatus() {
+  if (!child_ || pending_status_.empty()) return;
+  RecordLifecycle(fb::Phase::Running, pending_status_, child_->pid, Durability::kBuffered);
+  pending_status_.clear();
+  last_status_journaled_ns_ = MonoNowNs();
+}
+
 void Supervisor::OnHealth() {
   ReportDroppedOutput(true);
   ReportNotifyDropped();
   if (!child_) return;
   const int64_t now = MonoNowNs();
   if (!pending_status_.empty()) {
-    RecordLifecycle(fb::Phase::Running, pending_status_, child_->pid, Durability::kBuffered);
-    pending_status_.clear();
-    last_status_journaled_ns_ = now;
+    FlushStatus();
+    Arm(status_timer_, 0);
   }
   std::optional<TreeSample> sample = SampleProcessTree(child_->pid);
   if (!sample) return;

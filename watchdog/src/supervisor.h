@@ -2,8 +2,9 @@
 // journals what it sees.
 //
 // Sources of the loop, all non-blocking:
-//   signalfd   SIGTERM/SIGINT/SIGHUP/SIGQUIT -> graceful stop; SIGCHLD ->
-//              reap descendants re-parented to the watchdog (a subreaper)
+//   signalfd   SIGTERM/SIGINT/SIGHUP/SIGQUIT -> graceful stop; SIGUSR1 ->
+//              restart the child (--restart); SIGCHLD -> reap descendants
+//              re-parented to the watchdog (a subreaper)
 //   pidfd      the child's exit, the moment it happens
 //   timerfds   health sampling (periodic), restart delay, stop timeout,
 //              heartbeat deadline
@@ -77,7 +78,7 @@ class Supervisor {
   int Run();
 
  private:
-  enum class Cause { kNone, kHang, kMemory, kCpu, kUserStop };
+  enum class Cause { kNone, kHang, kMemory, kCpu, kUserStop, kManual };
   enum Tag : uint32_t {
     kSignal,
     kChildExit,
@@ -88,7 +89,8 @@ class Supervisor {
     kRestartTimer,
     kKillTimer,
     kHeartbeatTimer,
-    kStableTimer
+    kStableTimer,
+    kStatusTimer
   };
 
   bool Setup(std::string* error);
@@ -105,6 +107,9 @@ class Supervisor {
   void OnKillTimer();
   void OnHeartbeatMissed(bool triggered);
   void RequestStop();
+  // --restart: a graceful stop of the child, then a start at once that the
+  // restart budget does not count (reason manual). `sender` is journaled.
+  void RequestRestart(pid_t sender);
   // SIGKILLs every descendant of the watchdog outside the current child's
   // tree (and the guard), then reaps what has ended.
   void KillStragglers();
@@ -150,6 +155,7 @@ class Supervisor {
   UniqueFd stable_timer_;  // armed at a spawn after an alert
   std::unique_ptr<AlertRunner> alerts_;
   bool alert_outstanding_ = false;  // an alert went out; "recovered" not yet
+  UniqueFd status_timer_;  // journals a STATUS= held back by the rate limit
 
   std::optional<Child> child_;
   std::optional<fb::RestartT> pending_restart_;  // decided, waiting for its delay
@@ -160,6 +166,9 @@ class Supervisor {
   bool service_stopping_ = false;  // the current child sent STOPPING=1
   int64_t service_stopping_ns_ = 0;
   bool ready_ = false;
+  bool ready_journaled_ = false;  // READY=1 of the current child journaled
+  // Journals pending_status_, if any (the status timer fired).
+  void FlushStatus();
   bool done_ = false;
   int exit_status_ = kExitOk;
 
