@@ -165,6 +165,15 @@ TEST_F(Incidents, CleanStopsMakeNoIncident) {
   EXPECT_TRUE(builder_.Finish().empty());
 }
 
+TEST_F(Incidents, ARestartOnRequestMakesNoIncident) {
+  // blackbox-watchdog --restart NAME: SIGTERM, a clean stop, reason manual.
+  WatchdogSpawns(kT0, kApp1);
+  Phase(kAppStream, kT0 + 1000 * kMs, kApp1, fb::Phase::Stopped);
+  Restart(kT0 + 1100 * kMs, fb::RestartReason::Manual, kApp2, SIGTERM);
+  WatchdogSpawns(kT0 + 1200 * kMs, kApp2);
+  EXPECT_TRUE(builder_.Finish().empty());
+}
+
 TEST_F(Incidents, ADeathSeenOnlyAtTheNextStartIsUnclean) {
   Phase(kAppStream, kT0, kApp1, fb::Phase::Starting);
   Phase(kAppStream, kT0 + 10 * kMs, kApp1, fb::Phase::Running);

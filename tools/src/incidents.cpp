@@ -124,7 +124,10 @@ void IncidentBuilder::Add(std::string_view stream, uint64_t seq, const fb::Event
       const auto* r = e.payload_as_Restart();
       if (!r) break;
       if (from_watchdog) {
-        if (r->reason() == fb::RestartReason::Exit || r->reason() == fb::RestartReason::Requested) {
+        // A clean exit, a restart asked for by the service or by a person
+        // (blackbox-watchdog --restart NAME): no death.
+        if (r->reason() == fb::RestartReason::Exit || r->reason() == fb::RestartReason::Requested ||
+            r->reason() == fb::RestartReason::Manual) {
           break;
         }
         int32_t dead = watchdog_child_;

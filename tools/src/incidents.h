@@ -17,7 +17,7 @@
 //                                      for the child it replaced
 //   app Restart "unclean"           -> the previous app run died; an incident of
 //                                      reason "unclean" when nothing else saw it
-//   clean stops and Restart exit/requested make no incident.
+//   clean stops and Restart exit/requested/manual make no incident.
 // Reason, most specific first: hang, memory, cpu (the watchdog's limit);
 // terminate (uncaught exception); segfault, abort, bus, fpe, illegal (signal);
 // unclean (SIGKILL, or seen only at the next start); exit (non-zero status);
