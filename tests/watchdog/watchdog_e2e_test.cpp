@@ -714,13 +714,17 @@ TEST_F(WatchdogTest, StatusJsonDescribesTheRunningChild) {
           return false;
         }
         status = nlohmann::json::parse(out);
-        return status["state"] == "running";
+        return status["phase"] == "running";
       },
       10))
       << out << err;
   EXPECT_EQ(status["watchdog_pid"], wd->pid());
   EXPECT_EQ(status["child_pid"], child);
-  EXPECT_EQ(status["state"], "running");
+  EXPECT_EQ(status["phase"], "running");
+  // One name for the watchdog's phase, as in `blackbox state --json`.
+  EXPECT_FALSE(status.contains("state")) << status.dump();
+  EXPECT_TRUE(status["phase_since"].is_string()) << status.dump();
+  EXPECT_EQ(status["journal_phase"], "running");
   EXPECT_EQ(status["restart_count"], 0);
   EXPECT_EQ(status["watchdog_running"], true);
   EXPECT_GT(status["child_rss_bytes"].get<uint64_t>(), 0u);
@@ -732,7 +736,7 @@ TEST_F(WatchdogTest, StatusJsonDescribesTheRunningChild) {
   ASSERT_EQ(wd->Wait(10), 0);
   ASSERT_EQ(Run({kWatchdog, "--status", "--json", "--state-dir", state()}, &out), 3);
   status = nlohmann::json::parse(out);
-  EXPECT_EQ(status["state"], "stopped");
+  EXPECT_EQ(status["phase"], "stopped");
   EXPECT_EQ(status["watchdog_running"], false);
   EXPECT_EQ(status["child_pid"], 0);
   // A child stopped on request was never restarted: no restart reason.
@@ -960,7 +964,7 @@ TEST_F(WatchdogTest, DefaultStateDirectoryIsFoundByNameFromAnyDirectory) {
         return Run(InDir(file("b"),
                          {kWatchdog, "--status", "--json", "--name", "watchdog_test_child"}),
                    &out, &err) == 0 &&
-               nlohmann::json::parse(out)["state"] == "running";
+               nlohmann::json::parse(out)["phase"] == "running";
       },
       10))
       << out << err;
@@ -1036,8 +1040,8 @@ TEST_F(WatchdogTest, StatusListsWatchdogsStartedFromOtherDirectories) {
       [&] {
         if (Run(InDir(file("c"), {kWatchdog, "--status", "--json"}), &out, &err) != 0) return false;
         list = nlohmann::json::parse(out);
-        return list.is_array() && list.size() == 2 && list[0]["state"] == "running" &&
-               list[1]["state"] == "running";
+        return list.is_array() && list.size() == 2 && list[0]["phase"] == "running" &&
+               list[1]["phase"] == "running";
       },
       10))
       << out << err;
@@ -1091,8 +1095,8 @@ TEST_F(WatchdogTest, StatusListsWatchdogsStartedFromOtherDirectories) {
   ASSERT_EQ(Run(InDir(file("c"), {kWatchdog, "--status", "--json"}), &out, &err), 3) << err;
   list = nlohmann::json::parse(out);
   ASSERT_EQ(list.size(), 2u);
-  EXPECT_EQ(list[0]["state"], "stopped");
-  EXPECT_EQ(list[1]["state"], "stopped");
+  EXPECT_EQ(list[0]["phase"], "stopped");
+  EXPECT_EQ(list[1]["phase"], "stopped");
 }
 
 // --restart: the child is stopped gracefully (SIGTERM) and started again at

@@ -191,9 +191,9 @@ Collected Collect(const std::string& name, const std::string& state_dir, const O
   out["watchdog_pid"] = running ? *running : w.watchdog_pid;
   out["watchdog_running"] = running.has_value();
   out["child_pid"] = c.child_alive ? w.child_pid : 0;
-  out["state"] = state_name;
-  out["journal_state"] = journal_state;
-  out["state_since"] = since > 0 ? nlohmann::json(tools::FormatUtc(since)) : nlohmann::json();
+  out["phase"] = state_name;
+  out["journal_phase"] = journal_state;
+  out["phase_since"] = since > 0 ? nlohmann::json(tools::FormatUtc(since)) : nlohmann::json();
   out["uptime_seconds"] =
       running && w.started_ns > 0 ? static_cast<double>(now - w.started_ns) / 1e9 : 0.0;
   out["child_uptime_seconds"] = c.child_alive && w.child_started_ns > 0
@@ -253,19 +253,19 @@ int PrintStatus(const std::string& name, const std::string& state_dir, const Opt
     return status;
   }
   const WatchdogInfo& w = c.w;
-  const std::string state_name = out["state"].get<std::string>();
-  const std::string journal_state = out["journal_state"].get<std::string>();
+  const std::string state_name = out["phase"].get<std::string>();
+  const std::string journal_state = out["journal_phase"].get<std::string>();
   fmt::print("{} (state directory {})\n", name.empty() ? std::string("watchdog") : name, state_dir);
   if (!options.command.empty()) fmt::print("command     {}\n", ShellJoin(options.command));
   fmt::print("watchdog    {} ({})\n", out["watchdog_pid"].get<int>(),
              c.running ? fmt::format("running for {}", Uptime(out["uptime_seconds"].get<double>()))
                        : std::string("not running"));
   std::string since;
-  if (out["state_since"].is_string()) {
+  if (out["phase_since"].is_string()) {
     // The journal's times are UTC; people read local time, as `blackbox replay` prints it.
     int64_t since_ns = 0;
     if (std::optional<int64_t> parsed =
-            tools::ParseAbsoluteTime(out["state_since"].get<std::string>())) {
+            tools::ParseAbsoluteTime(out["phase_since"].get<std::string>())) {
       since_ns = *parsed;
     }
     if (since_ns > 0) {
@@ -329,7 +329,7 @@ int ListStatus(const std::string& root, bool json) {
     Collected c = Collect(name, dir, options);
     any_running |= c.running;
     const nlohmann::json& o = c.json;
-    const std::string state = c.known ? o["state"].get<std::string>() : std::string("unknown");
+    const std::string state = c.known ? o["phase"].get<std::string>() : std::string("unknown");
     rows.push_back({name, state, c.child_alive ? std::to_string(o["child_pid"].get<int>()) : "-",
                     c.child_alive ? Uptime(o["child_uptime_seconds"].get<double>()) : "-",
                     std::to_string(c.w.total_restarts)});
