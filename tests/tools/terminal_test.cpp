@@ -13,6 +13,7 @@
 #include <chrono>
 #include <filesystem>
 #include <stdexcept>
+#include <thread>
 
 #include "tool_test_support.h"
 
@@ -44,8 +45,8 @@ std::vector<std::string> TerminalEnvironment(const std::vector<std::string>& ext
 // its pager) is gone. `out` is what reached the terminal. With `stop_at`, the
 // tool gets SIGTERM once the terminal showed that text (for --follow).
 ToolResult RunOnTerminal(const std::vector<std::string>& args,
-                         const std::vector<std::string>& extra_env,
-                         const std::string& stop_at = "") {
+                         const std::vector<std::string>& extra_env, const std::string& stop_at = "",
+                         const std::string& program = BLACKBOX_TOOL) {
   int master = -1, slave = -1;
   if (openpty(&master, &slave, nullptr, nullptr, nullptr) != 0) {
     throw std::runtime_error("openpty failed");
@@ -54,7 +55,7 @@ ToolResult RunOnTerminal(const std::vector<std::string>& args,
   if (pipe2(err_pipe, O_CLOEXEC) != 0) throw std::runtime_error("pipe failed");
   int devnull = open("/dev/null", O_RDONLY | O_CLOEXEC);
 
-  std::vector<std::string> argv{BLACKBOX_TOOL};
+  std::vector<std::string> argv{program};
   argv.insert(argv.end(), args.begin(), args.end());
   ::blackbox::testing::RunOptions options;
   options.env = TerminalEnvironment(extra_env);
@@ -293,6 +294,40 @@ TEST_F(Terminal, CrashesColourTheCrashRed) {
     args.erase(args.begin());
     EXPECT_EQ(plain.out, Piped(args));
   }
+}
+
+TEST_F(Terminal, WatchdogStatusColoursThePhase) {
+  // A watchdog of its own name under a state root of the test's.
+  const std::string state_root = "BLACKBOX_STATE_ROOT=" + Path("run");
+  ::blackbox::testing::RunOptions options;
+  options.extra_env = {state_root, "BLACKBOX_JOURNAL=" + Path("wd-journal")};
+  int null = open("/dev/null", O_RDWR | O_CLOEXEC);
+  ASSERT_GE(null, 0);
+  pid_t watchdog = ::blackbox::testing::StartProcess(
+      {BLACKBOX_WATCHDOG_BIN, "--name", "svc", "--", "/bin/sleep", "60"}, options, null, null,
+      null);
+  close(null);
+  auto status = [&](std::vector<std::string> args, std::vector<std::string> env) {
+    env.push_back(state_root);
+    args.insert(args.begin(), "--status");
+    return RunOnTerminal(args, env, "", BLACKBOX_WATCHDOG_BIN);
+  };
+  bool running = false;
+  for (int i = 0; i < 100 && !running; ++i) {
+    running = Has(status({"svc"}, {"NO_COLOR=1"}).out, "state       running");
+    if (!running) std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  EXPECT_TRUE(running);
+  ToolResult block = status({"svc"}, {});
+  EXPECT_TRUE(Has(block.out, "state       \033[32mrunning\033[0m")) << block.out;
+  ToolResult list = status({}, {});
+  EXPECT_TRUE(Has(list.out, "svc   \033[32mrunning\033[0m")) << list.out;
+  for (const auto& args : {std::vector<std::string>{"svc"}, std::vector<std::string>{}}) {
+    EXPECT_FALSE(Has(status(args, {"NO_COLOR=1"}).out, "\033")) << args.size();
+  }
+  kill(watchdog, SIGTERM);
+  int wstatus = 0;
+  ASSERT_EQ(waitpid(watchdog, &wstatus, 0), watchdog);
 }
 
 TEST_F(Terminal, ColourReachesThePagerAsItWouldTheTerminal) {

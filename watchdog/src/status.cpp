@@ -236,6 +236,17 @@ Options SavedOptions(const std::string& state_dir) {
   return options;
 }
 
+// A phase name's colour on a terminal: running green, failed and error red,
+// the phases on the way yellow, the rest (stopped, unknown) none.
+const char* PhaseNameColour(std::string_view phase) {
+  if (phase == "running") return tools::kGreen;
+  if (phase == "failed" || phase == "error") return tools::kRed;
+  if (phase == "starting" || phase == "stopping" || phase == "recovering" || phase == "backoff") {
+    return tools::kYellow;
+  }
+  return "";
+}
+
 }  // namespace
 
 int PrintStatus(const std::string& name, const std::string& state_dir, const Options& options,
@@ -273,7 +284,9 @@ int PrintStatus(const std::string& name, const std::string& state_dir, const Opt
                           Uptime(static_cast<double>(WallNowNs() - since_ns) / 1e9));
     }
   }
-  fmt::print("state       {}{}{}\n", state_name, since,
+  const bool colour = tools::WantColour(STDOUT_FILENO);
+  fmt::print("state       {}{}{}\n", tools::Paint(state_name, PhaseNameColour(state_name), colour),
+             since,
              state_name != journal_state ? fmt::format(" (journal says {})", journal_state) : "");
   if (c.child_alive) {
     fmt::print("child       {} (up {})\n", w.child_pid,
@@ -347,12 +360,16 @@ int ListStatus(const std::string& root, bool json) {
   for (const auto& row : rows) {
     for (size_t i = 0; i < row.size(); ++i) width[i] = std::max(width[i], row[i].size());
   }
-  auto print_row = [&](const std::vector<std::string>& row) {
-    fmt::print("{:<{}}  {:<{}}  {:>{}}  {:>{}}  {:>{}}\n", row[0], width[0], row[1], width[1],
-               row[2], width[2], row[3], width[3], row[4], width[4]);
+  const bool colour = tools::WantColour(STDOUT_FILENO);
+  auto print_row = [&](const std::vector<std::string>& row, bool header) {
+    // Padded first, painted after: the escapes take no column.
+    const std::string state = fmt::format("{:<{}}", row[1], width[1]);
+    fmt::print("{:<{}}  {}  {:>{}}  {:>{}}  {:>{}}\n", row[0], width[0],
+               header ? state : tools::Paint(state, PhaseNameColour(row[1]), colour), row[2],
+               width[2], row[3], width[3], row[4], width[4]);
   };
-  print_row({"NAME", "STATE", "PID", "UPTIME", "RESTARTS"});
-  for (const auto& row : rows) print_row(row);
+  print_row({"NAME", "STATE", "PID", "UPTIME", "RESTARTS"}, true);
+  for (const auto& row : rows) print_row(row, false);
   return any_running ? 0 : 3;
 }
 
