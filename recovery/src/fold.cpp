@@ -51,10 +51,13 @@ void FoldWatchdog(SystemState& state, const fb::Event& event, std::string_view s
         break;
       }
       w.child_pid = l->child_pid();
-      if (l->phase() == fb::Phase::Starting) w.child_started_ns = event.time_ns();
-      if (l->phase() == fb::Phase::Running) {
-        w.last_heartbeat_ns = event.time_ns();
-        if (l->reason() != nullptr && l->reason()->size() > 0) w.status_text = l->reason()->str();
+      const bool has_text = l->reason() != nullptr && l->reason()->size() > 0;
+      // The spawn is the Starting without a text; a Starting with one is the
+      // STATUS= of a --type notify child that has not said READY=1 yet.
+      if (l->phase() == fb::Phase::Starting && !has_text) w.child_started_ns = event.time_ns();
+      if (l->phase() == fb::Phase::Running) w.last_heartbeat_ns = event.time_ns();
+      if ((l->phase() == fb::Phase::Running || l->phase() == fb::Phase::Starting) && has_text) {
+        w.status_text = l->reason()->str();
       }
       if (l->exit_code() >= 0 || l->signal() > 0) {
         w.has_last_exit = true;

@@ -1175,6 +1175,41 @@ TEST_F(WatchdogTest, LatestStatusAndReadyAreJournaledAtOnce) {
   EXPECT_EQ(running[3], "Ready to serve");
 }
 
+// --type notify: starting (with its STATUS= text) until READY=1, as systemd's
+// Type=notify shows activating; --type simple: running once started.
+TEST_F(WatchdogTest, ANotifyTypeChildIsStartingUntilReady) {
+  const std::string script =
+      "\"$1\" notify STATUS=Loading stay & sleep 2; exec \"$1\" notify READY=1 stay";
+  auto wd = Start({"--type", "notify"}, {"/bin/sh", "-c", script, "sh", kChild});
+  std::string out, err;
+  auto phase_is = [&](const std::string& phase, const std::string& text) {
+    return WaitFor(
+        [&] {
+          if (Run({kWatchdog, "--status", "--json", "--state-dir", state()}, &out, &err) != 0) {
+            return false;
+          }
+          auto j = nlohmann::json::parse(out);
+          return j["phase"] == phase && (text.empty() || j["status_text"] == text);
+        },
+        5);
+  };
+  EXPECT_TRUE(phase_is("starting", "Loading")) << out << err;
+  EXPECT_TRUE(phase_is("running", "")) << out << err;
+  ASSERT_EQ(Run({kWatchdog, "--stop", "--state-dir", state()}), 0);
+  ASSERT_EQ(wd->Wait(10), 0);
+
+  // The same child as --type simple is running at once.
+  auto simple = Start({"--type", "simple"}, {"/bin/sh", "-c", script, "sh", kChild});
+  EXPECT_TRUE(phase_is("running", "Loading")) << out << err;
+  ASSERT_EQ(Run({kWatchdog, "--stop", "--state-dir", state()}), 0);
+  ASSERT_EQ(simple->Wait(10), 0);
+
+  EXPECT_EQ(
+      Run({kWatchdog, "--state-dir", state(), "--type", "forking", "--", "/bin/true"}, &out, &err),
+      2);
+  EXPECT_NE(err.find("--type"), std::string::npos) << err;
+}
+
 }  // namespace
 
 namespace {

@@ -289,6 +289,9 @@ int Main(int argc, char** argv) {
       {"log_file", "write the child's output here (size-rotated) instead of passing it through"},
       {"log_max_mb", "rotate the log file past this size, MB (default 10)"},
       {"notify_access", "main | all: who may use the notify socket (default all: the group)"},
+      {"type",
+       "simple | notify: with notify the child is starting until it sends READY=1 (default "
+       "simple; notify when --watchdog-timeout is set)"},
       {"metrics_listen",
        "serve GET /metrics (Prometheus) on HOST:PORT, port 0 = a free one (default off)"},
       {"alert_timeout", "seconds an --alert-exec program may run before it is killed (default 10)"},
@@ -320,6 +323,7 @@ int Main(int argc, char** argv) {
       {"log_file", "PATH"},
       {"log_max_mb", "MB"},
       {"notify_access", "main|all"},
+      {"type", "simple|notify"},
       {"metrics_listen", "HOST:PORT"},
       {"alert_timeout", "SEC"},
       {"alert_interval", "SEC"},

@@ -123,6 +123,7 @@ const std::vector<std::string_view>& OptionKeys() {
                                                      "log_max_mb",
                                                      "error_patterns",
                                                      "notify_access",
+                                                     "type",
                                                      "metrics_listen",
                                                      "alert_exec",
                                                      "alert_timeout",
@@ -215,6 +216,16 @@ std::optional<std::string> SetOption(Options& o, std::string_view key, std::stri
     }
     return std::nullopt;
   }
+  if (key == "type") {
+    if (value == "simple") {
+      o.notify_type = false;
+    } else if (value == "notify") {
+      o.notify_type = true;
+    } else {
+      return Bad("simple or notify", value);
+    }
+    return std::nullopt;
+  }
   if (key == "notify_access") {
     if (value == "all") {
       o.notify_access = NotifyAccess::kAll;
@@ -249,6 +260,7 @@ std::vector<std::pair<std::string, std::string>> OptionEntries(const Options& o)
       {"log_max_mb", Text(o.log_max_mb)},
       {"error_patterns", TomlArray(o.error_patterns)},
       {"notify_access", o.notify_access == NotifyAccess::kMain ? "main" : "all"},
+      {"type", o.notify_type ? "notify" : "simple"},
       {"metrics_listen", o.metrics_listen},
       {"alert_exec", TomlArray(o.alert_exec)},
       {"alert_timeout", Text(o.alert_timeout)},
@@ -369,6 +381,7 @@ std::optional<std::string> SaveOptionsFile(const std::string& path, const Option
   table.insert("log_max_mb", o.log_max_mb);
   table.insert("error_patterns", std::move(patterns));
   table.insert("notify_access", o.notify_access == NotifyAccess::kMain ? "main" : "all");
+  table.insert("type", o.notify_type ? "notify" : "simple");
   table.insert("metrics_listen", o.metrics_listen);
   toml::array alert_exec;
   for (const std::string& p : o.alert_exec) alert_exec.push_back(p);

@@ -50,6 +50,10 @@ struct Options {
   // POSIX extended regular expressions matched against every output line.
   std::vector<std::string> error_patterns = {"ERROR|CRITICAL|FATAL"};
   NotifyAccess notify_access = NotifyAccess::kAll;
+  // --type notify: the child is starting until it says READY=1 (systemd's
+  // Type=notify); simple: running once started. A heartbeat timeout implies
+  // notify.
+  bool notify_type = false;
   // HOST:PORT of the /metrics server (port 0: a free one); empty = off.
   std::string metrics_listen;
   // Programs run (without a shell) when a person must know (alerts.h).

@@ -367,9 +367,10 @@ void Supervisor::StartChild() {
 }
 
 void Supervisor::RecordSpawn() {
-  // A service that speaks the notify protocol (a heartbeat timeout is set) is
-  // running once it says READY=1 or beats; any other once it is started.
-  const bool running_now = parts_.options.watchdog_timeout <= 0;
+  // A service that speaks the notify protocol (--type notify, or a heartbeat
+  // timeout) is running once it says READY=1 or beats; any other once it is
+  // started.
+  const bool running_now = !parts_.options.notify_type && parts_.options.watchdog_timeout <= 0;
   RecordLifecycle(fb::Phase::Starting, "", child_->pid,
                   running_now ? Durability::kBuffered : Durability::kDurable, -1, 0, false,
                   child_->started_wall_ns);
@@ -848,7 +849,9 @@ void Supervisor::OnNotify() {
       if (now - last_status_journaled_ns_ >= kStatusIntervalNs) {
         last_status_journaled_ns_ = now;
         pending_status_.clear();
-        RecordLifecycle(fb::Phase::Running, status_text_, child_->pid, Durability::kBuffered);
+        // Before READY=1 a --type notify child is still starting.
+        RecordLifecycle(ready_ ? fb::Phase::Running : fb::Phase::Starting, status_text_,
+                        child_->pid, Durability::kBuffered);
       } else {
         // Coalesced: the latest text is journaled when the second since the
         // last one is over (a timer armed only while a status waits).
@@ -929,7 +932,8 @@ void Supervisor::ReportNotifyDropped() {
 
 void Supervisor::FlushStatus() {
   if (!child_ || pending_status_.empty()) return;
-  RecordLifecycle(fb::Phase::Running, pending_status_, child_->pid, Durability::kBuffered);
+  RecordLifecycle(ready_ ? fb::Phase::Running : fb::Phase::Starting, pending_status_, child_->pid,
+                  Durability::kBuffered);
   pending_status_.clear();
   last_status_journaled_ns_ = MonoNowNs();
 }

@@ -155,7 +155,7 @@ class Supervisor {
   UniqueFd stable_timer_;  // armed at a spawn after an alert
   std::unique_ptr<AlertRunner> alerts_;
   bool alert_outstanding_ = false;  // an alert went out; "recovered" not yet
-  UniqueFd status_timer_;  // journals a STATUS= held back by the rate limit
+  UniqueFd status_timer_;           // journals a STATUS= held back by the rate limit
 
   std::optional<Child> child_;
   std::optional<fb::RestartT> pending_restart_;  // decided, waiting for its delay
