@@ -42,6 +42,7 @@ void FoldWatchdog(SystemState& state, const fb::Event& event, std::string_view s
   switch (event.payload_type()) {
     case fb::Payload::Lifecycle: {
       const fb::Lifecycle* l = event.payload_as_Lifecycle();
+      const fb::Phase previous_phase = w.phase;
       w.phase = l->phase();
       if (l->child_pid() == 0) {
         if (l->phase() == fb::Phase::Starting) {
@@ -50,13 +51,18 @@ void FoldWatchdog(SystemState& state, const fb::Event& event, std::string_view s
         }
         break;
       }
-      w.child_pid = l->child_pid();
+      // A Starting with a text, of the child that is starting already, is the
+      // STATUS= of a --type notify child that has not said READY=1 yet; any
+      // other Starting is a spawn.
       const bool has_text = l->reason() != nullptr && l->reason()->size() > 0;
-      // The spawn is the Starting without a text; a Starting with one is the
-      // STATUS= of a --type notify child that has not said READY=1 yet.
-      if (l->phase() == fb::Phase::Starting && !has_text) w.child_started_ns = event.time_ns();
+      const bool spawn = l->phase() == fb::Phase::Starting &&
+                         !(has_text && previous_phase == fb::Phase::Starting &&
+                           l->child_pid() == w.child_pid && w.child_started_ns != 0);
+      w.child_pid = l->child_pid();
+      if (spawn) w.child_started_ns = event.time_ns();
       if (l->phase() == fb::Phase::Running) w.last_heartbeat_ns = event.time_ns();
-      if ((l->phase() == fb::Phase::Running || l->phase() == fb::Phase::Starting) && has_text) {
+      if (has_text &&
+          (l->phase() == fb::Phase::Running || (l->phase() == fb::Phase::Starting && !spawn))) {
         w.status_text = l->reason()->str();
       }
       if (l->exit_code() >= 0 || l->signal() > 0) {
@@ -72,6 +78,7 @@ void FoldWatchdog(SystemState& state, const fb::Event& event, std::string_view s
       w.total_restarts += 1;
       w.last_restart_reason = r->reason();
       if (r->child_pid() != 0) w.child_pid = r->child_pid();
+      w.child_started_ns = 0;  // the next child's Starting sets it
       break;
     }
     case fb::Payload::Health: {

@@ -167,6 +167,25 @@ TEST(Fold, CrashRecordsLastCrashWithoutChangingStatus) {
   EXPECT_EQ(f.state.last_crash->stream, "app");
 }
 
+TEST(Fold, AStatusBeforeReadyIsNoNewStartOfTheChild) {
+  // --type notify: the spawn, then STATUS= journaled as starting, then READY=1.
+  Folder f;
+  f.Add(kDog, 2, 9, Lifecycle(fb::Phase::Starting, 10))
+      .Add(kDog, 5, 9, Lifecycle(fb::Phase::Starting, 10, "loading the book"));
+  const WatchdogInfo& w = f.state.watchdog;
+  EXPECT_EQ(w.phase, fb::Phase::Starting);
+  EXPECT_EQ(w.child_started_ns, 2);
+  EXPECT_EQ(w.status_text, "loading the book");
+  f.Add(kDog, 7, 9, Lifecycle(fb::Phase::Running, 10, "ready"));
+  EXPECT_EQ(w.phase, fb::Phase::Running);
+  EXPECT_EQ(w.child_started_ns, 2);
+  // A restart's spawn is a start again, whatever text it carries.
+  f.Add(kDog, 8, 9, Restart(fb::RestartReason::Crash, 2))
+      .Add(kDog, 9, 9, Lifecycle(fb::Phase::Starting, 11, "restart"));
+  EXPECT_EQ(w.child_started_ns, 9);
+  EXPECT_EQ(w.child_pid, 11);
+}
+
 TEST(Fold, WatchdogEventsNeverTouchTheAppsFields) {
   Folder f;
   f.Add(kApp, 1, 10, Lifecycle(fb::Phase::Running));

@@ -57,8 +57,12 @@ void FoldWatchdog(MetricsState& s, const fb::Event& event) {
         break;
       }
       if (phase == fb::Phase::Starting) {
+        // A Starting with a text of a child already started is its STATUS=
+        // before READY=1 (--type notify), not a new start.
+        const bool status = l->reason() != nullptr && l->reason()->size() > 0 && s.child_running &&
+                            s.child_started_ns != 0;
         s.child_running = true;
-        s.child_started_ns = event.time_ns();
+        if (!status) s.child_started_ns = event.time_ns();
       } else if (phase == fb::Phase::Running) {
         s.child_running = true;
       } else if (phase == fb::Phase::Backoff || phase == fb::Phase::Stopped ||
