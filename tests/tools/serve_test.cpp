@@ -152,6 +152,31 @@ TEST_F(ServeTest, HealthIsBucketedWithMinAndMax) {
   EXPECT_EQ(samples, all["events"].size());
 }
 
+// /api/health keeps what it has read between requests; a sample journaled
+// after one request is in the next, and a window counts only its own samples.
+TEST_F(ServeTest, HealthFollowsNewSamplesAndKeepsToTheWindow) {
+  AppendHealthEvents(root_, "app", 10, kT0 + 10 * kSec);
+  Server server({"--journal", root_, "--listen", "127.0.0.1:0"});
+  httplib::Client client = server.Client();
+  auto samples = [&](const std::string& path) {
+    json got = Get(client, path);
+    uint64_t n = 0;
+    for (const json& b : got["series"]["app"]) n += b[2].get<uint64_t>();
+    return n;
+  };
+  const uint64_t before = samples("/api/health?points=1000");
+  ASSERT_GT(before, 0u);
+  AppendHealthEvents(root_, "app", 7, kT0 + 20 * kSec);
+  EXPECT_EQ(samples("/api/health?points=1000"), before + 7);
+  for (const std::string window : {"since=2026-01-15T10:30:20Z", "until=2026-01-15T10:30:19Z",
+                                   "since=2026-01-15T10:30:10Z&until=2026-01-15T10:30:20.003Z"}) {
+    const uint64_t want =
+        Get(client, "/api/events?type=health&stream=app&" + window)["events"].size();
+    EXPECT_GT(want, 0u) << window;
+    EXPECT_EQ(samples("/api/health?points=3&" + window), want) << window;
+  }
+}
+
 TEST_F(ServeTest, BadParametersAre400WithAReason) {
   Server server({"--journal", root_, "--listen", "127.0.0.1:0"});
   httplib::Client client = server.Client();

@@ -9,7 +9,10 @@
 #include <deque>
 #include <limits>
 #include <memory>
+#include <mutex>
+#include <optional>
 #include <set>
+#include <tuple>
 
 #include "blackbox/state.h"
 #include "incident_list.h"
@@ -201,73 +204,151 @@ Json ServeCrash(const std::string& root, const std::string& number) {
   return out;
 }
 
-Json ServeHealth(const std::string& root, const QueryParams& q) {
-  const uint64_t points = WholeNumberParam(q, "points", kDefaultPoints, 1, kMaxPoints);
-  std::string since_text = Single(q, "since");
-  std::string until_text = Single(q, "until");
-  std::unique_ptr<MergedReader> reader = OpenJournal(root);
-  Bound since = ResolveBound(since_text, "since", *reader, "");
-  Bound until = ResolveBound(until_text, "until", *reader, "");
-  CheckWindow(since, until, since_text, until_text);
+namespace {
 
-  struct Sample {
-    int64_t t;
-    float rss_mb;
-    float cpu;
-  };
-  std::map<std::string, std::vector<Sample>, std::less<>> samples;
-  Json limits = Json::object();
-  limits["max_memory_mb"] = nullptr;
-  limits["max_cpu_percent"] = nullptr;
+// The health samples and the watchdog's limits of one journal, kept between
+// requests with the reader that found them: each request reads only the
+// events journaled since the one before (MergedReader::Options::after), so a
+// month of samples is scanned once, not on every redraw.
+struct HealthSample {
+  int64_t t;
+  uint64_t seq;
+  float rss_mb;
+  float cpu;
+};
+
+struct HealthCache {
+  std::mutex mu;
+  std::unique_ptr<MergedReader> reader;
+  std::map<std::string, uint64_t, std::less<>> last_seq;
+  // A deque grows in blocks, never holding twice the samples while it moves them.
+  std::map<std::string, std::deque<HealthSample>, std::less<>> samples;
+  std::optional<double> max_memory_mb, max_cpu_percent;
+  uint64_t damaged = 0;
+};
+
+HealthCache& HealthCacheFor(const std::string& root) {
+  static std::mutex mu;
+  static std::map<std::string, std::unique_ptr<HealthCache>, std::less<>> caches;
+  std::lock_guard lock(mu);
+  std::unique_ptr<HealthCache>& c = caches[root];
+  if (!c) c = std::make_unique<HealthCache>();
+  return *c;
+}
+
+// Reads what was journaled since the last call into `c` (the first call
+// reads everything).
+void CatchUp(const std::string& root, HealthCache& c) {
+  if (!c.reader) {
+    c.reader = OpenJournal(root);
+  } else if (Status s = c.reader->Refresh(); !s.ok()) {
+    Unreadable(root, s);
+  }
   DamageCount damage;
   MergedReader::Options scan;
-  scan.since_ns = since.set ? since.at.time_ns : 0;
-  scan.until_ns = until.set ? until.at.time_ns : 0;
+  scan.after.assign(c.last_seq.begin(), c.last_seq.end());
   scan.on_bad = damage.callback();
-  Status s = reader->Scan(scan, [&](const Record& r) {
+  Status s = c.reader->Scan(scan, [&](const Record& r) {
+    auto seen = c.last_seq.find(r.stream);
+    if (seen == c.last_seq.end()) seen = c.last_seq.emplace(std::string(r.stream), 0).first;
+    seen->second = std::max(seen->second, r.seq);
     if (const fb::Health* h = r.event->payload_as_Health()) {
-      if (!AtOrAfter(r, since) || !AtOrBefore(r, until)) return true;
-      auto it = samples.find(r.stream);
-      if (it == samples.end()) it = samples.emplace(std::string(r.stream), 0).first;
-      it->second.push_back({r.event->time_ns(), static_cast<float>(h->rss_bytes() / 1048576.0),
+      auto it = c.samples.find(r.stream);
+      if (it == c.samples.end()) it = c.samples.emplace(std::string(r.stream), 0).first;
+      it->second.push_back({r.event->time_ns(), r.seq,
+                            static_cast<float>(h->rss_bytes() / 1048576.0),
                             static_cast<float>(h->cpu_percent())});
-    } else if (const fb::Config* c = r.event->payload_as_Config(); c && c->entries()) {
-      for (const fb::ConfigEntry* e : *c->entries()) {
+    } else if (const fb::Config* cfg = r.event->payload_as_Config(); cfg && cfg->entries()) {
+      for (const fb::ConfigEntry* e : *cfg->entries()) {
         if (!e->key() || !e->value()) continue;
         std::string_view key = e->key()->string_view();
         if (key != "max_memory_mb" && key != "max_cpu_percent") continue;
         char* stop = nullptr;
         std::string value(e->value()->string_view());
         double v = std::strtod(value.c_str(), &stop);
-        if (stop != value.c_str() && *stop == '\0') limits[std::string(key)] = v;
+        if (stop == value.c_str() || *stop != '\0') continue;
+        (key == "max_memory_mb" ? c.max_memory_mb : c.max_cpu_percent) = v;
       }
     }
     return true;
   });
   if (!s.ok()) Unreadable(root, s);
+  c.damaged += damage.records;
+}
+
+bool InWindow(const HealthSample& x, std::string_view stream, const Bound& since,
+              const Bound& until) {
+  auto key = [&](const Bound& b) {
+    return std::tuple(b.at.time_ns, std::string_view(b.at.stream), b.at.seq);
+  };
+  if (since.set &&
+      (since.exact ? std::tuple(x.t, stream, x.seq) < key(since) : x.t < since.at.time_ns))
+    return false;
+  if (until.set &&
+      (until.exact ? std::tuple(x.t, stream, x.seq) > key(until) : x.t > until.at.time_ns))
+    return false;
+  return true;
+}
+
+}  // namespace
+
+Json ServeHealth(const std::string& root, const QueryParams& q) {
+  const uint64_t points = WholeNumberParam(q, "points", kDefaultPoints, 1, kMaxPoints);
+  std::string since_text = Single(q, "since");
+  std::string until_text = Single(q, "until");
+  HealthCache& cache = HealthCacheFor(root);
+  std::lock_guard lock(cache.mu);
+  CatchUp(root, cache);
+  Bound since = ResolveBound(since_text, "since", *cache.reader, "");
+  Bound until = ResolveBound(until_text, "until", *cache.reader, "");
+  CheckWindow(since, until, since_text, until_text);
+
+  // Per stream, the samples of the window: a range of the cache, which
+  // holds each stream's samples in journal (time) order.
+  using Range = std::pair<size_t, size_t>;
+  std::map<std::string_view, Range> window;
+  for (const auto& [stream, all] : cache.samples) {
+    size_t lo = 0, hi = all.size();
+    while (lo < hi && !InWindow(all[lo], stream, since, until)) ++lo;
+    while (hi > lo && !InWindow(all[hi - 1], stream, since, until)) --hi;
+    if (lo < hi) window.emplace(stream, Range{lo, hi});
+  }
+  Json limits = Json::object();
+  limits["max_memory_mb"] = nullptr;
+  limits["max_cpu_percent"] = nullptr;
+  if (cache.max_memory_mb) limits["max_memory_mb"] = *cache.max_memory_mb;
+  if (cache.max_cpu_percent) limits["max_cpu_percent"] = *cache.max_cpu_percent;
 
   // One time axis for every stream, so their buckets line up.
   int64_t first = std::numeric_limits<int64_t>::max(), last = std::numeric_limits<int64_t>::min();
-  for (const auto& [stream, list] : samples) {
-    if (list.empty()) continue;
-    first = std::min(first, list.front().t);
-    last = std::max(last, list.back().t);
+  for (const auto& [stream, range] : window) {
+    const std::deque<HealthSample>& list = cache.samples.find(stream)->second;
+    first = std::min(first, list[range.first].t);
+    last = std::max(last, list[range.second - 1].t);
   }
   if (since.set) first = since.at.time_ns;
   if (until.set) last = until.at.time_ns;
   Json series = Json::object();
-  for (const auto& [stream, list] : samples) {
+  for (const auto& [stream, range] : window) {
+    const std::deque<HealthSample>& list = cache.samples.find(stream)->second;
     Json buckets = Json::array();
     const int64_t span = std::max<int64_t>(last - first + 1, 1);
     const int64_t width = (span + static_cast<int64_t>(points) - 1) / static_cast<int64_t>(points);
-    size_t i = 0;
-    while (i < list.size()) {
+    size_t i = range.first;
+    const size_t end = range.second;
+    while (i < end) {
+      if (!InWindow(list[i], stream, since, until)) {
+        ++i;
+        continue;
+      }
       const int64_t index = (list[i].t - first) / width;
       const int64_t start = first + index * width;
       uint64_t count = 0;
       float rss_min = list[i].rss_mb, rss_max = list[i].rss_mb;
       float cpu_min = list[i].cpu, cpu_max = list[i].cpu;
-      for (; i < list.size() && (list[i].t - first) / width == index; ++i, ++count) {
+      for (; i < end && (list[i].t - first) / width == index; ++i) {
+        if (!InWindow(list[i], stream, since, until)) continue;
+        ++count;
         rss_min = std::min(rss_min, list[i].rss_mb);
         rss_max = std::max(rss_max, list[i].rss_mb);
         cpu_min = std::min(cpu_min, list[i].cpu);
@@ -277,14 +358,14 @@ Json ServeHealth(const std::string& root, const QueryParams& q) {
       buckets.push_back(Json::array({start, start + width - 1, count, round2(rss_min),
                                      round2(rss_max), round2(cpu_min), round2(cpu_max)}));
     }
-    series[stream] = std::move(buckets);
+    series[std::string(stream)] = std::move(buckets);
   }
   Json out = Json::object();
   out["columns"] = Json::array(
       {"t_start_ns", "t_end_ns", "samples", "rss_min_mb", "rss_max_mb", "cpu_min", "cpu_max"});
   out["series"] = std::move(series);
   out["limits"] = std::move(limits);
-  out["damaged"] = damage.records;
+  out["damaged"] = cache.damaged;
   return out;
 }
 
