@@ -68,7 +68,7 @@ say "blackbox-watchdog --stop"
 blackbox-watchdog --stop --state-dir "$work/watchdog" || true
 wait "$watchdog_pid" 2>/dev/null || true
 
-say "blackbox crashes   (every crash: in-process capture and deaths the watchdog saw)"
+say "blackbox crashes   (one incident per death: the app's own capture and the watchdog's view of it, merged)"
 blackbox crashes
 
 say "blackbox replay -n 30   (the last 30 events of both streams, merged by time)"
