@@ -16,6 +16,7 @@
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
+#include <list>
 #include <map>
 #include <set>
 #include <string>
@@ -345,33 +346,28 @@ int Main(int argc, char** argv) {
           "not counted against --max-restarts (reason manual)");
   // One value per --error-pattern, --alert-exec and --alertmanager, collected
   // as they come, the same way for the three.
+  std::list<std::string> bound;  // what CLI11 binds; each value goes to `into`
+  auto repeatable = [&](const char* flag, std::vector<std::string>& into, const char* type,
+                        const std::string& description) {
+    return app.add_option(flag, bound.emplace_back(), description)
+        ->multi_option_policy(CLI::MultiOptionPolicy::TakeAll)
+        ->type_name(type)
+        ->each([&into](const std::string& v) { into.push_back(v); });
+  };
   std::vector<std::string> patterns;
-  std::string pattern;
-  CLI::Option* pattern_flag =
-      app.add_option("--error-pattern", pattern,
-                     "extended regex matched against each output line (repeatable; default "
-                     "ERROR|CRITICAL|FATAL)")
-          ->multi_option_policy(CLI::MultiOptionPolicy::TakeAll)
-          ->type_name("REGEX")
-          ->each([&patterns](const std::string& p) { patterns.push_back(p); });
+  CLI::Option* pattern_flag = repeatable(
+      "--error-pattern", patterns, "REGEX",
+      "extended regex matched against each output line (repeatable; default ERROR|CRITICAL|FATAL)");
   std::vector<std::string> alertmanagers;
-  std::string alertmanager;
   CLI::Option* alertmanager_flag =
-      app.add_option("--alertmanager", alertmanager,
-                     "post every alert to this Alertmanager (http://HOST:PORT), re-posted while "
-                     "it fires and resolved on recovery (repeatable: each peer of a cluster)")
-          ->multi_option_policy(CLI::MultiOptionPolicy::TakeAll)
-          ->type_name("URL")
-          ->each([&alertmanagers](const std::string& u) { alertmanagers.push_back(u); });
+      repeatable("--alertmanager", alertmanagers, "URL",
+                 "post every alert to this Alertmanager (http://HOST:PORT), re-posted while it "
+                 "fires and resolved on recovery (repeatable: each peer of a cluster)");
   std::vector<std::string> alert_programs;
-  std::string alert_program;
   CLI::Option* alert_flag =
-      app.add_option("--alert-exec", alert_program,
-                     "run PROGRAM (no shell; details in BLACKBOX_* variables) on crash, hang, "
-                     "memory, cpu, gave-up, recovered (repeatable)")
-          ->multi_option_policy(CLI::MultiOptionPolicy::TakeAll)
-          ->type_name("PROGRAM")
-          ->each([&alert_programs](const std::string& p) { alert_programs.push_back(p); });
+      repeatable("--alert-exec", alert_programs, "PROGRAM",
+                 "run PROGRAM (no shell; details in BLACKBOX_* variables) on crash, hang, memory, "
+                 "cpu, gave-up, recovered (repeatable)");
   bool backoff = false;
   CLI::Option* backoff_flag =
       app.add_flag("--backoff", backoff, "double the restart delay for each restart in the window");
