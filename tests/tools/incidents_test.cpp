@@ -275,5 +275,25 @@ TEST_F(Incidents, FirstSeenOnlyOnTheFirstIncidentOfASignature) {
   EXPECT_FALSE(got[1].first_seen);
 }
 
+TEST(Signature, GroupCountsAddUpToTheIncidentsWithASignature) {
+  std::vector<Incident> all = {Crashed(SIGSEGV, {"f() +0x1 (app)"}),
+                               Crashed(SIGSEGV, {"g() +0x1 (app)"}), Crashed(SIGKILL, {}),
+                               Crashed(SIGSEGV, {"f() +0x9 (app) at f.cpp:3"}),
+                               Crashed(SIGSEGV, {"f() +0x5 (app)"})};
+  std::vector<const Incident*> list;
+  for (size_t n = 0; n < all.size(); ++n) {
+    all[n].number = n + 1;
+    all[n].signature = IncidentSignature(all[n]);
+    list.push_back(&all[n]);
+  }
+  std::vector<SignatureGroup> groups = GroupBySignature(list);
+  ASSERT_EQ(groups.size(), 2u);
+  EXPECT_EQ(groups[0].count, 3u);
+  EXPECT_EQ(groups[0].first->number, 1u);
+  EXPECT_EQ(groups[0].last->number, 5u);
+  EXPECT_EQ(groups[1].count, 1u);
+  EXPECT_EQ(groups[1].first->number, 2u);
+}
+
 }  // namespace
 }  // namespace blackbox::tools

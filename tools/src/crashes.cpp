@@ -90,28 +90,16 @@ std::string SeenBy(const Incident& i) {
 // process of the journal's last incident).
 int Group(const GlobalOptions& global, const CrashesOptions& o, const Incidents& all,
           const std::vector<const Incident*>& shown, bool filtered, DamageReport& damage) {
-  struct Row {
-    const Incident* first = nullptr;
-    const Incident* last = nullptr;
-    size_t count = 0;
-  };
-  std::vector<Row> rows;
-  std::map<std::string, size_t> index;
-  for (const Incident* i : shown) {
-    if (i->signature.empty()) continue;
-    auto [it, fresh] = index.emplace(i->signature, rows.size());
-    if (fresh) rows.push_back({i, i, 0});
-    Row& row = rows[it->second];
-    row.last = i;
-    ++row.count;
-  }
+  std::vector<SignatureGroup> rows = GroupBySignature(shown);
   const int32_t newest_pid = all.list.empty() ? 0 : all.list.back().pid;
   // Whether the signature's first incident in the whole journal is of the newest run.
   std::map<std::string, int32_t> first_pid;
   for (const Incident& i : all.list) {
     if (i.first_seen) first_pid.emplace(i.signature, i.pid);
   }
-  auto is_new = [&](const Row& r) { return first_pid[r.first->signature] == newest_pid; };
+  auto is_new = [&](const SignatureGroup& r) {
+    return first_pid[r.first->signature] == newest_pid;
+  };
   auto top = [](const Incident& i) {
     std::vector<std::string> f = SignatureFrames(i.frames, 1);
     return f.empty() ? std::string() : f[0];
@@ -120,14 +108,14 @@ int Group(const GlobalOptions& global, const CrashesOptions& o, const Incidents&
   UseLargeStdoutBuffer();
   const bool colour = WantColour(STDOUT_FILENO);
   if (o.json) {
-    for (const Row& r : rows) {
+    for (const SignatureGroup& r : rows) {
       Json j = Json::object();
       j["signature"] = r.first->signature;
       j["count"] = r.count;
-      j["first_seen"] = FormatUtc(r.first->time_ns);
-      j["first_seen_ns"] = r.first->time_ns;
-      j["last_seen"] = FormatUtc(r.last->time_ns);
-      j["last_seen_ns"] = r.last->time_ns;
+      j["first_time"] = FormatUtc(r.first->time_ns);
+      j["first_time_ns"] = r.first->time_ns;
+      j["last_time"] = FormatUtc(r.last->time_ns);
+      j["last_time_ns"] = r.last->time_ns;
       j["example"] = r.last->number;
       j["reason"] = r.last->reason;
       j["signal_name"] = r.last->signal != 0 ? Json(SignalName(r.last->signal)) : Json(nullptr);
@@ -144,7 +132,7 @@ int Group(const GlobalOptions& global, const CrashesOptions& o, const Incidents&
   } else {
     fmt::print("{:<12}  {:>5}  {:<23}  {:<23}  {:>7}  {:<9}  {:<3}  {}\n", "SIGNATURE", "COUNT",
                "FIRST SEEN", "LAST SEEN", "EXAMPLE", "REASON", "NEW", "TOP FRAME");
-    for (const Row& r : rows) {
+    for (const SignatureGroup& r : rows) {
       std::string t = top(*r.last);
       fmt::print("{:<12}  {:>5}  {:<23}  {:<23}  {:>7}  {}  {}  {}\n", r.first->signature, r.count,
                  FormatLocalMs(r.first->time_ns), FormatLocalMs(r.last->time_ns), r.last->number,

@@ -152,6 +152,20 @@ std::string IncidentSignature(const Incident& i) {
   return fmt::format("{:012x}", Fnv1a64(key) & 0xffff'ffff'ffffULL);
 }
 
+std::vector<SignatureGroup> GroupBySignature(const std::vector<const Incident*>& incidents) {
+  std::vector<SignatureGroup> groups;
+  std::map<std::string_view, size_t> index;
+  for (const Incident* i : incidents) {
+    if (i->signature.empty()) continue;
+    auto [it, fresh] = index.emplace(i->signature, groups.size());
+    if (fresh) groups.push_back({i, i, 0});
+    SignatureGroup& g = groups[it->second];
+    g.last = i;
+    ++g.count;
+  }
+  return groups;
+}
+
 std::string_view ReasonForSignal(int signal) {
   switch (signal) {
     case SIGSEGV:

@@ -114,6 +114,17 @@ std::vector<std::string> SignatureFrames(const std::vector<std::string>& frames,
 // neither frames nor an exception.
 std::string IncidentSignature(const Incident& i);
 
+// The incidents of one signature (crashes --group).
+struct SignatureGroup {
+  const Incident* first = nullptr;  // the earliest of them
+  const Incident* last = nullptr;   // the newest: the example shown
+  size_t count = 0;
+};
+
+// One group per signature among `incidents` (in order), in the order each
+// signature first appears; incidents without a signature are in none.
+std::vector<SignatureGroup> GroupBySignature(const std::vector<const Incident*>& incidents);
+
 // The reason a fatal signal gives ("segfault" for SIGSEGV, …).
 std::string_view ReasonForSignal(int signal);
 
