@@ -202,5 +202,98 @@ TEST_F(Incidents, TwoDeathsAreTwoIncidentsInOrder) {
   EXPECT_EQ(got[1].number, 2u);
 }
 
+// Signatures: the same crash in another build (code moved, so other offsets,
+// addresses and lines) signs the same; a crash in another function does not.
+Incident Crashed(int signal, std::vector<std::string> frames, std::string exception = "") {
+  Incident i;
+  i.signal = signal;
+  i.frames = std::move(frames);
+  i.exception_type = std::move(exception);
+  return i;
+}
+
+TEST(Signature, IgnoresOffsetsAddressesAndLines) {
+  Incident a = Crashed(SIGSEGV, {"demo::route(int) +0xe (blackbox-demo) at ../examples/r.cpp:42",
+                                 "main +0xeb3 (blackbox-demo) at ../examples/r.cpp:121",
+                                 "__libc_start_main +0x85 (libc.so.6)"});
+  Incident b = Crashed(SIGSEGV, {"demo::route(int) +0x3a (blackbox-demo) at ../examples/r.cpp:57",
+                                 "main.cold +0x10cb (blackbox-demo) at ../examples/r.cpp:140",
+                                 "__libc_start_main +0x80 (libc.so.6)"});
+  std::string sa = IncidentSignature(a);
+  EXPECT_EQ(sa.size(), 12u);
+  EXPECT_EQ(sa, IncidentSignature(b));
+  EXPECT_EQ(SignatureFrames(a.frames), (std::vector<std::string>{"demo::route(int)", "main"}));
+}
+
+TEST(Signature, IsTheSameInEveryBuild) {
+  // FNV-1a 64 of "SIGSEGV\nf()\nmain", low 48 bits: fixed, whatever the compiler.
+  EXPECT_EQ(IncidentSignature(Crashed(SIGSEGV, {"f() +0x1 (app)", "main +0x2 (app)"})),
+            "c4f9b8b98db3");
+}
+
+TEST(Signature, ADifferentTopFunctionOrSignalIsAnotherSignature) {
+  std::string base = IncidentSignature(Crashed(SIGSEGV, {"f() +0x1 (app)", "main +0x2 (app)"}));
+  EXPECT_NE(base, IncidentSignature(Crashed(SIGSEGV, {"g() +0x1 (app)", "main +0x2 (app)"})));
+  EXPECT_NE(base, IncidentSignature(Crashed(SIGBUS, {"f() +0x1 (app)", "main +0x2 (app)"})));
+  EXPECT_NE(base, IncidentSignature(
+                      Crashed(SIGABRT, {"f() +0x1 (app)", "main +0x2 (app)"}, "std::logic_error")));
+}
+
+TEST(Signature, SkipsLibcRuntimeLoaderAndTheCrashHandler) {
+  std::vector<std::string> frames = {
+      "blackbox::(anonymous namespace)::OnFatalSignal(int, siginfo_t*, void*) +0x5c (app)",
+      "__restore_rt (libc.so.6)",
+      "clock_nanosleep +0x65 (libc.so.6)",
+      "__cxa_throw +0x3b (libstdc++.so.6)",
+      "_Unwind_RaiseException +0x1 (libgcc_s.so.1)",
+      "_dl_runtime_resolve +0x3 (ld-linux-x86-64.so.2)",
+      "app+0x1234",
+      "void std::this_thread::sleep_for<long>(long const&) [inlined] (app) at this_thread.h:80",
+      "demo::f() [clone .isra.0] +0x10 (app) at f.cpp:3",
+      "main +0x10cb (app) at f.cpp:126",
+      "_start +0x21 (app)"};
+  EXPECT_EQ(SignatureFrames(frames),
+            (std::vector<std::string>{"void std::this_thread::sleep_for<long>(long const&)",
+                                      "demo::f()", "main"}));
+  EXPECT_EQ(FrameFunction("__libc_start_call_main +0x7a (libc.so.6) at ../sysdeps/x.h:58"), "");
+  EXPECT_EQ(FrameFunction("x.py:4 in handle"), "x.py in handle");
+}
+
+TEST(Signature, NothingToSignWithoutFramesOrException) {
+  EXPECT_EQ(IncidentSignature(Crashed(SIGKILL, {})), "");
+}
+
+TEST_F(Incidents, FirstSeenOnlyOnTheFirstIncidentOfASignature) {
+  WatchdogSpawns(kT0, kApp1);
+  NextRunIngests(kT0 + 1000 * kMs, kApp2, kApp1, kT0 + 900 * kMs, SIGSEGV);
+  NextRunIngests(kT0 + 2000 * kMs, 203, kApp2, kT0 + 1900 * kMs, SIGSEGV);
+  std::vector<Incident> got = builder_.Finish();
+  ASSERT_EQ(got.size(), 2u);
+  EXPECT_FALSE(got[0].signature.empty());
+  EXPECT_EQ(got[0].signature, got[1].signature);
+  EXPECT_TRUE(got[0].first_seen);
+  EXPECT_FALSE(got[1].first_seen);
+}
+
+TEST(Signature, GroupCountsAddUpToTheIncidentsWithASignature) {
+  std::vector<Incident> all = {Crashed(SIGSEGV, {"f() +0x1 (app)"}),
+                               Crashed(SIGSEGV, {"g() +0x1 (app)"}), Crashed(SIGKILL, {}),
+                               Crashed(SIGSEGV, {"f() +0x9 (app) at f.cpp:3"}),
+                               Crashed(SIGSEGV, {"f() +0x5 (app)"})};
+  std::vector<const Incident*> list;
+  for (size_t n = 0; n < all.size(); ++n) {
+    all[n].number = n + 1;
+    all[n].signature = IncidentSignature(all[n]);
+    list.push_back(&all[n]);
+  }
+  std::vector<SignatureGroup> groups = GroupBySignature(list);
+  ASSERT_EQ(groups.size(), 2u);
+  EXPECT_EQ(groups[0].count, 3u);
+  EXPECT_EQ(groups[0].first->number, 1u);
+  EXPECT_EQ(groups[0].last->number, 5u);
+  EXPECT_EQ(groups[1].count, 1u);
+  EXPECT_EQ(groups[1].first->number, 2u);
+}
+
 }  // namespace
 }  // namespace blackbox::tools

@@ -11,6 +11,7 @@
 // compared line by line, exactly.
 #include <gtest/gtest.h>
 
+#include <map>
 #include <nlohmann/json.hpp>
 
 #include "tool_test_support.h"
@@ -120,6 +121,38 @@ TEST_F(OldJournal, CrashesListsEveryOldCrashRecordInOneIncident) {
     }
     EXPECT_EQ(holders, 1) << line;
   }
+}
+
+// crashes --group over the same journal: one row per signature, the counts
+// adding up to the incidents that have one, each example one of them; and
+// --signature lists exactly the incidents a row counts.
+TEST_F(OldJournal, GroupCountsAddUpToTheIncidentsWithASignature) {
+  ToolResult list = Run({"crashes", "--json"});
+  ASSERT_EQ(list.exit_code, 0) << list.err;
+  std::map<std::string, int> want;
+  std::map<int, std::string> by_number;
+  for (const auto& line : Lines(list.out)) {
+    json i = json::parse(line);
+    ASSERT_TRUE(i.contains("signature"));
+    if (i["signature"].is_null()) continue;
+    ++want[i["signature"]];
+    by_number[i["number"]] = i["signature"];
+  }
+  ASSERT_FALSE(want.empty());
+  ToolResult group = Run({"crashes", "--group", "--json"});
+  ASSERT_EQ(group.exit_code, 0) << group.err;
+  std::map<std::string, int> got;
+  for (const auto& line : Lines(group.out)) {
+    json g = json::parse(line);
+    std::string sig = g["signature"];
+    EXPECT_EQ(got.count(sig), 0u) << "two rows for " << sig;
+    got[sig] = g["count"];
+    EXPECT_EQ(by_number[g["example"]], sig);
+    ToolResult only = Run({"crashes", "--json", "--signature", sig});
+    ASSERT_EQ(only.exit_code, 0) << only.err;
+    EXPECT_EQ(static_cast<int>(Lines(only.out).size()), g["count"].get<int>());
+  }
+  EXPECT_EQ(got, want);
 }
 
 TEST_F(OldJournal, VerifyFindsItIntact) {

@@ -29,6 +29,8 @@ struct CrashesOptions {
   std::string until;
   std::string reason;  // crashes --reason/--pid: only those incidents
   int64_t pid = 0;
+  std::string signature;  // crashes --signature: only incidents of it
+  bool group = false;     // crashes --group: one row per signature
   // crashes show
   int64_t index = 0;
   double before_seconds = 10;
@@ -83,6 +85,67 @@ std::string SeenBy(const Incident& i) {
   return out;
 }
 
+// crashes --group: one row per signature among the incidents shown, in the
+// order each was first seen. NEW: first seen in the newest run that died (the
+// process of the journal's last incident).
+int Group(const GlobalOptions& global, const CrashesOptions& o, const Incidents& all,
+          const std::vector<const Incident*>& shown, bool filtered, DamageReport& damage) {
+  std::vector<SignatureGroup> rows = GroupBySignature(shown);
+  const int32_t newest_pid = all.list.empty() ? 0 : all.list.back().pid;
+  // Whether the signature's first incident in the whole journal is of the newest run.
+  std::map<std::string, int32_t> first_pid;
+  for (const Incident& i : all.list) {
+    if (i.first_seen) first_pid.emplace(i.signature, i.pid);
+  }
+  auto is_new = [&](const SignatureGroup& r) {
+    return first_pid[r.first->signature] == newest_pid;
+  };
+  auto top = [](const Incident& i) {
+    std::vector<std::string> f = SignatureFrames(i.frames, 1);
+    return f.empty() ? std::string() : f[0];
+  };
+  StartPager(global.no_pager);
+  UseLargeStdoutBuffer();
+  const bool colour = WantColour(STDOUT_FILENO);
+  if (o.json) {
+    for (const SignatureGroup& r : rows) {
+      Json j = Json::object();
+      j["signature"] = r.first->signature;
+      j["count"] = r.count;
+      j["first_time"] = FormatUtc(r.first->time_ns);
+      j["first_time_ns"] = r.first->time_ns;
+      j["last_time"] = FormatUtc(r.last->time_ns);
+      j["last_time_ns"] = r.last->time_ns;
+      j["example"] = r.last->number;
+      j["reason"] = r.last->reason;
+      j["signal_name"] = r.last->signal != 0 ? Json(SignalName(r.last->signal)) : Json(nullptr);
+      j["exception_type"] =
+          r.last->exception_type.empty() ? Json(nullptr) : Json(r.last->exception_type);
+      std::string t = top(*r.last);
+      j["top_frame"] = t.empty() ? Json(nullptr) : Json(t);
+      j["new"] = is_new(r);
+      fmt::print("{}\n", j.dump());
+    }
+  } else if (rows.empty()) {
+    fmt::print("no crashes with a signature in {}{}\n", global.journal,
+               filtered ? " that match" : "");
+  } else {
+    fmt::print("{:<12}  {:>5}  {:<23}  {:<23}  {:>7}  {:<9}  {:<3}  {}\n", "SIGNATURE", "COUNT",
+               "FIRST SEEN", "LAST SEEN", "EXAMPLE", "REASON", "NEW", "TOP FRAME");
+    for (const SignatureGroup& r : rows) {
+      std::string t = top(*r.last);
+      fmt::print("{:<12}  {:>5}  {:<23}  {:<23}  {:>7}  {}  {}  {}\n", r.first->signature, r.count,
+                 FormatLocalMs(r.first->time_ns), FormatLocalMs(r.last->time_ns), r.last->number,
+                 Paint(fmt::format("{:<9}", r.last->reason), kRed, colour),
+                 is_new(r) ? Paint("NEW", kRed, colour) : std::string("   "), t.empty() ? "-" : t);
+    }
+  }
+  FinishStdout();
+  ClosePager();
+  damage.Summarize();
+  return 0;
+}
+
 int List(const GlobalOptions& global, const CrashesOptions& o) {
   std::unique_ptr<MergedReader> reader = OpenJournal(global.journal);
   Bound since = ResolveBound(o.since, "--since", *reader, "");
@@ -99,9 +162,12 @@ int List(const GlobalOptions& global, const CrashesOptions& o) {
     if (!InWindow(all, i, since, until)) continue;
     if (!o.reason.empty() && i.reason != o.reason) continue;
     if (o.pid != 0 && i.pid != o.pid) continue;
+    if (!o.signature.empty() && i.signature != o.signature) continue;
     shown.push_back(&i);
   }
-  const bool filtered = since.set || until.set || !o.reason.empty() || o.pid != 0;
+  const bool filtered =
+      since.set || until.set || !o.reason.empty() || o.pid != 0 || !o.signature.empty();
+  if (o.group) return Group(global, o, all, shown, filtered, damage);
   StartPager(global.no_pager);
   UseLargeStdoutBuffer();
   const bool colour = WantColour(STDOUT_FILENO);
@@ -110,19 +176,19 @@ int List(const GlobalOptions& global, const CrashesOptions& o) {
   } else if (shown.empty()) {
     fmt::print("no crashes in {}{}\n", global.journal, filtered ? " that match" : "");
   } else {
-    fmt::print("{:>3}  {:<23}  {:<7}  {:<9}  {:<8}  {:>7}  {:<32}  {}\n", "#", "TIME", "PID",
-               "REASON", "SIGNAL", "LIVED", "SEEN BY", "WHAT");
+    fmt::print("{:>3}  {:<23}  {:<7}  {:<9}  {:<8}  {:>7}  {:<12}  {:<32}  {}\n", "#", "TIME",
+               "PID", "REASON", "SIGNAL", "LIVED", "SIGNATURE", "SEEN BY", "WHAT");
     for (const Incident* i : shown) {
       std::string what;
       if (!i->exception_type.empty()) {
         what = fmt::format("{}: {}", i->exception_type, i->exception_message);
       }
       // The padding is outside the colour, so the columns stay aligned.
-      fmt::print("{:>3}  {:<23}  {:<7}  {}  {}  {:>7}  {:<32}  {}\n", i->number,
+      fmt::print("{:>3}  {:<23}  {:<7}  {}  {}  {:>7}  {:<12}  {:<32}  {}\n", i->number,
                  FormatLocalMs(i->time_ns), i->pid,
                  Paint(fmt::format("{:<9}", i->reason), kRed, colour),
                  Paint(fmt::format("{:<8}", SignalText(*i)), kRed, colour), LivedText(*i),
-                 SeenBy(*i), Paint(what, kRed, colour));
+                 i->signature.empty() ? "-" : i->signature, SeenBy(*i), Paint(what, kRed, colour));
       for (int f = 0; f < o.frames && f < static_cast<int>(i->frames.size()); ++f) {
         fmt::print("{:>5}#{} {}\n", "", f, i->frames[static_cast<size_t>(f)]);
       }
@@ -136,9 +202,11 @@ int List(const GlobalOptions& global, const CrashesOptions& o) {
 
 int Show(const GlobalOptions& global, const CrashesOptions& o) {
   if (o.before_seconds < 0) BadArgument("--before must not be negative");
-  if (!o.since.empty() || !o.until.empty() || !o.reason.empty() || o.pid != 0) {
+  if (!o.since.empty() || !o.until.empty() || !o.reason.empty() || o.pid != 0 ||
+      !o.signature.empty() || o.group) {
     BadArgument(
-        "crashes show N takes no --since/--until/--reason/--pid: N is the number `blackbox "
+        "crashes show N takes no --since/--until/--reason/--pid/--signature/--group: N is the "
+        "number `blackbox "
         "crashes` prints, with or without them");
   }
   std::unique_ptr<MergedReader> reader = OpenJournal(global.journal);
@@ -238,11 +306,25 @@ void AddCrashesCommand(CLI::App& app, const GlobalOptions& global, CommandBody& 
                   "Only incidents of this reason (segfault, abort, terminate, hang, memory, cpu, "
                   "unclean, exit, signal, bus, fpe, illegal)");
   cmd->add_option("--pid", o->pid, "Only incidents of this process")->check(WholeNumber(1 << 30));
+  cmd->add_option("--signature", o->signature,
+                  "Only incidents of this signature (the 12 hex digits of the SIGNATURE column)")
+      ->check(CLI::Validator(
+          [](const std::string& v) {
+            bool hex = v.size() == 12 && std::all_of(v.begin(), v.end(), [](char c) {
+                         return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f');
+                       });
+            return hex ? std::string() : "a signature is 12 lowercase hex digits, not '" + v + "'";
+          },
+          "HEX"));
+  cmd->add_flag("--group", o->group,
+                "One row per signature: count, first and last seen, an example incident; NEW "
+                "when first seen in the newest run");
   cmd->footer(
       "Crash numbers are those of the whole list, with or without --since/--until.\n"
       "Examples:\n"
       "  blackbox crashes\n"
       "  blackbox crashes --since yesterday --until today\n"
+      "  blackbox crashes --group\n"
       "  blackbox crashes show 2\n"
       "  blackbox crashes show -1 --before 30");
   cmd->callback([&body, &global, o] {

@@ -39,6 +39,8 @@ Json IncidentToJson(const Incidents& all, const Incident& i) {
   j["exception_type"] = i.exception_type.empty() ? Json(nullptr) : Json(i.exception_type);
   j["exception_message"] = i.exception_type.empty() ? Json(nullptr) : Json(i.exception_message);
   j["frames"] = i.frames;
+  j["signature"] = i.signature.empty() ? Json(nullptr) : Json(i.signature);
+  j["first_seen"] = i.first_seen;
   j["lived_seconds"] = i.lived_ns ? Json(static_cast<double>(*i.lived_ns) / 1e9) : Json(nullptr);
   if (i.restart_time_ns) {
     j["restart"] = {{"time", FormatUtc(*i.restart_time_ns)},

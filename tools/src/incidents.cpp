@@ -1,8 +1,13 @@
 #include "incidents.h"
 
+#include <fmt/format.h>
+
 #include <algorithm>
 #include <csignal>
 #include <cstdlib>
+#include <set>
+
+#include "human_format.h"
 
 namespace blackbox::tools {
 namespace {
@@ -18,7 +23,148 @@ void SetReason(Incident& i, std::string_view reason) {
   i.reason = std::string(reason);
 }
 
+bool IsDigits(std::string_view s) {
+  return !s.empty() && std::all_of(s.begin(), s.end(), [](char c) { return c >= '0' && c <= '9'; });
+}
+
+// Libraries whose frames are never the application's.
+bool IsSystemModule(std::string_view module) {
+  for (std::string_view prefix :
+       {"libc.so", "libc-", "libm.so", "libpthread", "libstdc++", "libgcc_s", "ld-linux", "ld-musl",
+        "ld.so", "linux-vdso", "libunwind"}) {
+    if (module.starts_with(prefix)) return true;
+  }
+  return false;
+}
+
+// The entry stub, the C library's start and blackbox's own crash handler
+// (recovery/src/crash_capture.cpp, linked into the application).
+bool IsSkippedFunction(std::string_view f) {
+  for (std::string_view name : {"_start", "__libc_start_main", "__libc_start_call_main",
+                                "__restore_rt", "abort", "raise", "std::terminate()"}) {
+    if (f == name) return true;
+  }
+  if (f.starts_with("blackbox::")) {
+    for (std::string_view handler :
+         {"OnFatalSignal(", "OnTerminate(", "WriteFrames(", "WaitForRecord(", "WriteHeader("}) {
+      if (f.find(handler) != std::string_view::npos) return true;
+    }
+  }
+  return f.starts_with("__cxa_") || f.starts_with("__gnu_cxx::__verbose_terminate_handler") ||
+         f.starts_with("_Unwind_") || f.starts_with("__cxxabiv1::");
+}
+
+// "f.cold", "f.part.0", "f.isra.1", "f.constprop.2", "f [clone .cold]" -> "f".
+void StripCloneSuffix(std::string& f) {
+  if (size_t clone = f.find(" [clone "); clone != std::string::npos) f.erase(clone);
+  for (;;) {
+    size_t dot = f.rfind('.');
+    if (dot == std::string::npos || dot == 0) return;
+    std::string_view tail = std::string_view(f).substr(dot + 1);
+    if (tail == "cold") {
+      f.erase(dot);
+      continue;
+    }
+    if (IsDigits(tail)) {
+      size_t dot2 = f.rfind('.', dot - 1);
+      if (dot2 != std::string::npos) {
+        std::string_view kind = std::string_view(f).substr(dot2 + 1, dot - dot2 - 1);
+        if (kind == "part" || kind == "isra" || kind == "constprop" || kind == "lto_priv") {
+          f.erase(dot2);
+          continue;
+        }
+      }
+    }
+    return;
+  }
+}
+
+uint64_t Fnv1a64(std::string_view s) {
+  uint64_t h = 14695981039346656037ULL;
+  for (unsigned char c : s) {
+    h ^= c;
+    h *= 1099511628211ULL;
+  }
+  return h;
+}
+
 }  // namespace
+
+std::string FrameFunction(std::string_view frame) {
+  std::string f(frame);
+  // Python's faulthandler, as the capture writes it: "x.py:4 in f" -> "x.py in f".
+  if (size_t in = f.find(" in "); in != std::string::npos && f.find(" (") == std::string::npos) {
+    size_t colon = f.rfind(':', in);
+    if (colon != std::string::npos &&
+        IsDigits(std::string_view(f).substr(colon + 1, in - colon - 1))) {
+      return f.substr(0, colon) + f.substr(in);
+    }
+  }
+  // " at file:line"
+  if (size_t at = f.rfind(" at "); at != std::string::npos) {
+    size_t colon = f.rfind(':');
+    if (colon != std::string::npos && colon > at &&
+        IsDigits(std::string_view(f).substr(colon + 1))) {
+      f.erase(at);
+    }
+  }
+  // " (module)"
+  if (f.ends_with(')')) {
+    if (size_t open = f.rfind(" ("); open != std::string::npos) {
+      std::string module = f.substr(open + 2, f.size() - open - 3);
+      if (module.find('(') == std::string::npos) {
+        if (IsSystemModule(module)) return "";
+        f.erase(open);
+      }
+    }
+  }
+  // " +0x1a", " [inlined]"
+  if (f.ends_with(" [inlined]")) f.erase(f.size() - std::string_view(" [inlined]").size());
+  if (size_t plus = f.rfind(" +0x"); plus != std::string::npos) f.erase(plus);
+  // No symbol: "app+0x1234", "0x7f12..." or "?": nothing that survives a rebuild.
+  if (f.empty() || f == "?" || f.starts_with("0x") || f.find("+0x") != std::string::npos) {
+    return "";
+  }
+  StripCloneSuffix(f);
+  if (IsSkippedFunction(f)) return "";
+  return f;
+}
+
+std::vector<std::string> SignatureFrames(const std::vector<std::string>& frames, size_t n) {
+  std::vector<std::string> out;
+  for (const std::string& frame : frames) {
+    if (out.size() >= n) break;
+    std::string f = FrameFunction(frame);
+    if (!f.empty()) out.push_back(std::move(f));
+  }
+  return out;
+}
+
+std::string IncidentSignature(const Incident& i) {
+  if (i.frames.empty() && i.exception_type.empty()) return "";
+  std::string key = !i.exception_type.empty() ? i.exception_type
+                    : i.signal != 0           ? SignalName(i.signal)
+                                              : std::string("-");
+  for (const std::string& f : SignatureFrames(i.frames)) {
+    key += '\n';
+    key += f;
+  }
+  return fmt::format("{:012x}", Fnv1a64(key) & 0xffff'ffff'ffffULL);
+}
+
+std::vector<SignatureGroup> GroupBySignature(const std::vector<const Incident*>& incidents) {
+  std::vector<SignatureGroup> groups;
+  std::map<std::string_view, size_t> index;
+  for (const Incident* i : incidents) {
+    if (i->signature.empty()) continue;
+    auto [it, fresh] = index.emplace(i->signature, groups.size());
+    if (fresh) groups.push_back({i, i, 0});
+    SignatureGroup& g = groups[it->second];
+    g.last = i;
+    ++g.count;
+  }
+  return groups;
+}
 
 std::string_view ReasonForSignal(int signal) {
   switch (signal) {
@@ -180,6 +326,11 @@ std::vector<Incident> IncidentBuilder::Finish() {
     if (start != started_ns_.end() && start->second <= i.time_ns) {
       i.lived_ns = i.time_ns - start->second;
     }
+  }
+  std::set<std::string> seen;
+  for (Incident& i : out) {
+    i.signature = IncidentSignature(i);
+    i.first_seen = !i.signature.empty() && seen.insert(i.signature).second;
   }
   return out;
 }

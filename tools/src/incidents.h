@@ -68,6 +68,10 @@ struct Incident {
   std::string primary_stream;
   uint64_t primary_seq = 0;
   bool has_capture = false;
+  // What identifies the crash across runs and rebuilds (IncidentSignature):
+  // empty when the incident has neither frames nor an exception.
+  std::string signature;
+  bool first_seen = false;  // no earlier incident had this signature
 };
 
 // Feed every event of the journal in merged order (MergedReader::Scan), then
@@ -86,6 +90,40 @@ class IncidentBuilder {
   int32_t app_pid_ = 0;                    // the app run started last
   int32_t previous_app_pid_ = 0;           // the app run before it
 };
+
+// How many application frames a signature is made of.
+inline constexpr size_t kSignatureFrames = 3;
+
+// A frame as the crash capture wrote it ("demo::f(int) +0xe (app) at
+// f.cpp:42", "g() [inlined] (app) at g.h:7", "app+0x1234", Python's "x.py:4
+// in f") reduced to what survives a rebuild: the function name alone, without
+// offset, module, source line or compiler clone suffix (".cold",
+// " [clone .isra.0]"). Empty when the frame names no function (only a module
+// and an offset) or is not the application's: the C library, the C++ runtime,
+// the dynamic loader, the program's entry stub or blackbox's crash handler.
+std::string FrameFunction(std::string_view frame);
+
+// The first `n` application frames of `frames` (innermost first), reduced by
+// FrameFunction.
+std::vector<std::string> SignatureFrames(const std::vector<std::string>& frames,
+                                         size_t n = kSignatureFrames);
+
+// The signature of an incident: the exception type (or the signal name) and
+// its top application frames, hashed with FNV-1a 64 to 12 hex digits. The
+// same in every build and on every machine. Empty when the incident has
+// neither frames nor an exception.
+std::string IncidentSignature(const Incident& i);
+
+// The incidents of one signature (crashes --group).
+struct SignatureGroup {
+  const Incident* first = nullptr;  // the earliest of them
+  const Incident* last = nullptr;   // the newest: the example shown
+  size_t count = 0;
+};
+
+// One group per signature among `incidents` (in order), in the order each
+// signature first appears; incidents without a signature are in none.
+std::vector<SignatureGroup> GroupBySignature(const std::vector<const Incident*>& incidents);
 
 // The reason a fatal signal gives ("segfault" for SIGSEGV, …).
 std::string_view ReasonForSignal(int signal);
