@@ -653,11 +653,14 @@ TEST_F(WatchdogTest, LogFileIsRotatedBySizeAndKeepsEveryByte) {
     EXPECT_LE(size, 1u << 20) << name;
     total += size;
   }
-  EXPECT_TRUE(fs::exists(file("app.log.2")));
   uint64_t dropped = 0;
   auto events = Events();
   for (const fb::LogLineT* l : Payloads<fb::LogLineT>(events)) dropped += l->dropped_bytes;
   EXPECT_EQ(total + dropped, 3u << 20);
+  // What reached the file was rotated at every MB (a loaded machine may have
+  // dropped some of the flood: the child is never held up for its log).
+  EXPECT_TRUE(fs::exists(file("app.log.1")));
+  if (total > (2u << 20)) EXPECT_TRUE(fs::exists(file("app.log.2"))) << total;
   EXPECT_EQ(fs::file_size(file("watchdog.out")), 0u);
 }
 
