@@ -42,6 +42,11 @@ class TourIncidents : public ::testing::Test {
 };
 
 TEST_F(TourIncidents, EachDeathIsOneIncidentWithItsReason) {
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+  // The tour's memory limit (80 MB) is below what a sanitized demo holds at
+  // rest, so its hang run is stopped for memory before it hangs.
+  GTEST_SKIP() << "the tour's memory limit does not hold under a sanitizer";
+#endif
   ::blackbox::testing::RunOptions options;
   options.extra_env = {"BLACKBOX_JOURNAL=" + (dir_ / "journal")};
   int null = open("/dev/null", O_RDWR | O_CLOEXEC);
