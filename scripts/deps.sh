@@ -19,7 +19,8 @@ packages=(
   python3-pytest             # its tests (tests/python/)
   libcpp-httplib-dev         # the watchdog's /metrics server
   prometheus prometheus-alertmanager  # real servers for the monitoring tests (promtool too)
-  chromium chromium-driver python3-selenium  # the browser test of `blackbox serve` (tests/browser/)
+  chromium python3-selenium  # the browser test of `blackbox serve` (tests/browser/)
+  chromium-driver            # /usr/bin/chromedriver, which selenium drives in that test
 )
 
 missing=()
