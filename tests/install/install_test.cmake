@@ -18,3 +18,7 @@ run(${WORK_DIR}/build/consumer_app ${WORK_DIR}/app-journal)
 if(NOT last_output MATCHES "recovery manager ran as pid [1-9]")
   message(FATAL_ERROR "consumer_app printed: ${last_output}")
 endif()
+# The installed watchdog finds its HTTP module (watchdog/src/http_module.h)
+# where `cmake --install` put it: it serves /metrics for a child that exits 0.
+run(${WORK_DIR}/prefix/bin/blackbox-watchdog --state-dir ${WORK_DIR}/wd --journal ${WORK_DIR}/wd-journal
+    --metrics-listen 127.0.0.1:0 -- /bin/true)

@@ -1,13 +1,14 @@
 #include "alertmanager.h"
 
 #include <fmt/format.h>
-#include <httplib.h>
 #include <signal.h>
 #include <string.h>
 #include <time.h>
 
 #include <algorithm>
 #include <nlohmann/json.hpp>
+
+#include "http_module.h"
 
 namespace blackbox::watchdog {
 namespace {
@@ -183,16 +184,18 @@ void AlertmanagerClient::Post(Peer& peer, std::unique_lock<std::mutex>& lock) {
   if (!url) {
     error = "not an http:// URL";
   } else {
-    httplib::Client client(url->origin);
-    client.set_connection_timeout(1, 0);
-    client.set_read_timeout(2, 0);
-    client.set_write_timeout(2, 0);
-    client.set_keep_alive(false);
-    httplib::Result r = client.Post(url->prefix + "/api/v2/alerts", body, "application/json");
-    if (!r) {
-      error = httplib::to_string(r.error());
-    } else if (r->status != 200) {
-      error = fmt::format("HTTP {}: {}", r->status, r->body.substr(0, 200));
+    std::string load_error;
+    const HttpApi* api = LoadHttpModule(&load_error);
+    HttpPostResult r;
+    if (api == nullptr) {
+      r.error = load_error;
+    } else {
+      r = api->post_json(url->origin, url->prefix + "/api/v2/alerts", body);
+    }
+    if (r.status == 0) {
+      error = r.error;
+    } else if (r.status != 200) {
+      error = fmt::format("HTTP {}: {}", r.status, r.body.substr(0, 200));
     }
   }
   lock.lock();

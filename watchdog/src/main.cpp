@@ -24,6 +24,7 @@
 
 #include "blackbox/journal.h"
 #include "control.h"
+#include "http_module.h"
 #include "instance_name.h"
 #include "options.h"
 #include "output.h"
@@ -193,6 +194,13 @@ int RunWatchdog(bw::Options options, const std::string& state_dir, const SavedOr
                                               origin.Note("metrics_listen")));
     }
     metrics = std::move(bound.value());
+  }
+  if (!options.alertmanager.empty()) {
+    std::string error;
+    if (bw::LoadHttpModule(&error) == nullptr) {
+      return Fail(bw::kExitUsage,
+                  fmt::format("--alertmanager: {}{}", error, origin.Note("alertmanager")));
+    }
   }
 
   bw::OutputSink sink;

@@ -20,8 +20,8 @@
 #include "blackbox/status.h"
 #include "metrics_follower.h"
 
-namespace httplib {
-class Server;
+namespace blackbox::watchdog {
+class HttpServer;
 }
 
 namespace blackbox::metrics {
@@ -39,7 +39,8 @@ class MetricsServer {
  public:
   // Binds `listen` (port 0: the kernel picks a free one) without serving
   // yet. Fails, with a one-line reason, when the address is malformed or
-  // cannot be bound (in use, not local).
+  // cannot be bound (in use, not local), or the HTTP module cannot be
+  // loaded (http_module.h).
   static Result<std::unique_ptr<MetricsServer>> Bind(std::string_view listen,
                                                      std::string journal_root);
   // Stop().
@@ -65,9 +66,9 @@ class MetricsServer {
   // alive when Stop() has to leave the thread behind (see there).
   struct Core {
     explicit Core(std::string root);
-    ~Core();  // where httplib::Server is complete
+    ~Core();  // where HttpServer is complete
     std::string Render();
-    std::unique_ptr<httplib::Server> http;
+    std::unique_ptr<watchdog::HttpServer> http;
     std::mutex mu;                             // one scrape folds at a time
     JournalFollower follower;                  // guarded by mu
     std::function<uint64_t()> write_failures;  // guarded by mu
