@@ -2,7 +2,6 @@
 #include <charconv>
 #include <cstdlib>
 #include <string_view>
-#include <tuple>
 
 #include "blackbox/state.h"
 
@@ -257,30 +256,5 @@ double SystemState::gauge(std::string_view name) const {
   auto it = gauges.find(name);
   return it == gauges.end() ? 0.0 : it->second;
 }
-
-bool operator==(const ErrorInfo& a, const ErrorInfo& b) {
-  return std::tie(a.time_ns, a.context, a.exception_type, a.message) ==
-         std::tie(b.time_ns, b.context, b.exception_type, b.message);
-}
-
-bool operator==(const CrashInfo& a, const CrashInfo& b) {
-  return std::tie(a.time_ns, a.stream, a.origin, a.signal, a.crashed_pid, a.exit_code,
-                  a.exception_type, a.exception_message, a.first_frame) ==
-         std::tie(b.time_ns, b.stream, b.origin, b.signal, b.crashed_pid, b.exit_code,
-                  b.exception_type, b.exception_message, b.first_frame);
-}
-
-bool operator==(const WatchdogInfo& a, const WatchdogInfo& b) {
-  return std::tie(a.watchdog_pid, a.child_pid, a.phase, a.started_ns, a.child_started_ns,
-                  a.restart_count, a.total_restarts, a.has_last_exit, a.last_exit_code,
-                  a.last_exit_signal, a.last_restart_reason, a.child_rss_bytes, a.child_cpu_percent,
-                  a.status_text, a.last_heartbeat_ns, a.metrics_address) ==
-         std::tie(b.watchdog_pid, b.child_pid, b.phase, b.started_ns, b.child_started_ns,
-                  b.restart_count, b.total_restarts, b.has_last_exit, b.last_exit_code,
-                  b.last_exit_signal, b.last_restart_reason, b.child_rss_bytes, b.child_cpu_percent,
-                  b.status_text, b.last_heartbeat_ns, b.metrics_address);
-}
-
-bool operator==(const SystemState& a, const SystemState& b) = default;
 
 }  // namespace blackbox

@@ -1,4 +1,9 @@
 #include <gtest/gtest.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <clocale>
+#include <cstdlib>
 
 #include "blackbox/state.h"
 #include "event_builders.h"
@@ -10,6 +15,8 @@ using testing::Callback;
 using testing::Error;
 using testing::Folder;
 using testing::Gauge;
+using testing::GeneratedEvent;
+using testing::GenerateEvents;
 using testing::kSecond;
 using testing::Lifecycle;
 using testing::Restart;
@@ -288,17 +295,43 @@ TEST(Fold, TracksCoverageCountAndNewestTime) {
   EXPECT_EQ(f.state.timestamp_ns, 5);
 }
 
-TEST(Fold, IsDeterministic) {
-  auto run = [] {
-    Folder f;
-    f.Add(kApp, 1, 1, Lifecycle(fb::Phase::Starting))
-        .Add(kApp, 2, 1, Error("c", "t", "m"))
-        .Add(kApp, 3, 1, Lifecycle(fb::Phase::Recovering))
-        .Add(kApp, 4, 1, Callback(fb::CallbackKind::Recovery, "r", false))
-        .Add(kDog, 5, 2, Restart(fb::RestartReason::Hang));
-    return f.state;
+// The fold depends on the events alone: a child process with another time
+// zone, locale, heap layout and clock folds the same generated history to the
+// same snapshot bytes.
+TEST(Fold, DependsOnTheEventsAlone) {
+  auto fold = [] {
+    SystemState s;
+    for (const GeneratedEvent& g : GenerateEvents(42, 2000)) {
+      Fold(s, *g.event.event(), g.stream, g.seq);
+    }
+    return EncodeSnapshot(s);
   };
-  EXPECT_EQ(run(), run());
+  const std::string here = fold();
+  int pipe_fds[2];
+  ASSERT_EQ(pipe(pipe_fds), 0);
+  pid_t pid = fork();
+  ASSERT_GE(pid, 0);
+  if (pid == 0) {
+    close(pipe_fds[0]);
+    setenv("TZ", "Asia/Kathmandu", 1);
+    tzset();
+    std::setlocale(LC_ALL, "C.UTF-8");
+    std::vector<std::string> junk(1000, std::string(100, 'x'));  // another heap
+    usleep(20'000);                                              // another clock
+    const std::string there = fold();
+    ssize_t n = write(pipe_fds[1], there.data(), there.size());
+    _exit(n == static_cast<ssize_t>(there.size()) ? 0 : 1);
+  }
+  close(pipe_fds[1]);
+  std::string there;
+  char buf[4096];
+  for (ssize_t n; (n = read(pipe_fds[0], buf, sizeof buf)) > 0;) there.append(buf, n);
+  close(pipe_fds[0]);
+  int status = 0;
+  ASSERT_EQ(waitpid(pid, &status, 0), pid);
+  EXPECT_EQ(status, 0);
+  EXPECT_EQ(there, here);
+  EXPECT_GT(here.size(), 100u);
 }
 
 TEST(SystemState, UptimeIsMeasuredFromTheRunsStart) {

@@ -116,7 +116,7 @@ class TextMatcher {
     for (char c : text_) {
       if (std::isupper(static_cast<unsigned char>(c))) ignore_case_ = false;
     }
-    if (ignore_case_) text_ = Fold(text_);
+    if (ignore_case_) text_ = LowerCase(text_);
   }
   bool empty() const { return text_.empty(); }
   bool Matches(const Json& event) const {
@@ -133,12 +133,12 @@ class TextMatcher {
   }
 
  private:
-  static std::string Fold(std::string s) {
+  static std::string LowerCase(std::string s) {
     for (char& c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
     return s;
   }
   bool Contains(const std::string& s) const {
-    return (ignore_case_ ? Fold(s) : s).find(text_) != std::string::npos;
+    return (ignore_case_ ? LowerCase(s) : s).find(text_) != std::string::npos;
   }
   std::string text_;
   bool ignore_case_ = true;

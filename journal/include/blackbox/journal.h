@@ -46,7 +46,9 @@ struct JournalOptions {
   // Memtable size. Small: events are small and the journal must add only a few
   // MB to its host process (see README, "Footprint").
   size_t write_buffer_size = 1 << 20;
-  // Block cache shared by the readers of this database.
+  // The block cache: one per process, shared by every database it opens
+  // (a tool may open many streams). Its size is the one asked for by the
+  // first open of the process; later values are ignored.
   size_t block_cache_size = 1 << 20;
   // Create <root> and <root>/<stream> (0700) when missing. Writers only.
   bool create_if_missing = true;
@@ -221,6 +223,11 @@ BadRecord DescribeLogDamage(std::string_view stream, const LogDamage& damage);
 
 // A read-only view of one stream: never takes the writer's lock, never writes.
 // Sees what was committed when it was opened (or last refreshed).
+// Thread safety: the const methods may run on several threads at once (they
+// only read RocksDB); Refresh() may not run beside any other call.
+// Damage found while reading is reported only through `on_bad` (Scan's
+// ScanOptions, Verify's argument): Scan's Status fails only when the stream
+// cannot be read at all.
 class Reader {
  public:
   static Result<std::unique_ptr<Reader>> Open(std::string_view root, std::string_view stream,
@@ -264,6 +271,9 @@ class Reader {
 };
 
 // Walks all streams of a root in (time_ns, stream, seq) order.
+// Thread safety: none; one thread at a time (Scan remembers which damage it
+// has reported). Damage is reported only through Options::on_bad, as by
+// Reader::Scan.
 class MergedReader {
  public:
   // Opens every stream under `root` (or only `streams`, when non-empty). A

@@ -130,7 +130,8 @@ class RecoveryManager {
   // text, duration). Returns true when all of them succeeded (or there are
   // none). After max_recovery_attempts consecutive failed recoveries the
   // process gives up: graceful shutdown with final status "failed", then
-  // exit(kRecoveryExhaustedExitCode) so that a watchdog restarts it.
+  // std::_Exit(kRecoveryExhaustedExitCode) so that a watchdog restarts it
+  // (no atexit handlers or static destructors: other threads still run).
   bool attempt_recovery();
 
   // Samples RSS, CPU %, system memory %, disk % of the journal's filesystem,
@@ -155,7 +156,10 @@ class RecoveryManager {
   // graceful_shutdown() itself.
   void on_shutdown_request(std::function<void(int)> fn);
 
-  // The folded state (seed fields, gauges, counters) as of the last event.
+  // The folded state (seed fields, gauges, counters): the journal as it was
+  // at startup (every stream, LoadState), then this process's own events
+  // since. Events other processes journal after startup (the watchdog's)
+  // are not in it; LoadState on the journal root has them.
   SystemState state() const;
   SystemInfo get_system_info() const;
 

@@ -25,6 +25,8 @@ struct ErrorInfo {
   std::string context;
   std::string exception_type;
   std::string message;
+
+  friend bool operator==(const ErrorInfo&, const ErrorInfo&) = default;
 };
 
 struct CrashInfo {
@@ -37,6 +39,8 @@ struct CrashInfo {
   std::string exception_type;
   std::string exception_message;
   std::string first_frame;
+
+  friend bool operator==(const CrashInfo&, const CrashInfo&) = default;
 };
 
 // What the watchdog stream says about the supervised service.
@@ -57,6 +61,8 @@ struct WatchdogInfo {
   std::string status_text;  // the child's last STATUS=
   int64_t last_heartbeat_ns = 0;
   std::string metrics_address;  // where its /metrics listens; empty when off
+
+  friend bool operator==(const WatchdogInfo&, const WatchdogInfo&) = default;
 };
 
 // The seed's system state (same fields and meaning), plus what the journal adds.
@@ -94,12 +100,9 @@ struct SystemState {
   // A gauge's value, or 0 when never set.
   double gauge(std::string_view name) const;
 
-  friend bool operator==(const SystemState&, const SystemState&);
+  // Every field: a field added is compared without a word more.
+  friend bool operator==(const SystemState&, const SystemState&) = default;
 };
-
-bool operator==(const ErrorInfo&, const ErrorInfo&);
-bool operator==(const CrashInfo&, const CrashInfo&);
-bool operator==(const WatchdogInfo&, const WatchdogInfo&);
 
 // The fold. Pure and deterministic: no clock, no I/O, no globals. Folding the
 // same events in the same order always gives the same state.
