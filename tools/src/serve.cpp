@@ -17,11 +17,14 @@
 #include <cstdio>
 #include <cstring>
 #include <memory>
+#include <mutex>
+#include <thread>
 
 #include "command.h"
 #include "journal_access.h"
 #include "metrics_server.h"
 #include "serve_api.h"
+#include "serve_model.h"
 #include "serve_page.h"
 #include "tool_error.h"
 
@@ -219,6 +222,17 @@ int Serve(const GlobalOptions& global, const ServeOptions& o) {
       where.host.find(':') != std::string::npos ? "[" + where.host + "]" : where.host;
   fmt::print("http://{}:{}/\n", host, port);
   std::fflush(stdout);
+  // Read the journal now rather than at the first request; a failure is
+  // reported by the requests, which try again.
+  std::jthread warm_up([&global] {
+    try {
+      JournalModel& model = ModelFor(global.journal);
+      std::lock_guard lock(model.mu);
+      model.CatchUp();
+    } catch (const std::exception&) {
+    }
+    malloc_trim(0);
+  });
   if (!http.listen_after_bind()) Trouble(fmt::format("serving {} failed", o.listen));
   return 0;
 }
