@@ -117,6 +117,14 @@ def main():
         except AssertionError:
             raise AssertionError(f"{runs()} runs on the page, {restarts} restarts journaled")
 
+        # The run that --stop ended is drawn as a clean stop (the app's own
+        # "stopped" comes before the watchdog's exit status 0).
+        last_how = lambda: driver.find_elements(By.CSS_SELECTOR, "#timeline rect.run")[-1].get_attribute("data-how")
+        try:
+            wait_for("the stopped run drawn as a clean stop", lambda: last_how() == "clean", timeout=5)
+        except AssertionError:
+            raise AssertionError(f"the run ended by --stop is drawn as {last_how()!r}, not 'clean'")
+
         # Clicking the segfault shows where it happened.
         segv = next(c for c in want if c["signal"] == 11 and c["frames"])
         number = want.index(segv) + 1
