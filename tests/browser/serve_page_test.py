@@ -117,6 +117,18 @@ def main():
         except AssertionError:
             raise AssertionError(f"{runs()} runs on the page, {restarts} restarts journaled")
 
+        # The state panel counts the incidents listed (one per death, not
+        # the crash records: the app's capture and the watchdog's both count).
+        # (Read in one script: the panel is redrawn on every poll.)
+        def panel_incidents():
+            return driver.execute_script(
+                "const dt = [...document.querySelectorAll('#state dt')].find(e => e.textContent === 'incidents');"
+                "return dt ? dt.nextElementSibling.textContent.split(' ')[0] : null")
+        try:
+            wait_for("the state panel's incidents", lambda: panel_incidents() == str(len(want)), timeout=5)
+        except AssertionError:
+            raise AssertionError(f"state panel: incidents {panel_incidents()!r}, {len(want)} listed")
+
         # The run that --stop ended is drawn as a clean stop (the app's own
         # "stopped" comes before the watchdog's exit status 0).
         last_how = lambda: driver.find_elements(By.CSS_SELECTOR, "#timeline rect.run")[-1].get_attribute("data-how")
