@@ -152,6 +152,12 @@ def main():
             values += [float(v) for v in line.get_attribute("data-values").split(",") if v]
         assert values and max(values) > 100 and max(values) > 2 * min(values), values
 
+        # The charts' legend names each stream drawn, and the limit lines.
+        legend = driver.find_element(By.ID, "chart-legend").text
+        for line in driver.find_elements(By.CSS_SELECTOR, "#memory path.series"):
+            assert line.get_attribute("data-stream") in legend, (line.get_attribute("data-stream"), legend)
+        assert "--max-memory" in legend, legend
+
         driver.execute_script("window.scrollTo(0, 0)")
         driver.save_screenshot(args.screenshot)
         print(f"ok: {len(want)} crashes, {restarts + 1} runs; screenshot {args.screenshot}")
