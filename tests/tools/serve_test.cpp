@@ -12,6 +12,7 @@
 #include <string>
 
 #include "blackbox/journal.h"
+#include "blackbox/state.h"
 #include "tool_test_support.h"
 
 namespace blackbox::tools::testing {
@@ -247,6 +248,43 @@ TEST_F(ServeTest, AnswersAfterAppendsAreThoseOfAFreshRead) {
   // (the fold takes the last crash in time order, the watchdog's).
   AppendEvent(root_, "app", kT0 + 55 * kSec, 4300, Crash(fb::CrashOrigin::Signal, 6, 4300));
   expect_fresh("an older crash appended");
+}
+
+// With a snapshot in the journal the state is LoadState's (the newest
+// snapshot, then the events after it), before and after an append: as
+// `blackbox state` prints it.
+TEST_F(ServeTest, StateStartsAtTheNewestSnapshotAsTheStateCommand) {
+  {
+    Result<SystemState> folded = LoadState(root_);
+    ASSERT_TRUE(folded.ok()) << folded.status().ToString();
+    // A count the events alone would not give: the answer must start from it.
+    SystemState snapshot = folded.value();
+    snapshot.event_count += 1000;
+    auto app = Journal::Open(root_, "app");
+    ASSERT_TRUE(app.ok()) << app.status().ToString();
+    std::string bytes = EncodeSnapshot(snapshot);
+    ASSERT_TRUE(
+        app.value()
+            ->PutSnapshot(app.value()->last_seq(),
+                          std::span(reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size()))
+            .ok());
+  }
+  Server server({"--journal", root_, "--listen", "127.0.0.1:0"});
+  httplib::Client client = server.Client();
+  auto expect_state_command = [&](const std::string& when, int events) {
+    SCOPED_TRACE(when);
+    ToolResult state = RunTool({"state", "--journal", root_, "--json"});
+    ASSERT_EQ(state.exit_code, 0) << state.err;
+    json want = json::parse(state.out);
+    EXPECT_EQ(want["event_count"], events + 1000);
+    json got = Get(client, "/api/state");
+    got.erase("damaged");
+    EXPECT_EQ(got, want);
+  };
+  const int fixture = kFixtureAppEvents + kFixtureWatchdogEvents;
+  expect_state_command("the snapshot", fixture);
+  AppendEvent(root_, "watchdog", kT0 + 60 * kSec, 100, Crash(fb::CrashOrigin::Watchdog, 6, 4300));
+  expect_state_command("an event after it", fixture + 1);
 }
 
 TEST_F(ServeTest, BadParametersAre400WithAReason) {
