@@ -287,6 +287,26 @@ TEST_F(ServeTest, StateStartsAtTheNewestSnapshotAsTheStateCommand) {
   expect_state_command("an event after it", fixture + 1);
 }
 
+// A crash's state is `blackbox state --at` its time, also past the model's
+// first checkpoint (every 16384 events folded).
+TEST_F(ServeTest, CrashStateIsTheStateCommandAtItsTime) {
+  AppendHealthEvents(root_, "watchdog", 20000, kT0 + 41 * kSec);
+  AppendEvent(root_, "watchdog", kT0 + 70 * kSec, 100, Crash(fb::CrashOrigin::Watchdog, 6, 4300));
+  Server server({"--journal", root_, "--listen", "127.0.0.1:0"});
+  httplib::Client client = server.Client();
+  json crashes = Get(client, "/api/crashes")["crashes"];
+  ASSERT_EQ(crashes.size(), 2u);
+  for (const json& c : crashes) {
+    const std::string time = c["time"];
+    SCOPED_TRACE(time);
+    ToolResult state = RunTool({"state", "--journal", root_, "--json", "--at", time});
+    ASSERT_EQ(state.exit_code, 0) << state.err;
+    json got = Get(client, "/api/crashes/" + std::to_string(c["number"].get<int>()));
+    EXPECT_EQ(got["state"], json::parse(state.out));
+    EXPECT_EQ(got["damaged"], 0);
+  }
+}
+
 TEST_F(ServeTest, BadParametersAre400WithAReason) {
   Server server({"--journal", root_, "--listen", "127.0.0.1:0"});
   httplib::Client client = server.Client();

@@ -333,6 +333,14 @@ Json ServeCrash(const std::string& root, const std::string& number) {
   out["before"] = std::move(before);
   const uint64_t damaged = model.damaged();
   const int64_t time_ns = i.time_ns;
+  // The state at the death: from the model's checkpoints when it can tell
+  // (a fold of the whole journal meets every damaged record, as the model's
+  // read did), else folded afresh, as `blackbox state --at`.
+  if (std::optional<SystemState> at = model.StateAt(time_ns)) {
+    out["state"] = Json::parse(SystemStateJson(*at, -1));
+    out["damaged"] = damaged + model.state_damaged();
+    return out;
+  }
   lock.unlock();
   uint64_t state_damaged = 0;
   out["state"] =

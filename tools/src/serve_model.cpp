@@ -72,6 +72,8 @@ void JournalModel::ReadAll() {
   incidents_ = Incidents();
   incidents_current_ = false;
   state_ = SystemState();
+  checkpoints_.clear();
+  folded_ = 0;
   state_after_.clear();
   damaged_ = 0;
   state_damaged_ = 0;
@@ -86,6 +88,7 @@ void JournalModel::ReadAll() {
     if (!latest.ok() || latest.value()) snapshots = true;
   }
   fold_ = !snapshots;
+  from_first_event_ = !snapshots;
   MergedReader::Options scan;
   scan.on_bad = Counter(&damaged_);
   Status s = reader->Scan(scan, [&](const Record& r) {
@@ -153,8 +156,34 @@ void JournalModel::Add(const Record& r) {
     auto after = state_after_.find(r.stream);
     if (after == state_after_.end() || r.seq > after->second) {
       Fold(state_, *r.event, r.stream, r.seq);
+      if (from_first_event_ && ++folded_ % kCheckpointEvents == 0) {
+        Checkpoint c{state_, {}};
+        for (const auto& [name, kept] : streams_) c.after.emplace_back(name, kept.last_seq);
+        checkpoints_.push_back(std::move(c));
+      }
     }
   }
+}
+
+std::optional<SystemState> JournalModel::StateAt(int64_t until_ns) const {
+  if (!from_first_event_ || !in_time_order()) return std::nullopt;
+  // In time order the events up to until_ns come first in the merged
+  // order: a checkpoint of none later is a prefix of them.
+  const Checkpoint* from = nullptr;
+  for (const Checkpoint& c : checkpoints_) {
+    if (c.state.timestamp_ns > until_ns) break;
+    from = &c;
+  }
+  SystemState state = from ? from->state : SystemState();
+  MergedReader::Options scan;
+  if (from) scan.after = from->after;
+  Status s = reader_->Scan(scan, [&](const Record& r) {
+    if (r.event->time_ns() > until_ns) return false;
+    Fold(state, *r.event, r.stream, r.seq);
+    return true;
+  });
+  if (!s.ok()) Unreadable(root_, s);
+  return state;
 }
 
 bool JournalModel::in_time_order() const {

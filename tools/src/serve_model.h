@@ -64,6 +64,8 @@ class JournalModel {
     bool in_time_order = true;  // time_ns never decreases with seq
   };
 
+  // Events folded between two checkpoints of the state.
+  static constexpr uint64_t kCheckpointEvents = 16384;
   // Bytes of mark text kept, over all streams.
   static constexpr size_t kMarkTextBudget = 8 << 20;
 
@@ -88,6 +90,12 @@ class JournalModel {
   const Incidents& incidents();
   // As LoadState(root) gives it now.
   const SystemState& state() const { return state_; }
+  // As LoadState with until_ns gives it (the events at or before until_ns),
+  // from the newest checkpoint before that moment and the events after it;
+  // nullopt when the model cannot tell: its fold began at a snapshot, or a
+  // stream's times go back (the events up to a moment are then not a prefix
+  // of the merged order). Throws ToolError when the journal cannot be read.
+  std::optional<SystemState> StateAt(int64_t until_ns) const;
   // Damaged records the scans met (as a scan of the whole journal counts
   // them), and those of the state's fold (fewer when it began at a snapshot).
   uint64_t damaged() const { return damaged_; }
@@ -113,6 +121,15 @@ class JournalModel {
   Incidents incidents_;  // crash_bytes kept as read; list finished on demand
   bool incidents_current_ = false;
   SystemState state_;
+  // The state every kCheckpointEvents events, with each stream's last seq
+  // folded into it; only while the fold began at the first event.
+  struct Checkpoint {
+    SystemState state;
+    std::vector<std::pair<std::string, uint64_t>> after;
+  };
+  std::vector<Checkpoint> checkpoints_;
+  bool from_first_event_ = false;
+  uint64_t folded_ = 0;
   bool fold_ = true;  // fold while reading (false while LoadState is due)
   // Per stream, the seq up to which state_ already covers it.
   std::map<std::string, uint64_t, std::less<>> state_after_;
