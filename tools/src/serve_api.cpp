@@ -270,6 +270,21 @@ Json ServeState(const std::string& root, const QueryParams& q) {
     out["damaged"] = model.state_damaged();
     return out;
   }
+  {
+    // From the model's checkpoints when it can tell; a moment before the
+    // journal gets LoadStateAt's error.
+    JournalModel& model = ModelFor(root);
+    std::lock_guard lock(model.mu);
+    model.CatchUp();
+    Bound bound = ResolveBound(at, "at", model.reader(), "");
+    std::optional<SystemState> state;
+    if (bound.at.time_ns > 0) state = model.StateAt(bound.at.time_ns);
+    if (state && state->timestamp_ns != 0) {
+      Json out = Json::parse(SystemStateJson(*state, -1));
+      out["damaged"] = model.state_damaged();
+      return out;
+    }
+  }
   uint64_t damaged = 0;
   SystemState state = LoadStateAt(root, at, "at", &damaged);
   Json out = Json::parse(SystemStateJson(state, -1));
