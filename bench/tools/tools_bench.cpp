@@ -2,6 +2,7 @@
 // RocksDB iteration of the same journal, measured in the same run.
 //
 //   tools_bench [--events N] [--runs R] [--keep DIR]
+//   tools_bench --incidents K [--events N] [--runs R] [--keep DIR]
 //
 // Writes a journal of N events (default 1,000,000: a mix of health samples,
 // gauges, errors, callbacks and log lines), then, R times (default 5) in
@@ -9,7 +10,9 @@
 // nothing decoded), runs `blackbox export --history FILE`, `blackbox replay
 // --json > /dev/null` and `blackbox replay > /dev/null`. Prints the median
 // events/s of each (by wall clock, and per CPU second) and its ratio to the
-// raw iteration.
+// raw iteration. With --incidents K the journal holds K deaths instead
+// (WriteIncidentJournal) and the run compares `crashes --group` with
+// `replay --json --type crash` (CompareCrashes).
 #include <fcntl.h>
 #include <fmt/format.h>
 #include <rocksdb/db.h>
@@ -123,6 +126,115 @@ void WriteJournal(const std::string& root, uint64_t events) {
   if (auto s = (*journal)->Sync(); !s.ok()) Die(s.ToString());
 }
 
+// --incidents K: a journal of N events in two streams holding K deaths, each
+// as the app and the watchdog journal one (the watchdog's Starting of the
+// child, the app's Starting and Config with its build ID, the watchdog's
+// Crash and Restart, the next run's capture of the crash with frames), in
+// 40 distinct crashing functions and two builds; health samples fill the
+// rest.
+void WriteIncidentJournal(const std::string& root, uint64_t events, uint64_t incidents) {
+  namespace fb = blackbox::fb;
+  auto app = blackbox::Journal::Open(root, "app");
+  auto watchdog = blackbox::Journal::Open(root, std::string(blackbox::kWatchdogStream));
+  if (!app.ok()) Die(app.status().ToString());
+  if (!watchdog.ok()) Die(watchdog.status().ToString());
+  auto append = [](blackbox::Journal& j, fb::EventT e) {
+    if (auto seq = j.Append(e, blackbox::Durability::kBuffered); !seq.ok()) {
+      Die(seq.status().ToString());
+    }
+  };
+  const uint64_t per_run = events / std::max<uint64_t>(incidents, 1);
+  int64_t t = kT0;
+  uint64_t written = 0;
+  for (uint64_t run = 0; written < events; ++run) {
+    const int32_t pid = 10'000 + static_cast<int32_t>(run);
+    auto event = [&](fb::Severity severity, int32_t event_pid) {
+      fb::EventT e;
+      e.time_ns = (t += 1'000'000);
+      e.mono_ns = t - kT0;
+      e.pid = event_pid;
+      e.severity = severity;
+      ++written;
+      return e;
+    };
+    {
+      fb::EventT e = event(fb::Severity::Info, 1);
+      fb::LifecycleT p;
+      p.phase = fb::Phase::Starting;
+      p.child_pid = pid;
+      e.payload.Set(std::move(p));
+      append(**watchdog, std::move(e));
+    }
+    {
+      fb::EventT e = event(fb::Severity::Info, pid);
+      fb::LifecycleT p;
+      p.phase = fb::Phase::Starting;
+      e.payload.Set(std::move(p));
+      append(**app, std::move(e));
+    }
+    {
+      fb::EventT e = event(fb::Severity::Info, pid);
+      fb::ConfigT p;
+      p.component = "recovery";
+      auto entry = std::make_unique<fb::ConfigEntryT>();
+      entry->key = "build_id";
+      entry->value = run * 2 < incidents ? "0f1e2d3c4b5a69788796a5b4c3d2e1f0aa11bb22"
+                                         : "77665544332211009988aabbccddeeff00112233";
+      p.entries.push_back(std::move(entry));
+      e.payload.Set(std::move(p));
+      append(**app, std::move(e));
+    }
+    if (run > 0 && run <= incidents) {
+      // The capture of the previous run's crash, journaled by this run.
+      fb::EventT e = event(fb::Severity::Critical, pid);
+      fb::CrashT p;
+      p.origin = fb::CrashOrigin::Signal;
+      p.signal = 11;
+      p.signal_name = "SIGSEGV";
+      p.crashed_pid = pid - 1;
+      p.crash_time_ns = t - 3'000'000;
+      p.frames = {fmt::format("orders::handler_{}(Order const&) +0x1c (trader) at orders.cpp:{}",
+                              run % 40, 100 + run % 40),
+                  "orders::dispatch(Order const&) +0x44 (trader) at orders.cpp:310",
+                  "main +0x8d (trader) at main.cpp:12"};
+      e.payload.Set(std::move(p));
+      append(**app, std::move(e));
+    }
+    for (uint64_t i = 0; i + 6 < per_run && written < events; ++i) {
+      fb::EventT e = event(fb::Severity::Info, pid);
+      fb::HealthT p;
+      p.rss_bytes = 500'000'000 + i;
+      p.cpu_percent = static_cast<double>(i % 1000) / 10.0;
+      p.sampled_pid = pid;
+      e.payload.Set(std::move(p));
+      append(**app, std::move(e));
+    }
+    if (run >= incidents) continue;  // the last run lives on
+    {
+      fb::EventT e = event(fb::Severity::Critical, 1);
+      fb::CrashT p;
+      p.origin = fb::CrashOrigin::Watchdog;
+      p.signal = 11;
+      p.crashed_pid = pid;
+      p.core_dumped = true;
+      e.payload.Set(std::move(p));
+      append(**watchdog, std::move(e));
+    }
+    {
+      fb::EventT e = event(fb::Severity::Warning, 1);
+      fb::RestartT p;
+      p.attempt = 1;
+      p.reason = fb::RestartReason::Crash;
+      p.signal = 11;
+      p.child_pid = pid + 1;
+      e.payload.Set(std::move(p));
+      append(**watchdog, std::move(e));
+    }
+  }
+  if (auto s = (*app)->Sync(); !s.ok()) Die(s.ToString());
+  if (auto s = (*watchdog)->Sync(); !s.ok()) Die(s.ToString());
+}
+
 // Time to iterate every event of <root>/app with a plain RocksDB iterator
 // (opening the database included, as the tool's figures include it).
 Timing RawIteration(const std::string& root, uint64_t expected) {
@@ -184,10 +296,35 @@ Timing RunTool(const std::vector<std::string>& args, const std::string& out) {
   return t;
 }
 
+// --incidents: `crashes --group` (and the plain incident list) beside
+// `replay --json --type crash`, which reads the same journal and prints
+// every crash record.
+void CompareCrashes(const std::string& root, int runs) {
+  std::vector<double> replay, group, list;
+  for (int r = 0; r < runs; ++r) {
+    replay.push_back(
+        RunTool({"--journal", root, "replay", "--json", "--type", "crash"}, "/dev/null").wall);
+    group.push_back(RunTool({"--journal", root, "crashes", "--group"}, "/dev/null").wall);
+    list.push_back(RunTool({"--journal", root, "crashes"}, "/dev/null").wall);
+  }
+  auto show = [](const std::vector<double>& v) {
+    std::string out;
+    for (double x : v) out += fmt::format(" {:.3f}", x);
+    return out;
+  };
+  fmt::print("{} runs, wall seconds (median; every run):\n", runs);
+  fmt::print("  replay --json --type crash  {:.3f} ({} )\n", Median(replay), show(replay));
+  fmt::print("  crashes --group             {:.3f} ({} )  {:.2f}x replay\n", Median(group),
+             show(group), Median(group) / Median(replay));
+  fmt::print("  crashes                     {:.3f} ({} )  {:.2f}x replay\n", Median(list),
+             show(list), Median(list) / Median(replay));
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
   uint64_t events = 1'000'000;
+  uint64_t incidents = 0;
   int runs = 5;
   std::string keep;
   for (int i = 1; i + 1 < argc; i += 2) {
@@ -196,10 +333,12 @@ int main(int argc, char** argv) {
       events = std::strtoull(argv[i + 1], nullptr, 10);
     } else if (flag == "--runs") {
       runs = std::atoi(argv[i + 1]);
+    } else if (flag == "--incidents") {
+      incidents = std::strtoull(argv[i + 1], nullptr, 10);
     } else if (flag == "--keep") {
       keep = argv[i + 1];
     } else {
-      Die("usage: tools_bench [--events N] [--runs R] [--keep DIR]");
+      Die("usage: tools_bench [--events N] [--incidents K] [--runs R] [--keep DIR]");
     }
   }
   std::string dir = keep;
@@ -211,10 +350,19 @@ int main(int argc, char** argv) {
   std::string root = dir + "/journal";
   if (!std::filesystem::exists(root + "/app")) {
     auto start = Clock::now();
-    WriteJournal(root, events);
+    if (incidents > 0) {
+      WriteIncidentJournal(root, events, incidents);
+    } else {
+      WriteJournal(root, events);
+    }
     fmt::print("wrote {} events in {:.1f} s ({:.1f} MB on disk)\n", events,
                std::chrono::duration<double>(Clock::now() - start).count(),
                static_cast<double>(blackbox::DirectorySize(root)) / (1 << 20));
+  }
+  if (incidents > 0) {
+    CompareCrashes(root, runs);
+    if (keep.empty()) std::filesystem::remove_all(dir);
+    return 0;
   }
 
   std::vector<Timing> raw, exp, json, human;

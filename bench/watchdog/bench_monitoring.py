@@ -115,6 +115,26 @@ def footprint(args, work, name, monitoring, metrics_port):
         wd.wait(timeout=30)
 
 
+def latency_table(args, modes, gaps, per_round):
+    print(f"crash-to-restart latency, restart delay 0, {args.crashes} crashes x "
+          f"{args.rounds} rounds, alternating")
+    print(f"{'monitoring':<50}{'restarts':>9}{'median ms':>11}  per-round medians")
+    names = {"off": "off",
+             "metrics-idle": "metrics server on, not scraped",
+             "metrics": "metrics scraped 1/s",
+             "alerts": "alert-exec (default interval)",
+             "both": "both of them",
+             "every-alert": "alert-exec for every crash (interval 0)"}
+    for monitoring in modes:
+        rounds = " ".join(f"{m:.3f}" for m in per_round[monitoring])
+        print(f"{names[monitoring]:<50}{len(gaps[monitoring]):>9}"
+              f"{statistics.median(gaps[monitoring]):>11.3f}  {rounds}")
+    for monitoring in modes[1:]:
+        ratio = statistics.median(gaps[monitoring]) / statistics.median(gaps["off"])
+        print(f"{monitoring} / off, median of every gap: {ratio:.3f}x")
+    print()
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -124,6 +144,10 @@ def main():
     parser.add_argument("--crashes", type=int, default=300)
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--seconds", type=float, default=20)
+    parser.add_argument("--footprints", type=int, default=3,
+                        help="RSS measurements per configuration (the median is quoted)")
+    parser.add_argument("--footprint-only", action="store_true",
+                        help="skip the latency part")
     args = parser.parse_args()
     metrics_port = free_port()
     with tempfile.TemporaryDirectory(prefix="bbwd-monitoring.") as work:
@@ -133,33 +157,23 @@ def main():
             modes = ("off", "metrics-idle", "metrics", "alerts", "both", "every-alert")
             gaps = {m: [] for m in modes}
             per_round = {m: [] for m in modes}
-            for r in range(args.rounds):
+            for r in range(0 if args.footprint_only else args.rounds):
                 for monitoring in modes:
                     g = crash_loop(args, work, f"r{r}-{monitoring}", monitoring, metrics_port)
                     gaps[monitoring] += g
                     per_round[monitoring].append(statistics.median(g))
-            print(f"crash-to-restart latency, restart delay 0, {args.crashes} crashes x "
-                  f"{args.rounds} rounds, alternating")
-            print(f"{'monitoring':<50}{'restarts':>9}{'median ms':>11}  per-round medians")
-            names = {"off": "off",
-                     "metrics-idle": "metrics server on, not scraped",
-                     "metrics": "metrics scraped 1/s",
-                     "alerts": "alert-exec (default interval)",
-                     "both": "both of them",
-                     "every-alert": "alert-exec for every crash (interval 0)"}
-            for monitoring in modes:
-                rounds = " ".join(f"{m:.3f}" for m in per_round[monitoring])
-                print(f"{names[monitoring]:<50}{len(gaps[monitoring]):>9}"
-                      f"{statistics.median(gaps[monitoring]):>11.3f}  {rounds}")
-            for monitoring in modes[1:]:
-                ratio = statistics.median(gaps[monitoring]) / statistics.median(gaps["off"])
-                print(f"{monitoring} / off, median of every gap: {ratio:.3f}x")
-            print()
-            off = footprint(args, work, "fp-off", "off", metrics_port)
-            on = footprint(args, work, "fp-on", "metrics", metrics_port)
-            print(f"RSS supervising a sleeping child after {args.seconds:.0f} s")
-            print(f"  metrics off: {off:.1f} MB")
-            print(f"  metrics on, scraped 1/s: {on:.1f} MB")
+            if not args.footprint_only:
+                latency_table(args, modes, gaps, per_round)
+            off, on = [], []
+            for n in range(args.footprints):  # alternating
+                off.append(footprint(args, work, f"fp-off-{n}", "off", metrics_port))
+                on.append(footprint(args, work, f"fp-on-{n}", "metrics", metrics_port))
+            print(f"RSS supervising a sleeping child after {args.seconds:.0f} s, "
+                  f"median of {args.footprints} (each run)")
+            print(f"  metrics off: {statistics.median(off):.2f} MB  "
+                  f"({' '.join(f'{x:.2f}' for x in off)})")
+            print(f"  metrics on, scraped 1/s: {statistics.median(on):.2f} MB  "
+                  f"({' '.join(f'{x:.2f}' for x in on)})")
         finally:
             prom.send_signal(signal.SIGTERM)
             prom.wait(timeout=30)

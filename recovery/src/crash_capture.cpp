@@ -241,6 +241,22 @@ std::string BuildIdOf(const dl_phdr_info& info) {
   return "";
 }
 
+}  // namespace
+
+std::string MainProgramBuildId() {
+  std::string id;
+  dl_iterate_phdr(
+      [](dl_phdr_info* info, size_t, void* out) {
+        // The first module is the main program (it has no name here).
+        *static_cast<std::string*>(out) = BuildIdOf(*info);
+        return 1;
+      },
+      &id);
+  return id;
+}
+
+namespace {
+
 // The spill lines of every loaded module with a file and a build ID.
 const std::string* DescribeModules() {
   auto text = std::make_unique<std::string>();

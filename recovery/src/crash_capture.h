@@ -28,6 +28,11 @@ void UninstallCrashCapture();
 // so that its stack overflow is captured too.
 void EnsureAltStackForThisThread();
 
+// The GNU build ID of the main program, in hex ("" when it was linked
+// without one). Recorded at start, so that a crash can be told apart by the
+// build it happened in (`blackbox crashes --group`).
+std::string MainProgramBuildId();
+
 // The crash records of a spill file, oldest first, frames demangled.
 // An unreadable or empty file gives no records; a record cut short by the
 // dying process keeps what was written. With `name_frames`, frames are named

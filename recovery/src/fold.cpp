@@ -1,5 +1,6 @@
 // The fold: one event in, the next state out. See state.h for the rules.
 #include <charconv>
+#include <cstdlib>
 #include <string_view>
 #include <tuple>
 
@@ -26,10 +27,33 @@ CrashInfo ToCrashInfo(const fb::Event& event, const fb::Crash& crash, std::strin
   return info;
 }
 
+// The app's capture of a death and the watchdog's record of it are one crash.
+constexpr int64_t kSameCrashWindowNs = 120LL * 1'000'000'000;
+
 void FoldCrash(SystemState& state, const fb::Event& event, std::string_view stream) {
-  state.crash_count += 1;
-  if (const fb::Crash* crash = event.payload_as_Crash(); crash != nullptr) {
-    state.last_crash = ToCrashInfo(event, *crash, stream);
+  const fb::Crash* crash = event.payload_as_Crash();
+  if (crash == nullptr) {
+    state.crash_count += 1;
+    return;
+  }
+  CrashInfo info = ToCrashInfo(event, *crash, stream);
+  const std::optional<CrashInfo>& last = state.last_crash;
+  const bool same_death = last && last->crashed_pid == info.crashed_pid && info.crashed_pid != 0 &&
+                          std::llabs(last->time_ns - info.time_ns) <= kSameCrashWindowNs;
+  if (!same_death) {
+    state.crash_count += 1;
+    state.last_crash = std::move(info);
+    return;
+  }
+  // The record that says more (frames or an exception: the app's capture) is
+  // the one kept; the other adds what it alone knows.
+  const bool detailed = !info.first_frame.empty() || !info.exception_type.empty();
+  const bool had_detail = !last->first_frame.empty() || !last->exception_type.empty();
+  if (detailed && !had_detail) {
+    if (info.exit_code < 0) info.exit_code = last->exit_code;
+    state.last_crash = std::move(info);
+  } else if (state.last_crash->exit_code < 0) {
+    state.last_crash->exit_code = info.exit_code;
   }
 }
 

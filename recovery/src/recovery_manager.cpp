@@ -296,6 +296,7 @@ void RecoveryManager::Impl::Startup() {
   config.component = "recovery";
   // Sorted by key: ConfigEntry is a keyed table.
   std::vector<std::pair<std::string, std::string>> entries = {
+      {"build_id", MainProgramBuildId()},
       {"health_check_interval_ms", std::to_string(options_.health_check_interval.count())},
       {"journal_dir", root_},
       {"max_recovery_attempts", std::to_string(options_.max_recovery_attempts)},
@@ -304,6 +305,7 @@ void RecoveryManager::Impl::Startup() {
       {"state_file", options_.state_file},
   };
   for (auto& [key, value] : entries) {
+    if (key == "build_id" && value.empty()) continue;  // linked without one
     auto entry = std::make_unique<fb::ConfigEntryT>();
     entry->key = key;
     entry->value = value;

@@ -167,6 +167,38 @@ TEST(Fold, CrashRecordsLastCrashWithoutChangingStatus) {
   EXPECT_EQ(f.state.last_crash->stream, "app");
 }
 
+TEST(Fold, TheAppsCaptureAndTheWatchdogsRecordOfOneDeathAreOneCrash) {
+  fb::CrashT seen;  // the watchdog's record: a signal, no frames
+  seen.origin = fb::CrashOrigin::Watchdog;
+  seen.signal = 11;
+  seen.crashed_pid = 42;
+  seen.crash_time_ns = 5 * kSecond;
+  fb::CrashT captured = seen;  // the next run's ingest of the capture
+  captured.origin = fb::CrashOrigin::Signal;
+  captured.crash_time_ns = 5 * kSecond - 1000;
+  captured.frames = {"explode_here()", "main"};
+  Folder f;
+  f.Add(kDog, 5 * kSecond, 9, seen).Add(kApp, 6 * kSecond, 43, captured);
+  EXPECT_EQ(f.state.crash_count, 1u);
+  ASSERT_TRUE(f.state.last_crash.has_value());
+  EXPECT_EQ(f.state.last_crash->first_frame, "explode_here()");
+  // The frameless record after the capture keeps the capture.
+  Folder g;
+  g.Add(kApp, 6 * kSecond, 43, captured).Add(kDog, 7 * kSecond, 9, seen);
+  EXPECT_EQ(g.state.crash_count, 1u);
+  EXPECT_EQ(g.state.last_crash->first_frame, "explode_here()");
+  // Another death of the same pid minutes later (a pid reused) is another
+  // crash, and so is a death of another pid.
+  fb::CrashT later = seen;
+  later.crash_time_ns = 600 * kSecond;
+  fb::CrashT other = seen;
+  other.crashed_pid = 43;
+  other.crash_time_ns = 601 * kSecond;
+  f.Add(kDog, 600 * kSecond, 9, later).Add(kDog, 601 * kSecond, 9, other);
+  EXPECT_EQ(f.state.crash_count, 3u);
+  EXPECT_EQ(f.state.last_crash->crashed_pid, 43);
+}
+
 TEST(Fold, AStatusBeforeReadyIsNoNewStartOfTheChild) {
   // --type notify: the spawn, then STATUS= journaled as starting, then READY=1.
   Folder f;

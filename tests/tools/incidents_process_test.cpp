@@ -105,5 +105,55 @@ TEST_F(TourIncidents, EachDeathIsOneIncidentWithItsReason) {
   EXPECT_EQ(json::parse(newest.out)["reason"], "unclean");
 }
 
+// Two builds of one program, the second with a function added above the
+// crashing one: a crash in the same function is one signature seen in both
+// builds; a crash in another function is another signature.
+TEST_F(TourIncidents, ASignatureOutlivesARebuildThatMovesCode) {
+  const std::string journal = dir_ / "journal";
+  // The signal a run died of (0 when it exited 0, -1 otherwise).
+  auto run = [&](const char* program, const char* mode) {
+    auto r = ::blackbox::testing::RunProcess({program, mode, journal});
+    return r.signal != 0 ? r.signal : r.exit_code == 0 ? 0 : -1;
+  };
+  // Each run journals the crash its predecessor left in the spill.
+  EXPECT_EQ(run(SIGNATURE_CRASHER_A, "parse"), SIGSEGV);
+  EXPECT_EQ(run(SIGNATURE_CRASHER_B, "parse"), SIGSEGV);
+  EXPECT_EQ(run(SIGNATURE_CRASHER_B, "settle"), SIGSEGV);
+  EXPECT_EQ(run(SIGNATURE_CRASHER_A, "run"), 0);
+
+  std::vector<json> incidents = Json({"crashes", "--json"});
+  ASSERT_EQ(incidents.size(), 3u);
+  for (const auto& i : incidents) {
+    ASSERT_FALSE(i["frames"].empty()) << i.dump();
+    ASSERT_TRUE(i["build_id"].is_string()) << i.dump();
+  }
+  // The builds really differ, and the frames really moved.
+  EXPECT_NE(incidents[0]["build_id"], incidents[1]["build_id"]);
+  EXPECT_EQ(incidents[1]["build_id"], incidents[2]["build_id"]);
+  // The same function at another source line (and in another module).
+  auto line_of = [](const json& frame) {
+    std::string f = frame.get<std::string>();
+    return f.substr(f.rfind(':') + 1);
+  };
+  EXPECT_NE(line_of(incidents[0]["frames"][0]), line_of(incidents[1]["frames"][0]));
+  EXPECT_NE(incidents[0]["frames"][0].get<std::string>().find("orders::parse_order"),
+            std::string::npos)
+      << incidents[0]["frames"];
+  EXPECT_EQ(incidents[0]["signature"], incidents[1]["signature"]);
+  EXPECT_NE(incidents[1]["signature"], incidents[2]["signature"]);
+
+  std::vector<json> groups = Json({"crashes", "--group", "--json"});
+  ASSERT_EQ(groups.size(), 2u);
+  EXPECT_EQ(groups[0]["signature"], incidents[0]["signature"]);
+  EXPECT_EQ(groups[0]["count"], 2);
+  EXPECT_EQ(groups[0]["builds"],
+            (json::array({incidents[0]["build_id"], incidents[1]["build_id"]})));
+  EXPECT_EQ(groups[1]["count"], 1);
+  EXPECT_EQ(groups[1]["builds"], json::array({incidents[2]["build_id"]}));
+  size_t total = 0;
+  for (const auto& g : groups) total += g["count"].get<size_t>();
+  EXPECT_EQ(total, incidents.size());
+}
+
 }  // namespace
 }  // namespace blackbox::tools::testing

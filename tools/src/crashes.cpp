@@ -100,6 +100,12 @@ int Group(const GlobalOptions& global, const CrashesOptions& o, const Incidents&
   auto is_new = [&](const SignatureGroup& r) {
     return first_pid[r.first->signature] == newest_pid;
   };
+  // Human: the newest build's ID, shortened, and how many others.
+  auto builds = [](const SignatureGroup& r) {
+    if (r.builds.empty()) return std::string("-");
+    std::string newest = r.builds.back().substr(0, 8);
+    return r.builds.size() == 1 ? newest : fmt::format("{} +{}", newest, r.builds.size() - 1);
+  };
   auto top = [](const Incident& i) {
     std::vector<std::string> f = SignatureFrames(i.frames, 1);
     return f.empty() ? std::string() : f[0];
@@ -124,20 +130,23 @@ int Group(const GlobalOptions& global, const CrashesOptions& o, const Incidents&
       std::string t = top(*r.last);
       j["top_frame"] = t.empty() ? Json(nullptr) : Json(t);
       j["new"] = is_new(r);
+      j["builds"] = r.builds;
       fmt::print("{}\n", j.dump());
     }
   } else if (rows.empty()) {
     fmt::print("no crashes with a signature in {}{}\n", global.journal,
                filtered ? " that match" : "");
   } else {
-    fmt::print("{:<12}  {:>5}  {:<23}  {:<23}  {:>7}  {:<9}  {:<3}  {}\n", "SIGNATURE", "COUNT",
-               "FIRST SEEN", "LAST SEEN", "EXAMPLE", "REASON", "NEW", "TOP FRAME");
+    fmt::print("{:<12}  {:>5}  {:<23}  {:<23}  {:>7}  {:<9}  {:<3}  {:<12}  {}\n", "SIGNATURE",
+               "COUNT", "FIRST SEEN", "LAST SEEN", "EXAMPLE", "REASON", "NEW", "BUILDS",
+               "TOP FRAME");
     for (const SignatureGroup& r : rows) {
       std::string t = top(*r.last);
-      fmt::print("{:<12}  {:>5}  {:<23}  {:<23}  {:>7}  {}  {}  {}\n", r.first->signature, r.count,
-                 FormatLocalMs(r.first->time_ns), FormatLocalMs(r.last->time_ns), r.last->number,
-                 Paint(fmt::format("{:<9}", r.last->reason), kRed, colour),
-                 is_new(r) ? Paint("NEW", kRed, colour) : std::string("   "), t.empty() ? "-" : t);
+      fmt::print("{:<12}  {:>5}  {:<23}  {:<23}  {:>7}  {}  {}  {:<12}  {}\n", r.first->signature,
+                 r.count, FormatLocalMs(r.first->time_ns), FormatLocalMs(r.last->time_ns),
+                 r.last->number, Paint(fmt::format("{:<9}", r.last->reason), kRed, colour),
+                 is_new(r) ? Paint("NEW", kRed, colour) : std::string("   "), builds(r),
+                 t.empty() ? "-" : t);
     }
   }
   FinishStdout();
@@ -256,6 +265,7 @@ int Show(const GlobalOptions& global, const CrashesOptions& o) {
     fmt::print("  time       {}  ({})\n", FormatLocalMs(i.time_ns), FormatUtc(i.time_ns));
     fmt::print("  process    pid {}{}\n", i.pid,
                i.lived_ns ? fmt::format(", lived {}", LivedText(i)) : "");
+    if (!i.build_id.empty()) fmt::print("  build      {}\n", i.build_id);
     if (i.signal != 0) {
       fmt::print("  signal     {} ({}){}\n", Paint(SignalName(i.signal), kRed, style.colour),
                  i.signal, i.fault_address != 0 ? fmt::format(" at {:#x}", i.fault_address) : "");

@@ -41,6 +41,7 @@ Json IncidentToJson(const Incidents& all, const Incident& i) {
   j["frames"] = i.frames;
   j["signature"] = i.signature.empty() ? Json(nullptr) : Json(i.signature);
   j["first_seen"] = i.first_seen;
+  j["build_id"] = i.build_id.empty() ? Json(nullptr) : Json(i.build_id);
   j["lived_seconds"] = i.lived_ns ? Json(static_cast<double>(*i.lived_ns) / 1e9) : Json(nullptr);
   if (i.restart_time_ns) {
     j["restart"] = {{"time", FormatUtc(*i.restart_time_ns)},

@@ -162,6 +162,10 @@ std::vector<SignatureGroup> GroupBySignature(const std::vector<const Incident*>&
     SignatureGroup& g = groups[it->second];
     g.last = i;
     ++g.count;
+    if (!i->build_id.empty() &&
+        std::find(g.builds.begin(), g.builds.end(), i->build_id) == g.builds.end()) {
+      g.builds.push_back(i->build_id);
+    }
   }
   return groups;
 }
@@ -220,6 +224,19 @@ void IncidentBuilder::Add(std::string_view stream, uint64_t seq, const fb::Event
         started_ns_.try_emplace(e.pid(), e.time_ns());
         previous_app_pid_ = app_pid_;
         app_pid_ = e.pid();
+      }
+      break;
+    }
+    case fb::Payload::Config: {
+      const auto* c = e.payload_as_Config();
+      if (from_watchdog || !c || !c->entries() || e.pid() == 0 || !c->component() ||
+          c->component()->string_view() != "recovery") {
+        break;
+      }
+      for (const fb::ConfigEntry* entry : *c->entries()) {  // not trusted to be sorted
+        if (entry && entry->key() && entry->value() && entry->key()->string_view() == "build_id") {
+          build_id_[e.pid()] = entry->value()->str();
+        }
       }
       break;
     }
@@ -326,6 +343,7 @@ std::vector<Incident> IncidentBuilder::Finish() {
     if (start != started_ns_.end() && start->second <= i.time_ns) {
       i.lived_ns = i.time_ns - start->second;
     }
+    if (auto id = build_id_.find(i.pid); id != build_id_.end()) i.build_id = id->second;
   }
   std::set<std::string> seen;
   for (Incident& i : out) {

@@ -72,6 +72,9 @@ struct Incident {
   // empty when the incident has neither frames nor an exception.
   std::string signature;
   bool first_seen = false;  // no earlier incident had this signature
+  // The GNU build ID of the program that died, as its run recorded it at
+  // start (the "recovery" Config's build_id); empty when unknown.
+  std::string build_id;
 };
 
 // Feed every event of the journal in merged order (MergedReader::Scan), then
@@ -85,10 +88,11 @@ class IncidentBuilder {
  private:
   Incident& ForDeath(int32_t pid, int64_t time_ns);
   std::vector<Incident> incidents_;
-  std::map<int32_t, int64_t> started_ns_;  // run start per pid
-  int32_t watchdog_child_ = 0;             // the child the watchdog runs now
-  int32_t app_pid_ = 0;                    // the app run started last
-  int32_t previous_app_pid_ = 0;           // the app run before it
+  std::map<int32_t, int64_t> started_ns_;    // run start per pid
+  std::map<int32_t, std::string> build_id_;  // per app pid, from its Config
+  int32_t watchdog_child_ = 0;               // the child the watchdog runs now
+  int32_t app_pid_ = 0;                      // the app run started last
+  int32_t previous_app_pid_ = 0;             // the app run before it
 };
 
 // How many application frames a signature is made of.
@@ -119,6 +123,7 @@ struct SignatureGroup {
   const Incident* first = nullptr;  // the earliest of them
   const Incident* last = nullptr;   // the newest: the example shown
   size_t count = 0;
+  std::vector<std::string> builds;  // the build IDs it was seen in, first seen first
 };
 
 // One group per signature among `incidents` (in order), in the order each

@@ -123,7 +123,7 @@ bool operator==(const WatchdogInfo&, const WatchdogInfo&);
 //                               last_restart_reason, child_pid (when != 0).
 //   Health                      child_rss_bytes, child_cpu_percent;
 //                               over_threshold -> health_warnings += 1.
-//   Crash                       crash_count += 1, last_crash.
+//   Crash                       as the app's Crash below.
 //   Error                       error_count += 1.
 //   Config "watchdog"           metrics_address = its entry of that name
 //                               (empty when absent: the server is off).
@@ -145,7 +145,11 @@ bool operator==(const WatchdogInfo&, const WatchdogInfo&);
 //   Config      component "recovery": entries max_restarts and
 //               max_recovery_attempts (decimal integers; others ignored).
 //   Crash       crash_count += 1, last_crash (status unchanged: a crash is
-//               ingested by the next run).
+//               ingested by the next run); but a record of the death
+//               last_crash already is (the same crashed pid, within 2 min:
+//               the app's capture and the watchdog's record of one death)
+//               counts no second time, and the one of the two with frames
+//               or an exception is the last_crash kept.
 //   LogLine, Limit: counted only.
 void Fold(SystemState& state, const fb::Event& event, std::string_view stream, uint64_t seq);
 
