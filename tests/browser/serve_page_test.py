@@ -117,6 +117,26 @@ def main():
         except AssertionError:
             raise AssertionError(f"{runs()} runs on the page, {restarts} restarts journaled")
 
+        # The state panel counts the incidents listed (one per death, not
+        # the crash records: the app's capture and the watchdog's both count).
+        # (Read in one script: the panel is redrawn on every poll.)
+        def panel_incidents():
+            return driver.execute_script(
+                "const dt = [...document.querySelectorAll('#state dt')].find(e => e.textContent === 'incidents');"
+                "return dt ? dt.nextElementSibling.textContent.split(' ')[0] : null")
+        try:
+            wait_for("the state panel's incidents", lambda: panel_incidents() == str(len(want)), timeout=5)
+        except AssertionError:
+            raise AssertionError(f"state panel: incidents {panel_incidents()!r}, {len(want)} listed")
+
+        # The run that --stop ended is drawn as a clean stop (the app's own
+        # "stopped" comes before the watchdog's exit status 0).
+        last_how = lambda: driver.find_elements(By.CSS_SELECTOR, "#timeline rect.run")[-1].get_attribute("data-how")
+        try:
+            wait_for("the stopped run drawn as a clean stop", lambda: last_how() == "clean", timeout=5)
+        except AssertionError:
+            raise AssertionError(f"the run ended by --stop is drawn as {last_how()!r}, not 'clean'")
+
         # Clicking the segfault shows where it happened.
         segv = next(c for c in want if c["signal"] == 11 and c["frames"])
         number = want.index(segv) + 1
@@ -131,6 +151,12 @@ def main():
         for line in driver.find_elements(By.CSS_SELECTOR, "#memory path.series"):
             values += [float(v) for v in line.get_attribute("data-values").split(",") if v]
         assert values and max(values) > 100 and max(values) > 2 * min(values), values
+
+        # The charts' legend names each stream drawn, and the limit lines.
+        legend = driver.find_element(By.ID, "chart-legend").text
+        for line in driver.find_elements(By.CSS_SELECTOR, "#memory path.series"):
+            assert line.get_attribute("data-stream") in legend, (line.get_attribute("data-stream"), legend)
+        assert "--max-memory" in legend, legend
 
         driver.execute_script("window.scrollTo(0, 0)")
         driver.save_screenshot(args.screenshot)

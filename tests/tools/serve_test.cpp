@@ -11,6 +11,8 @@
 #include <stdexcept>
 #include <string>
 
+#include "blackbox/journal.h"
+#include "blackbox/state.h"
 #include "tool_test_support.h"
 
 namespace blackbox::tools::testing {
@@ -174,6 +176,134 @@ TEST_F(ServeTest, HealthFollowsNewSamplesAndKeepsToTheWindow) {
         Get(client, "/api/events?type=health&stream=app&" + window)["events"].size();
     EXPECT_GT(want, 0u) << window;
     EXPECT_EQ(samples("/api/health?points=3&" + window), want) << window;
+  }
+}
+
+// Appends `payload` at `time_ns` to `stream` of `root`, as process `pid`.
+template <class T>
+void AppendEvent(const std::string& root, const std::string& stream, int64_t time_ns, int pid,
+                 T payload) {
+  auto journal = Journal::Open(root, stream);
+  ASSERT_TRUE(journal.ok()) << journal.status().ToString();
+  fb::EventT e;
+  e.time_ns = time_ns;
+  e.mono_ns = time_ns - kT0 + 1000 * kSec;
+  e.pid = pid;
+  e.severity = fb::Severity::Critical;
+  e.payload.Set(std::move(payload));
+  ASSERT_TRUE(journal.value()->Append(std::move(e), Durability::kDurable).ok());
+}
+
+fb::CrashT Crash(fb::CrashOrigin origin, int signal, int pid) {
+  fb::CrashT c;
+  c.origin = origin;
+  c.signal = signal;
+  c.crashed_pid = pid;
+  return c;
+}
+
+// The server reads the journal once and then only what is appended; its
+// answers must stay those of a fresh read (the commands run afresh), also
+// when an event arrives with a time before events already read.
+TEST_F(ServeTest, AnswersAfterAppendsAreThoseOfAFreshRead) {
+  Server server({"--journal", root_, "--listen", "127.0.0.1:0"});
+  httplib::Client client = server.Client();
+  auto expect_fresh = [&](const std::string& when) {
+    SCOPED_TRACE(when);
+    ToolResult replay = RunTool({"replay", "--journal", root_, "--json"});
+    ASSERT_EQ(replay.exit_code, 0) << replay.err;
+    json events = json::array();
+    for (const std::string& line : Lines(replay.out)) events.push_back(json::parse(line));
+    EXPECT_EQ(Get(client, "/api/events")["events"], events);
+    json newest = Get(client, "/api/events?type=crash,restart,lifecycle&limit=3");
+    json want_newest = json::array();
+    for (const json& e : events) {
+      if (e["type"] == "crash" || e["type"] == "restart" || e["type"] == "lifecycle") {
+        want_newest.push_back(e);
+      }
+    }
+    want_newest.erase(want_newest.begin(), want_newest.end() - 3);
+    EXPECT_EQ(newest["events"], want_newest);
+    EXPECT_EQ(newest["truncated"], true);
+
+    ToolResult crashes = RunTool({"crashes", "--journal", root_, "--json"});
+    ASSERT_EQ(crashes.exit_code, 0) << crashes.err;
+    json want_crashes = json::array();
+    for (const std::string& line : Lines(crashes.out)) want_crashes.push_back(json::parse(line));
+    EXPECT_EQ(Get(client, "/api/crashes")["crashes"], want_crashes);
+
+    ToolResult state = RunTool({"state", "--journal", root_, "--json"});
+    ASSERT_EQ(state.exit_code, 0) << state.err;
+    json got_state = Get(client, "/api/state");
+    got_state.erase("damaged");
+    EXPECT_EQ(got_state, json::parse(state.out));
+  };
+  expect_fresh("the fixture");
+
+  // In time order: the watchdog sees the second run die.
+  AppendEvent(root_, "watchdog", kT0 + 60 * kSec, 100, Crash(fb::CrashOrigin::Watchdog, 6, 4300));
+  expect_fresh("a crash appended");
+
+  // Older than the watchdog's crash already read: an app crash and error
+  // (the fold takes the last crash in time order, the watchdog's).
+  AppendEvent(root_, "app", kT0 + 55 * kSec, 4300, Crash(fb::CrashOrigin::Signal, 6, 4300));
+  expect_fresh("an older crash appended");
+}
+
+// With a snapshot in the journal the state is LoadState's (the newest
+// snapshot, then the events after it), before and after an append: as
+// `blackbox state` prints it.
+TEST_F(ServeTest, StateStartsAtTheNewestSnapshotAsTheStateCommand) {
+  {
+    Result<SystemState> folded = LoadState(root_);
+    ASSERT_TRUE(folded.ok()) << folded.status().ToString();
+    // A count the events alone would not give: the answer must start from it.
+    SystemState snapshot = folded.value();
+    snapshot.event_count += 1000;
+    auto app = Journal::Open(root_, "app");
+    ASSERT_TRUE(app.ok()) << app.status().ToString();
+    std::string bytes = EncodeSnapshot(snapshot);
+    ASSERT_TRUE(
+        app.value()
+            ->PutSnapshot(app.value()->last_seq(),
+                          std::span(reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size()))
+            .ok());
+  }
+  Server server({"--journal", root_, "--listen", "127.0.0.1:0"});
+  httplib::Client client = server.Client();
+  auto expect_state_command = [&](const std::string& when, int events) {
+    SCOPED_TRACE(when);
+    ToolResult state = RunTool({"state", "--journal", root_, "--json"});
+    ASSERT_EQ(state.exit_code, 0) << state.err;
+    json want = json::parse(state.out);
+    EXPECT_EQ(want["event_count"], events + 1000);
+    json got = Get(client, "/api/state");
+    got.erase("damaged");
+    EXPECT_EQ(got, want);
+  };
+  const int fixture = kFixtureAppEvents + kFixtureWatchdogEvents;
+  expect_state_command("the snapshot", fixture);
+  AppendEvent(root_, "watchdog", kT0 + 60 * kSec, 100, Crash(fb::CrashOrigin::Watchdog, 6, 4300));
+  expect_state_command("an event after it", fixture + 1);
+}
+
+// A crash's state is `blackbox state --at` its time, also past the model's
+// first checkpoint (every 16384 events folded).
+TEST_F(ServeTest, CrashStateIsTheStateCommandAtItsTime) {
+  AppendHealthEvents(root_, "watchdog", 20000, kT0 + 41 * kSec);
+  AppendEvent(root_, "watchdog", kT0 + 70 * kSec, 100, Crash(fb::CrashOrigin::Watchdog, 6, 4300));
+  Server server({"--journal", root_, "--listen", "127.0.0.1:0"});
+  httplib::Client client = server.Client();
+  json crashes = Get(client, "/api/crashes")["crashes"];
+  ASSERT_EQ(crashes.size(), 2u);
+  for (const json& c : crashes) {
+    const std::string time = c["time"];
+    SCOPED_TRACE(time);
+    ToolResult state = RunTool({"state", "--journal", root_, "--json", "--at", time});
+    ASSERT_EQ(state.exit_code, 0) << state.err;
+    json got = Get(client, "/api/crashes/" + std::to_string(c["number"].get<int>()));
+    EXPECT_EQ(got["state"], json::parse(state.out));
+    EXPECT_EQ(got["damaged"], 0);
   }
 }
 

@@ -17,11 +17,14 @@
 #include <cstdio>
 #include <cstring>
 #include <memory>
+#include <mutex>
+#include <thread>
 
 #include "command.h"
 #include "journal_access.h"
 #include "metrics_server.h"
 #include "serve_api.h"
+#include "serve_model.h"
 #include "serve_page.h"
 #include "tool_error.h"
 
@@ -83,10 +86,23 @@ std::string CookieToken(const httplib::Request& request) {
   return "";
 }
 
+// Sends `body` as it is. A body given with set_content would be compressed
+// by httplib whenever the browser accepts it, with brotli at its slowest
+// setting: seconds for the page's half a megabyte of events, on a loopback
+// connection that gains nothing from it. A body of known length from a
+// content provider is sent uncompressed.
+void SendUncompressed(httplib::Response& response, std::string body, const char* type) {
+  auto shared = std::make_shared<const std::string>(std::move(body));
+  response.set_content_provider(shared->size(), type,
+                                [shared](size_t offset, size_t length, httplib::DataSink& sink) {
+                                  return sink.write(shared->data() + offset, length);
+                                });
+}
+
 void SendJson(httplib::Response& response, int status, const Json& body) {
   response.status = status;
   response.set_header("Cache-Control", "no-store");
-  response.set_content(body.dump(), "application/json");
+  SendUncompressed(response, body.dump(), "application/json");
 }
 
 void SendError(httplib::Response& response, int status, const std::string& reason) {
@@ -167,7 +183,7 @@ int Serve(const GlobalOptions& global, const ServeOptions& o) {
     response.set_header("Content-Security-Policy",
                         "default-src 'self'; script-src 'unsafe-inline'; style-src "
                         "'unsafe-inline'; img-src 'self' data:");
-    response.set_content(std::string(ServePage()), "text/html; charset=utf-8");
+    SendUncompressed(response, std::string(ServePage()), "text/html; charset=utf-8");
   });
   http.Get("/api/events", [&root](const httplib::Request& request, httplib::Response& response) {
     Answer(response, [&] { return ServeEvents(root, Params(request)); });
@@ -206,6 +222,17 @@ int Serve(const GlobalOptions& global, const ServeOptions& o) {
       where.host.find(':') != std::string::npos ? "[" + where.host + "]" : where.host;
   fmt::print("http://{}:{}/\n", host, port);
   std::fflush(stdout);
+  // Read the journal now rather than at the first request; a failure is
+  // reported by the requests, which try again.
+  std::jthread warm_up([&global] {
+    try {
+      JournalModel& model = ModelFor(global.journal);
+      std::lock_guard lock(model.mu);
+      model.CatchUp();
+    } catch (const std::exception&) {
+    }
+    malloc_trim(0);
+  });
   if (!http.listen_after_bind()) Trouble(fmt::format("serving {} failed", o.listen));
   return 0;
 }

@@ -17,6 +17,7 @@
 #include "blackbox/state.h"
 #include "incident_list.h"
 #include "journal_access.h"
+#include "serve_model.h"
 #include "state_load.h"
 #include "time_spec.h"
 #include "tool_error.h"
@@ -88,6 +89,99 @@ void CheckWindow(const Bound& since, const Bound& until, const std::string& sinc
 
 }  // namespace
 
+namespace {
+
+// One event to answer with, found in the model.
+struct Pick {
+  int64_t t;
+  const std::string* stream;
+  uint64_t seq;
+  bool operator<(const Pick& o) const {
+    return std::tie(t, *stream, seq) < std::tie(o.t, *o.stream, o.seq);
+  }
+};
+
+// Per stream, the newest `limit` marks and health samples that `keep` admits,
+// all of them merged in (time, stream, seq) order and cut to the newest
+// `limit`. `matched` gets how many `keep` admitted in all.
+// REQUIRES: model.in_time_order().
+template <typename Keep>
+std::vector<Pick> NewestPicks(const JournalModel& model, uint64_t limit, bool health, Keep keep,
+                              uint64_t* matched) {
+  std::vector<Pick> picks;
+  for (const auto& [name, stream] : model.streams()) {
+    uint64_t taken = 0;
+    for (auto it = stream.marks.rbegin(); it != stream.marks.rend(); ++it) {
+      if (!keep(it->t, it->type)) continue;
+      ++*matched;
+      if (taken < limit) picks.push_back({it->t, &name, it->seq}), ++taken;
+    }
+    if (!health) continue;
+    taken = 0;
+    for (auto it = stream.health.rbegin(); it != stream.health.rend(); ++it) {
+      if (!keep(it->t, fb::Payload::Health)) continue;
+      ++*matched;
+      if (taken < limit) picks.push_back({it->t, &name, it->seq}), ++taken;
+    }
+  }
+  std::sort(picks.begin(), picks.end());
+  if (picks.size() > limit) picks.erase(picks.begin(), picks.end() - static_cast<long>(limit));
+  return picks;
+}
+
+// The events of `picks` as replay --json objects, in that order: the text
+// the model keeps, else read from the stream, once per run of nearby seqs.
+Json ReadPicks(const std::string& root, const JournalModel& model, const std::vector<Pick>& picks) {
+  // A gap of up to this many seqs is read through rather than sought over.
+  constexpr uint64_t kReadThrough = 64;
+  std::vector<std::string> text(picks.size());
+  std::map<std::string_view, std::vector<std::pair<uint64_t, size_t>>> wanted;  // seq, index
+  for (size_t i = 0; i < picks.size(); ++i) {
+    const JournalModel::Stream& stream = model.streams().find(*picks[i].stream)->second;
+    auto kept = stream.text.find(picks[i].seq);
+    if (kept != stream.text.end()) {
+      text[i] = kept->second;
+    } else {
+      wanted[*picks[i].stream].push_back({picks[i].seq, i});
+    }
+  }
+  for (auto& [name, list] : wanted) {
+    std::sort(list.begin(), list.end());
+    const Reader* reader = nullptr;
+    for (const std::unique_ptr<Reader>& r : model.reader().readers()) {
+      if (r->stream() == name) reader = r.get();
+    }
+    if (reader == nullptr) continue;
+    size_t next = 0;
+    while (next < list.size()) {
+      size_t last = next;
+      while (last + 1 < list.size() && list[last + 1].first - list[last].first <= kReadThrough) {
+        ++last;
+      }
+      ScanOptions scan;
+      scan.from_seq = list[next].first;
+      scan.until_seq = list[last].first;
+      Status s = reader->Scan(scan, [&](const Record& r) {
+        while (next <= last && list[next].first < r.seq) ++next;
+        if (next <= last && list[next].first == r.seq) {
+          AppendEventJson(text[list[next].second], *r.event, r.stream, r.seq);
+          ++next;
+        }
+        return next <= last;
+      });
+      if (!s.ok()) Unreadable(root, s);
+      next = last + 1;
+    }
+  }
+  Json events = Json::array();
+  for (const std::string& one : text) {
+    if (!one.empty()) events.push_back(Json::parse(one));
+  }
+  return events;
+}
+
+}  // namespace
+
 Json ServeEvents(const std::string& root, const QueryParams& q) {
   std::vector<std::string> streams = Values(q, "stream");
   std::bitset<256> types;
@@ -107,6 +201,25 @@ Json ServeEvents(const std::string& root, const QueryParams& q) {
       WholeNumberParam(q, "limit", kDefaultEventLimit, 0, std::numeric_limits<uint32_t>::max());
   std::string since_text = Single(q, "since");
   std::string until_text = Single(q, "until");
+  if (streams.empty() && since_text.empty() && until_text.empty()) {
+    // The newest of some types over every stream (what the page asks for):
+    // from the model's marks, reading only the events answered.
+    JournalModel& model = ModelFor(root);
+    std::lock_guard lock(model.mu);
+    model.CatchUp();
+    if (model.in_time_order()) {
+      uint64_t matched = 0;
+      std::vector<Pick> picks = NewestPicks(
+          model, limit, types.test(static_cast<size_t>(fb::Payload::Health)),
+          [&](int64_t, fb::Payload type) { return types.test(static_cast<size_t>(type)); },
+          &matched);
+      Json out = Json::object();
+      out["events"] = ReadPicks(root, model, picks);
+      out["truncated"] = matched > picks.size();
+      out["damaged"] = model.damaged();
+      return out;
+    }
+  }
   std::unique_ptr<MergedReader> reader = OpenJournal(root, streams);
   std::string default_stream = streams.size() == 1 ? streams[0] : "";
   Bound since = ResolveBound(since_text, "since", *reader, default_stream);
@@ -148,31 +261,55 @@ Json ServeEvents(const std::string& root, const QueryParams& q) {
 }
 
 Json ServeState(const std::string& root, const QueryParams& q) {
+  std::string at = Single(q, "at");
+  if (at.empty()) {
+    JournalModel& model = ModelFor(root);
+    std::lock_guard lock(model.mu);
+    model.CatchUp();
+    Json out = Json::parse(SystemStateJson(model.state(), -1));
+    out["damaged"] = model.state_damaged();
+    return out;
+  }
+  {
+    // From the model's checkpoints when it can tell; a moment before the
+    // journal gets LoadStateAt's error.
+    JournalModel& model = ModelFor(root);
+    std::lock_guard lock(model.mu);
+    model.CatchUp();
+    Bound bound = ResolveBound(at, "at", model.reader(), "");
+    std::optional<SystemState> state;
+    if (bound.at.time_ns > 0) state = model.StateAt(bound.at.time_ns);
+    if (state && state->timestamp_ns != 0) {
+      Json out = Json::parse(SystemStateJson(*state, -1));
+      out["damaged"] = model.state_damaged();
+      return out;
+    }
+  }
   uint64_t damaged = 0;
-  SystemState state = LoadStateAt(root, Single(q, "at"), "at", &damaged);
+  SystemState state = LoadStateAt(root, at, "at", &damaged);
   Json out = Json::parse(SystemStateJson(state, -1));
   out["damaged"] = damaged;
   return out;
 }
 
 Json ServeCrashes(const std::string& root) {
-  std::unique_ptr<MergedReader> reader = OpenJournal(root);
-  DamageCount damage;
-  Incidents all;
-  if (Status s = ListIncidents(*reader, damage.callback(), &all); !s.ok()) Unreadable(root, s);
+  JournalModel& model = ModelFor(root);
+  std::lock_guard lock(model.mu);
+  model.CatchUp();
+  const Incidents& all = model.incidents();
   Json list = Json::array();
   for (const Incident& i : all.list) list.push_back(IncidentToJson(all, i));
   Json out = Json::object();
   out["crashes"] = std::move(list);
-  out["damaged"] = damage.records;
+  out["damaged"] = model.damaged();
   return out;
 }
 
 Json ServeCrash(const std::string& root, const std::string& number) {
-  std::unique_ptr<MergedReader> reader = OpenJournal(root);
-  DamageCount damage;
-  Incidents all;
-  if (Status s = ListIncidents(*reader, damage.callback(), &all); !s.ok()) Unreadable(root, s);
+  JournalModel& model = ModelFor(root);
+  std::unique_lock lock(model.mu);
+  model.CatchUp();
+  const Incidents& all = model.incidents();
   uint64_t n = 0;
   auto [end, ec] = std::from_chars(number.data(), number.data() + number.size(), n);
   if (ec != std::errc() || end != number.data() + number.size() || n == 0 || n > all.list.size()) {
@@ -182,99 +319,52 @@ Json ServeCrash(const std::string& root, const std::string& number) {
   const Incident& i = all.list[n - 1];
   // What `blackbox crashes show N` shows before it: every stream, without
   // the incident's own records.
-  Json before = Json::array();
-  MergedReader::Options scan;
-  scan.since_ns = i.time_ns - kSecondsBeforeCrash * 1'000'000'000;
-  scan.until_ns = i.time_ns;
-  scan.on_bad = damage.callback();
-  Status s = reader->Scan(scan, [&](const Record& r) {
+  const int64_t since_ns = i.time_ns - kSecondsBeforeCrash * 1'000'000'000;
+  auto own = [&](std::string_view stream, uint64_t seq) {
     for (const IncidentSource& src : i.sources) {
-      if (r.stream == src.stream && r.seq == src.seq) return true;
+      if (stream == src.stream && seq == src.seq) return true;
     }
-    before.push_back(EventToJson(*r.event, r.stream, r.seq));
-    return true;
-  });
-  if (!s.ok()) Unreadable(root, s);
+    return false;
+  };
+  Json before = Json::array();
+  if (model.in_time_order()) {
+    uint64_t matched = 0;
+    std::vector<Pick> picks = NewestPicks(
+        model, std::numeric_limits<uint32_t>::max(), true,
+        [&](int64_t t, fb::Payload) { return t >= since_ns && t <= i.time_ns; }, &matched);
+    std::erase_if(picks, [&](const Pick& p) { return own(*p.stream, p.seq); });
+    before = ReadPicks(root, model, picks);
+  } else {
+    MergedReader::Options scan;
+    scan.since_ns = since_ns;
+    scan.until_ns = i.time_ns;
+    Status s = model.reader().Scan(scan, [&](const Record& r) {
+      if (!own(r.stream, r.seq)) before.push_back(EventToJson(*r.event, r.stream, r.seq));
+      return true;
+    });
+    if (!s.ok()) Unreadable(root, s);
+  }
   Json out = IncidentToJson(all, i);
   out["before"] = std::move(before);
+  const uint64_t damaged = model.damaged();
+  const int64_t time_ns = i.time_ns;
+  // The state at the death: from the model's checkpoints when it can tell
+  // (a fold of the whole journal meets every damaged record, as the model's
+  // read did), else folded afresh, as `blackbox state --at`.
+  if (std::optional<SystemState> at = model.StateAt(time_ns)) {
+    out["state"] = Json::parse(SystemStateJson(*at, -1));
+    out["damaged"] = damaged + model.state_damaged();
+    return out;
+  }
+  lock.unlock();
   uint64_t state_damaged = 0;
-  out["state"] = Json::parse(
-      SystemStateJson(LoadStateAt(root, FormatUtc(i.time_ns), "at", &state_damaged), -1));
-  out["damaged"] = damage.records + state_damaged;
+  out["state"] =
+      Json::parse(SystemStateJson(LoadStateAt(root, FormatUtc(time_ns), "at", &state_damaged), -1));
+  out["damaged"] = damaged + state_damaged;
   return out;
 }
 
 namespace {
-
-// The health samples and the watchdog's limits of one journal, kept between
-// requests with the reader that found them: each request reads only the
-// events journaled since the one before (MergedReader::Options::after), so a
-// month of samples is scanned once, not on every redraw.
-struct HealthSample {
-  int64_t t;
-  uint64_t seq;
-  float rss_mb;
-  float cpu;
-};
-
-struct HealthCache {
-  std::mutex mu;
-  std::unique_ptr<MergedReader> reader;
-  std::map<std::string, uint64_t, std::less<>> last_seq;
-  // A deque grows in blocks, never holding twice the samples while it moves them.
-  std::map<std::string, std::deque<HealthSample>, std::less<>> samples;
-  std::optional<double> max_memory_mb, max_cpu_percent;
-  uint64_t damaged = 0;
-};
-
-HealthCache& HealthCacheFor(const std::string& root) {
-  static std::mutex mu;
-  static std::map<std::string, std::unique_ptr<HealthCache>, std::less<>> caches;
-  std::lock_guard lock(mu);
-  std::unique_ptr<HealthCache>& c = caches[root];
-  if (!c) c = std::make_unique<HealthCache>();
-  return *c;
-}
-
-// Reads what was journaled since the last call into `c` (the first call
-// reads everything).
-void CatchUp(const std::string& root, HealthCache& c) {
-  if (!c.reader) {
-    c.reader = OpenJournal(root);
-  } else if (Status s = c.reader->Refresh(); !s.ok()) {
-    Unreadable(root, s);
-  }
-  DamageCount damage;
-  MergedReader::Options scan;
-  scan.after.assign(c.last_seq.begin(), c.last_seq.end());
-  scan.on_bad = damage.callback();
-  Status s = c.reader->Scan(scan, [&](const Record& r) {
-    auto seen = c.last_seq.find(r.stream);
-    if (seen == c.last_seq.end()) seen = c.last_seq.emplace(std::string(r.stream), 0).first;
-    seen->second = std::max(seen->second, r.seq);
-    if (const fb::Health* h = r.event->payload_as_Health()) {
-      auto it = c.samples.find(r.stream);
-      if (it == c.samples.end()) it = c.samples.emplace(std::string(r.stream), 0).first;
-      it->second.push_back({r.event->time_ns(), r.seq,
-                            static_cast<float>(h->rss_bytes() / 1048576.0),
-                            static_cast<float>(h->cpu_percent())});
-    } else if (const fb::Config* cfg = r.event->payload_as_Config(); cfg && cfg->entries()) {
-      for (const fb::ConfigEntry* e : *cfg->entries()) {
-        if (!e->key() || !e->value()) continue;
-        std::string_view key = e->key()->string_view();
-        if (key != "max_memory_mb" && key != "max_cpu_percent") continue;
-        char* stop = nullptr;
-        std::string value(e->value()->string_view());
-        double v = std::strtod(value.c_str(), &stop);
-        if (stop == value.c_str() || *stop != '\0') continue;
-        (key == "max_memory_mb" ? c.max_memory_mb : c.max_cpu_percent) = v;
-      }
-    }
-    return true;
-  });
-  if (!s.ok()) Unreadable(root, s);
-  c.damaged += damage.records;
-}
 
 bool InWindow(const HealthSample& x, std::string_view stream, const Bound& since,
               const Bound& until) {
@@ -296,18 +386,19 @@ Json ServeHealth(const std::string& root, const QueryParams& q) {
   const uint64_t points = WholeNumberParam(q, "points", kDefaultPoints, 1, kMaxPoints);
   std::string since_text = Single(q, "since");
   std::string until_text = Single(q, "until");
-  HealthCache& cache = HealthCacheFor(root);
-  std::lock_guard lock(cache.mu);
-  CatchUp(root, cache);
-  Bound since = ResolveBound(since_text, "since", *cache.reader, "");
-  Bound until = ResolveBound(until_text, "until", *cache.reader, "");
+  JournalModel& model = ModelFor(root);
+  std::lock_guard lock(model.mu);
+  model.CatchUp();
+  Bound since = ResolveBound(since_text, "since", model.reader(), "");
+  Bound until = ResolveBound(until_text, "until", model.reader(), "");
   CheckWindow(since, until, since_text, until_text);
 
   // Per stream, the samples of the window: a range of the cache, which
   // holds each stream's samples in journal (time) order.
   using Range = std::pair<size_t, size_t>;
   std::map<std::string_view, Range> window;
-  for (const auto& [stream, all] : cache.samples) {
+  for (const auto& [stream, kept] : model.streams()) {
+    const std::deque<HealthSample>& all = kept.health;
     size_t lo = 0, hi = all.size();
     while (lo < hi && !InWindow(all[lo], stream, since, until)) ++lo;
     while (hi > lo && !InWindow(all[hi - 1], stream, since, until)) --hi;
@@ -316,13 +407,13 @@ Json ServeHealth(const std::string& root, const QueryParams& q) {
   Json limits = Json::object();
   limits["max_memory_mb"] = nullptr;
   limits["max_cpu_percent"] = nullptr;
-  if (cache.max_memory_mb) limits["max_memory_mb"] = *cache.max_memory_mb;
-  if (cache.max_cpu_percent) limits["max_cpu_percent"] = *cache.max_cpu_percent;
+  if (model.max_memory_mb()) limits["max_memory_mb"] = *model.max_memory_mb();
+  if (model.max_cpu_percent()) limits["max_cpu_percent"] = *model.max_cpu_percent();
 
   // One time axis for every stream, so their buckets line up.
   int64_t first = std::numeric_limits<int64_t>::max(), last = std::numeric_limits<int64_t>::min();
   for (const auto& [stream, range] : window) {
-    const std::deque<HealthSample>& list = cache.samples.find(stream)->second;
+    const std::deque<HealthSample>& list = model.streams().find(stream)->second.health;
     first = std::min(first, list[range.first].t);
     last = std::max(last, list[range.second - 1].t);
   }
@@ -330,7 +421,7 @@ Json ServeHealth(const std::string& root, const QueryParams& q) {
   if (until.set) last = until.at.time_ns;
   Json series = Json::object();
   for (const auto& [stream, range] : window) {
-    const std::deque<HealthSample>& list = cache.samples.find(stream)->second;
+    const std::deque<HealthSample>& list = model.streams().find(stream)->second.health;
     Json buckets = Json::array();
     const int64_t span = std::max<int64_t>(last - first + 1, 1);
     const int64_t width = (span + static_cast<int64_t>(points) - 1) / static_cast<int64_t>(points);
@@ -365,7 +456,7 @@ Json ServeHealth(const std::string& root, const QueryParams& q) {
       {"t_start_ns", "t_end_ns", "samples", "rss_min_mb", "rss_max_mb", "cpu_min", "cpu_max"});
   out["series"] = std::move(series);
   out["limits"] = std::move(limits);
-  out["damaged"] = cache.damaged;
+  out["damaged"] = model.damaged();
   return out;
 }
 

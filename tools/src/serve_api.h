@@ -1,10 +1,12 @@
 // The JSON answers of `blackbox serve` (tools/README.md, "blackbox serve"),
 // apart from HTTP: each takes the journal root and the request's query
 // parameters and returns the response body, so the tests and the server run
-// the same code. Every call opens the journal afresh (ServeHealth keeps its
-// reader and the samples it read, and reads only what was appended since), so
-// an answer includes whatever the writers appended up to that moment (the
-// server follows the journal live without a thread of its own).
+// the same code. The answers come from the journal's model (serve_model.h),
+// which each call first brings up to date with what the writers appended, so
+// an answer includes whatever was journaled up to that moment (the server
+// follows the journal live without a thread of its own). What the model does
+// not hold (a window of events, the state at a past moment) is read from the
+// journal.
 //
 // Errors: a bad parameter throws ToolError with kExitUsage (HTTP 400), a
 // journal that cannot be read throws it with kExitTrouble (HTTP 500).
