@@ -158,8 +158,12 @@ class RecoveryManager::Impl {
     return Commit(Bytes(bytes), durability);
   }
   uint64_t Commit(std::span<const uint8_t> event, Durability durability);
-  void Phase(fb::Phase phase, const std::string& reason,
-             Durability durability = Durability::kDurable);
+  // Journals a Lifecycle event and sends STATUS=. Returns its seq (0 when not written).
+  uint64_t Phase(fb::Phase phase, const std::string& reason,
+                 Durability durability = Durability::kDurable);
+  // The last record of a series whose others were buffered (see
+  // AttemptRecovery): durable; when that fails, one Sync more.
+  void FinalPhase(fb::Phase phase, const std::string& reason);
   void NoteFailure(const Status& status);
   void StoreSnapshot();
   void WriteStateFile();
@@ -412,18 +416,29 @@ void RecoveryManager::Impl::NoteFailure(const Status& status) {
   }
 }
 
-void RecoveryManager::Impl::Phase(fb::Phase phase, const std::string& reason,
-                                  Durability durability) {
+uint64_t RecoveryManager::Impl::Phase(fb::Phase phase, const std::string& reason,
+                                      Durability durability) {
   fb::LifecycleT l;
   l.phase = phase;
   l.reason = reason;
   fb::Severity severity = phase == fb::Phase::Error || phase == fb::Phase::Failed
                               ? fb::Severity::Error
                               : fb::Severity::Info;
-  Record(std::move(l), severity, durability);
+  const uint64_t seq = Record(std::move(l), severity, durability);
   std::string_view name = SeedStatusName(phase);
   notify_.Send(reason.empty() ? fmt::format("STATUS={}", name)
                               : fmt::format("STATUS={}: {}", name, reason));
+  return seq;
+}
+
+// A failed append leaves the journal to be reopened by the next call, and a
+// reopen replays the log and flushes what it holds into a synced table file:
+// Sync does that now, so that the buffered records before the failed one are
+// durable when the caller returns, as far as the disk allows. Its failure
+// says nothing new (the failed append was counted and reported).
+void RecoveryManager::Impl::FinalPhase(fb::Phase phase, const std::string& reason) {
+  if (Phase(phase, reason, Durability::kDurable) != 0 || !journal_) return;
+  (void)journal_->Sync();
 }
 
 void RecoveryManager::Impl::StoreSnapshot() {
@@ -506,7 +521,10 @@ void RecoveryManager::Impl::AddCallback(fb::CallbackKind kind, std::string name,
 // to one RocksDB log in seq order, and a sync=true write syncs every log file
 // not yet synced, older ones included when the log switched in between. A
 // buffered append that failed is counted in journal_failures(); its record is
-// not made durable by the later sync.
+// not made durable by the later sync. When the last append fails, FinalPhase
+// syncs once more. A crash in the middle leaves a prefix of the records in
+// the log, which folds like any other (the phase stays Recovering until the
+// next start counts the unclean end). Shutdown follows the same rule.
 bool RecoveryManager::Impl::AttemptRecovery() {
   std::unique_lock recovery(recovery_mu_);
   std::vector<NamedCallback> callbacks;
@@ -528,7 +546,8 @@ bool RecoveryManager::Impl::AttemptRecovery() {
            Durability::kBuffered);
     all_ok = all_ok && r.ok;
   }
-  Phase(all_ok ? fb::Phase::Running : fb::Phase::Error, all_ok ? "recovered" : "recovery failed");
+  FinalPhase(all_ok ? fb::Phase::Running : fb::Phase::Error,
+             all_ok ? "recovered" : "recovery failed");
   if (all_ok) return true;
 
   int attempts, max_attempts;
@@ -694,7 +713,9 @@ void RecoveryManager::Impl::Shutdown(fb::Phase final_phase, const std::string& r
     }();
     HealthCheck(sampler);
   }
-  Phase(fb::Phase::Stopping, reason);
+  // Buffered up to the final phase, whose sync covers them (see
+  // AttemptRecovery); the snapshot after it is a durable write of its own.
+  Phase(fb::Phase::Stopping, reason, Durability::kBuffered);
   std::vector<NamedCallback> callbacks;
   {
     std::lock_guard lock(mu_);
@@ -708,9 +729,10 @@ void RecoveryManager::Impl::Shutdown(fb::Phase final_phase, const std::string& r
     event.ok = r.ok;
     event.error = r.error;
     event.duration_us = r.duration_us;
-    Record(std::move(event), r.ok ? fb::Severity::Info : fb::Severity::Error, Durability::kDurable);
+    Record(std::move(event), r.ok ? fb::Severity::Info : fb::Severity::Error,
+           Durability::kBuffered);
   }
-  Phase(final_phase, reason);
+  FinalPhase(final_phase, reason);
   StoreSnapshot();
   WriteStateFile();
   shut_down_ = true;

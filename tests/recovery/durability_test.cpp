@@ -26,10 +26,14 @@ using rocksdb::IOOptions;
 using rocksdb::IOStatus;
 using rocksdb::Slice;
 
-// Syncs of the write-ahead logs (<number>.log) and their bytes not yet synced.
+// Syncs of the write-ahead logs (<number>.log) and their bytes not yet
+// synced, syncs of table files (<number>.sst), and a switch that fails the
+// next sync of a log (IOError, nothing synced).
 struct WalCounts {
   std::atomic<uint64_t> syncs{0};
   std::atomic<int64_t> unsynced{0};  // over every log
+  std::atomic<uint64_t> table_syncs{0};
+  std::atomic<bool> fail_next_sync{false};
 };
 
 class CountingWal : public rocksdb::FSWritableFileOwnerWrapper {
@@ -63,6 +67,7 @@ class CountingWal : public rocksdb::FSWritableFileOwnerWrapper {
   }
   IOStatus Synced(IOStatus s) {
     counts_->syncs.fetch_add(1);
+    if (counts_->fail_next_sync.exchange(false)) return IOStatus::IOError("injected sync failure");
     if (s.ok()) {
       counts_->unsynced -= pending_;
       pending_ = 0;
@@ -71,6 +76,23 @@ class CountingWal : public rocksdb::FSWritableFileOwnerWrapper {
   }
   WalCounts* counts_;
   int64_t pending_ = 0;  // RocksDB uses one log file from one thread at a time
+};
+
+class CountingTable : public rocksdb::FSWritableFileOwnerWrapper {
+ public:
+  CountingTable(std::unique_ptr<rocksdb::FSWritableFile> target, WalCounts* counts)
+      : rocksdb::FSWritableFileOwnerWrapper(std::move(target)), counts_(counts) {}
+  IOStatus Sync(const IOOptions& o, IODebugContext* d) override {
+    counts_->table_syncs.fetch_add(1);
+    return target()->Sync(o, d);
+  }
+  IOStatus Fsync(const IOOptions& o, IODebugContext* d) override {
+    counts_->table_syncs.fetch_add(1);
+    return target()->Fsync(o, d);
+  }
+
+ private:
+  WalCounts* counts_;
 };
 
 class CountingFileSystem : public rocksdb::FileSystemWrapper {
@@ -85,6 +107,7 @@ class CountingFileSystem : public rocksdb::FileSystemWrapper {
                            IODebugContext* d) override {
     IOStatus s = target()->NewWritableFile(f, o, r, d);
     if (s.ok() && IsWal(f)) *r = std::make_unique<CountingWal>(std::move(*r), counts_);
+    if (s.ok() && EndsWith(f, ".sst")) *r = std::make_unique<CountingTable>(std::move(*r), counts_);
     return s;
   }
   IOStatus ReuseWritableFile(const std::string& f, const std::string& old,
@@ -97,10 +120,10 @@ class CountingFileSystem : public rocksdb::FileSystemWrapper {
   }
 
  private:
-  static bool IsWal(const std::string& f) {
-    return f.size() > 4 && f.compare(f.size() - 4, 4, ".log") == 0 &&
-           fs::path(f).filename() != "LOG";
+  static bool EndsWith(const std::string& f, std::string_view end) {
+    return f.size() > end.size() && f.compare(f.size() - end.size(), end.size(), end) == 0;
   }
+  static bool IsWal(const std::string& f) { return EndsWith(f, ".log"); }
   WalCounts* counts_;
 };
 
@@ -158,6 +181,45 @@ TEST_F(DurabilityTest, AHandledErrorWithThreeCallbacksStillSyncsTheLogOnce) {
   rm.register_recovery_callback("fails", [] { throw std::runtime_error("still down"); });
   EXPECT_EQ(SyncsOfOneHandledError(rm), 1u);
   EXPECT_EQ(rm.journal_failures(), 0u);
+}
+
+// The stop path follows the same rule: the stopping phase and the cleanup
+// callbacks' results are buffered, the final phase is durable, and the
+// snapshot stored after it is a durable write of its own.
+TEST_F(DurabilityTest, AGracefulShutdownWithThreeCleanupCallbacksSyncsTheLogTwice) {
+  RecoveryManager rm(Options());
+  for (const char* name : {"close_positions", "flush_orders", "disconnect"}) {
+    rm.register_cleanup_callback(name, [] {});
+  }
+  const uint64_t before = counts_.syncs.load();
+  rm.graceful_shutdown();
+  EXPECT_EQ(counts_.syncs.load() - before, 2u);
+  EXPECT_EQ(counts_.unsynced.load(), 0);
+  EXPECT_EQ(rm.journal_failures(), 0u);
+  EXPECT_EQ(rm.state().status, fb::Phase::Stopped);
+}
+
+// When the last record's sync fails, the handler still returns the
+// application's exception and nothing else, the failure is counted, and the
+// journal is reopened before it returns: the reopen replays the log, whose
+// buffered records the failed sync left unsynced, into a synced table file.
+TEST_F(DurabilityTest, AFailedFinalSyncIsMadeGoodByAReopenBeforeTheHandlerReturns) {
+  RecoveryManager rm(Options());
+  rm.register_recovery_callback("reconnect", [] {});
+  const uint64_t tables_before = counts_.table_syncs.load();
+  counts_.fail_next_sync = true;
+  EXPECT_THROW(rm.exception_handler("orders", [] { throw std::runtime_error("book corrupted"); }),
+               std::runtime_error);
+  EXPECT_FALSE(counts_.fail_next_sync.load());  // the failure was injected
+  EXPECT_EQ(rm.journal_failures(), 1u);
+  EXPECT_GT(counts_.table_syncs.load(), tables_before);
+  EXPECT_EQ(counts_.unsynced.load(), 0);
+  // The journal works on: the next handled error costs one sync again.
+  EXPECT_EQ(SyncsOfOneHandledError(rm), 1u);
+  EXPECT_EQ(rm.journal_failures(), 1u);
+  SystemState s = rm.state();
+  EXPECT_EQ(s.error_count, 2u);
+  EXPECT_EQ(s.status, fb::Phase::Running);
 }
 
 }  // namespace
