@@ -6,7 +6,9 @@
 // the others. So eight threads appending durably pay about one fsync per
 // batch, not eight, and sequence numbers follow commit order with no gaps:
 // only the leader assigns them, and only after its batch committed.
-// (The same scheme as LevelDB's DBImpl::Write.)
+// (The same scheme as LevelDB's DBImpl::Write.) An AppendAll is one entry of
+// the queue carrying several events: they stay together in the batch, under
+// consecutive numbers, and the entry gets the first.
 //
 // One addition: a durable leader that finds fewer appends queued than its
 // predecessor committed waits briefly for the rest. Without it, batches
