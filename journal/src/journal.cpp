@@ -6,7 +6,9 @@
 // the others. So eight threads appending durably pay about one fsync per
 // batch, not eight, and sequence numbers follow commit order with no gaps:
 // only the leader assigns them, and only after its batch committed.
-// (The same scheme as LevelDB's DBImpl::Write.)
+// (The same scheme as LevelDB's DBImpl::Write.) An AppendAll is one entry of
+// the queue carrying several events: they stay together in the batch, under
+// consecutive numbers, and the entry gets the first.
 //
 // One addition: a durable leader that finds fewer appends queued than its
 // predecessor committed waits briefly for the rest. Without it, batches
@@ -131,7 +133,9 @@ Status MakeDir(const std::string& path) {
 class Journal::Impl {
  public:
   struct PendingAppend {
-    std::span<const uint8_t> bytes;
+    // One event, or several that go into the same write (AppendAll).
+    std::span<const std::span<const uint8_t>> events;
+    size_t bytes = 0;
     bool sync = false;
     bool done = false;
     uint64_t seq = 0;
@@ -219,15 +223,17 @@ class Journal::Impl {
     return Check(call(), what);
   }
 
-  Result<uint64_t> Append(std::span<const uint8_t> bytes, Durability durability);
+  Result<uint64_t> Append(std::span<const std::span<const uint8_t>> events, Durability durability);
   // Writes `items` under consecutive seqs (the first one in *first); see below.
   Status WriteBatchOf(const std::vector<std::span<const uint8_t>>& items, bool sync,
                       uint64_t* first);
 };
 
-Result<uint64_t> Journal::Impl::Append(std::span<const uint8_t> bytes, Durability durability) {
+Result<uint64_t> Journal::Impl::Append(std::span<const std::span<const uint8_t>> events,
+                                       Durability durability) {
   PendingAppend self;
-  self.bytes = bytes;
+  self.events = events;
+  for (const auto& e : events) self.bytes += e.size();
   self.sync = durability == Durability::kDurable;
 
   std::unique_lock lock(mu);
@@ -256,11 +262,11 @@ Result<uint64_t> Journal::Impl::Append(std::span<const uint8_t> bytes, Durabilit
   // (push_back) invalidate deque iterators.
   size_t n = 0;
   std::vector<std::span<const uint8_t>> items;
-  for (; n < queue.size() && n < kMaxBatchAppends; ++n) {
-    if (n > 0 && bytes_in_batch + queue[n]->bytes.size() > kMaxBatchBytes) break;
-    bytes_in_batch += queue[n]->bytes.size();
+  for (; n < queue.size() && items.size() < kMaxBatchAppends; ++n) {
+    if (n > 0 && bytes_in_batch + queue[n]->bytes > kMaxBatchBytes) break;
+    bytes_in_batch += queue[n]->bytes;
     sync = sync || queue[n]->sync;
-    items.push_back(queue[n]->bytes);
+    items.insert(items.end(), queue[n]->events.begin(), queue[n]->events.end());
   }
   // The lock is dropped for the write itself, so more appends can queue up
   // meanwhile; that is what makes the next batch larger under load.
@@ -278,7 +284,7 @@ Result<uint64_t> Journal::Impl::Append(std::span<const uint8_t> bytes, Durabilit
     durable_write_cost = durable_write_cost.count() == 0 ? std::chrono::nanoseconds(took)
                                                          : (durable_write_cost * 7 + took) / 8;
   }
-  if (!s.ok()) failed.fetch_add(n);
+  if (!s.ok()) failed.fetch_add(items.size());
 
   // Hand results to the batch, then the lead to whoever queued next.
   uint64_t seq = first;
@@ -286,7 +292,8 @@ Result<uint64_t> Journal::Impl::Append(std::span<const uint8_t> bytes, Durabilit
   for (auto it = queue.begin(); it != end; ++it) {
     PendingAppend* p = *it;
     p->status = s;
-    p->seq = s.ok() ? seq++ : 0;
+    p->seq = s.ok() ? seq : 0;
+    seq += p->events.size();
     if (p != &self) {
       p->done = true;
       p->cv.notify_one();
@@ -557,13 +564,20 @@ Result<std::unique_ptr<Journal>> Journal::Open(std::string_view root, std::strin
 }
 
 Result<uint64_t> Journal::Append(std::span<const uint8_t> event, Durability durability) {
-  return impl_->Append(event, durability);
+  return impl_->Append({&event, 1}, durability);
 }
 
 Result<uint64_t> Journal::Append(fb::EventT event, Durability durability) {
   event.stream = impl_->stream;
   std::string bytes = EncodeEvent(std::move(event));
-  return impl_->Append(Bytes(bytes), durability);
+  const std::span<const uint8_t> one = Bytes(bytes);
+  return impl_->Append({&one, 1}, durability);
+}
+
+Result<uint64_t> Journal::AppendAll(std::span<const std::span<const uint8_t>> events,
+                                    Durability durability) {
+  if (events.empty()) return Status::InvalidArgument("AppendAll of no events");
+  return impl_->Append(events, durability);
 }
 
 uint64_t Journal::last_seq() const { return impl_->last_seq.load(); }

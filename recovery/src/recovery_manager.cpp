@@ -23,6 +23,7 @@
 #include <fstream>
 #include <iterator>
 #include <mutex>
+#include <optional>
 #include <thread>
 #include <typeinfo>
 #include <vector>
@@ -127,7 +128,8 @@ class RecoveryManager::Impl {
   void ReportError(std::string_view context, ErrorReport report);
   void ReportFatalError(ErrorReport report);
   void AddCallback(fb::CallbackKind kind, std::string name, std::function<void()> fn);
-  bool AttemptRecovery();
+  // Runs the recovery callbacks; `error`, when given, is journaled first.
+  bool AttemptRecovery(std::optional<fb::ErrorT> error = std::nullopt);
   void StartHealth();
   void StopHealth();
   void SetGauge(std::string_view name, double value);
@@ -147,19 +149,37 @@ class RecoveryManager::Impl {
   const std::string& root() const { return root_; }
 
  private:
-  // Journals `payload` and folds it. Returns its seq (0 when not written).
+  // An event of this stream carrying `payload`, encoded.
   template <class T>
-  uint64_t Record(T payload, fb::Severity severity, Durability durability) {
+  std::string Encode(T payload, fb::Severity severity) {
     fb::EventT e;
     e.stream = options_.stream;
     e.severity = severity;
     e.payload.Set(std::move(payload));
-    std::string bytes = EncodeEvent(std::move(e));
+    return EncodeEvent(std::move(e));
+  }
+  // Journals `payload` and folds it. Returns its seq (0 when not written).
+  template <class T>
+  uint64_t Record(T payload, fb::Severity severity, Durability durability) {
+    std::string bytes = Encode(std::move(payload), severity);
     return Commit(Bytes(bytes), durability);
   }
-  uint64_t Commit(std::span<const uint8_t> event, Durability durability);
-  void Phase(fb::Phase phase, const std::string& reason,
-             Durability durability = Durability::kDurable);
+  uint64_t Commit(std::span<const uint8_t> event, Durability durability) {
+    return CommitAll({&event, 1}, durability);
+  }
+  // Journals `events` in one write (Journal::AppendAll) and folds each.
+  // Returns the first one's seq (0 when they were not written).
+  uint64_t CommitAll(std::span<const std::span<const uint8_t>> events, Durability durability);
+  // A Lifecycle event, encoded, and the STATUS= message that goes with it.
+  std::string LifecycleEvent(fb::Phase phase, const std::string& reason);
+  void SendStatus(fb::Phase phase, const std::string& reason);
+  // Journals a Lifecycle event and sends STATUS=. Returns its seq (0 when not written).
+  uint64_t Phase(fb::Phase phase, const std::string& reason,
+                 Durability durability = Durability::kDurable);
+  // The last record of a series whose others were buffered (see
+  // AttemptRecovery): durable; when that fails, SyncAfterFailure.
+  void FinalPhase(fb::Phase phase, const std::string& reason);
+  void SyncAfterFailure();
   void NoteFailure(const Status& status);
   void StoreSnapshot();
   void WriteStateFile();
@@ -374,34 +394,39 @@ RecoveryManager::Impl::~Impl() {
   if (owns_crash_capture_) UninstallCrashCapture();
 }
 
-uint64_t RecoveryManager::Impl::Commit(std::span<const uint8_t> event, Durability durability) {
+uint64_t RecoveryManager::Impl::CommitAll(std::span<const std::span<const uint8_t>> events,
+                                          Durability durability) {
   {
     std::lock_guard lock(mu_);
     ++in_flight_;
   }
-  uint64_t seq = 0;
+  uint64_t first = 0;
   if (journal_) {
-    Result<uint64_t> appended = journal_->Append(event, durability);
+    Result<uint64_t> appended = events.size() == 1 ? journal_->Append(events[0], durability)
+                                                   : journal_->AppendAll(events, durability);
     if (appended.ok()) {
-      seq = appended.value();
+      first = appended.value();
     } else {
+      failures_.fetch_add(events.size() - 1);
       NoteFailure(appended.status());
     }
   } else {
-    failures_.fetch_add(1);
+    failures_.fetch_add(events.size());
   }
-  // Our own, just-built buffer: no need to verify it again.
-  const fb::Event* parsed = flatbuffers::GetRoot<fb::Event>(event.data());
   bool snapshot_due;
   {
     std::lock_guard lock(mu_);
-    Fold(state_, *parsed, options_.stream, seq);
+    for (size_t i = 0; i < events.size(); ++i) {
+      // Our own, just-built buffers: no need to verify them again.
+      const fb::Event* parsed = flatbuffers::GetRoot<fb::Event>(events[i].data());
+      Fold(state_, *parsed, options_.stream, first == 0 ? 0 : first + i);
+      ++since_snapshot_;
+    }
     --in_flight_;
-    ++since_snapshot_;
     snapshot_due = since_snapshot_ >= options_.snapshot_every && in_flight_ == 0;
   }
   if (snapshot_due) StoreSnapshot();
-  return seq;
+  return first;
 }
 
 void RecoveryManager::Impl::NoteFailure(const Status& status) {
@@ -414,18 +439,41 @@ void RecoveryManager::Impl::NoteFailure(const Status& status) {
   }
 }
 
-void RecoveryManager::Impl::Phase(fb::Phase phase, const std::string& reason,
-                                  Durability durability) {
+std::string RecoveryManager::Impl::LifecycleEvent(fb::Phase phase, const std::string& reason) {
   fb::LifecycleT l;
   l.phase = phase;
   l.reason = reason;
   fb::Severity severity = phase == fb::Phase::Error || phase == fb::Phase::Failed
                               ? fb::Severity::Error
                               : fb::Severity::Info;
-  Record(std::move(l), severity, durability);
+  return Encode(std::move(l), severity);
+}
+
+void RecoveryManager::Impl::SendStatus(fb::Phase phase, const std::string& reason) {
   std::string_view name = SeedStatusName(phase);
   notify_.Send(reason.empty() ? fmt::format("STATUS={}", name)
                               : fmt::format("STATUS={}: {}", name, reason));
+}
+
+uint64_t RecoveryManager::Impl::Phase(fb::Phase phase, const std::string& reason,
+                                      Durability durability) {
+  const std::string bytes = LifecycleEvent(phase, reason);
+  const uint64_t seq = Commit(Bytes(bytes), durability);
+  SendStatus(phase, reason);
+  return seq;
+}
+
+// A failed append leaves the journal to be reopened by the next call, and a
+// reopen replays the log and flushes what it holds into a synced table file:
+// Sync does that now, so that the buffered records before the failed one are
+// durable when the caller returns, as far as the disk allows. Its failure
+// says nothing new (the failed append was counted and reported).
+void RecoveryManager::Impl::FinalPhase(fb::Phase phase, const std::string& reason) {
+  if (Phase(phase, reason, Durability::kDurable) == 0) SyncAfterFailure();
+}
+
+void RecoveryManager::Impl::SyncAfterFailure() {
+  if (journal_) (void)journal_->Sync();
 }
 
 void RecoveryManager::Impl::StoreSnapshot() {
@@ -470,14 +518,8 @@ void RecoveryManager::Impl::ReportError(std::string_view context, ErrorReport re
   error.exception_type = std::move(report.exception_type);
   error.message = std::move(report.message);
   error.frames = std::move(report.frames);
-  {
-    std::lock_guard lock(mu_);
-    error.recovery_attempt = state_.recovery_attempts;
-  }
-  // Buffered: AttemptRecovery's last record is durable and makes this one
-  // durable with it (see there).
-  Record(std::move(error), fb::Severity::Error, Durability::kBuffered);
-  AttemptRecovery();
+  // Journaled by AttemptRecovery in one write with the recovering phase.
+  AttemptRecovery(std::move(error));
 }
 
 void RecoveryManager::Impl::ReportFatalError(ErrorReport report) {
@@ -508,15 +550,35 @@ void RecoveryManager::Impl::AddCallback(fb::CallbackKind kind, std::string name,
 // to one RocksDB log in seq order, and a sync=true write syncs every log file
 // not yet synced, older ones included when the log switched in between. A
 // buffered append that failed is counted in journal_failures(); its record is
-// not made durable by the later sync.
-bool RecoveryManager::Impl::AttemptRecovery() {
+// not made durable by the later sync. When the last append fails, FinalPhase
+// syncs once more. A crash in the middle leaves a prefix of the records in
+// the log, which folds like any other (the phase stays Recovering until the
+// next start counts the unclean end). Shutdown follows the same rule.
+// The records before the first callback (the error, the recovering phase)
+// are one write; with no callback the phase after joins them, and that one
+// durable write is the whole cost, as for a single durable append.
+bool RecoveryManager::Impl::AttemptRecovery(std::optional<fb::ErrorT> error) {
   std::unique_lock recovery(recovery_mu_);
   std::vector<NamedCallback> callbacks;
+  std::vector<std::string> lead;
   {
     std::lock_guard lock(mu_);
     callbacks = recovery_callbacks_;
+    if (error) error->recovery_attempt = state_.recovery_attempts;
   }
-  Phase(fb::Phase::Recovering, "", Durability::kBuffered);
+  if (error) lead.push_back(Encode(std::move(*error), fb::Severity::Error));
+  lead.push_back(LifecycleEvent(fb::Phase::Recovering, ""));
+  const bool none = callbacks.empty();
+  if (none) lead.push_back(LifecycleEvent(fb::Phase::Running, "recovered"));
+  std::vector<std::span<const uint8_t>> spans;
+  for (const std::string& bytes : lead) spans.push_back(Bytes(bytes));
+  const uint64_t seq = CommitAll(spans, none ? Durability::kDurable : Durability::kBuffered);
+  SendStatus(fb::Phase::Recovering, "");
+  if (none) {
+    SendStatus(fb::Phase::Running, "recovered");
+    if (seq == 0) SyncAfterFailure();
+    return true;
+  }
   bool all_ok = true;
   for (const NamedCallback& cb : callbacks) {
     CallbackResult r = RunCallback(cb.fn);
@@ -530,7 +592,8 @@ bool RecoveryManager::Impl::AttemptRecovery() {
            Durability::kBuffered);
     all_ok = all_ok && r.ok;
   }
-  Phase(all_ok ? fb::Phase::Running : fb::Phase::Error, all_ok ? "recovered" : "recovery failed");
+  FinalPhase(all_ok ? fb::Phase::Running : fb::Phase::Error,
+             all_ok ? "recovered" : "recovery failed");
   if (all_ok) return true;
 
   int attempts, max_attempts;
@@ -696,7 +759,9 @@ void RecoveryManager::Impl::Shutdown(fb::Phase final_phase, const std::string& r
     }();
     HealthCheck(sampler);
   }
-  Phase(fb::Phase::Stopping, reason);
+  // Buffered up to the final phase, whose sync covers them (see
+  // AttemptRecovery); the snapshot after it is a durable write of its own.
+  Phase(fb::Phase::Stopping, reason, Durability::kBuffered);
   std::vector<NamedCallback> callbacks;
   {
     std::lock_guard lock(mu_);
@@ -710,9 +775,10 @@ void RecoveryManager::Impl::Shutdown(fb::Phase final_phase, const std::string& r
     event.ok = r.ok;
     event.error = r.error;
     event.duration_us = r.duration_us;
-    Record(std::move(event), r.ok ? fb::Severity::Info : fb::Severity::Error, Durability::kDurable);
+    Record(std::move(event), r.ok ? fb::Severity::Info : fb::Severity::Error,
+           Durability::kBuffered);
   }
-  Phase(final_phase, reason);
+  FinalPhase(final_phase, reason);
   StoreSnapshot();
   WriteStateFile();
   shut_down_ = true;

@@ -4,6 +4,7 @@
 #include <rocksdb/db.h>
 #include <sys/stat.h>
 
+#include <atomic>
 #include <filesystem>
 #include <set>
 #include <thread>
@@ -42,6 +43,62 @@ TEST(Journal, AppendsGetConsecutiveSeqsFromOne) {
     EXPECT_EQ(all[i].first, static_cast<uint64_t>(i + 1));
     EXPECT_EQ(all[i].second, i);
   }
+}
+
+// AppendAll: one write, consecutive seqs, the first returned; concurrent
+// single appends never land between the events of one call.
+TEST(Journal, AppendAllWritesItsEventsTogetherUnderConsecutiveSeqs) {
+  TempDir dir;
+  auto j = Journal::Open(dir.path(), "app");
+  ASSERT_TRUE(j.ok()) << j.status().ToString();
+  auto encoded = [](double value) {
+    fb::EventT e = GaugeEvent("g", value);
+    e.stream = "app";
+    return EncodeEvent(std::move(e));
+  };
+  std::vector<std::thread> threads;
+  std::atomic<bool> failed{false};
+  for (int t = 0; t < 4; ++t) {
+    threads.emplace_back([&, t] {
+      for (int i = 0; i < 100; ++i) {
+        if (t % 2 == 0) {
+          // Values t*1000 + i*10 + k: the k-th event of call i of thread t.
+          std::vector<std::string> bytes;
+          for (int k = 0; k < 3; ++k) bytes.push_back(encoded(t * 1000 + i * 10 + k));
+          std::vector<std::span<const uint8_t>> events;
+          for (const auto& b : bytes) events.push_back(Bytes(b));
+          if (!(*j)->AppendAll(events, i % 2 ? Durability::kDurable : Durability::kBuffered).ok()) {
+            failed = true;
+          }
+        } else if (!(*j)->Append(GaugeEvent("g", -1), Durability::kBuffered).ok()) {
+          failed = true;
+        }
+      }
+    });
+  }
+  for (auto& t : threads) t.join();
+  ASSERT_FALSE(failed.load());
+  auto all = ReadAll(**j);
+  ASSERT_EQ(all.size(), 2u * 100 * 3 + 2u * 100);
+  for (size_t n = 0; n < all.size(); ++n) {
+    ASSERT_EQ(all[n].first, n + 1);
+    const double v = all[n].second;
+    if (v < 0 || static_cast<int>(v) % 10 != 0) continue;
+    ASSERT_LT(n + 2, all.size());
+    EXPECT_EQ(all[n + 1].second, v + 1) << "seq " << n + 1;
+    EXPECT_EQ(all[n + 2].second, v + 2) << "seq " << n + 1;
+  }
+  // The seq returned is the first of the call's events.
+  std::vector<std::string> bytes = {encoded(7), encoded(8)};
+  std::vector<std::span<const uint8_t>> events = {Bytes(bytes[0]), Bytes(bytes[1])};
+  const uint64_t batches = (*j)->batches_written();
+  auto first = (*j)->AppendAll(events, Durability::kDurable);
+  ASSERT_TRUE(first.ok());
+  EXPECT_EQ(*first, all.size() + 1);
+  EXPECT_EQ((*j)->last_seq(), all.size() + 2);
+  EXPECT_EQ((*j)->batches_written(), batches + 1);
+  EXPECT_EQ((*j)->AppendAll({}, Durability::kDurable).status().code(),
+            Status::Code::kInvalidArgument);
 }
 
 TEST(Journal, ReopenContinuesTheSequence) {

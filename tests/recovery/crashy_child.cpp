@@ -2,11 +2,14 @@
 // and then misbehaves in the way its first argument names.
 //   crashy_child <mode> <journal_dir> [marker_file]
 // Modes: run, handled_error (one failing exception_handler), handled_error_3 (the same with
-// three recovery callbacks), segv, segv_local (in a function local to this file),
-// segv_local_bare_name (the same, started as plain "crashy_child"), terminate, hang, sigterm,
-// recover_fail, overflow (stack overflow on the main thread), thread_overflow (on a thread the
-// application started and prepared with RecoveryManager::prepare_thread). "ready" is printed on
+// three recovery callbacks), returned (one failing exception_handler with three callbacks, then
+// "returned" on stdout and a wait to be killed), killed_in_callback (SIGKILL from the second of
+// three recovery callbacks of a failing exception_handler), segv, segv_local (in a function local
+// to this file), segv_local_bare_name (the same, started as plain "crashy_child"), terminate, hang,
+// sigterm, recover_fail, overflow (stack overflow on the main thread), thread_overflow (on a thread
+// the application started and prepared with RecoveryManager::prepare_thread). "ready" is printed on
 // stdout once the manager is initialized.
+#include <signal.h>
 #include <unistd.h>
 
 #include <cstdio>
@@ -97,6 +100,21 @@ int main(int argc, char** argv) {
     }
     access((dir + "/end").c_str(), F_OK);
     return 0;
+  }
+  if (mode == "returned" || mode == "killed_in_callback") {
+    const bool kill_in_second = mode == "killed_in_callback";
+    rm.register_recovery_callback("reconnect", [] {});
+    rm.register_recovery_callback("reload", [kill_in_second] {
+      if (kill_in_second) raise(SIGKILL);
+    });
+    rm.register_recovery_callback("resync", [] {});
+    try {
+      rm.exception_handler("handled", [] { throw_order_error(); });
+    } catch (const std::runtime_error&) {
+    }
+    std::printf("returned\n");
+    std::fflush(stdout);
+    while (true) pause();
   }
   if (mode == "segv") {
     volatile int* volatile null_pointer = nullptr;

@@ -3,6 +3,7 @@
 #include "process.h"
 
 #include <fcntl.h>
+#include <fmt/format.h>
 #include <gtest/gtest.h>
 #include <signal.h>
 #include <sys/wait.h>
@@ -339,6 +340,79 @@ TEST_F(ProcessTest, AHandledErrorCostsOneFsyncWithOrWithoutCallbacks) {
   EXPECT_EQ(s.error_count, 2u);
   ASSERT_TRUE(s.last_error.has_value());
   EXPECT_EQ(s.last_error->message, "order book corrupted");
+  EXPECT_EQ(s.status, fb::Phase::Stopped);
+}
+
+// The records of the app stream from its Error of context "handled" on, one
+// line each ("error handled", "lifecycle Recovering", "callback reload ok"),
+// with a "gap" line where seqs are not consecutive; the journal must verify
+// clean.
+std::vector<std::string> RecordsOfTheHandledError(const std::string& root) {
+  std::vector<std::string> out;
+  auto reader = Reader::Open(root, kAppStream);
+  EXPECT_TRUE(reader.ok()) << reader.status().ToString();
+  if (!reader.ok()) return out;
+  std::vector<std::string> bad;
+  auto verified = (*reader)->Verify([&](const BadRecord& b) { bad.push_back(b.reason); });
+  EXPECT_TRUE(verified.ok());
+  EXPECT_TRUE(bad.empty()) << bad.front();
+  uint64_t previous = 0;
+  (*reader)->Scan({}, [&](const Record& r) {
+    const fb::Event& e = *r.event;
+    if (const auto* err = e.payload_as_Error(); err && err->context()->string_view() == "handled") {
+      out.push_back("error handled");
+    } else if (out.empty()) {
+      return true;
+    } else if (r.seq != previous + 1) {
+      out.push_back("gap");
+    } else if (const auto* l = e.payload_as_Lifecycle()) {
+      out.push_back(fmt::format("lifecycle {}", fb::EnumNamePhase(l->phase())));
+    } else if (const auto* c = e.payload_as_Callback()) {
+      out.push_back(
+          fmt::format("callback {} {}", c->name()->string_view(), c->ok() ? "ok" : "failed"));
+    } else {
+      out.push_back(fmt::format("other {}", fb::EnumNamePayload(e.payload_type())));
+    }
+    previous = r.seq;
+    return true;
+  });
+  return out;
+}
+
+// Durable when it returns: a child handles an error with three recovery
+// callbacks, says "returned", and is killed at once; every record of that
+// error is in the journal it leaves behind.
+TEST_F(ProcessTest, EveryRecordOfAHandledErrorSurvivesASigkillRightAfterTheHandlerReturns) {
+  Child c = Spawn("returned");
+  std::string got;
+  char ch;
+  while (got.find("returned\n") == std::string::npos && read(c.out, &ch, 1) == 1) got += ch;
+  ASSERT_NE(got.find("returned\n"), std::string::npos) << got;
+  kill(c.pid, SIGKILL);
+  int status = Wait(c);
+  ASSERT_TRUE(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL) << "status " << status;
+  EXPECT_EQ(
+      RecordsOfTheHandledError(root_),
+      (std::vector<std::string>{"error handled", "lifecycle Recovering", "callback reconnect ok",
+                                "callback reload ok", "callback resync ok", "lifecycle Running"}));
+  SystemState s = Load();
+  EXPECT_EQ(s.error_count, 1u);
+  EXPECT_EQ(s.status, fb::Phase::Running);
+}
+
+// Killed in the middle of its recovery, a process leaves a prefix of the
+// handled error's records and a journal that folds: the next start counts
+// an unclean restart and goes on.
+TEST_F(ProcessTest, AProcessKilledInARecoveryCallbackLeavesAPrefixThatFolds) {
+  int status = RunToEnd("killed_in_callback");
+  ASSERT_TRUE(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL) << "status " << status;
+  EXPECT_EQ(
+      RecordsOfTheHandledError(root_),
+      (std::vector<std::string>{"error handled", "lifecycle Recovering", "callback reconnect ok"}));
+  ASSERT_EQ(RunToEnd("run"), 0);
+  SystemState s = Load();
+  EXPECT_EQ(s.error_count, 1u);
+  EXPECT_EQ(s.restart_count, 1);
   EXPECT_EQ(s.status, fb::Phase::Stopped);
 }
 

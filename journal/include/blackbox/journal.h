@@ -163,6 +163,14 @@ class Journal {
   Result<uint64_t> Append(std::span<const uint8_t> event, Durability durability);
   // Convenience: encodes with EncodeEvent (stream set to this journal's).
   Result<uint64_t> Append(fb::EventT event, Durability durability);
+  // Appends several encoded Events in one write, under consecutive sequence
+  // numbers; returns the first. They reach the journal together or not at
+  // all (one WriteBatch, one record of the write-ahead log), and cost one
+  // write (and one fsync when durable) however many they are. Failure as
+  // for Append, each event counted in failed_appends(). REQUIRES: `events`
+  // is not empty, each a finished Event buffer.
+  Result<uint64_t> AppendAll(std::span<const std::span<const uint8_t>> events,
+                             Durability durability);
 
   // The highest sequence number appended (0 for an empty stream).
   uint64_t last_seq() const;
