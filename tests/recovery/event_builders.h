@@ -113,7 +113,7 @@ inline std::vector<GeneratedEvent> GenerateEvents(uint32_t seed, size_t count) {
                                        fb::RestartReason::Memory, fb::RestartReason::Cpu,
                                        fb::RestartReason::Exit,   fb::RestartReason::Unclean};
   for (size_t i = 0; i < count; ++i) {
-    t += 1 + pick(3 * static_cast<int>(kSecond / 1000)) * 1000;
+    t += 1 + int64_t{pick(3 * static_cast<int>(kSecond / 1000))} * 1000;
     const bool watchdog = pick(3) == 0;
     const std::string stream(watchdog ? kWatchdogStream : kAppStream);
     const int pid = watchdog ? 7 : app_pid;

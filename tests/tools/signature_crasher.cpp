@@ -17,10 +17,10 @@ namespace orders {
 
 #ifdef SIGNATURE_CRASHER_MOVED
 // Only in the second build: moves everything below it.
-__attribute__((noinline)) int checksum(const char* text) {
-  int sum = 0;
-  for (const char* p = text; *p != '\0'; ++p) sum = sum * 31 + *p;
-  std::printf("checksum %d\n", sum);
+__attribute__((noinline)) unsigned checksum(const char* text) {
+  unsigned sum = 0;
+  for (const char* p = text; *p != '\0'; ++p) sum = sum * 31 + static_cast<unsigned char>(*p);
+  std::printf("checksum %u\n", sum);
   return sum;
 }
 // As if the function had a hundred lines: every line below moves too.
