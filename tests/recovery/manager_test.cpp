@@ -155,8 +155,13 @@ TEST_F(ManagerTest, MemoryPressureIsVisibleInHealthSamples) {
   double before = rm.get_system_info().memory_usage_mb;
   std::vector<char> ballast(128 << 20, 1);  // 128 MB, touched
   rm.start_health_monitoring();
-  std::this_thread::sleep_for(300ms);
+  // Two samples at least, however slow the machine: each one warns.
+  auto deadline = std::chrono::steady_clock::now() + 20s;
+  while (rm.state().health_warnings < 2 && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(10ms);
+  }
   rm.stop_health_monitoring();
+  ASSERT_GE(rm.state().health_warnings, 2u) << "no two health samples in 20 s";
   SystemState s = rm.state();
   EXPECT_GT(s.memory_usage_mb, before + 100) << "ballast " << static_cast<int>(ballast[4096]);
   EXPECT_GT(s.health_warnings, 0u);
