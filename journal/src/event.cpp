@@ -1,6 +1,7 @@
 #include "blackbox/event.h"
 
 #include <pthread.h>
+#include <string.h>  // sigabbrev_np
 #include <unistd.h>
 
 #include <array>
@@ -125,6 +126,11 @@ static_assert(NamesEveryValue<fb::Phase>(kPhaseNames));
 static_assert(NamesEveryValue<fb::RestartReason>(kRestartReasonNames));
 static_assert(NamesEveryValue<fb::CrashOrigin>(kCrashOriginNames));
 }  // namespace
+
+std::string SignalName(int signal) {
+  const char* abbrev = signal > 0 ? ::sigabbrev_np(signal) : nullptr;
+  return abbrev != nullptr ? std::string("SIG") + abbrev : "signal " + std::to_string(signal);
+}
 
 std::string_view CrashOriginName(fb::CrashOrigin o) {
   return NameAt(kCrashOriginNames, static_cast<uint8_t>(o));

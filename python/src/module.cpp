@@ -35,6 +35,7 @@
 #include <utility>
 #include <vector>
 
+#include "blackbox/event.h"
 #include "blackbox/recovery.h"
 #include "blackbox/state.h"
 
@@ -128,7 +129,7 @@ std::string ResolvedRoot(const std::string& configured) {
   std::string root = configured;
   if (root.empty()) {
     const char* env = std::getenv("BLACKBOX_JOURNAL");
-    root = env != nullptr && *env != '\0' ? env : "blackbox-journal";
+    root = env != nullptr && *env != '\0' ? std::string(env) : std::string(kDefaultJournalRoot);
   }
   std::error_code ec;
   auto path = std::filesystem::weakly_canonical(std::filesystem::absolute(root), ec);

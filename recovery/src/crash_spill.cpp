@@ -123,11 +123,6 @@ std::optional<std::string> PythonFrame(const std::string& line) {
          line.substr(number, in - number) + " in " + line.substr(in + kIn.size());
 }
 
-std::string SignalName(int sig) {
-  const char* abbrev = sigabbrev_np(sig);
-  return abbrev != nullptr ? std::string("SIG") + abbrev : "signal " + std::to_string(sig);
-}
-
 }  // namespace
 
 std::vector<fb::CrashT> ReadSpill(const std::string& spill_path, bool name_frames) {

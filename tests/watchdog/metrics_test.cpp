@@ -174,6 +174,7 @@ TEST(MetricsExposition, ShowsEveryFamilyWithTypeAndLabels) {
   EXPECT_TRUE(Has(text, "# TYPE blackbox_restarts_total counter"));
   EXPECT_TRUE(Has(text, "blackbox_restarts_total{reason=\"crash\"} 1"));
   EXPECT_TRUE(Has(text, "blackbox_restarts_total{reason=\"hang\"} 0"));
+  EXPECT_TRUE(Has(text, "blackbox_restarts_total{reason=\"manual\"} 0"));  // every reason
   EXPECT_TRUE(Has(text, "blackbox_crashes_total{signal=\"SIGSEGV\"} 1"));
   EXPECT_TRUE(Has(text, "blackbox_last_crash_time_seconds 2.25"));
   EXPECT_TRUE(Has(text, "blackbox_errors_total 0"));

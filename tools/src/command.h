@@ -8,10 +8,12 @@
 #include <functional>
 #include <string>
 
+#include "blackbox/event.h"
+
 namespace blackbox::tools {
 
 struct GlobalOptions {
-  std::string journal = "blackbox-journal";  // --journal, or $BLACKBOX_JOURNAL
+  std::string journal{kDefaultJournalRoot};  // --journal, or $BLACKBOX_JOURNAL
   bool no_pager = false;                     // --no-pager (pager.h)
 };
 

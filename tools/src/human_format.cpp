@@ -142,11 +142,6 @@ std::string ConfigSummary(const fb::Config& p) {
 
 }  // namespace
 
-std::string SignalName(int signal) {
-  if (const char* abbrev = sigabbrev_np(signal)) return fmt::format("SIG{}", abbrev);
-  return fmt::format("signal {}", signal);
-}
-
 bool WantColour(int fd) {
   const char* no_colour = std::getenv("NO_COLOR");
   // A pager on stdout draws on the terminal stdout was.

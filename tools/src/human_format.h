@@ -27,9 +27,6 @@ std::string FormatEventLine(const fb::Event& event, std::string_view stream, uin
 // What the event says, in words: the last column of FormatEventLine.
 std::string Summary(const fb::Event& event);
 
-// "SIGSEGV" for 11; "signal 99" for numbers the system does not name.
-std::string SignalName(int signal);
-
 // True when `fd` is a terminal and colour was not turned off with NO_COLOR.
 bool WantColour(int fd);
 

@@ -28,11 +28,6 @@ std::string Rfc3339(std::chrono::system_clock::time_point t) {
   return fmt::format("{}.{:03}Z", buf, ms % 1000);
 }
 
-std::string SignalName(int sig) {
-  const char* abbrev = sig > 0 ? ::sigabbrev_np(sig) : nullptr;
-  return abbrev != nullptr ? fmt::format("SIG{}", abbrev) : "";
-}
-
 // Splits "http://host:port/prefix" into "http://host:port" and "/prefix".
 struct Url {
   std::string origin;
@@ -117,7 +112,7 @@ void AlertmanagerClient::Fire(const Alert& alert, std::string_view summary,
   };
   nlohmann::json annotations = {
       {"summary", summary},
-      {"signal", SignalName(alert.signal)},
+      {"signal", alert.signal > 0 ? SignalName(alert.signal) : ""},
       {"frame", frame},
       {"restarts", std::to_string(alert.restarts)},
   };

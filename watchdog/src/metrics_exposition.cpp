@@ -6,14 +6,20 @@
 #include <algorithm>
 #include <cmath>
 #include <iterator>
+#include <vector>
+
+#include "blackbox/event.h"
 
 namespace blackbox::metrics {
 namespace {
 
-// The restart reasons the journal knows, each shown from 0 so that
-// increase() sees the first restart of a kind.
-constexpr std::string_view kReasons[] = {"crash", "hang",    "memory",   "cpu",
-                                         "exit",  "unclean", "requested"};
+// Every restart reason of the schema, each shown from 0 so that increase()
+// sees the first restart of a kind.
+std::vector<std::string_view> RestartReasons() {
+  std::vector<std::string_view> names;
+  for (fb::RestartReason r : fb::EnumValuesRestartReason()) names.push_back(RestartReasonName(r));
+  return names;
+}
 
 std::string Number(double v) {
   if (std::isnan(v)) return "NaN";
@@ -83,15 +89,14 @@ std::string Exposition(const MetricsState& s, const ExpositionInputs& in) {
   w.Sample("blackbox_child_cpu_percent", s.child_cpu_percent);
 
   w.Family("blackbox_restarts_total", "counter", "Restarts of the child by the watchdog.");
-  for (std::string_view reason : kReasons) {
+  const std::vector<std::string_view> reasons = RestartReasons();
+  for (std::string_view reason : reasons) {
     auto it = s.restarts.find(reason);
     w.Sample("blackbox_restarts_total", "reason", reason,
              it == s.restarts.end() ? 0.0 : static_cast<double>(it->second));
   }
-  for (const auto& [reason, count] : s.restarts) {
-    if (std::find(std::begin(kReasons), std::end(kReasons), reason) != std::end(kReasons)) {
-      continue;
-    }
+  for (const auto& [reason, count] : s.restarts) {  // "unknown", from a newer journal
+    if (std::find(reasons.begin(), reasons.end(), reason) != reasons.end()) continue;
     w.Sample("blackbox_restarts_total", "reason", reason, static_cast<double>(count));
   }
   w.Family("blackbox_crashes_total", "counter", "Deaths of the service by a signal.");

@@ -7,6 +7,8 @@
 #include <optional>
 #include <string>
 #include <string_view>
+
+#include "blackbox/event.h"
 #include <utility>
 #include <vector>
 
@@ -32,7 +34,7 @@ struct Options {
   double max_memory_mb = 1024;
   double max_cpu_percent = 90;  // of one core, summed over the process tree
   // Journal root; the watchdog writes the stream <journal>/watchdog.
-  std::string journal = "blackbox-journal";
+  std::string journal{kDefaultJournalRoot};
   // Seconds without a WATCHDOG=1 heartbeat before the child counts as hung. 0 = off.
   double watchdog_timeout = 0;
   // Seconds between SIGTERM (or SIGABRT for a hang) and SIGKILL of the group.

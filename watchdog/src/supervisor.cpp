@@ -46,11 +46,6 @@ constexpr int64_t kStatusIntervalNs = 1'000'000'000;
 
 int64_t SecondsToNs(double seconds) { return static_cast<int64_t>(std::llround(seconds * 1e9)); }
 
-std::string SignalName(int sig) {
-  const char* abbrev = ::sigabbrev_np(sig);
-  return abbrev != nullptr ? fmt::format("SIG{}", abbrev) : fmt::format("signal {}", sig);
-}
-
 struct ExitInfo {
   int code = -1;  // exit status when the child exited by itself
   int signal = 0;

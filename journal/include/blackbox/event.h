@@ -60,5 +60,11 @@ std::string_view SeverityName(fb::Severity s);
 std::string_view PhaseName(fb::Phase p);
 std::string_view RestartReasonName(fb::RestartReason r);
 std::string_view CrashOriginName(fb::CrashOrigin o);
+// "SIGSEGV" for 11; "signal 99" for a number the system does not name.
+std::string SignalName(int signal);
+
+// The journal root when neither --journal nor $BLACKBOX_JOURNAL names one
+// (relative: the working directory of the process that opens it).
+inline constexpr std::string_view kDefaultJournalRoot = "blackbox-journal";
 
 }  // namespace blackbox
