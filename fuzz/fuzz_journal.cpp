@@ -30,7 +30,7 @@
 
 #include "blackbox/event.h"
 #include "blackbox/journal.h"
-#include "blackbox/state.h"
+#include "blackbox/state_io.h"
 #include "fuzz_check.h"
 
 namespace blackbox::fuzz {

@@ -37,7 +37,7 @@
 
 #include "blackbox/event.h"
 #include "blackbox/recovery.h"
-#include "blackbox/state.h"
+#include "blackbox/state_io.h"
 
 namespace py = pybind11;
 

@@ -29,6 +29,7 @@
 #include <vector>
 
 #include "blackbox/recovery.h"
+#include "blackbox/state_io.h"
 #include "crash_capture.h"
 #include "health_sampler.h"
 #include "notify_client.h"

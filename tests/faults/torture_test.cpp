@@ -31,7 +31,7 @@
 #include <utility>
 
 #include "blackbox/journal.h"
-#include "blackbox/state.h"
+#include "blackbox/state_io.h"
 #include "fault_support.h"
 
 namespace blackbox::faults {

@@ -15,7 +15,7 @@
 #include <sstream>
 
 #include "blackbox/journal.h"
-#include "blackbox/state.h"
+#include "blackbox/state_io.h"
 
 namespace blackbox {
 namespace {

@@ -12,7 +12,7 @@
 #include <string>
 
 #include "blackbox/journal.h"
-#include "blackbox/state.h"
+#include "blackbox/state_io.h"
 #include "tool_test_support.h"
 
 namespace blackbox::tools::testing {

@@ -4,7 +4,7 @@
 
 #include <memory>
 
-#include "blackbox/state.h"
+#include "blackbox/state_io.h"
 #include "command.h"
 #include "event_json.h"
 #include "journal_access.h"

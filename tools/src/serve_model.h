@@ -27,7 +27,7 @@
 #include <tuple>
 
 #include "blackbox/journal.h"
-#include "blackbox/state.h"
+#include "blackbox/state_io.h"
 #include "incident_list.h"
 #include "incidents.h"
 

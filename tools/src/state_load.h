@@ -6,7 +6,7 @@
 #include <string>
 #include <string_view>
 
-#include "blackbox/state.h"
+#include "blackbox/state_io.h"
 
 namespace blackbox::tools {
 

@@ -16,7 +16,7 @@
 #include <filesystem>
 #include <nlohmann/json.hpp>
 
-#include "blackbox/state.h"
+#include "blackbox/state_io.h"
 #include "process_tree.h"
 
 namespace blackbox::watchdog {

@@ -10,7 +10,7 @@
 #include <filesystem>
 #include <nlohmann/json.hpp>
 
-#include "blackbox/state.h"
+#include "blackbox/state_io.h"
 #include "control.h"
 #include "human_format.h"
 #include "instance_name.h"

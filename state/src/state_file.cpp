@@ -13,7 +13,7 @@
 #include <filesystem>
 #include <nlohmann/json.hpp>
 
-#include "blackbox/state.h"
+#include "blackbox/state_io.h"
 
 namespace blackbox {
 namespace {

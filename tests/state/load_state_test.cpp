@@ -3,7 +3,7 @@
 #include <filesystem>
 
 #include "blackbox/journal.h"
-#include "blackbox/state.h"
+#include "blackbox/state_io.h"
 #include "event_builders.h"
 
 namespace blackbox {

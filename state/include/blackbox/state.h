@@ -1,4 +1,6 @@
-// The folded state of a journal, and the fold that produces it.
+// The folded state of a journal, and the fold that produces it. Pure: no
+// I/O here (reading a journal root and writing the state file are in
+// blackbox/state_io.h).
 //
 // State is never stored as a mutable file: it is folded from the journal's
 // events. The same Fold powers the recovery manager (at startup), the
@@ -15,7 +17,6 @@
 #include <vector>
 
 #include "blackbox/event.h"
-#include "blackbox/journal.h"
 #include "blackbox/status.h"
 
 namespace blackbox {
@@ -183,28 +184,5 @@ std::string_view SeedStatusName(fb::Phase phase);
 // absent value (an empty text, no exit yet) is null; only the seed's
 // "timestamp" keeps the seed's local form, for the seed's readers.
 std::string SystemStateJson(const SystemState& state, int indent = 2);
-
-// Writes SystemStateJson to `path` atomically: a temp file in the same
-// directory, fsync, rename, fsync of the directory. Mode 0600.
-Status WriteStateFileAtomically(const std::string& path, const SystemState& state);
-
-struct LoadStateOptions {
-  // Time travel: fold only events with time_ns <= until_ns (0 = everything).
-  int64_t until_ns = 0;
-  // Only these streams (empty = all streams of the root).
-  std::vector<std::string> streams;
-  BadRecordFn on_bad;
-};
-
-// Folds a journal root: the newest usable snapshot, then the events after it
-// in merged (time, stream, seq) order. Used by the tool, the watchdog and the
-// recovery manager at startup.
-// A snapshot is usable when it decodes, covers only selected streams, and
-// (with until_ns) its timestamp_ns <= until_ns. Snapshots of every selected
-// stream are considered; the one with the highest timestamp_ns wins. A root
-// with no streams folds to the default state. A stream that cannot be opened
-// is left out and reported through `on_bad` (see MergedReader); fails when
-// the root cannot be read or no stream can be opened.
-Result<SystemState> LoadState(std::string_view root, const LoadStateOptions& options = {});
 
 }  // namespace blackbox

@@ -5,7 +5,7 @@
 #include <fstream>
 #include <nlohmann/json.hpp>
 
-#include "blackbox/state.h"
+#include "blackbox/state_io.h"
 #include "event_builders.h"
 
 namespace blackbox {

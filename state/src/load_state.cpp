@@ -2,7 +2,7 @@
 #include <algorithm>
 #include <optional>
 
-#include "blackbox/state.h"
+#include "blackbox/state_io.h"
 
 namespace blackbox {
 namespace {
