@@ -3,6 +3,7 @@
 #include <cstdlib>
 #include <string_view>
 
+#include "blackbox/journal.h"  // StreamOrigin
 #include "blackbox/state.h"
 
 namespace blackbox {
