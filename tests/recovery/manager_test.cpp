@@ -13,6 +13,7 @@
 #include <stdexcept>
 #include <thread>
 
+#include "blackbox/journal.h"
 #include "blackbox/recovery.h"
 
 namespace blackbox {
