@@ -452,7 +452,11 @@ TEST_F(MetricsTest, APortInUseIsRefusedAtStartAndNothingIsSaved) {
 // environment in DIR/KIND.PID, one line per variable.
 std::string RecorderScript(const std::string& path, const std::string& dir) {
   blackbox::testing::WriteFile(
-      path, fmt::format("#!/bin/sh\nenv | grep '^BLACKBOX_' > '{}/'\"$BLACKBOX_ALERT.$$\"\n", dir));
+      // Written under another name and renamed, so that a reader never sees
+      // the file before its variables are in it.
+      path, fmt::format("#!/bin/sh\nenv | grep '^BLACKBOX_' > '{0}/'.tmp.$$ && "
+                        "mv '{0}/'.tmp.$$ '{0}/'\"$BLACKBOX_ALERT.$$\"\n",
+                        dir));
   fs::permissions(path, fs::perms::owner_all);
   return path;
 }

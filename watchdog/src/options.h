@@ -7,10 +7,10 @@
 #include <optional>
 #include <string>
 #include <string_view>
-
-#include "blackbox/event.h"
 #include <utility>
 #include <vector>
+
+#include "blackbox/event.h"
 
 namespace blackbox::watchdog {
 
