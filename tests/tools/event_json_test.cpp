@@ -1,9 +1,14 @@
 #include "event_json.h"
 
+#include <flatbuffers/reflection.h>
 #include <gtest/gtest.h>
+
+#include <fstream>
+#include <iterator>
 
 #include "blackbox/event.h"
 #include "human_format.h"
+#include "json_writer.h"  // Lower
 
 namespace blackbox::tools {
 namespace {
@@ -59,6 +64,87 @@ TEST(EventJson, ErrorHasTheIssuesShape) {
             R"("exception_type":"ValueError","message":"bad \"price\"\n","frames":["a","b"],)"
             R"("recovery_attempt":0})");
   ExpectRoundTrip(e);
+}
+
+bool IsEnum(const reflection::Field& field) {
+  const reflection::BaseType t = field.type()->base_type();
+  return field.type()->index() >= 0 && t != reflection::Obj && t != reflection::Vector &&
+         t != reflection::Union;
+}
+
+// The schema itself (events.bfbs, made by flatc from events.fbs at build
+// time) says which fields each payload has: each one must be a key of the
+// event's JSON, and a value given to it in JSON must come back from import.
+// A field added to the schema but not to event_fields.h fails here.
+TEST(EventJson, EveryFieldOfTheSchemaIsWrittenAndReadBack) {
+  std::ifstream in(BLACKBOX_EVENTS_BFBS, std::ios::binary);
+  ASSERT_TRUE(in) << BLACKBOX_EVENTS_BFBS;
+  const std::string bfbs((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  flatbuffers::Verifier verifier(reinterpret_cast<const uint8_t*>(bfbs.data()), bfbs.size());
+  ASSERT_TRUE(reflection::VerifySchemaBuffer(verifier));
+  const reflection::Schema* schema = reflection::GetSchema(bfbs.data());
+  const reflection::Enum* payloads = schema->enums()->LookupByKey("blackbox.fb.Payload");
+  ASSERT_NE(payloads, nullptr);
+  size_t tables = 0;
+  for (const reflection::EnumVal* member : *payloads->values()) {
+    if (member->value() == 0) continue;  // NONE
+    ++tables;
+    const reflection::Object* table = schema->objects()->Get(member->union_type()->index());
+    const auto type = static_cast<fb::Payload>(member->value());
+    const Json envelope = {{"seq", 12u},
+                           {"stream", "app"},
+                           {"time", "2026-01-15T10:30:00Z"},
+                           {"type", PayloadName(type)}};
+    // Every field, with a value that is not its default.
+    Json given = envelope;
+    for (const reflection::Field* field : *table->fields()) {
+      if (field->deprecated()) continue;
+      const std::string name = field->name()->str();
+      switch (field->type()->base_type()) {
+        case reflection::String:
+          given[name] = "given " + name;
+          break;
+        case reflection::Vector:  // frames: strings; Config's entries: key -> value
+          given[name] = field->type()->element() == reflection::Obj
+                            ? Json::object({{"given", name}})
+                            : Json::array({"given " + name});
+          break;
+        case reflection::Bool:
+          given[name] = true;
+          break;
+        case reflection::Float:
+        case reflection::Double:
+          given[name] = 2.5;
+          break;
+        default:  // integers, and enums (as the number of their second value)
+          given[name] = IsEnum(*field) ? Json(1) : Json(7);
+          break;
+      }
+    }
+    ParsedEvent parsed;
+    std::string why;
+    ASSERT_TRUE(JsonToEvent(given, &parsed, &why)) << why;
+    const Json written = ToJson(parsed.event);
+    for (const reflection::Field* field : *table->fields()) {
+      if (field->deprecated()) continue;
+      const std::string name = field->name()->str();
+      ASSERT_TRUE(written.contains(name)) << table->name()->str() << "." << name << " not written";
+      const Json& value = written[name];
+      if (IsEnum(*field)) {
+        // An enum: written as the name of the value given by number.
+        const reflection::Enum* e = schema->enums()->Get(field->type()->index());
+        EXPECT_EQ(value, Lower(e->values()->Get(1)->name()->str()))
+            << table->name()->str() << "." << name << " not read";
+      } else {
+        EXPECT_EQ(value, given[name]) << table->name()->str() << "." << name << " not read";
+      }
+    }
+    // And nothing but the envelope and the schema's fields.
+    size_t fields = 0;
+    for (const reflection::Field* field : *table->fields()) fields += field->deprecated() ? 0 : 1;
+    EXPECT_EQ(written.size(), 7 + fields) << written.dump();
+  }
+  EXPECT_EQ(tables, static_cast<size_t>(fb::Payload::MAX));
 }
 
 TEST(EventJson, EveryPayloadTypeRoundTrips) {
