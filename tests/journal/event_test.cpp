@@ -4,118 +4,16 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "sample_events.h"
+
 namespace blackbox {
 namespace {
 
-// One fully populated event of every payload type in the schema.
-std::vector<fb::EventT> OneOfEach() {
-  std::vector<fb::EventT> events;
-  auto add = [&](auto payload, fb::Severity sev) {
-    fb::EventT e;
-    e.time_ns = 1'768'473'000'123'456'789 + static_cast<int64_t>(events.size());
-    e.mono_ns = 5'000'000'000 + static_cast<int64_t>(events.size());
-    e.pid = 4242;
-    e.stream = "app";
-    e.severity = sev;
-    e.payload.Set(std::move(payload));
-    events.push_back(std::move(e));
-  };
-  fb::ErrorT error;
-  error.context = "order_execution";
-  error.exception_type = "std::runtime_error";
-  error.message = "broker said \"no\"\n";
-  error.frames = {"place_order(int)", "main"};
-  error.recovery_attempt = 2;
-  add(error, fb::Severity::Error);
-
-  fb::CrashT crash;
-  crash.origin = fb::CrashOrigin::Terminate;
-  crash.signal = 6;
-  crash.signal_name = "SIGABRT";
-  crash.fault_address = 0xdeadbeef;
-  crash.frames = {"a()", "b()"};
-  crash.exception_type = "std::logic_error";
-  crash.exception_message = "bad";
-  crash.crashed_pid = 77;
-  crash.exit_code = 134;
-  crash.core_dumped = true;
-  crash.crash_time_ns = 123;
-  add(crash, fb::Severity::Critical);
-
-  fb::HealthT health;
-  health.rss_bytes = 512ull << 20;
-  health.cpu_percent = 25.7;
-  health.memory_percent = 81.5;
-  health.disk_percent = 42.0;
-  health.threads = 9;
-  health.open_fds = 31;
-  health.sampled_pid = 4242;
-  health.over_threshold = true;
-  add(health, fb::Severity::Warning);
-
-  fb::LifecycleT lifecycle;
-  lifecycle.phase = fb::Phase::Stopping;
-  lifecycle.reason = "SIGTERM";
-  lifecycle.child_pid = 99;
-  lifecycle.exit_code = 0;
-  lifecycle.signal = 15;
-  lifecycle.core_dumped = false;
-  add(lifecycle, fb::Severity::Info);
-
-  fb::RestartT restart;
-  restart.attempt = 3;
-  restart.reason = fb::RestartReason::Hang;
-  restart.exit_code = -1;
-  restart.signal = 9;
-  restart.delay_ms = 30000;
-  restart.child_pid = 100;
-  add(restart, fb::Severity::Warning);
-
-  fb::CallbackT callback;
-  callback.kind = fb::CallbackKind::Cleanup;
-  callback.name = "close_positions";
-  callback.ok = false;
-  callback.error = "timeout";
-  callback.duration_us = 1500;
-  add(callback, fb::Severity::Error);
-
-  fb::GaugeT gauge;
-  gauge.name = "active_positions";
-  gauge.value = 2;
-  add(gauge, fb::Severity::Info);
-
-  fb::LogLineT log;
-  log.source = "stderr";
-  log.pattern = "ERROR|CRITICAL|FATAL";
-  log.text = "ERROR: lost connection";
-  log.suppressed = 12;
-  add(log, fb::Severity::Warning);
-
-  fb::LimitT limit;
-  limit.kind = fb::LimitKind::Memory;
-  limit.value = 2100;
-  limit.limit = 2048;
-  limit.consecutive = 3;
-  limit.action = fb::LimitAction::Stop;
-  limit.child_pid = 100;
-  add(limit, fb::Severity::Warning);
-
-  fb::ConfigT config;
-  config.component = "recovery";
-  auto entry = [](std::string k, std::string v) {
-    auto e = std::make_unique<fb::ConfigEntryT>();
-    e->key = std::move(k);
-    e->value = std::move(v);
-    return e;
-  };
-  config.entries.push_back(entry("max_restarts", "5"));
-  config.entries.push_back(entry("restart_delay", "30"));
-  add(std::move(config), fb::Severity::Info);
-  return events;
-}
+// One fully populated event of every payload type (tests/support).
+using ::blackbox::testing::SampleEvents;
 
 TEST(Event, EveryPayloadTypeRoundTrips) {
-  auto events = OneOfEach();
+  auto events = SampleEvents();
   ASSERT_EQ(events.size(), static_cast<size_t>(fb::Payload::MAX));
   for (const auto& original : events) {
     std::string bytes = EncodeEvent(original);
@@ -184,7 +82,7 @@ TEST(Event, VerifierRejectsGarbageWithAReason) {
   EXPECT_EQ(VerifyEvent(Bytes(junk), &why), nullptr);
 
   // A real event with its tail cut off must not verify.
-  std::string bytes = EncodeEvent(OneOfEach()[0]);
+  std::string bytes = EncodeEvent(SampleEvents()[0]);
   bytes.resize(bytes.size() / 2);
   EXPECT_EQ(VerifyEvent(Bytes(bytes), &why), nullptr);
 }

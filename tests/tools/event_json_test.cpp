@@ -9,6 +9,7 @@
 #include "blackbox/event.h"
 #include "human_format.h"
 #include "json_writer.h"  // Lower
+#include "sample_events.h"
 
 namespace blackbox::tools {
 namespace {
@@ -148,115 +149,8 @@ TEST(EventJson, EveryFieldOfTheSchemaIsWrittenAndReadBack) {
 }
 
 TEST(EventJson, EveryPayloadTypeRoundTrips) {
-  std::vector<fb::EventT> events;
-  {
-    fb::EventT e = Envelope();
-    fb::CrashT p;
-    p.origin = fb::CrashOrigin::Terminate;
-    p.signal = 6;
-    p.signal_name = "SIGABRT";
-    p.fault_address = 0xffffffffffffffffULL;
-    p.frames = {"f"};
-    p.exception_type = "std::runtime_error";
-    p.exception_message = "boom";
-    p.crashed_pid = 7;
-    p.exit_code = -1;
-    p.core_dumped = true;
-    p.crash_time_ns = -5;
-    e.payload.Set(p);
-    events.push_back(std::move(e));
-  }
-  {
-    fb::EventT e = Envelope();
-    fb::HealthT p;
-    p.rss_bytes = 123456789012ULL;
-    p.cpu_percent = 0.1 + 0.2;  // not representable in a short decimal
-    p.memory_percent = 1e-300;
-    p.disk_percent = 99.99;
-    p.threads = 3;
-    p.open_fds = 4;
-    p.sampled_pid = 5;
-    p.over_threshold = true;
-    e.payload.Set(p);
-    events.push_back(std::move(e));
-  }
-  {
-    fb::EventT e = Envelope();
-    fb::LifecycleT p;
-    p.phase = fb::Phase::Backoff;
-    p.reason = "waiting";
-    p.child_pid = 9;
-    p.exit_code = 3;
-    p.signal = 15;
-    p.core_dumped = false;
-    e.payload.Set(p);
-    events.push_back(std::move(e));
-  }
-  {
-    fb::EventT e = Envelope();
-    fb::RestartT p;
-    p.attempt = 2;
-    p.reason = fb::RestartReason::Unclean;
-    p.delay_ms = 30000;
-    p.child_pid = 10;
-    e.payload.Set(p);
-    events.push_back(std::move(e));
-  }
-  {
-    fb::EventT e = Envelope();
-    fb::CallbackT p;
-    p.kind = fb::CallbackKind::Cleanup;
-    p.name = "close_positions";
-    p.ok = false;
-    p.error = "timeout";
-    p.duration_us = 1234;
-    e.payload.Set(p);
-    events.push_back(std::move(e));
-  }
-  {
-    fb::EventT e = Envelope();
-    fb::GaugeT p;
-    p.name = "active_positions";
-    p.value = -2.5;
-    e.payload.Set(p);
-    events.push_back(std::move(e));
-  }
-  {
-    fb::EventT e = Envelope();
-    fb::LogLineT p;
-    p.source = "stdout";
-    p.pattern = "Traceback";
-    p.text = "Traceback (most recent call last): \xc3\xa9";
-    p.suppressed = 4000000000u;
-    p.dropped_bytes = 5'000'000'000'000ull;  // past 32 bits
-    e.payload.Set(p);
-    events.push_back(std::move(e));
-  }
-  {
-    fb::EventT e = Envelope();
-    fb::LimitT p;
-    p.kind = fb::LimitKind::Heartbeat;
-    p.value = 61000;
-    p.limit = 60000;
-    p.consecutive = 1;
-    p.action = fb::LimitAction::Abort;
-    p.child_pid = 11;
-    e.payload.Set(p);
-    events.push_back(std::move(e));
-  }
-  {
-    fb::EventT e = Envelope();
-    fb::ConfigT p;
-    p.component = "watchdog";
-    for (auto [k, v] : {std::pair{"max_restarts", "10"}, std::pair{"app", "./trader --live"}}) {
-      auto entry = std::make_unique<fb::ConfigEntryT>();
-      entry->key = k;
-      entry->value = v;
-      p.entries.push_back(std::move(entry));
-    }
-    e.payload.Set(std::move(p));
-    events.push_back(std::move(e));
-  }
+  std::vector<fb::EventT> events = ::blackbox::testing::SampleEvents();
+  ASSERT_EQ(events.size(), static_cast<size_t>(fb::Payload::MAX));
   for (const auto& e : events) {
     SCOPED_TRACE(PayloadName(e.payload.type));
     ExpectRoundTrip(e);
