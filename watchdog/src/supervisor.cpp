@@ -46,29 +46,6 @@ constexpr int64_t kStatusIntervalNs = 1'000'000'000;
 
 int64_t SecondsToNs(double seconds) { return static_cast<int64_t>(std::llround(seconds * 1e9)); }
 
-struct ExitInfo {
-  int code = -1;  // exit status when the child exited by itself
-  int signal = 0;
-  bool core_dumped = false;
-  bool clean() const { return code == 0; }
-  std::string Describe() const {
-    if (signal != 0) {
-      return fmt::format("killed by {}{}", SignalName(signal), core_dumped ? " (core dumped)" : "");
-    }
-    return fmt::format("exited with status {}", code);
-  }
-};
-
-ExitInfo DecodeWaitStatus(int status) {
-  ExitInfo info;
-  if (WIFEXITED(status)) info.code = WEXITSTATUS(status);
-  if (WIFSIGNALED(status)) {
-    info.signal = WTERMSIG(status);
-    info.core_dumped = WCOREDUMP(status);
-  }
-  return info;
-}
-
 UniqueFd MakeTimer() {
   return UniqueFd(::timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC));
 }
@@ -506,7 +483,7 @@ void Supervisor::OnChildExit() {
   const int64_t exit_mono = MonoNowNs();
   const int64_t exit_wall = WallNowNs();
   const pid_t pid = child_->pid;
-  const ExitInfo exit = DecodeWaitStatus(*status);
+  const ExitInfo exit = ExitInfo::FromWaitStatus(*status);
   const Cause cause = cause_;  // StartChild below resets cause_
 
   // Whatever is left of the group goes with its leader (systemd's
@@ -521,24 +498,10 @@ void Supervisor::OnChildExit() {
   if (parts_.options.watchdog_timeout > 0 || service_stopping_) Arm(heartbeat_timer_, 0);
   if (alert_outstanding_) Arm(stable_timer_, 0);
 
-  std::optional<fb::RestartReason> reason;
-  if (cause == Cause::kMemory) {
-    reason = fb::RestartReason::Memory;
-  } else if (cause == Cause::kCpu) {
-    reason = fb::RestartReason::Cpu;
-  } else if (cause == Cause::kHang) {
-    reason = fb::RestartReason::Hang;
-  } else if (cause == Cause::kManual) {
-    reason = fb::RestartReason::Manual;
-  } else if (cause == Cause::kNone && exit.signal != 0) {
-    reason = fb::RestartReason::Crash;
-  } else if (cause == Cause::kNone && !exit.clean()) {
-    reason = fb::RestartReason::Failure;  // a non-zero exit status
-  } else if (cause == Cause::kNone && parts_.options.restart == RestartMode::kAlways) {
-    reason = fb::RestartReason::Exit;
-  }
+  const ExitVerdict verdict = JudgeExit(cause, exit, parts_.options.restart);
+  const std::optional<fb::RestartReason> reason = verdict.restart;
   std::optional<RestartDecision> decision;
-  if (cause == Cause::kManual) {
+  if (reason && !verdict.counted) {
     // Asked for: at once, and not counted against the restart budget.
     decision = RestartDecision{.allowed = true, .attempt = policy_.count(), .delay_ns = 0};
   } else if (reason) {
@@ -568,12 +531,9 @@ void Supervisor::OnChildExit() {
     return;
   }
 
-  // A death the watchdog did not order is a crash; a hang's SIGABRT too (the
-  // app's own crash capture records where it hung). Stops for memory or CPU
-  // are the watchdog's doing and are journaled as lifecycle only.
   std::string trigger;  // the event an alert is about
   std::string* keep_trigger = alerts_ ? &trigger : nullptr;
-  if ((cause == Cause::kNone || cause == Cause::kHang) && !exit.clean()) {
+  if (verdict.crash_record) {
     fb::CrashT crash;
     crash.origin = fb::CrashOrigin::Watchdog;
     crash.signal = exit.signal;
@@ -587,12 +547,8 @@ void Supervisor::OnChildExit() {
     Record(fb::Severity::Critical, std::move(payload), Durability::kBuffered, exit_wall,
            keep_trigger);
   }
-  const AlertKind kind = cause == Cause::kHang     ? AlertKind::kHang
-                         : cause == Cause::kMemory ? AlertKind::kMemory
-                         : cause == Cause::kCpu    ? AlertKind::kCpu
-                                                   : AlertKind::kCrash;
-  // A restart on request is what was asked for: nobody needs to be told.
-  const bool alert = cause != Cause::kManual && (cause != Cause::kNone || !exit.clean());
+  const AlertKind kind = verdict.alert_kind;
+  const bool alert = verdict.alert;
 
   const std::string why = fmt::format("{}: child {}", RestartReasonName(*reason), exit.Describe());
   if (!decision->allowed) {

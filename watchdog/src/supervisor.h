@@ -27,6 +27,7 @@
 
 #include "alerts.h"
 #include "blackbox/journal.h"
+#include "exit_verdict.h"
 #include "journal_writer.h"
 #include "metrics_server.h"
 #include "notify_socket.h"
@@ -78,7 +79,7 @@ class Supervisor {
   int Run();
 
  private:
-  enum class Cause { kNone, kHang, kMemory, kCpu, kUserStop, kManual };
+  using Cause = StopCause;
   enum Tag : uint32_t {
     kSignal,
     kChildExit,
