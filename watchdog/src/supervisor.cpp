@@ -42,7 +42,6 @@ constexpr double kOutputFlushSeconds = 0.5;
 constexpr int64_t kDropReportIntervalNs = 1'000'000'000;
 // STATUS= changes are journaled at most once per this interval, coalesced:
 // the latest text at the end of it.
-constexpr int64_t kStatusIntervalNs = 1'000'000'000;
 
 int64_t SecondsToNs(double seconds) { return static_cast<int64_t>(std::llround(seconds * 1e9)); }
 
@@ -92,7 +91,9 @@ Supervisor::Supervisor(SupervisorParts parts)
       writer_(*parts_.journal),
       policy_(PolicyOptions(parts_.options)),
       out_scanner_(&parts_.patterns),
-      err_scanner_(&parts_.patterns) {
+      err_scanner_(&parts_.patterns),
+      readiness_({.watchdog_timeout = parts_.options.watchdog_timeout,
+                  .stop_timeout = parts_.options.stop_timeout}) {
   if (!parts_.alert_programs.empty() || !parts_.alertmanagers.empty()) {
     AlertOptions options;
     options.programs = parts_.alert_programs;
@@ -327,14 +328,10 @@ void Supervisor::StartChild() {
   Watch(child_->err.get(), kStderr);
   cause_ = Cause::kNone;
   stopping_ = false;
-  service_stopping_ = false;
-  ready_ = false;
-  ready_journaled_ = false;
-  pending_status_.clear();
+  readiness_.Start(child_->started_mono_ns);
   last_sample_.reset();
   over_memory_ = 0;
   over_cpu_ = 0;
-  last_heartbeat_ns_ = child_->started_mono_ns;
   if (parts_.options.watchdog_timeout > 0) Arm(heartbeat_timer_, parts_.options.watchdog_timeout);
 }
 
@@ -347,7 +344,7 @@ void Supervisor::RecordSpawn() {
                   running_now ? Durability::kBuffered : Durability::kDurable, -1, 0, false,
                   child_->started_wall_ns);
   if (running_now) {
-    ready_ = true;
+    readiness_.MarkRunning();
     RecordLifecycle(fb::Phase::Running, "", child_->pid, Durability::kDurable);
   }
   // After an alert, a child that stays up this long has recovered.
@@ -495,7 +492,9 @@ void Supervisor::OnChildExit() {
   // Only timers that can be armed are disarmed: each is a syscall on the
   // restart's path.
   if (stopping_) Arm(kill_timer_, 0);
-  if (parts_.options.watchdog_timeout > 0 || service_stopping_) Arm(heartbeat_timer_, 0);
+  if (parts_.options.watchdog_timeout > 0 || readiness_.service_stopping()) {
+    Arm(heartbeat_timer_, 0);
+  }
   if (alert_outstanding_) Arm(stable_timer_, 0);
 
   const ExitVerdict verdict = JudgeExit(cause, exit, parts_.options.restart);
@@ -723,7 +722,7 @@ void Supervisor::OnKillTimer() {
   limit.action = fb::LimitAction::Kill;
   limit.child_pid = child_->pid;
   limit.limit = parts_.options.stop_timeout * 1000;
-  limit.value = static_cast<double>(MonoNowNs() - last_heartbeat_ns_) / 1e6;
+  limit.value = static_cast<double>(MonoNowNs() - readiness_.last_heartbeat_ns()) / 1e6;
   limit.kind = cause_ == Cause::kMemory ? fb::LimitKind::Memory
                : cause_ == Cause::kCpu  ? fb::LimitKind::Cpu
                                         : fb::LimitKind::Heartbeat;
@@ -742,10 +741,10 @@ void Supervisor::OnKillTimer() {
 
 void Supervisor::OnHeartbeatMissed(bool triggered) {
   if (!child_ || stopping_) return;
-  const int64_t now = MonoNowNs();
   // Since the last heartbeat, or since STOPPING=1 when the stop overran.
-  const bool stop_overran = service_stopping_ && !triggered;
-  const int64_t since_ns = now - (stop_overran ? service_stopping_ns_ : last_heartbeat_ns_);
+  const Readiness::Silence silence = readiness_.SilenceAt(MonoNowNs(), triggered);
+  const bool stop_overran = silence.stop_overran;
+  const int64_t since_ns = silence.since_ns;
   fb::LimitT limit;
   limit.kind = fb::LimitKind::Heartbeat;
   limit.value = static_cast<double>(since_ns) / 1e6;
@@ -762,7 +761,7 @@ void Supervisor::OnHeartbeatMissed(bool triggered) {
   // A child that never said READY=1 nor WATCHDOG=1 may not speak the notify protocol at
   // all: say so, or the kill looks like a hang of the program's own.
   std::string never_ready;
-  if (!triggered && !stop_overran && !ready_ && last_heartbeat_ns_ == child_->started_mono_ns) {
+  if (silence.never_spoke) {
     never_ready = fmt::format(
         " (it never sent READY=1: a program that does not speak the notify protocol must run "
         "without --watchdog-timeout)");
@@ -794,59 +793,14 @@ void Supervisor::OnNotify() {
       ++notify_dropped_;
       continue;
     }
-    const int64_t now = MonoNowNs();
-    if (message->status && *message->status != status_text_) {
-      status_text_ = *message->status;
-      if (now - last_status_journaled_ns_ >= kStatusIntervalNs) {
-        last_status_journaled_ns_ = now;
-        pending_status_.clear();
-        // Before READY=1 a --type notify child is still starting.
-        RecordLifecycle(ready_ ? fb::Phase::Running : fb::Phase::Starting, status_text_,
-                        child_->pid, Durability::kBuffered);
-      } else {
-        // Coalesced: the latest text is journaled when the second since the
-        // last one is over (a timer armed only while a status waits).
-        if (pending_status_.empty()) {
-          Arm(status_timer_,
-              static_cast<double>(last_status_journaled_ns_ + kStatusIntervalNs - now) / 1e9);
-        }
-        pending_status_ = status_text_;
-      }
+    Readiness::Actions actions = readiness_.OnMessage(*message, MonoNowNs());
+    for (Readiness::Record& r : actions.journal) {
+      RecordLifecycle(r.phase, r.reason, child_->pid,
+                      r.durable ? Durability::kDurable : Durability::kBuffered);
     }
-    // READY=1 is journaled also when the child was counted as running at its
-    // spawn: it says when the service itself was ready. Its event carries
-    // the latest status, so a status waiting for the rate limit goes with it.
-    if (message->ready && !ready_journaled_) {
-      ready_ = true;
-      ready_journaled_ = true;
-      RecordLifecycle(fb::Phase::Running, status_text_.empty() ? "ready" : status_text_,
-                      child_->pid, Durability::kDurable);
-      if (!status_text_.empty()) {
-        pending_status_.clear();
-        last_status_journaled_ns_ = now;
-        Arm(status_timer_, 0);
-      }
-    }
-    if (message->watchdog) {
-      if (!ready_) {
-        ready_ = true;
-        RecordLifecycle(fb::Phase::Running, status_text_, child_->pid, Durability::kDurable);
-      }
-      last_heartbeat_ns_ = now;
-      // After STOPPING=1 the timer bounds the stop instead.
-      if (!service_stopping_) Arm(heartbeat_timer_, parts_.options.watchdog_timeout);
-    }
-    if (message->stopping && !service_stopping_) {
-      // The heartbeat no longer applies, but the stop is bounded, as
-      // systemd's TimeoutStopSec bounds it: still running --stop-timeout
-      // after STOPPING=1 is a hang (OnHeartbeatMissed).
-      service_stopping_ = true;
-      service_stopping_ns_ = now;
-      RecordLifecycle(fb::Phase::Stopping, "the service reported STOPPING=1", child_->pid,
-                      Durability::kBuffered);
-      Arm(heartbeat_timer_, parts_.options.stop_timeout > 0 ? parts_.options.stop_timeout : 1e-9);
-    }
-    if (message->watchdog_trigger) {
+    if (actions.status_timer) Arm(status_timer_, *actions.status_timer);
+    if (actions.heartbeat_timer) Arm(heartbeat_timer_, *actions.heartbeat_timer);
+    if (actions.triggered) {
       OnHeartbeatMissed(true);
       return;
     }
@@ -882,11 +836,10 @@ void Supervisor::ReportNotifyDropped() {
 }
 
 void Supervisor::FlushStatus() {
-  if (!child_ || pending_status_.empty()) return;
-  RecordLifecycle(ready_ ? fb::Phase::Running : fb::Phase::Starting, pending_status_, child_->pid,
-                  Durability::kBuffered);
-  pending_status_.clear();
-  last_status_journaled_ns_ = MonoNowNs();
+  if (!child_) return;
+  if (std::optional<Readiness::Record> r = readiness_.FlushStatus(MonoNowNs())) {
+    RecordLifecycle(r->phase, r->reason, child_->pid, Durability::kBuffered);
+  }
 }
 
 void Supervisor::OnHealth() {
@@ -894,7 +847,7 @@ void Supervisor::OnHealth() {
   ReportNotifyDropped();
   if (!child_) return;
   const int64_t now = MonoNowNs();
-  if (!pending_status_.empty()) {
+  if (readiness_.status_pending()) {
     FlushStatus();
     Arm(status_timer_, 0);
   }

@@ -34,6 +34,7 @@
 #include "options.h"
 #include "output.h"
 #include "process_tree.h"
+#include "readiness.h"
 #include "restart_policy.h"
 #include "spawn.h"
 #include "unique_fd.h"
@@ -162,13 +163,10 @@ class Supervisor {
   std::optional<fb::RestartT> pending_restart_;  // decided, waiting for its delay
   LineScanner out_scanner_;
   LineScanner err_scanner_;
-  Cause cause_ = Cause::kNone;     // why the current child is being stopped
-  bool stopping_ = false;          // SIGTERM/SIGABRT sent to the current child
-  bool service_stopping_ = false;  // the current child sent STOPPING=1
-  int64_t service_stopping_ns_ = 0;
-  bool ready_ = false;
-  bool ready_journaled_ = false;  // READY=1 of the current child journaled
-  // Journals pending_status_, if any (the status timer fired).
+  Cause cause_ = Cause::kNone;  // why the current child is being stopped
+  bool stopping_ = false;       // SIGTERM/SIGABRT sent to the current child
+  Readiness readiness_;         // the notify protocol's view of the current child
+  // Journals the coalesced status, if one waits (the status timer fired).
   void FlushStatus();
   bool done_ = false;
   int exit_status_ = kExitOk;
@@ -177,10 +175,6 @@ class Supervisor {
   int64_t last_sample_ns_ = 0;
   int over_memory_ = 0;
   int over_cpu_ = 0;
-  int64_t last_heartbeat_ns_ = 0;
-  std::string status_text_;
-  std::string pending_status_;  // a STATUS= not yet journaled (rate limit)
-  int64_t last_status_journaled_ns_ = 0;
   int64_t last_drop_report_ns_ = 0;
   bool told_output_dropped_ = false;
   uint64_t notify_dropped_ = 0;  // datagrams refused by SenderAllowed
