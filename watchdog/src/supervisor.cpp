@@ -92,6 +92,9 @@ Supervisor::Supervisor(SupervisorParts parts)
       policy_(PolicyOptions(parts_.options)),
       out_scanner_(&parts_.patterns),
       err_scanner_(&parts_.patterns),
+      limits_({.max_memory_mb = parts_.options.max_memory_mb,
+               .max_cpu_percent = parts_.options.max_cpu_percent,
+               .cycles = parts_.options.limit_cycles}),
       readiness_({.watchdog_timeout = parts_.options.watchdog_timeout,
                   .stop_timeout = parts_.options.stop_timeout}) {
   if (!parts_.alert_programs.empty() || !parts_.alertmanagers.empty()) {
@@ -330,8 +333,7 @@ void Supervisor::StartChild() {
   stopping_ = false;
   readiness_.Start(child_->started_mono_ns);
   last_sample_.reset();
-  over_memory_ = 0;
-  over_cpu_ = 0;
+  limits_.Reset();
   if (parts_.options.watchdog_timeout > 0) Arm(heartbeat_timer_, parts_.options.watchdog_timeout);
 }
 
@@ -853,51 +855,43 @@ void Supervisor::OnHealth() {
   }
   std::optional<TreeSample> sample = SampleProcessTree(child_->pid);
   if (!sample) return;
-  const Options& o = parts_.options;
   const double rss_mb = static_cast<double>(sample->rss_bytes) / (1024.0 * 1024.0);
   std::optional<double> cpu;
   if (last_sample_) cpu = CpuPercent(*last_sample_, *sample, now - last_sample_ns_);
   last_sample_ = sample;
   last_sample_ns_ = now;
 
-  const bool over_memory = rss_mb > o.max_memory_mb;
-  const bool over_cpu = cpu && *cpu > o.max_cpu_percent;
   fb::HealthT health;
   health.rss_bytes = sample->rss_bytes;
   health.cpu_percent = cpu.value_or(0);
   health.threads = sample->threads;
   health.sampled_pid = child_->pid;
-  health.over_threshold = over_memory || over_cpu;
+  health.over_threshold = limits_.Over(rss_mb, cpu);
   fb::PayloadUnion payload;
   payload.Set(std::move(health));
   Record(fb::Severity::Info, std::move(payload), Durability::kBuffered);
 
   if (stopping_) return;
-  over_memory_ = over_memory ? over_memory_ + 1 : 0;
-  over_cpu_ = over_cpu ? over_cpu_ + 1 : 0;
-  auto breach = [&](fb::LimitKind kind, double value, double limit, int consecutive) {
-    const bool act = consecutive >= o.limit_cycles;
+  for (const LimitTracker::Breach& b : limits_.OnSample(rss_mb, cpu)) {
     fb::LimitT event;
-    event.kind = kind;
-    event.value = value;
-    event.limit = limit;
-    event.consecutive = consecutive;
-    event.action = act ? fb::LimitAction::Stop : fb::LimitAction::Warn;
+    event.kind = b.kind;
+    event.value = b.value;
+    event.limit = b.limit;
+    event.consecutive = b.consecutive;
+    event.action = b.stop ? fb::LimitAction::Stop : fb::LimitAction::Warn;
     event.child_pid = child_->pid;
     fb::PayloadUnion p;
     p.Set(std::move(event));
-    Record(act ? fb::Severity::Error : fb::Severity::Warning, std::move(p),
-           act ? Durability::kDurable : Durability::kBuffered);
-    return act;
-  };
-  if (over_memory_ > 0 && breach(fb::LimitKind::Memory, rss_mb, o.max_memory_mb, over_memory_)) {
-    GracefulStop(Cause::kMemory, fmt::format("memory {:.1f} MB over {} MB for {} samples", rss_mb,
-                                             o.max_memory_mb, over_memory_));
+    Record(b.stop ? fb::Severity::Error : fb::Severity::Warning, std::move(p),
+           b.stop ? Durability::kDurable : Durability::kBuffered);
+    if (!b.stop) continue;
+    const bool memory = b.kind == fb::LimitKind::Memory;
+    GracefulStop(memory ? Cause::kMemory : Cause::kCpu,
+                 memory ? fmt::format("memory {:.1f} MB over {} MB for {} samples", b.value,
+                                      b.limit, b.consecutive)
+                        : fmt::format("cpu {:.1f}% over {}% for {} samples", b.value, b.limit,
+                                      b.consecutive));
     return;
-  }
-  if (over_cpu_ > 0 && breach(fb::LimitKind::Cpu, *cpu, o.max_cpu_percent, over_cpu_)) {
-    GracefulStop(Cause::kCpu, fmt::format("cpu {:.1f}% over {}% for {} samples", *cpu,
-                                          o.max_cpu_percent, over_cpu_));
   }
 }
 

@@ -29,6 +29,7 @@
 #include "blackbox/journal.h"
 #include "exit_verdict.h"
 #include "journal_writer.h"
+#include "limit_tracker.h"
 #include "metrics_server.h"
 #include "notify_socket.h"
 #include "options.h"
@@ -165,6 +166,7 @@ class Supervisor {
   LineScanner err_scanner_;
   Cause cause_ = Cause::kNone;  // why the current child is being stopped
   bool stopping_ = false;       // SIGTERM/SIGABRT sent to the current child
+  LimitTracker limits_;         // samples over --max-memory / --max-cpu in a row
   Readiness readiness_;         // the notify protocol's view of the current child
   // Journals the coalesced status, if one waits (the status timer fired).
   void FlushStatus();
@@ -173,8 +175,6 @@ class Supervisor {
 
   std::optional<TreeSample> last_sample_;
   int64_t last_sample_ns_ = 0;
-  int over_memory_ = 0;
-  int over_cpu_ = 0;
   int64_t last_drop_report_ns_ = 0;
   bool told_output_dropped_ = false;
   uint64_t notify_dropped_ = 0;  // datagrams refused by SenderAllowed
