@@ -1181,9 +1181,13 @@ TEST_F(WatchdogTest, LatestStatusAndReadyAreJournaledAtOnce) {
 // --type notify: starting (with its STATUS= text) until READY=1, as systemd's
 // Type=notify shows activating; --type simple: running once started.
 TEST_F(WatchdogTest, ANotifyTypeChildIsStartingUntilReady) {
+  // READY=1 only once the test has seen "starting" (it creates the file
+  // "go"), however slow the machine.
   const std::string script =
-      "\"$1\" notify STATUS=Loading stay & sleep 2; exec \"$1\" notify READY=1 stay";
-  auto wd = Start({"--type", "notify"}, {"/bin/sh", "-c", script, "sh", kChild});
+      "\"$1\" notify STATUS=Loading stay & while [ ! -e \"$2\" ]; do sleep 0.05; done; "
+      "exec \"$1\" notify READY=1 stay";
+  const std::string go = file("go");
+  auto wd = Start({"--type", "notify"}, {"/bin/sh", "-c", script, "sh", kChild, go});
   std::string out, err;
   auto phase_is = [&](const std::string& phase, const std::string& text) {
     return WaitFor(
@@ -1197,12 +1201,13 @@ TEST_F(WatchdogTest, ANotifyTypeChildIsStartingUntilReady) {
         5);
   };
   EXPECT_TRUE(phase_is("starting", "Loading")) << out << err;
+  blackbox::testing::WriteFile(go, "");
   EXPECT_TRUE(phase_is("running", "")) << out << err;
   ASSERT_EQ(Run({kWatchdog, "--stop", "--state-dir", state()}), 0);
   ASSERT_EQ(wd->Wait(10), 0);
 
   // The same child as --type simple is running at once.
-  auto simple = Start({"--type", "simple"}, {"/bin/sh", "-c", script, "sh", kChild});
+  auto simple = Start({"--type", "simple"}, {"/bin/sh", "-c", script, "sh", kChild, go});
   EXPECT_TRUE(phase_is("running", "Loading")) << out << err;
   ASSERT_EQ(Run({kWatchdog, "--stop", "--state-dir", state()}), 0);
   ASSERT_EQ(simple->Wait(10), 0);

@@ -15,6 +15,8 @@
 #include <cmath>
 #include <cstring>
 
+#include "watchdog_events.h"
+
 namespace blackbox::watchdog {
 namespace {
 
@@ -154,18 +156,10 @@ void Supervisor::Record(fb::Severity severity, fb::PayloadUnion payload, Durabil
 void Supervisor::RecordLifecycle(fb::Phase phase, const std::string& reason, int child_pid,
                                  Durability durability, int exit_code, int signal, bool core_dumped,
                                  int64_t time_ns, std::string* encoded) {
-  fb::LifecycleT lifecycle;
-  lifecycle.phase = phase;
-  lifecycle.reason = reason;
-  lifecycle.child_pid = child_pid;
-  lifecycle.exit_code = exit_code;
-  lifecycle.signal = signal;
-  lifecycle.core_dumped = core_dumped;
-  fb::PayloadUnion payload;
-  payload.Set(std::move(lifecycle));
   const fb::Severity severity =
       phase == fb::Phase::Failed ? fb::Severity::Critical : fb::Severity::Info;
-  Record(severity, std::move(payload), durability, time_ns, encoded);
+  Record(severity, events::Lifecycle(phase, reason, child_pid, exit_code, signal, core_dumped),
+         durability, time_ns, encoded);
 }
 
 bool Supervisor::Setup(std::string* error) {
@@ -215,29 +209,14 @@ int Supervisor::Run() {
   }
 
   // The effective configuration first, then the watchdog's own start.
-  fb::ConfigT config;
-  config.component = "watchdog";
   std::vector<std::pair<std::string, std::string>> entries = OptionEntries(parts_.options);
   // The address the metrics server actually bound (port 0 picks one), for
   // --status and whoever configures the scrape.
   if (parts_.metrics) entries.emplace_back("metrics_address", parts_.metrics->address());
-  for (auto& [key, value] : entries) {
-    auto entry = std::make_unique<fb::ConfigEntryT>();
-    entry->key = key;
-    entry->value = value;
-    config.entries.push_back(std::move(entry));
-  }
-  fb::PayloadUnion payload;
-  payload.Set(std::move(config));
-  Record(fb::Severity::Info, std::move(payload), Durability::kBuffered);
+  Record(fb::Severity::Info, events::Config(entries), Durability::kBuffered);
   RecordLifecycle(fb::Phase::Starting, "watchdog started", 0, Durability::kBuffered);
   for (std::string& warning : parts_.journal_warnings) {
-    fb::ErrorT damage;
-    damage.context = "journal";
-    damage.message = std::move(warning);
-    fb::PayloadUnion p;
-    p.Set(std::move(damage));
-    Record(fb::Severity::Warning, std::move(p), Durability::kDurable);
+    Record(fb::Severity::Warning, events::JournalDamage(std::move(warning)), Durability::kDurable);
   }
 
   // Beside the loop, on its own thread: reads the journal, never the loop's state.
@@ -393,14 +372,7 @@ void Supervisor::Finish(int status) {
 void Supervisor::DrainAndClose(bool is_stderr, UniqueFd& fd, int64_t now_ns) {
   LineScanner& scanner = is_stderr ? err_scanner_ : out_scanner_;
   auto on_match = [&](const LineMatch& m) {
-    fb::LogLineT line;
-    line.source = is_stderr ? "stderr" : "stdout";
-    line.pattern = std::string(m.pattern);
-    line.text = std::string(m.line);
-    line.suppressed = m.suppressed;
-    fb::PayloadUnion payload;
-    payload.Set(std::move(line));
-    Record(fb::Severity::Warning, std::move(payload), Durability::kBuffered);
+    Record(fb::Severity::Warning, events::OutputMatch(is_stderr, m), Durability::kBuffered);
   };
   if (fd) {
     char buf[kReadSlice];
@@ -440,12 +412,7 @@ void Supervisor::ReportDroppedOutput(bool now) {
                       "counted in the journal\n",
                       OutputSink::kQueueBytes / 1024));
     }
-    fb::LogLineT line;
-    line.source = is_stderr ? "stderr" : "stdout";
-    line.dropped_bytes = bytes;
-    fb::PayloadUnion payload;
-    payload.Set(std::move(line));
-    Record(fb::Severity::Warning, std::move(payload), Durability::kBuffered);
+    Record(fb::Severity::Warning, events::OutputDropped(is_stderr, bytes), Durability::kBuffered);
   }
 }
 
@@ -464,14 +431,7 @@ void Supervisor::OnOutput(bool is_stderr) {
   parts_.sink.Write(is_stderr, data);
   ReportDroppedOutput(false);
   (is_stderr ? err_scanner_ : out_scanner_).Feed(data, MonoNowNs(), [&](const LineMatch& m) {
-    fb::LogLineT line;
-    line.source = is_stderr ? "stderr" : "stdout";
-    line.pattern = std::string(m.pattern);
-    line.text = std::string(m.line);
-    line.suppressed = m.suppressed;
-    fb::PayloadUnion payload;
-    payload.Set(std::move(line));
-    Record(fb::Severity::Warning, std::move(payload), Durability::kBuffered);
+    Record(fb::Severity::Warning, events::OutputMatch(is_stderr, m), Durability::kBuffered);
   });
 }
 
@@ -535,18 +495,8 @@ void Supervisor::OnChildExit() {
   std::string trigger;  // the event an alert is about
   std::string* keep_trigger = alerts_ ? &trigger : nullptr;
   if (verdict.crash_record) {
-    fb::CrashT crash;
-    crash.origin = fb::CrashOrigin::Watchdog;
-    crash.signal = exit.signal;
-    if (exit.signal != 0) crash.signal_name = SignalName(exit.signal);
-    crash.crashed_pid = pid;
-    crash.exit_code = exit.code;
-    crash.core_dumped = exit.core_dumped;
-    crash.crash_time_ns = exit_wall;
-    fb::PayloadUnion payload;
-    payload.Set(std::move(crash));
-    Record(fb::Severity::Critical, std::move(payload), Durability::kBuffered, exit_wall,
-           keep_trigger);
+    Record(fb::Severity::Critical, events::ChildCrash(pid, exit, exit_wall), Durability::kBuffered,
+           exit_wall, keep_trigger);
   }
   const AlertKind kind = verdict.alert_kind;
   const bool alert = verdict.alert;
@@ -586,12 +536,7 @@ void Supervisor::OnChildExit() {
     RaiseAlert(kind, pid, exit.signal, exit.code, decision->attempt,
                trigger.empty() ? backoff : trigger);
   }
-  fb::RestartT restart;
-  restart.attempt = decision->attempt;
-  restart.reason = *reason;
-  restart.exit_code = exit.code;
-  restart.signal = exit.signal;
-  restart.delay_ms = decision->delay_ns / 1'000'000;
+  fb::RestartT restart = events::Restart(decision->attempt, *reason, exit, decision->delay_ns);
   if (restart_now) {
     if (!child_) return;  // the spawn failed and was journaled
     restart.child_pid = child_->pid;
@@ -720,23 +665,19 @@ void Supervisor::GracefulStop(Cause cause, const std::string& why) {
 
 void Supervisor::OnKillTimer() {
   if (!child_) return;
-  fb::LimitT limit;
-  limit.action = fb::LimitAction::Kill;
-  limit.child_pid = child_->pid;
-  limit.limit = parts_.options.stop_timeout * 1000;
-  limit.value = static_cast<double>(MonoNowNs() - readiness_.last_heartbeat_ns()) / 1e6;
-  limit.kind = cause_ == Cause::kMemory ? fb::LimitKind::Memory
-               : cause_ == Cause::kCpu  ? fb::LimitKind::Cpu
-                                        : fb::LimitKind::Heartbeat;
+  const fb::LimitKind kind = cause_ == Cause::kMemory ? fb::LimitKind::Memory
+                             : cause_ == Cause::kCpu  ? fb::LimitKind::Cpu
+                                                      : fb::LimitKind::Heartbeat;
   if (cause_ == Cause::kUserStop) {
     RecordLifecycle(
         fb::Phase::Stopping,
         fmt::format("still running {} s after SIGTERM: SIGKILL", parts_.options.stop_timeout),
         child_->pid, Durability::kBuffered);
   } else {
-    fb::PayloadUnion payload;
-    payload.Set(std::move(limit));
-    Record(fb::Severity::Error, std::move(payload), Durability::kBuffered);
+    Record(fb::Severity::Error,
+           events::StopOverran(kind, MonoNowNs() - readiness_.last_heartbeat_ns(),
+                               parts_.options.stop_timeout, child_->pid),
+           Durability::kBuffered);
   }
   ::kill(-child_->pid, SIGKILL);
 }
@@ -747,17 +688,11 @@ void Supervisor::OnHeartbeatMissed(bool triggered) {
   const Readiness::Silence silence = readiness_.SilenceAt(MonoNowNs(), triggered);
   const bool stop_overran = silence.stop_overran;
   const int64_t since_ns = silence.since_ns;
-  fb::LimitT limit;
-  limit.kind = fb::LimitKind::Heartbeat;
-  limit.value = static_cast<double>(since_ns) / 1e6;
-  limit.limit =
-      (stop_overran ? parts_.options.stop_timeout : parts_.options.watchdog_timeout) * 1000;
-  limit.consecutive = 1;
-  limit.action = fb::LimitAction::Abort;
-  limit.child_pid = child_->pid;
-  fb::PayloadUnion payload;
-  payload.Set(std::move(limit));
-  Record(fb::Severity::Error, std::move(payload), Durability::kDurable);
+  Record(fb::Severity::Error,
+         events::HeartbeatMissed(
+             since_ns, stop_overran ? parts_.options.stop_timeout : parts_.options.watchdog_timeout,
+             child_->pid),
+         Durability::kDurable);
   cause_ = Cause::kHang;
   stopping_ = true;
   // A child that never said READY=1 nor WATCHDOG=1 may not speak the notify protocol at
@@ -829,12 +764,7 @@ bool Supervisor::SenderAllowed(pid_t sender) const {
 void Supervisor::ReportNotifyDropped() {
   if (notify_dropped_ == notify_dropped_reported_) return;
   notify_dropped_reported_ = notify_dropped_;
-  fb::GaugeT gauge;
-  gauge.name = "notify_datagrams_dropped";
-  gauge.value = static_cast<double>(notify_dropped_);
-  fb::PayloadUnion payload;
-  payload.Set(std::move(gauge));
-  Record(fb::Severity::Warning, std::move(payload), Durability::kBuffered);
+  Record(fb::Severity::Warning, events::NotifyDropped(notify_dropped_), Durability::kBuffered);
 }
 
 void Supervisor::FlushStatus() {
@@ -861,28 +791,13 @@ void Supervisor::OnHealth() {
   last_sample_ = sample;
   last_sample_ns_ = now;
 
-  fb::HealthT health;
-  health.rss_bytes = sample->rss_bytes;
-  health.cpu_percent = cpu.value_or(0);
-  health.threads = sample->threads;
-  health.sampled_pid = child_->pid;
-  health.over_threshold = limits_.Over(rss_mb, cpu);
-  fb::PayloadUnion payload;
-  payload.Set(std::move(health));
-  Record(fb::Severity::Info, std::move(payload), Durability::kBuffered);
+  Record(fb::Severity::Info, events::Health(*sample, cpu, child_->pid, limits_.Over(rss_mb, cpu)),
+         Durability::kBuffered);
 
   if (stopping_) return;
   for (const LimitTracker::Breach& b : limits_.OnSample(rss_mb, cpu)) {
-    fb::LimitT event;
-    event.kind = b.kind;
-    event.value = b.value;
-    event.limit = b.limit;
-    event.consecutive = b.consecutive;
-    event.action = b.stop ? fb::LimitAction::Stop : fb::LimitAction::Warn;
-    event.child_pid = child_->pid;
-    fb::PayloadUnion p;
-    p.Set(std::move(event));
-    Record(b.stop ? fb::Severity::Error : fb::Severity::Warning, std::move(p),
+    Record(b.stop ? fb::Severity::Error : fb::Severity::Warning,
+           events::LimitBreach(b, child_->pid),
            b.stop ? Durability::kDurable : Durability::kBuffered);
     if (!b.stop) continue;
     const bool memory = b.kind == fb::LimitKind::Memory;
