@@ -1,0 +1,132 @@
+// Journaling and folding every event of the manager, snapshots and the state
+// file (the invariants are at the top of recovery_manager_impl.h).
+#include <fmt/format.h>
+
+#include "blackbox/state_io.h"
+#include "recovery_manager_impl.h"
+
+namespace blackbox {
+
+uint64_t RecoveryManager::Impl::CommitAll(std::span<const std::span<const uint8_t>> events,
+                                          Durability durability) {
+  {
+    std::lock_guard lock(mu_);
+    ++in_flight_;
+  }
+  uint64_t first = 0;
+  if (journal_) {
+    Result<uint64_t> appended = events.size() == 1 ? journal_->Append(events[0], durability)
+                                                   : journal_->AppendAll(events, durability);
+    if (appended.ok()) {
+      first = appended.value();
+    } else {
+      failures_.fetch_add(events.size() - 1);
+      NoteFailure(appended.status());
+    }
+  } else {
+    failures_.fetch_add(events.size());
+  }
+  bool snapshot_due;
+  {
+    std::lock_guard lock(mu_);
+    for (size_t i = 0; i < events.size(); ++i) {
+      // Our own, just-built buffers: no need to verify them again.
+      const fb::Event* parsed = flatbuffers::GetRoot<fb::Event>(events[i].data());
+      Fold(state_, *parsed, options_.stream, first == 0 ? 0 : first + i);
+      ++since_snapshot_;
+    }
+    --in_flight_;
+    snapshot_due = since_snapshot_ >= options_.snapshot_every && in_flight_ == 0;
+  }
+  if (snapshot_due) StoreSnapshot();
+  return first;
+}
+
+void RecoveryManager::Impl::NoteFailure(const Status& status) {
+  failures_.fetch_add(1);
+  if (!failure_reported_.exchange(true)) {
+    fmt::print(stderr,
+               "blackbox: cannot write the journal at {}: {} (the application keeps running; "
+               "events that cannot be written are counted)\n",
+               root_, status.ToString());
+  }
+}
+
+std::string RecoveryManager::Impl::LifecycleEvent(fb::Phase phase, const std::string& reason) {
+  fb::LifecycleT l;
+  l.phase = phase;
+  l.reason = reason;
+  fb::Severity severity = phase == fb::Phase::Error || phase == fb::Phase::Failed
+                              ? fb::Severity::Error
+                              : fb::Severity::Info;
+  return Encode(std::move(l), severity);
+}
+
+void RecoveryManager::Impl::SendStatus(fb::Phase phase, const std::string& reason) {
+  std::string_view name = SeedStatusName(phase);
+  notify_.Send(reason.empty() ? fmt::format("STATUS={}", name)
+                              : fmt::format("STATUS={}: {}", name, reason));
+}
+
+uint64_t RecoveryManager::Impl::Phase(fb::Phase phase, const std::string& reason,
+                                      Durability durability) {
+  const std::string bytes = LifecycleEvent(phase, reason);
+  const uint64_t seq = Commit(Bytes(bytes), durability);
+  SendStatus(phase, reason);
+  return seq;
+}
+
+// A failed append leaves the journal to be reopened by the next call, and a
+// reopen replays the log and flushes what it holds into a synced table file:
+// Sync does that now, so that the buffered records before the failed one are
+// durable when the caller returns, as far as the disk allows. Its failure
+// says nothing new (the failed append was counted and reported).
+void RecoveryManager::Impl::FinalPhase(fb::Phase phase, const std::string& reason) {
+  if (Phase(phase, reason, Durability::kDurable) == 0) SyncAfterFailure();
+}
+
+void RecoveryManager::Impl::SyncAfterFailure() {
+  if (journal_) (void)journal_->Sync();
+}
+
+void RecoveryManager::Impl::StoreSnapshot() {
+  if (!journal_) return;
+  std::string bytes;
+  uint64_t seq = 0;
+  {
+    std::lock_guard lock(mu_);
+    if (in_flight_ != 0) return;  // retried after the next event
+    auto it = state_.covered.find(options_.stream);
+    if (it == state_.covered.end() || it->second == 0) return;
+    seq = it->second;
+    // Covered beyond what the stream holds (events lost to damage, and none
+    // of this run written yet): nothing to store until one is.
+    if (seq > journal_->last_seq()) return;
+    bytes = EncodeSnapshot(state_);
+    since_snapshot_ = 0;
+  }
+  if (Status st = journal_->PutSnapshot(seq, Bytes(bytes)); !st.ok()) NoteFailure(st);
+}
+
+void RecoveryManager::Impl::WriteStateFile() {
+  if (options_.state_file.empty()) return;
+  Status st = WriteStateFileAtomically(options_.state_file, State());
+  if (!st.ok()) {
+    static std::atomic<bool> reported{false};
+    if (!reported.exchange(true)) {
+      fmt::print(stderr, "blackbox: cannot write {}: {}\n", options_.state_file, st.ToString());
+    }
+  }
+}
+
+void RecoveryManager::Impl::SetGauge(std::string_view name, double value) {
+  // The hot path: no object API, one reused builder per thread.
+  thread_local flatbuffers::FlatBufferBuilder fbb(128);
+  fbb.Clear();
+  auto n = fbb.CreateString(name.data(), name.size());
+  auto gauge = fb::CreateGauge(fbb, n, value);
+  FinishEvent(fbb, options_.stream, fb::Severity::Info, fb::Payload::Gauge, gauge.Union());
+  Commit(Bytes(fbb), Durability::kBuffered);
+}
+
+}  // namespace blackbox
