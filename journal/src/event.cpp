@@ -35,9 +35,11 @@ int32_t CachedPid() {
   return pid;
 }
 
-constexpr std::array<std::string_view, 11> kPayloadNames = {
+constexpr std::array<std::string_view, 12> kPayloadNames = {
     "none",     "error", "crash", "health", "lifecycle", "restart",
-    "callback", "gauge", "log",   "limit",  "config"};
+    "callback", "gauge", "log",   "limit",  "config",    "forecast"};
+static_assert(kPayloadNames.size() == static_cast<size_t>(fb::Payload::MAX) + 1,
+              "one name for each payload of the schema");
 
 }  // namespace
 

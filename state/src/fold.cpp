@@ -83,13 +83,19 @@ void FoldWatchdog(SystemState& state, const fb::Event& event, std::string_view s
                          !(has_text && previous_phase == fb::Phase::Starting &&
                            l->child_pid() == w.child_pid && w.child_started_ns != 0);
       w.child_pid = l->child_pid();
-      if (spawn) w.child_started_ns = event.time_ns();
+      if (spawn) {
+        w.child_started_ns = event.time_ns();
+        w.forecast_seconds = 0;  // the child it was about is gone
+        w.forecast_message.clear();
+      }
       if (l->phase() == fb::Phase::Running) w.last_heartbeat_ns = event.time_ns();
       if (has_text &&
           (l->phase() == fb::Phase::Running || (l->phase() == fb::Phase::Starting && !spawn))) {
         w.status_text = l->reason()->str();
       }
       if (l->exit_code() >= 0 || l->signal() > 0) {
+        w.forecast_seconds = 0;  // the child it was about has ended
+        w.forecast_message.clear();
         w.has_last_exit = true;
         w.last_exit_code = l->exit_code();
         w.last_exit_signal = l->signal();
@@ -118,6 +124,12 @@ void FoldWatchdog(SystemState& state, const fb::Event& event, std::string_view s
     case fb::Payload::Error:
       state.error_count += 1;
       break;
+    case fb::Payload::Forecast: {
+      const fb::Forecast* f = event.payload_as_Forecast();
+      w.forecast_seconds = f->cleared() ? 0 : f->seconds_to_limit();
+      w.forecast_message = f->cleared() || f->message() == nullptr ? "" : f->message()->str();
+      break;
+    }
     case fb::Payload::Config: {
       const fb::Config* c = event.payload_as_Config();
       if (c->component() == nullptr || c->component()->string_view() != "watchdog") break;

@@ -72,6 +72,8 @@ std::string EncodeSnapshot(const SystemState& s) {
   t.watchdog->status_text = w.status_text;
   t.watchdog->last_heartbeat_ns = w.last_heartbeat_ns;
   t.watchdog->metrics_address = w.metrics_address;
+  t.watchdog->forecast_seconds = w.forecast_seconds;
+  t.watchdog->forecast_message = w.forecast_message;
   t.memory_percent = s.memory_percent;
   t.disk_percent = s.disk_percent;
   t.threads = s.threads;
@@ -153,6 +155,8 @@ Result<SystemState> DecodeSnapshot(std::span<const uint8_t> bytes) {
     o.status_text = str(w->status_text());
     o.last_heartbeat_ns = w->last_heartbeat_ns();
     o.metrics_address = str(w->metrics_address());
+    o.forecast_seconds = w->forecast_seconds();
+    o.forecast_message = str(w->forecast_message());
   }
   return s;
 }

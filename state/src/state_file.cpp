@@ -156,7 +156,10 @@ std::string SystemStateJson(const SystemState& s, int indent) {
         {"last_exit_signal", w.has_last_exit ? Json(w.last_exit_signal) : Json(nullptr)},
         {"child_rss_mb", Round1(static_cast<double>(w.child_rss_bytes) / 1048576.0)},
         {"child_cpu_percent", Round1(w.child_cpu_percent)},
-        {"status_text", OrNull(w.status_text)}};
+        {"status_text", OrNull(w.status_text)},
+        {"forecast", w.forecast_seconds > 0 ? Json({{"seconds_to_limit", w.forecast_seconds},
+                                                    {"message", w.forecast_message}})
+                                            : Json(nullptr)}};
   } else {
     j["watchdog"] = nullptr;
   }

@@ -14,6 +14,7 @@ namespace {
 using testing::Callback;
 using testing::Error;
 using testing::Folder;
+using testing::Forecast;
 using testing::Gauge;
 using testing::GeneratedEvent;
 using testing::GenerateEvents;
@@ -282,6 +283,22 @@ TEST(Fold, WatchdogConfigGivesTheMetricsAddressOfItsRun) {
   // The next watchdog run without --metrics-listen serves nothing.
   f.Add(kDog, 2, 10, WatchdogConfig({{"max_restarts", "3"}}));
   EXPECT_EQ(f.state.watchdog.metrics_address, "");
+}
+
+TEST(Fold, AForecastHoldsUntilClearedOrTheChildIsReplaced) {
+  Folder f;
+  f.Add(kDog, 1, 1, Lifecycle(fb::Phase::Starting, 50)).Add(kDog, 2, 2, Forecast(30));
+  EXPECT_EQ(f.state.watchdog.forecast_seconds, 30);
+  EXPECT_NE(f.state.watchdog.forecast_message, "");
+  f.Add(kDog, 3, 3, Forecast(0, true));
+  EXPECT_EQ(f.state.watchdog.forecast_seconds, 0);
+  EXPECT_EQ(f.state.watchdog.forecast_message, "");
+  // A new child: the forecast was about the one before.
+  f.Add(kDog, 4, 4, Forecast(12)).Add(kDog, 5, 5, Lifecycle(fb::Phase::Starting, 51));
+  EXPECT_EQ(f.state.watchdog.forecast_seconds, 0);
+  // The app's stream never gives the watchdog a forecast.
+  f.Add(kApp, 6, 1, Forecast(9));
+  EXPECT_EQ(f.state.watchdog.forecast_seconds, 0);
 }
 
 TEST(Fold, TracksCoverageCountAndNewestTime) {

@@ -41,6 +41,8 @@ SystemState BusyState() {
   f.state.max_restarts = 8;
   f.state.max_recovery_attempts = 1;
   f.state.watchdog.metrics_address = "127.0.0.1:9464";
+  f.state.watchdog.forecast_seconds = 21.5;
+  f.state.watchdog.forecast_message = "rss 143 MB rising";
   return f.state;
 }
 
@@ -53,6 +55,8 @@ TEST(Snapshot, RoundTripsEveryField) {
   EXPECT_EQ(back->watchdog.last_exit_signal, 9);
   EXPECT_EQ(back->recovery_attempts, 1);
   EXPECT_EQ(back->watchdog.metrics_address, "127.0.0.1:9464");
+  EXPECT_EQ(back->watchdog.forecast_seconds, 21.5);
+  EXPECT_EQ(back->watchdog.forecast_message, "rss 143 MB rising");
 }
 
 // A field the codec forgets fails here: the comparison is the defaulted one,

@@ -67,6 +67,15 @@ inline fb::GaugeT Gauge(std::string name, double value) {
   return g;
 }
 
+inline fb::ForecastT Forecast(double seconds_to_limit, bool cleared = false) {
+  fb::ForecastT f;
+  f.resource = "rss";
+  f.seconds_to_limit = cleared ? 0 : seconds_to_limit;
+  f.cleared = cleared;
+  if (!cleared) f.message = "rss rising; reaches the limit in ~" + std::to_string(seconds_to_limit);
+  return f;
+}
+
 inline fb::RestartT Restart(fb::RestartReason reason, int attempt = 1) {
   fb::RestartT r;
   r.reason = reason;
@@ -118,7 +127,7 @@ inline std::vector<GeneratedEvent> GenerateEvents(uint32_t seed, size_t count) {
     const std::string stream(watchdog ? kWatchdogStream : kAppStream);
     const int pid = watchdog ? 7 : app_pid;
     TestEvent e;
-    switch (pick(watchdog ? 6 : 9)) {
+    switch (pick(watchdog ? 7 : 9)) {
       case 0: {
         fb::LifecycleT l = Lifecycle(phases[pick(8)], watchdog && pick(2) ? child_pid : 0,
                                      pick(2) ? text("status ") : "");
@@ -183,7 +192,11 @@ inline std::vector<GeneratedEvent> GenerateEvents(uint32_t seed, size_t count) {
                  fb::Severity::Error);
         break;
       case 6:
-        e = Make(stream, t, pid, Gauge(text("gauge_").substr(0, 7), pick(100)));
+        if (watchdog) {
+          e = Make(stream, t, pid, Forecast(1 + pick(600), pick(3) == 0), fb::Severity::Warning);
+        } else {
+          e = Make(stream, t, pid, Gauge(text("gauge_").substr(0, 7), pick(100)));
+        }
         break;
       case 7:
         e = Make(stream, t, pid,

@@ -128,6 +128,17 @@ inline std::vector<fb::EventT> SampleEvents() {
     config.entries.push_back(std::move(entry));
   }
   add(std::move(config), fb::Severity::Info);
+
+  fb::ForecastT forecast;
+  forecast.resource = "rss";
+  forecast.current = 149946368;
+  forecast.slope_per_s = 41943040.5;
+  forecast.limit = 1073741824;
+  forecast.seconds_to_limit = 22.0;
+  forecast.cleared = true;
+  forecast.message = "rss 143 MB rising 40 MB/s; reaches the 1024 MB limit in ~22 s";
+  forecast.child_pid = 101;
+  add(std::move(forecast), fb::Severity::Warning);
   return events;
 }
 

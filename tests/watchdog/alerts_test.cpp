@@ -7,6 +7,7 @@
 
 #include <filesystem>
 
+#include "alertmanager.h"
 #include "options.h"
 
 namespace {
@@ -52,6 +53,18 @@ TEST(AlertSummary, SaysWhoDiedOfWhatWhereAndTheBudget) {
   a.kind = AlertKind::kGaveUp;
   EXPECT_EQ(AlertSummary(a, ""),
             "trader pid 4053 exited with status 3; 5 restarts spent, the watchdog gives up");
+}
+
+TEST(AlertSummary, AForecastSaysWhatIsComing) {
+  Alert a;
+  a.kind = AlertKind::kForecast;
+  a.service = "trader";
+  a.child_pid = 4053;
+  a.detail = "rss 143 MB rising 40 MB/s; reaches the 1024 MB limit in ~22 s";
+  EXPECT_EQ(AlertSummary(a, ""),
+            "trader pid 4053: rss 143 MB rising 40 MB/s; reaches the 1024 MB limit in ~22 s");
+  EXPECT_EQ(AlertKindName(AlertKind::kForecast), "forecast");
+  EXPECT_EQ(AlertmanagerName(AlertKind::kForecast), "BlackboxMemoryForecast");
 }
 
 // The new keys go through the configuration like the others: checked when

@@ -110,6 +110,28 @@ TEST(MetricsFold, ChildRunsFromStartToBackoff) {
   EXPECT_FALSE(s.child_running);
 }
 
+// The gauge counts down to the projected time, and is there only while a
+// forecast holds for a running child.
+TEST(MetricsExposition, MemoryExhaustionOnlyWhileAForecastHolds) {
+  bm::MetricsState s;
+  Fold(s, "watchdog", 1 * kSecond, Lifecycle(fb::Phase::Starting, 42));
+  const std::string metric = "blackbox_memory_exhaustion_seconds";
+  EXPECT_EQ(bm::Exposition(s, {.now_ns = 2 * kSecond}).find(metric), std::string::npos);
+  fb::ForecastT f;
+  f.seconds_to_limit = 30;
+  Fold(s, "watchdog", 2 * kSecond, f);
+  EXPECT_TRUE(Has(bm::Exposition(s, {.now_ns = 12 * kSecond}), metric + " 20"));
+  f.cleared = true;
+  f.seconds_to_limit = 0;
+  Fold(s, "watchdog", 13 * kSecond, f);
+  EXPECT_EQ(bm::Exposition(s, {.now_ns = 14 * kSecond}).find(metric), std::string::npos);
+  f.cleared = false;
+  f.seconds_to_limit = 30;
+  Fold(s, "watchdog", 15 * kSecond, f);
+  Fold(s, "watchdog", 16 * kSecond, Lifecycle(fb::Phase::Backoff, 42));  // the child is gone
+  EXPECT_EQ(bm::Exposition(s, {.now_ns = 17 * kSecond}).find(metric), std::string::npos);
+}
+
 TEST(MetricsFold, RestartBudgetFollowsTheWindow) {
   bm::MetricsState s;
   Fold(s, "watchdog", 0, WatchdogConfig("3", "10"));

@@ -6,6 +6,8 @@
 //   sleep FILE             write "<pid>\n" to FILE, then wait forever
 //   ignore-term FILE       like sleep, but with SIGTERM ignored
 //   hog MB FILE            write "<pid>\n" to FILE, touch MB megabytes, wait forever
+//   leak MB_PER_S FILE     write "<pid>\n" to FILE, then leak MB_PER_S megabytes a
+//                          second (touched), forever
 //   flood MB               write MB megabytes of 1 KiB lines to stdout, sending
 //                          WATCHDOG=1 to $NOTIFY_SOCKET after every 4 MB; exit 0
 //   chatty FILE            write "<pid>\n" to FILE, then 1 KiB lines to stdout
@@ -86,6 +88,28 @@ int main(int argc, char** argv) {
     std::vector<char> memory(bytes);
     for (size_t i = 0; i < bytes; i += 4096) memory[i] = 1;
     WaitForever();
+  }
+  if (mode == "leak" && argc == 4) {
+    // A steady leak: MB_PER_S megabytes a second, touched, in 20 steps a
+    // second, measured from the start so that a late wakeup does not slow it.
+    Append(argv[3], std::to_string(::getpid()) + "\n");
+    const double rate = std::atof(argv[2]) * 1024 * 1024;
+    std::vector<std::vector<char>> held;
+    size_t total = 0;
+    timespec start{};
+    ::clock_gettime(CLOCK_MONOTONIC, &start);
+    while (true) {
+      timespec now{};
+      ::clock_gettime(CLOCK_MONOTONIC, &now);
+      const double elapsed = static_cast<double>(now.tv_sec - start.tv_sec) +
+                             static_cast<double>(now.tv_nsec - start.tv_nsec) / 1e9;
+      const auto want = static_cast<size_t>(rate * elapsed);
+      if (want > total) {
+        held.emplace_back(want - total, 1);  // zero-filled, then touched by the 1s
+        total = want;
+      }
+      ::usleep(50'000);
+    }
   }
   if (mode == "flood" && argc == 3) {
     const long megabytes = std::atol(argv[2]);

@@ -366,6 +366,41 @@ TEST_F(WatchdogTest, HangDetectedWhenSystemdNotifyHeartbeatsStop) {
   EXPECT_GE(abort_ns - start_ns, 900'000'000);
 }
 
+// A child leaking at a steady rate is forecast before its limit stops it:
+// at least three samples before, and with a projected time within 25 % of
+// when the limit was really reached (the first sample over it).
+TEST_F(WatchdogTest, ASteadyLeakIsForecastBeforeTheLimitStopsIt) {
+  auto wd = Start({"--max-memory", "160", "--max-cpu", "1000", "--health-check-interval", "0.1",
+                   "--limit-cycles", "2", "--stop-timeout", "1", "--max-restarts", "0"},
+                  {kChild, "leak", "20", file("starts")});
+  ASSERT_EQ(wd->Wait(60), 1) << ReadFile(file("watchdog.err"));
+
+  auto events = Events();
+  const fb::EventT* forecast = nullptr;
+  const fb::EventT* over = nullptr;  // the first sample over the limit
+  int samples_between = 0;
+  for (const auto& e : events) {
+    if (const fb::ForecastT* f = e->payload.AsForecast(); f && !f->cleared && !forecast) {
+      forecast = e.get();
+    }
+    if (const fb::LimitT* l = e->payload.AsLimit();
+        l && l->kind == fb::LimitKind::Memory && !over) {
+      over = e.get();
+    }
+    if (e->payload.AsHealth() && forecast && !over) ++samples_between;
+  }
+  ASSERT_NE(forecast, nullptr) << "no forecast before the limit";
+  ASSERT_NE(over, nullptr);
+  EXPECT_LT(forecast->time_ns, over->time_ns);
+  EXPECT_GE(samples_between, 3);
+  const fb::ForecastT* f = forecast->payload.AsForecast();
+  const double projected = f->seconds_to_limit;
+  const double real = static_cast<double>(over->time_ns - forecast->time_ns) / 1e9;
+  EXPECT_NEAR(projected, real, real * 0.25) << f->message;
+  EXPECT_NE(f->message.find("reaches the 160 MB limit"), std::string::npos) << f->message;
+  EXPECT_EQ(f->child_pid, std::stoi(Lines(file("starts")).at(0)));
+}
+
 TEST_F(WatchdogTest, MemoryHogIsRestartedWithReasonMemory) {
   // --max-cpu out of reach: touching the pages takes a full core for a moment.
   auto wd = Start({"--max-memory", "64", "--max-cpu", "1000", "--health-check-interval", "0.05",

@@ -149,6 +149,21 @@ struct PayloadFields<fb::Config> {
   }
 };
 
+template <>
+struct PayloadFields<fb::Forecast> {
+  template <class V>
+  static void Visit(V&& v) {
+    v("resource", &fb::Forecast::resource, &fb::ForecastT::resource);
+    v("current", &fb::Forecast::current, &fb::ForecastT::current);
+    v("slope_per_s", &fb::Forecast::slope_per_s, &fb::ForecastT::slope_per_s);
+    v("limit", &fb::Forecast::limit, &fb::ForecastT::limit);
+    v("seconds_to_limit", &fb::Forecast::seconds_to_limit, &fb::ForecastT::seconds_to_limit);
+    v("cleared", &fb::Forecast::cleared, &fb::ForecastT::cleared);
+    v("message", &fb::Forecast::message, &fb::ForecastT::message);
+    v("child_pid", &fb::Forecast::child_pid, &fb::ForecastT::child_pid);
+  }
+};
+
 // Every payload table, in the order of the schema's Payload union. A payload
 // added to the schema and not here fails the static_assert below.
 template <class... Tables>
@@ -164,8 +179,9 @@ struct TableList {
             ...);
   }
 };
-using PayloadTables = TableList<fb::Error, fb::Crash, fb::Health, fb::Lifecycle, fb::Restart,
-                                fb::Callback, fb::Gauge, fb::LogLine, fb::Limit, fb::Config>;
+using PayloadTables =
+    TableList<fb::Error, fb::Crash, fb::Health, fb::Lifecycle, fb::Restart, fb::Callback, fb::Gauge,
+              fb::LogLine, fb::Limit, fb::Config, fb::Forecast>;
 static_assert(PayloadTables::size == static_cast<size_t>(fb::Payload::MAX),
               "a payload of the schema has no field list in event_fields.h");
 

@@ -210,6 +210,13 @@ std::string Summary(const fb::Event& e) {
     case fb::Payload::Config:
       if (auto* p = e.payload_as_Config()) return ConfigSummary(*p);
       break;
+    case fb::Payload::Forecast:
+      if (auto* p = e.payload_as_Forecast()) {
+        if (p->cleared())
+          return fmt::format("forecast cleared: {} no longer rising", Str(p->resource()));
+        return fmt::format("forecast: {}", Str(p->message()));
+      }
+      break;
     default:
       return fmt::format("(event type {} unknown to this build)",
                          static_cast<int>(e.payload_type()));

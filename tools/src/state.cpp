@@ -78,6 +78,9 @@ void PrintHuman(const SystemState& s, bool colour) {
                                          : fmt::format("exit {}", w.last_exit_code),
                  RestartReasonName(w.last_restart_reason));
     }
+    if (w.forecast_seconds > 0) {
+      fmt::print("forecast       {}\n", Paint(w.forecast_message, kRed, colour));
+    }
     // STATUS= is the child's own text and outlives it in the fold: say that
     // it is the last thing the child reported, not what it is doing now.
     if (!w.status_text.empty()) {

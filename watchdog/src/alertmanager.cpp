@@ -60,6 +60,8 @@ std::string_view AlertmanagerName(AlertKind kind) {
       return "BlackboxGaveUp";
     case AlertKind::kRecovered:
       return "";
+    case AlertKind::kForecast:
+      return "BlackboxMemoryForecast";
   }
   return "";
 }

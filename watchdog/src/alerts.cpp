@@ -67,6 +67,8 @@ std::string_view AlertKindName(AlertKind kind) {
       return "gave-up";
     case AlertKind::kRecovered:
       return "recovered";
+    case AlertKind::kForecast:
+      return "forecast";
   }
   return "unknown";
 }
@@ -105,6 +107,8 @@ std::string AlertSummary(const Alert& a, std::string_view frame) {
                          a.max_restarts);
     case AlertKind::kRecovered:
       return fmt::format("{} has run stably for {:.0f} s", who, a.stable_seconds);
+    case AlertKind::kForecast:
+      return fmt::format("{}: {}", who, a.detail);
   }
   return who;
 }

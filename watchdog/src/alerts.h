@@ -41,9 +41,9 @@ namespace blackbox::watchdog {
 
 class AlertmanagerClient;
 
-enum class AlertKind { kCrash, kHang, kMemory, kCpu, kGaveUp, kRecovered };
-inline constexpr size_t kAlertKinds = 6;
-// "crash", "hang", "memory", "cpu", "gave-up", "recovered".
+enum class AlertKind { kCrash, kHang, kMemory, kCpu, kGaveUp, kRecovered, kForecast };
+inline constexpr size_t kAlertKinds = 7;
+// "crash", "hang", "memory", "cpu", "gave-up", "recovered", "forecast".
 std::string_view AlertKindName(AlertKind kind);
 
 // What the loop knows when it raises an alert.
@@ -57,6 +57,7 @@ struct Alert {
   int max_restarts = 0;
   std::string event;          // the triggering event, encoded (EncodeEvent)
   double stable_seconds = 0;  // kRecovered: how long the child has run
+  std::string detail;         // kForecast: the forecast's message
 };
 
 // At most one alert per kind per interval. Pure: the caller passes the clock.

@@ -295,6 +295,9 @@ int Main(int argc, char** argv) {
       {"restart_window", "seconds in which --max-restarts applies; 0 = the whole run"},
       {"backoff_max", "cap of the doubled delay with --backoff, seconds (default 300)"},
       {"limit_cycles", "consecutive samples over a limit before acting (default 3)"},
+      {"forecast_horizon",
+       "warn when the memory trend reaches --max-memory within SEC seconds; 0 = off (default "
+       "600)"},
       {"log_file", "write the child's output here (size-rotated) instead of passing it through"},
       {"log_max_mb", "rotate the log file past this size, MB (default 10)"},
       {"notify_access", "main | all: who may use the notify socket (default all: the group)"},
@@ -329,6 +332,7 @@ int Main(int argc, char** argv) {
       {"restart_window", "SEC"},
       {"backoff_max", "SEC"},
       {"limit_cycles", "N"},
+      {"forecast_horizon", "SEC"},
       {"log_file", "PATH"},
       {"log_max_mb", "MB"},
       {"notify_access", "main|all"},

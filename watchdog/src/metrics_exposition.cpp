@@ -87,6 +87,15 @@ std::string Exposition(const MetricsState& s, const ExpositionInputs& in) {
   w.Family("blackbox_child_cpu_percent", "gauge",
            "CPU of the child's process tree at the last health sample, percent of one core.");
   w.Sample("blackbox_child_cpu_percent", s.child_cpu_percent);
+  // Only while a forecast holds, so that absent() and a missing series mean
+  // "no forecast".
+  if (s.memory_exhaustion_ns != 0 && s.child_running) {
+    w.Family("blackbox_memory_exhaustion_seconds", "gauge",
+             "Seconds until the child's memory reaches --max-memory, as its trend projects "
+             "(only while a forecast holds).");
+    w.Sample("blackbox_memory_exhaustion_seconds",
+             std::max(0.0, static_cast<double>(s.memory_exhaustion_ns - in.now_ns) / 1e9));
+  }
 
   w.Family("blackbox_restarts_total", "counter", "Restarts of the child by the watchdog.");
   const std::vector<std::string_view> reasons = RestartReasons();

@@ -62,13 +62,22 @@ void FoldWatchdog(MetricsState& s, const fb::Event& event) {
         const bool status = l->reason() != nullptr && l->reason()->size() > 0 && s.child_running &&
                             s.child_started_ns != 0;
         s.child_running = true;
-        if (!status) s.child_started_ns = event.time_ns();
+        if (!status) {
+          s.child_started_ns = event.time_ns();
+          s.memory_exhaustion_ns = 0;
+        }
       } else if (phase == fb::Phase::Running) {
         s.child_running = true;
       } else if (phase == fb::Phase::Backoff || phase == fb::Phase::Stopped ||
                  phase == fb::Phase::Failed) {
         s.child_running = false;
       }
+      break;
+    }
+    case fb::Payload::Forecast: {
+      const fb::Forecast* f = event.payload_as_Forecast();
+      s.memory_exhaustion_ns =
+          f->cleared() ? 0 : event.time_ns() + static_cast<int64_t>(f->seconds_to_limit() * 1e9);
       break;
     }
     case fb::Payload::Restart: {

@@ -63,6 +63,9 @@ struct MetricsState {
   int64_t child_started_ns = 0;
   uint64_t child_rss_bytes = 0;
   double child_cpu_percent = 0;
+  // When a memory forecast holds: the wall time its projection reaches the
+  // limit (0: none). Cleared by a cleared forecast and by a new child.
+  int64_t memory_exhaustion_ns = 0;
 
   int max_restarts = 10;           // the watchdog's default until its Config says
   int64_t restart_window_ns = 0;   // 0 = the whole watchdog run

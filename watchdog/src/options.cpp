@@ -119,6 +119,7 @@ const std::vector<std::string_view>& OptionKeys() {
                                                      "backoff",
                                                      "backoff_max",
                                                      "limit_cycles",
+                                                     "forecast_horizon",
                                                      "log_file",
                                                      "log_max_mb",
                                                      "error_patterns",
@@ -187,6 +188,7 @@ std::optional<std::string> SetOption(Options& o, std::string_view key, std::stri
   if (key == "backoff") return SetBool(o.backoff, value);
   if (key == "backoff_max") return SetSeconds(o.backoff_max, value);
   if (key == "limit_cycles") return SetCount(o.limit_cycles, value, 1);
+  if (key == "forecast_horizon") return SetSeconds(o.forecast_horizon, value);
   if (key == "log_max_mb") return SetPositive(o.log_max_mb, value);
   if (key == "journal") {
     if (value.empty()) return std::string("the journal directory must not be empty");
@@ -256,6 +258,7 @@ std::vector<std::pair<std::string, std::string>> OptionEntries(const Options& o)
       {"backoff", o.backoff ? "true" : "false"},
       {"backoff_max", Text(o.backoff_max)},
       {"limit_cycles", std::to_string(o.limit_cycles)},
+      {"forecast_horizon", Text(o.forecast_horizon)},
       {"log_file", o.log_file},
       {"log_max_mb", Text(o.log_max_mb)},
       {"error_patterns", TomlArray(o.error_patterns)},
@@ -377,6 +380,7 @@ std::optional<std::string> SaveOptionsFile(const std::string& path, const Option
   table.insert("backoff", o.backoff);
   table.insert("backoff_max", o.backoff_max);
   table.insert("limit_cycles", o.limit_cycles);
+  table.insert("forecast_horizon", o.forecast_horizon);
   table.insert("log_file", o.log_file);
   table.insert("log_max_mb", o.log_max_mb);
   table.insert("error_patterns", std::move(patterns));

@@ -46,6 +46,9 @@ struct Options {
   double backoff_max = 300;  // cap of the doubled delay, seconds
   // Consecutive samples over a limit before the child is stopped.
   int limit_cycles = 3;
+  // Warn (a Forecast event) when the child's memory trend reaches
+  // --max-memory within this many seconds; 0 turns forecasts off.
+  double forecast_horizon = 600;
   // The child's output goes here (size-rotated) instead of the watchdog's own.
   std::string log_file;
   double log_max_mb = 10;  // rotate when the log file grows past this

@@ -97,6 +97,8 @@ Supervisor::Supervisor(SupervisorParts parts)
       limits_({.max_memory_mb = parts_.options.max_memory_mb,
                .max_cpu_percent = parts_.options.max_cpu_percent,
                .cycles = parts_.options.limit_cycles}),
+      forecaster_(ForecastOptions{.horizon_ns = SecondsToNs(parts_.options.forecast_horizon),
+                                  .limit = parts_.options.max_memory_mb * 1024.0 * 1024.0}),
       readiness_({.watchdog_timeout = parts_.options.watchdog_timeout,
                   .stop_timeout = parts_.options.stop_timeout}) {
   if (!parts_.alert_programs.empty() || !parts_.alertmanagers.empty()) {
@@ -313,6 +315,7 @@ void Supervisor::StartChild() {
   readiness_.Start(child_->started_mono_ns);
   last_sample_.reset();
   limits_.Reset();
+  forecaster_.Reset();
   if (parts_.options.watchdog_timeout > 0) Arm(heartbeat_timer_, parts_.options.watchdog_timeout);
 }
 
@@ -336,7 +339,7 @@ void Supervisor::RecordSpawn() {
 }
 
 void Supervisor::RaiseAlert(AlertKind kind, pid_t pid, int signal, int exit_code, int restarts,
-                            std::string event) {
+                            std::string event, std::string detail) {
   if (!alerts_) return;
   Alert alert;
   alert.kind = kind;
@@ -347,8 +350,10 @@ void Supervisor::RaiseAlert(AlertKind kind, pid_t pid, int signal, int exit_code
   alert.restarts = restarts;
   alert.max_restarts = parts_.options.max_restarts;
   alert.event = std::move(event);
+  alert.detail = std::move(detail);
   alerts_->Raise(std::move(alert));
-  alert_outstanding_ = kind != AlertKind::kGaveUp;
+  // A forecast is a warning about a run still going: nothing to recover from.
+  if (kind != AlertKind::kForecast) alert_outstanding_ = kind != AlertKind::kGaveUp;
 }
 
 void Supervisor::OnStable() {
@@ -795,6 +800,17 @@ void Supervisor::OnHealth() {
          Durability::kBuffered);
 
   if (stopping_) return;
+  if (std::optional<ForecastEvent> f =
+          forecaster_.Observe(now, static_cast<double>(sample->rss_bytes))) {
+    std::string encoded;
+    Record(f->cleared ? fb::Severity::Info : fb::Severity::Warning,
+           events::Forecast(*f, child_->pid), Durability::kBuffered, 0,
+           alerts_ && !f->cleared ? &encoded : nullptr);
+    if (!f->cleared) {
+      RaiseAlert(AlertKind::kForecast, child_->pid, 0, -1, policy_.count(), std::move(encoded),
+                 f->message);
+    }
+  }
   for (const LimitTracker::Breach& b : limits_.OnSample(rss_mb, cpu)) {
     Record(b.stop ? fb::Severity::Error : fb::Severity::Warning,
            events::LimitBreach(b, child_->pid),

@@ -28,6 +28,7 @@
 #include "alerts.h"
 #include "blackbox/journal.h"
 #include "exit_verdict.h"
+#include "forecast.h"
 #include "journal_writer.h"
 #include "limit_tracker.h"
 #include "metrics_server.h"
@@ -134,7 +135,7 @@ class Supervisor {
               int64_t time_ns = 0, std::string* encoded = nullptr);
   // Queues an alert about the child that just ended (no-op without --alert-exec).
   void RaiseAlert(AlertKind kind, pid_t pid, int signal, int exit_code, int restarts,
-                  std::string event);
+                  std::string event, std::string detail = "");
   // The child has run the stable period since an alert: kRecovered.
   void OnStable();
   void RecordLifecycle(fb::Phase phase, const std::string& reason, int child_pid,
@@ -167,6 +168,7 @@ class Supervisor {
   Cause cause_ = Cause::kNone;  // why the current child is being stopped
   bool stopping_ = false;       // SIGTERM/SIGABRT sent to the current child
   LimitTracker limits_;         // samples over --max-memory / --max-cpu in a row
+  Forecaster forecaster_;       // the child's memory against --max-memory
   Readiness readiness_;         // the notify protocol's view of the current child
   // Journals the coalesced status, if one waits (the status timer fired).
   void FlushStatus();

@@ -127,6 +127,19 @@ fb::PayloadUnion StopOverran(fb::LimitKind kind, int64_t since_ns, double stop_t
   return Payload(std::move(limit));
 }
 
+fb::PayloadUnion Forecast(const ForecastEvent& forecast, int pid) {
+  fb::ForecastT f;
+  f.resource = "rss";
+  f.current = forecast.current;
+  f.slope_per_s = forecast.slope_per_s;
+  f.limit = forecast.limit;
+  f.seconds_to_limit = forecast.seconds_to_limit;
+  f.cleared = forecast.cleared;
+  f.message = forecast.message;
+  f.child_pid = pid;
+  return Payload(std::move(f));
+}
+
 fb::PayloadUnion NotifyDropped(uint64_t count) {
   fb::GaugeT gauge;
   gauge.name = "notify_datagrams_dropped";

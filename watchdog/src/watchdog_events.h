@@ -11,6 +11,7 @@
 
 #include "blackbox/event.h"
 #include "exit_verdict.h"
+#include "forecast.h"
 #include "limit_tracker.h"
 #include "output.h"
 #include "process_tree.h"
@@ -43,6 +44,8 @@ fb::PayloadUnion LimitBreach(const LimitTracker::Breach& breach, int pid);
 fb::PayloadUnion HeartbeatMissed(int64_t silent_ns, double limit_seconds, int pid);
 // Still running --stop-timeout after it was told to stop: SIGKILL.
 fb::PayloadUnion StopOverran(fb::LimitKind kind, int64_t since_ns, double stop_timeout, int pid);
+// The child's memory heading for --max-memory (or the forecast cleared).
+fb::PayloadUnion Forecast(const ForecastEvent& forecast, int pid);
 // Notify datagrams refused (a sender outside the child), counted so far.
 fb::PayloadUnion NotifyDropped(uint64_t count);
 

@@ -62,6 +62,10 @@ struct WatchdogInfo {
   std::string status_text;  // the child's last STATUS=
   int64_t last_heartbeat_ns = 0;
   std::string metrics_address;  // where its /metrics listens; empty when off
+  // The memory forecast that holds (a Forecast warning not yet cleared, of
+  // the current child): seconds to the limit when it was given; 0 when none.
+  double forecast_seconds = 0;
+  std::string forecast_message;
 
   friend bool operator==(const WatchdogInfo&, const WatchdogInfo&) = default;
 };
@@ -131,6 +135,9 @@ struct SystemState {
 //   Error                       error_count += 1.
 //   Config "watchdog"           metrics_address = its entry of that name
 //                               (empty when absent: the server is off).
+//   Forecast                    forecast_seconds, forecast_message (both
+//                               cleared by a cleared one, by the child's
+//                               exit, and by the spawn of a new child).
 // Events of any other stream (the application) update the app's fields:
 //   Lifecycle   status = phase. Starting begins a run: pid = event pid,
 //               run_started_ns = time; the per-run fields (health figures,
@@ -179,7 +186,8 @@ std::string_view SeedStatusName(fb::Phase phase);
 //   last_error       null, or the last error's message
 // Extras: "gauges", "pid", "memory_percent", "disk_percent", "threads",
 // "open_fds", "error_count", "crash_count", "health_warnings", "event_count",
-// "last_error_detail", "last_crash", "watchdog", "covered". In the extras,
+// "last_error_detail", "last_crash", "watchdog" (with "forecast": the memory
+// forecast that holds, or null), "covered". In the extras,
 // every time is RFC 3339 UTC ("2024-01-15T10:30:00.000000000Z") and every
 // absent value (an empty text, no exit yet) is null; only the seed's
 // "timestamp" keeps the seed's local form, for the seed's readers.
