@@ -155,5 +155,22 @@ TEST_F(TourIncidents, ASignatureOutlivesARebuildThatMovesCode) {
   EXPECT_EQ(total, incidents.size());
 }
 
+// `state` says how the run ended beside its last exit, never the reason of
+// a restart that came before it (or, with none, the first reason's name).
+TEST(StateAfterTheRun, TheLastExitSaysHowTheRunEnded) {
+  TempDir dir;
+  const std::string journal = dir / "journal";
+  auto wd = ::blackbox::testing::RunProcess({BLACKBOX_WATCHDOG_BIN, "--state-dir", dir / "wd",
+                                             "--journal", journal, "--max-restarts", "0", "--",
+                                             "/bin/sh", "-c", "exit 3"});
+  ASSERT_EQ(wd.exit_code, 1) << wd.err;
+  ToolResult r = RunTool({"--journal", journal, "state"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(r.out.find("last exit      exit 3 (restarts spent: the watchdog gave up)\n"),
+            std::string::npos)
+      << r.out;
+  EXPECT_EQ(r.out.find("(crash)"), std::string::npos) << r.out;
+}
+
 }  // namespace
 }  // namespace blackbox::tools::testing

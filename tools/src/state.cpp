@@ -73,10 +73,22 @@ void PrintHuman(const SystemState& s, bool colour) {
     fmt::print("watchdog       pid {}, child {} {}, {} restarts in window, {} in total\n",
                w.watchdog_pid, w.child_pid, phase(w.phase), w.restart_count, w.total_restarts);
     if (w.has_last_exit) {
-      fmt::print("last exit      {} ({})\n",
+      // The last restart's reason belongs to this exit only when a restart
+      // followed it: the Restart event is written when the new child starts.
+      std::string after;
+      if (w.phase == fb::Phase::Stopped) {
+        after = "the run was stopped";
+      } else if (w.phase == fb::Phase::Failed) {
+        after = "restarts spent: the watchdog gave up";
+      } else if (w.phase == fb::Phase::Backoff) {
+        after = "waiting to restart";
+      } else if (w.total_restarts > 0) {
+        after = fmt::format("restarted: {}", RestartReasonName(w.last_restart_reason));
+      }
+      fmt::print("last exit      {}{}\n",
                  w.last_exit_signal != 0 ? SignalName(w.last_exit_signal)
                                          : fmt::format("exit {}", w.last_exit_code),
-                 RestartReasonName(w.last_restart_reason));
+                 after.empty() ? "" : " (" + after + ")");
     }
     if (w.forecast_seconds > 0) {
       fmt::print("forecast       {}\n", Paint(w.forecast_message, kRed, colour));
