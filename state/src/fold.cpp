@@ -85,6 +85,7 @@ void FoldWatchdog(SystemState& state, const fb::Event& event, std::string_view s
       w.child_pid = l->child_pid();
       if (spawn) {
         w.child_started_ns = event.time_ns();
+        w.status_text.clear();   // the STATUS= of the child before: this one has said nothing
         w.forecast_seconds = 0;  // the child it was about is gone
         w.forecast_message.clear();
       }

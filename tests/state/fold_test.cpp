@@ -285,6 +285,18 @@ TEST(Fold, WatchdogConfigGivesTheMetricsAddressOfItsRun) {
   EXPECT_EQ(f.state.watchdog.metrics_address, "");
 }
 
+// The STATUS= a child sent is its own: the next child has said nothing yet.
+TEST(Fold, ANewChildStartsWithoutTheStatusOfTheOneBefore) {
+  Folder f;
+  f.Add(kDog, 1, 1, Lifecycle(fb::Phase::Starting, 50))
+      .Add(kDog, 2, 2, Lifecycle(fb::Phase::Running, 50, "ready: accepting orders"));
+  EXPECT_EQ(f.state.watchdog.status_text, "ready: accepting orders");
+  f.Add(kDog, 3, 3, Lifecycle(fb::Phase::Backoff, 50));
+  EXPECT_EQ(f.state.watchdog.status_text, "ready: accepting orders");  // its last words
+  f.Add(kDog, 4, 4, Lifecycle(fb::Phase::Starting, 51));
+  EXPECT_EQ(f.state.watchdog.status_text, "");
+}
+
 TEST(Fold, AForecastHoldsUntilClearedOrTheChildIsReplaced) {
   Folder f;
   f.Add(kDog, 1, 1, Lifecycle(fb::Phase::Starting, 50)).Add(kDog, 2, 2, Forecast(30));

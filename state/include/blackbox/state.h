@@ -121,8 +121,9 @@ struct SystemState {
 //   Lifecycle, child_pid == 0   the watchdog itself: phase; Starting also sets
 //                               watchdog_pid (event pid), started_ns and
 //                               resets restart_count.
-//   Lifecycle, child_pid != 0   the child: phase, child_pid; Starting sets
-//                               child_started_ns; Running sets
+//   Lifecycle, child_pid != 0   the child: phase, child_pid; a spawn sets
+//                               child_started_ns and clears status_text
+//                               and the forecast; Running sets
 //                               last_heartbeat_ns and, when reason is not
 //                               empty, status_text (the child's STATUS=);
 //                               exit_code >= 0 or signal > 0 records the
