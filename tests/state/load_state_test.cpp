@@ -5,6 +5,7 @@
 #include "blackbox/journal.h"
 #include "blackbox/state_io.h"
 #include "event_builders.h"
+#include "temp_dir.h"
 
 namespace blackbox {
 namespace {
@@ -14,15 +15,6 @@ namespace fs = std::filesystem;
 
 class LoadStateTest : public ::testing::Test {
  protected:
-  void SetUp() override {
-    root_ = (fs::temp_directory_path() /
-             ("bb_load_state_" + std::to_string(::getpid()) + "_" +
-              ::testing::UnitTest::GetInstance()->current_test_info()->name()))
-                .string();
-    fs::remove_all(root_);
-  }
-  void TearDown() override { fs::remove_all(root_); }
-
   std::unique_ptr<Journal> OpenStream(std::string_view stream) {
     auto j = Journal::Open(root_, stream);
     EXPECT_TRUE(j.ok()) << j.status().ToString();
@@ -37,7 +29,8 @@ class LoadStateTest : public ::testing::Test {
     Fold(expected_, *e.event(), j.stream(), seq.value());
   }
 
-  std::string root_;
+  TempDir tmp_;
+  std::string root_ = tmp_ / "journal";  // made by the first Journal::Open
   SystemState expected_;
 };
 

@@ -7,6 +7,7 @@
 
 #include "blackbox/state_io.h"
 #include "event_builders.h"
+#include "temp_dir.h"
 
 namespace blackbox {
 namespace {
@@ -80,15 +81,8 @@ TEST(SystemStateJson, InvalidUtf8InAMessageStillGivesValidJson) {
 
 class StateFileTest : public ::testing::Test {
  protected:
-  void SetUp() override {
-    dir_ = fs::temp_directory_path() /
-           ("bb_state_file_" + std::to_string(::getpid()) + "_" +
-            ::testing::UnitTest::GetInstance()->current_test_info()->name());
-    fs::remove_all(dir_);
-    fs::create_directories(dir_);
-  }
-  void TearDown() override { fs::remove_all(dir_); }
-  fs::path dir_;
+  TempDir tmp_;
+  fs::path dir_ = tmp_.path();
 };
 
 TEST_F(StateFileTest, WritesMode0600AndLeavesNoTempFiles) {
