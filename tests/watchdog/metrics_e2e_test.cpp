@@ -32,6 +32,7 @@
 #include "blackbox/event.h"
 #include "blackbox/journal.h"
 #include "process.h"
+#include "temp_dir.h"
 
 namespace {
 
@@ -129,15 +130,10 @@ class Process {
 
 class MetricsTest : public ::testing::Test {
  protected:
-  void SetUp() override {
-    char pattern[] = "/tmp/bbmetrics.XXXXXX";
-    dir_ = ::mkdtemp(pattern);
-  }
+  // The servers go before the scratch directory they write to.
   void TearDown() override {
     prometheus_.reset();
     watchdogs_.clear();
-    std::error_code ec;
-    fs::remove_all(dir_, ec);
   }
   std::string file(std::string_view name) const { return dir_ + "/" + std::string(name); }
   std::string journal() const { return file("journal"); }
@@ -242,7 +238,8 @@ class MetricsTest : public ::testing::Test {
                         starts, crashes)};
   }
 
-  std::string dir_;
+  blackbox::testing::TempDir tmp_;
+  std::string dir_ = tmp_.path();
   std::vector<std::unique_ptr<Process>> watchdogs_;
   std::unique_ptr<Process> prometheus_;
 };
@@ -770,6 +767,48 @@ TEST_F(AlertmanagerTest, ARealAlertmanagerGetsTheCrashAndItsResolution) {
       << Alerts(port, "BlackboxCrash")[0].dump();
   // The deliveries were journaled, no outage.
   for (const auto& run : AlertRuns()) EXPECT_TRUE(run->ok) << run->name << ": " << run->error;
+}
+
+// A child leaking 20 MB/s under a 160 MB limit: a real Alertmanager holds
+// the BlackboxMemoryForecast alert, with the forecast's projection in its
+// summary, before the watchdog's memory limit stops the child.
+TEST_F(AlertmanagerTest, AMemoryForecastReachesARealAlertmanagerBeforeTheLimit) {
+  if (access(kAlertmanager.c_str(), X_OK) != 0) GTEST_SKIP() << "needs " << kAlertmanager;
+  const int port = StartAlertmanager();
+  ASSERT_GT(port, 0) << ReadFile(file("alertmanager.err"));
+  Process wd(
+      Watchdog({"--name", "leaky", "--max-memory", "160", "--max-cpu", "1000",
+                "--health-check-interval", "0.1", "--limit-cycles", "2", "--stop-timeout", "1",
+                "--max-restarts", "0", "--alertmanager", fmt::format("http://127.0.0.1:{}", port)},
+               {kChild, "leak", "20", file("starts")}),
+      file("wd.out"), file("wd.err"));
+  std::vector<nlohmann::json> firing;
+  ASSERT_TRUE(
+      WaitFor([&] { return !(firing = Alerts(port, "BlackboxMemoryForecast")).empty(); }, 30))
+      << ReadFile(file("wd.err"));
+  const double received = UnixTime(firing[0]["updatedAt"].get<std::string>());
+  const nlohmann::json& a = firing[0];
+  EXPECT_EQ(a["labels"]["service"], "leaky");
+  const std::string summary = a["annotations"]["summary"].get<std::string>();
+  EXPECT_EQ(summary.rfind("leaky", 0), 0u) << summary;
+  EXPECT_NE(summary.find("reaches the 160 MB limit in ~"), std::string::npos) << summary;
+
+  // The limit stop comes after the alert was received.
+  ASSERT_EQ(wd.Wait(60), 1) << ReadFile(file("wd.err"));  // --max-restarts 0: gave up
+  std::optional<double> stopped;
+  auto reader = blackbox::Reader::Open(journal(), blackbox::kWatchdogStream);
+  ASSERT_TRUE(reader.ok());
+  reader.value()->Scan({}, [&](const blackbox::Record& r) {
+    if (const fb::Limit* l = r.event->payload_as_Limit(); l != nullptr &&
+                                                          l->kind() == fb::LimitKind::Memory &&
+                                                          l->action() != fb::LimitAction::Warn) {
+      stopped = r.event->time_ns() / 1e9;
+    }
+    return !stopped;
+  });
+  ASSERT_TRUE(stopped) << "no memory limit stop";
+  std::printf("forecast alert received %.2f s before the limit stop\n", *stopped - received);
+  EXPECT_LT(received, *stopped) << a.dump();
 }
 
 // Nothing listens at the Alertmanager's address: restarts are as fast as
