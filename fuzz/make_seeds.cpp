@@ -19,6 +19,7 @@
 #include "blackbox/event.h"
 #include "blackbox/state.h"
 #include "event_json.h"
+#include "sample_events.h"
 
 namespace blackbox::fuzz {
 namespace {
@@ -29,137 +30,15 @@ constexpr int64_t kTime = 1768473000123456789;  // 2026-01-15T10:30:00.123456789
 constexpr int64_t kMono = 81234567;
 constexpr int32_t kPid = 4242;
 
-fb::EventT Envelope(std::string stream, fb::Severity severity, int i) {
+// The envelope of the regression seeds.
+fb::EventT Envelope(std::string stream, fb::Severity severity) {
   fb::EventT e;
-  e.time_ns = kTime + i * 1'000'000;
-  e.mono_ns = kMono + i * 1'000'000;
+  e.time_ns = kTime;
+  e.mono_ns = kMono;
   e.pid = kPid;
   e.stream = std::move(stream);
   e.severity = severity;
   return e;
-}
-
-// One event of every payload type, with every field set.
-std::vector<fb::EventT> SampleEvents() {
-  std::vector<fb::EventT> out;
-  int i = 0;
-  {
-    fb::EventT e = Envelope("app", fb::Severity::Error, i++);
-    fb::ErrorT p;
-    p.context = "order_router";
-    p.exception_type = "std::runtime_error";
-    p.message = "exchange connection lost";
-    p.frames = {"router::Send(Order const&)", "main"};
-    p.recovery_attempt = 1;
-    e.payload.Set(std::move(p));
-    out.push_back(std::move(e));
-  }
-  {
-    fb::EventT e = Envelope("watchdog", fb::Severity::Critical, i++);
-    fb::CrashT p;
-    p.origin = fb::CrashOrigin::Watchdog;
-    p.signal = 11;
-    p.signal_name = "SIGSEGV";
-    p.fault_address = 0x10;
-    p.frames = {"crash_now()", "main", "__libc_start_main"};
-    p.exception_type = "";
-    p.crashed_pid = 4243;
-    p.exit_code = -1;
-    p.core_dumped = true;
-    p.crash_time_ns = kTime;
-    e.payload.Set(std::move(p));
-    out.push_back(std::move(e));
-  }
-  {
-    fb::EventT e = Envelope("app", fb::Severity::Info, i++);
-    fb::HealthT p;
-    p.rss_bytes = 52'428'800;
-    p.cpu_percent = 12.5;
-    p.memory_percent = 41.25;
-    p.disk_percent = 63.0;
-    p.threads = 9;
-    p.open_fds = 23;
-    p.sampled_pid = kPid;
-    p.over_threshold = true;
-    e.payload.Set(std::move(p));
-    out.push_back(std::move(e));
-  }
-  {
-    fb::EventT e = Envelope("app", fb::Severity::Info, i++);
-    fb::LifecycleT p;
-    p.phase = fb::Phase::Running;
-    p.reason = "started";
-    e.payload.Set(std::move(p));
-    out.push_back(std::move(e));
-  }
-  {
-    fb::EventT e = Envelope("watchdog", fb::Severity::Warning, i++);
-    fb::RestartT p;
-    p.attempt = 2;
-    p.reason = fb::RestartReason::Hang;
-    p.exit_code = -1;
-    p.signal = 6;
-    p.delay_ms = 2000;
-    p.child_pid = 4250;
-    e.payload.Set(std::move(p));
-    out.push_back(std::move(e));
-  }
-  {
-    fb::EventT e = Envelope("app", fb::Severity::Warning, i++);
-    fb::CallbackT p;
-    p.kind = fb::CallbackKind::Recovery;
-    p.name = "reconnect";
-    p.ok = false;
-    p.error = "timeout";
-    p.duration_us = 1500;
-    e.payload.Set(std::move(p));
-    out.push_back(std::move(e));
-  }
-  {
-    fb::EventT e = Envelope("app", fb::Severity::Debug, i++);
-    fb::GaugeT p;
-    p.name = "active_positions";
-    p.value = 2.0;
-    e.payload.Set(std::move(p));
-    out.push_back(std::move(e));
-  }
-  {
-    fb::EventT e = Envelope("watchdog", fb::Severity::Error, i++);
-    fb::LogLineT p;
-    p.source = "stderr";
-    p.pattern = "ERROR";
-    p.text = "ERROR: position feed stalled";
-    p.suppressed = 3;
-    e.payload.Set(std::move(p));
-    out.push_back(std::move(e));
-  }
-  {
-    fb::EventT e = Envelope("watchdog", fb::Severity::Warning, i++);
-    fb::LimitT p;
-    p.kind = fb::LimitKind::Memory;
-    p.value = 612.5;
-    p.limit = 512;
-    p.consecutive = 3;
-    p.action = fb::LimitAction::Stop;
-    p.child_pid = 4250;
-    e.payload.Set(std::move(p));
-    out.push_back(std::move(e));
-  }
-  {
-    fb::EventT e = Envelope("app", fb::Severity::Info, i++);
-    fb::ConfigT p;
-    p.component = "recovery";
-    for (auto [k, v] : {std::pair{"max_restarts", "5"}, std::pair{"max_recovery_attempts", "3"},
-                        std::pair{"health_interval", "30s"}}) {
-      auto entry = std::make_unique<fb::ConfigEntryT>();
-      entry->key = k;
-      entry->value = v;
-      p.entries.push_back(std::move(entry));
-    }
-    e.payload.Set(std::move(p));
-    out.push_back(std::move(e));
-  }
-  return out;
 }
 
 std::string Pack(const fb::EventT& e) {
@@ -206,7 +85,8 @@ int Main(int argc, char** argv) {
   const fs::path journal = dir / "fuzz_journal";
   for (const auto& d : {decode, import, journal}) fs::create_directories(d);
 
-  std::vector<fb::EventT> events = SampleEvents();
+  // The tests' sample of every type, every field set (tests/support).
+  std::vector<fb::EventT> events = testing::SampleEvents();
   std::vector<std::string> packed;
   std::string all_lines;
   tools::Json array = tools::Json::array();
@@ -232,7 +112,7 @@ int Main(int argc, char** argv) {
 
   // Regression seeds: inputs that once broke a promise (see fuzz/README.md).
   {
-    fb::EventT e = Envelope("watchdog", fb::Severity::Error, 0);
+    fb::EventT e = Envelope("watchdog", fb::Severity::Error);
     fb::LogLineT p;
     p.source = "stdout";
     p.pattern = "ERROR";
@@ -241,7 +121,7 @@ int Main(int argc, char** argv) {
     Write(decode / "regress_invalid_utf8.bin", Pack(e));
   }
   {
-    fb::EventT e = Envelope("app", fb::Severity::Info, 0);
+    fb::EventT e = Envelope("app", fb::Severity::Info);
     fb::ConfigT p;
     p.component = "recovery";
     for (auto [k, v] : {std::pair{"max_restarts", "5"}, std::pair{"max_restarts", "9"}}) {
@@ -254,7 +134,7 @@ int Main(int argc, char** argv) {
     Write(decode / "regress_config_duplicate_key.bin", Pack(e));
   }
   {
-    fb::EventT e = Envelope("app", fb::Severity::Info, 0);
+    fb::EventT e = Envelope("app", fb::Severity::Info);
     fb::ConfigT p;
     p.component = "recovery";
     for (auto [k, v] : {std::pair{"max_restar\xf4s", "5"}, std::pair{"max_restar\x8cs", "9"}}) {
