@@ -172,5 +172,20 @@ TEST(StateAfterTheRun, TheLastExitSaysHowTheRunEnded) {
   EXPECT_EQ(r.out.find("(crash)"), std::string::npos) << r.out;
 }
 
+// A journal with no health sample (the watchdog's `sh -c exit 3` is gone
+// before its first one) says so, instead of printing zeros as if measured.
+TEST(StateAfterTheRun, ARunWithoutAHealthSampleSaysSoInsteadOfZeros) {
+  TempDir dir;
+  const std::string journal = dir / "journal";
+  auto wd = ::blackbox::testing::RunProcess({BLACKBOX_WATCHDOG_BIN, "--state-dir", dir / "wd",
+                                             "--journal", journal, "--max-restarts", "0", "--",
+                                             "/bin/sh", "-c", "exit 3"});
+  ASSERT_EQ(wd.exit_code, 1) << wd.err;
+  ToolResult r = RunTool({"--journal", journal, "state"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(r.out.find("health         not sampled\n"), std::string::npos) << r.out;
+  EXPECT_EQ(r.out.find("0.0 MB"), std::string::npos) << r.out;
+}
+
 }  // namespace
 }  // namespace blackbox::tools::testing

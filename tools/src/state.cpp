@@ -42,10 +42,17 @@ void PrintHuman(const SystemState& s, bool colour) {
   fmt::print("pid            {}\n", s.pid);
   fmt::print("uptime         {:.1f} s (run started {})\n", s.uptime_seconds(),
              When(s.run_started_ns));
-  fmt::print("memory         {:.1f} MB (system {:.1f}%)\n", s.memory_usage_mb, s.memory_percent);
-  fmt::print("cpu            {:.1f}%\n", s.cpu_usage);
-  fmt::print("disk           {:.1f}%\n", s.disk_percent);
-  fmt::print("threads, fds   {}, {}\n", s.threads, s.open_fds);
+  // A health sample always counts at least one thread: none means the run
+  // was never sampled (a watchdog-only journal, or a run younger than its
+  // first interval), and zeros would read as measured.
+  if (s.threads == 0 && s.memory_usage_mb == 0 && s.cpu_usage == 0) {
+    fmt::print("health         not sampled\n");
+  } else {
+    fmt::print("memory         {:.1f} MB (system {:.1f}%)\n", s.memory_usage_mb, s.memory_percent);
+    fmt::print("cpu            {:.1f}%\n", s.cpu_usage);
+    fmt::print("disk           {:.1f}%\n", s.disk_percent);
+    fmt::print("threads, fds   {}, {}\n", s.threads, s.open_fds);
+  }
   if (s.last_error) {
     fmt::print("last error     {} {}\n", When(s.last_error->time_ns),
                Paint(fmt::format("{}: {}: {}", s.last_error->context, s.last_error->exception_type,
