@@ -1,14 +1,12 @@
-#include <flatbuffers/reflection.h>
 #include <gtest/gtest.h>
 
 #include <algorithm>
-#include <fstream>
-#include <iterator>
 #include <set>
 #include <string>
 
 #include "blackbox/state.h"
 #include "event_builders.h"
+#include "event_schema.h"
 #include "snapshot_fields.h"
 
 namespace blackbox {
@@ -122,12 +120,9 @@ std::set<std::string> Listed() {
 }
 
 TEST(Snapshot, EveryFieldOfTheSchemaIsListed) {
-  std::ifstream in(BLACKBOX_EVENTS_BFBS, std::ios::binary);
-  ASSERT_TRUE(in) << BLACKBOX_EVENTS_BFBS;
-  const std::string bfbs((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-  flatbuffers::Verifier verifier(reinterpret_cast<const uint8_t*>(bfbs.data()), bfbs.size());
-  ASSERT_TRUE(reflection::VerifySchemaBuffer(verifier));
-  const reflection::Schema* schema = reflection::GetSchema(bfbs.data());
+  std::string bfbs;
+  const reflection::Schema* schema = LoadEventSchema(BLACKBOX_EVENTS_BFBS, bfbs);
+  ASSERT_NE(schema, nullptr) << BLACKBOX_EVENTS_BFBS;
   auto fields_of = [&](const char* table) {
     std::set<std::string> names;
     const reflection::Object* object = schema->objects()->LookupByKey(table);

@@ -3,10 +3,8 @@
 #include <flatbuffers/reflection.h>
 #include <gtest/gtest.h>
 
-#include <fstream>
-#include <iterator>
-
 #include "blackbox/event.h"
+#include "event_schema.h"
 #include "human_format.h"
 #include "json_writer.h"  // Lower
 #include "sample_events.h"
@@ -78,12 +76,10 @@ bool IsEnum(const reflection::Field& field) {
 // event's JSON, and a value given to it in JSON must come back from import.
 // A field added to the schema but not to event_fields.h fails here.
 TEST(EventJson, EveryFieldOfTheSchemaIsWrittenAndReadBack) {
-  std::ifstream in(BLACKBOX_EVENTS_BFBS, std::ios::binary);
-  ASSERT_TRUE(in) << BLACKBOX_EVENTS_BFBS;
-  const std::string bfbs((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-  flatbuffers::Verifier verifier(reinterpret_cast<const uint8_t*>(bfbs.data()), bfbs.size());
-  ASSERT_TRUE(reflection::VerifySchemaBuffer(verifier));
-  const reflection::Schema* schema = reflection::GetSchema(bfbs.data());
+  std::string bfbs;
+  const reflection::Schema* schema =
+      ::blackbox::testing::LoadEventSchema(BLACKBOX_EVENTS_BFBS, bfbs);
+  ASSERT_NE(schema, nullptr) << BLACKBOX_EVENTS_BFBS;
   const reflection::Enum* payloads = schema->enums()->LookupByKey("blackbox.fb.Payload");
   ASSERT_NE(payloads, nullptr);
   size_t tables = 0;

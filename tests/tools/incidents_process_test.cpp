@@ -157,14 +157,20 @@ TEST_F(TourIncidents, ASignatureOutlivesARebuildThatMovesCode) {
 
 // `state` says how the run ended beside its last exit, never the reason of
 // a restart that came before it (or, with none, the first reason's name).
-TEST(StateAfterTheRun, TheLastExitSaysHowTheRunEnded) {
-  TempDir dir;
+// `blackbox state` of a journal left by a watchdog whose child `sh -c
+// "exit 3"` failed at once, with no restart allowed.
+ToolResult StateAfterAFailedRun(const TempDir& dir) {
   const std::string journal = dir / "journal";
   auto wd = ::blackbox::testing::RunProcess({BLACKBOX_WATCHDOG_BIN, "--state-dir", dir / "wd",
                                              "--journal", journal, "--max-restarts", "0", "--",
                                              "/bin/sh", "-c", "exit 3"});
-  ASSERT_EQ(wd.exit_code, 1) << wd.err;
-  ToolResult r = RunTool({"--journal", journal, "state"});
+  EXPECT_EQ(wd.exit_code, 1) << wd.err;
+  return RunTool({"--journal", journal, "state"});
+}
+
+TEST(StateAfterTheRun, TheLastExitSaysHowTheRunEnded) {
+  TempDir dir;
+  ToolResult r = StateAfterAFailedRun(dir);
   ASSERT_EQ(r.exit_code, 0) << r.err;
   EXPECT_NE(r.out.find("last exit      exit 3 (restarts spent: the watchdog gave up)\n"),
             std::string::npos)
@@ -176,12 +182,7 @@ TEST(StateAfterTheRun, TheLastExitSaysHowTheRunEnded) {
 // before its first one) says so, instead of printing zeros as if measured.
 TEST(StateAfterTheRun, ARunWithoutAHealthSampleSaysSoInsteadOfZeros) {
   TempDir dir;
-  const std::string journal = dir / "journal";
-  auto wd = ::blackbox::testing::RunProcess({BLACKBOX_WATCHDOG_BIN, "--state-dir", dir / "wd",
-                                             "--journal", journal, "--max-restarts", "0", "--",
-                                             "/bin/sh", "-c", "exit 3"});
-  ASSERT_EQ(wd.exit_code, 1) << wd.err;
-  ToolResult r = RunTool({"--journal", journal, "state"});
+  ToolResult r = StateAfterAFailedRun(dir);
   ASSERT_EQ(r.exit_code, 0) << r.err;
   EXPECT_NE(r.out.find("health         not sampled\n"), std::string::npos) << r.out;
   EXPECT_EQ(r.out.find("0.0 MB"), std::string::npos) << r.out;
