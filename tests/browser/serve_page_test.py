@@ -7,6 +7,8 @@ rendered DOM: a crash journaled while the page is open appears without a
 reload; every run and every crash is shown (as many as `blackbox crashes
 --json` lists); clicking the segfault shows the frame
 demo::route_order_with_corrupt_book; the memory line rises in the leak run.
+Then, over a journal of its own, a child leaking 20 MB/s under --max-memory:
+each memory forecast the watchdog journaled is drawn on the memory chart.
 Exit 77 (skipped) when Chromium, its driver or selenium is missing.
 """
 import argparse
@@ -53,7 +55,8 @@ def main():
     tool = os.path.join(args.bin, "blackbox")
     watchdog_bin = os.path.join(args.bin, "blackbox-watchdog")
     demo = os.path.join(args.bin, "blackbox-demo")
-    for b in (tool, watchdog_bin, demo):
+    leaker = os.path.join(args.bin, "watchdog_test_child")
+    for b in (tool, watchdog_bin, demo, leaker):
         if not os.access(b, os.X_OK):
             print(f"skipped: {b} is not built")
             return SKIP
@@ -161,6 +164,34 @@ def main():
         driver.execute_script("window.scrollTo(0, 0)")
         driver.save_screenshot(args.screenshot)
         print(f"ok: {len(want)} crashes, {restarts + 1} runs; screenshot {args.screenshot}")
+
+        # A memory forecast is drawn on the memory chart. The demo's leak is
+        # too fast to forecast (8 MB an order), so a child of the watchdog's
+        # tests leaks 20 MB/s under --max-memory 160, in a journal of its own.
+        leak = os.path.join(work, "leak-journal")
+        subprocess.run([watchdog_bin, "--state-dir", os.path.join(work, "leak-watchdog"), "--journal", leak,
+                        "--max-memory", "160", "--max-cpu", "1000", "--health-check-interval", "0.1",
+                        "--limit-cycles", "2", "--stop-timeout", "1", "--max-restarts", "0", "--",
+                        leaker, "leak", "20", os.path.join(work, "leak-starts")],
+                       env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=60)
+        forecasts = [e for e in (json.loads(l) for l in blackbox(
+            "--journal", leak, "replay", "--type", "forecast", "--json").splitlines() if l.strip())
+                     if not e["cleared"]]
+        assert forecasts, "the leaking child got no forecast"
+        leak_server = subprocess.Popen([tool, "--journal", leak, "serve", "--listen", "127.0.0.1:0"], env=env,
+                                       stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+        try:
+            driver.get(leak_server.stdout.readline().strip())
+            wait_for("the leak's page to load", lambda: driver.execute_script("return document.body.dataset.loaded"))
+            drawn = lambda: driver.find_elements(By.CSS_SELECTOR, "#memory g.forecast")
+            wait_for("the forecasts drawn", lambda: len(drawn()) == len(forecasts), timeout=5)
+            seconds = sorted(float(g.get_attribute("data-seconds")) for g in drawn())
+            assert seconds == sorted(e["seconds_to_limit"] for e in forecasts), (seconds, forecasts)
+            assert "forecast" in driver.find_element(By.ID, "chart-legend").text
+        finally:
+            leak_server.kill()
+            leak_server.wait()
+        print(f"ok: {len(forecasts)} forecast(s) drawn")
         return 0
     finally:
         if driver:
