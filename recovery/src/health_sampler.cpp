@@ -49,7 +49,8 @@ int OpenFds() {
   return n - 1;  // the directory stream's own fd
 }
 
-double MemoryPercent() {
+// Percent of system memory in use; *available_bytes gets MemAvailable.
+double MemoryPercent(uint64_t* available_bytes) {
   FILE* f = std::fopen("/proc/meminfo", "re");
   if (f == nullptr) return 0;
   char line[256];
@@ -59,18 +60,23 @@ double MemoryPercent() {
     if (std::sscanf(line, "MemAvailable: %llu", &value) == 1) available = value;
   }
   std::fclose(f);
+  *available_bytes = available * 1024;  // kB
   if (total == 0 || available > total) return 0;
   return 100.0 * static_cast<double>(total - available) / static_cast<double>(total);
 }
 
-double DiskPercent(const std::string& path) {
+// Percent of `path`'s filesystem in use; fills the sample's disk bytes.
+double DiskPercent(const std::string& path, HealthSample& s) {
   struct statvfs st {};
   if (statvfs(path.c_str(), &st) != 0) return 0;
   // Like df and psutil: the space reserved for root counts as neither used
   // nor available.
-  double used = static_cast<double>(st.f_blocks - st.f_bfree) * st.f_frsize;
-  double avail = static_cast<double>(st.f_bavail) * st.f_frsize;
-  return used + avail > 0 ? 100.0 * used / (used + avail) : 0;
+  const uint64_t used = (st.f_blocks - st.f_bfree) * uint64_t{st.f_frsize};
+  const uint64_t avail = st.f_bavail * uint64_t{st.f_frsize};
+  s.disk_used_bytes = used;
+  s.disk_capacity_bytes = used + avail;
+  return used + avail > 0 ? 100.0 * static_cast<double>(used) / static_cast<double>(used + avail)
+                          : 0;
 }
 
 }  // namespace
@@ -93,8 +99,8 @@ HealthSample HealthSampler::Sample() {
   }
   s.cpu_percent = last_cpu_percent_;
   s.rss_bytes = RssBytes();
-  s.memory_percent = MemoryPercent();
-  s.disk_percent = DiskPercent(disk_path_);
+  s.memory_percent = MemoryPercent(&s.memory_available_bytes);
+  s.disk_percent = DiskPercent(disk_path_, s);
   s.threads = Threads();
   s.open_fds = OpenFds();
   return s;

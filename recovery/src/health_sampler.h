@@ -13,6 +13,10 @@ struct HealthSample {
   double disk_percent = 0;    // used / (used + available) of `disk_path`'s filesystem
   int threads = 0;
   int open_fds = 0;
+  // What the forecasts are made of (health_forecast.h), in bytes.
+  uint64_t memory_available_bytes = 0;  // the system's MemAvailable
+  uint64_t disk_used_bytes = 0;         // of `disk_path`'s filesystem
+  uint64_t disk_capacity_bytes = 0;     // used + available to this user
 };
 
 // Not thread-safe: each consumer owns its sampler, because CPU % is a rate

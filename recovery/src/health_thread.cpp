@@ -1,5 +1,6 @@
 // The health monitoring thread (start_health_monitoring) and the sample
 // behind get_system_info().
+#include <time.h>
 #include <unistd.h>
 
 #include "crash_capture.h"
@@ -30,19 +31,24 @@ void RecoveryManager::Impl::StopHealth() {
 void RecoveryManager::Impl::HealthLoop() {
   EnsureAltStackForThisThread();
   HealthSampler sampler(root_);  // CPU baseline: the first sample covers one interval
+  HealthForecasts forecasts(
+      std::chrono::duration_cast<std::chrono::nanoseconds>(options_.forecast_horizon).count(),
+      options_.forecast_memory_limit_bytes);
   std::unique_lock lock(threads_mu_);
   while (true) {
     threads_cv_.wait_for(lock, options_.health_check_interval,
                          [this] { return !health_running_ || stopping_threads_; });
     if (!health_running_ || stopping_threads_) return;
     lock.unlock();
-    HealthCheck(sampler);
+    HealthCheck(sampler, &forecasts);
     lock.lock();
   }
 }
 
-void RecoveryManager::Impl::HealthCheck(HealthSampler& sampler) {
+void RecoveryManager::Impl::HealthCheck(HealthSampler& sampler, HealthForecasts* forecasts) {
   HealthSample s = sampler.Sample();
+  timespec now{};
+  clock_gettime(CLOCK_MONOTONIC, &now);
   fb::HealthT h;
   h.rss_bytes = s.rss_bytes;
   h.cpu_percent = s.cpu_percent;
@@ -56,6 +62,22 @@ void RecoveryManager::Impl::HealthCheck(HealthSampler& sampler) {
                      s.disk_percent > options_.disk_warning_percent;
   fb::Severity severity = h.over_threshold ? fb::Severity::Warning : fb::Severity::Info;
   Record(std::move(h), severity, Durability::kBuffered);
+  std::vector<ResourceForecast> due;
+  if (forecasts != nullptr) {
+    due = forecasts->Observe(int64_t{now.tv_sec} * 1'000'000'000 + now.tv_nsec, s);
+  }
+  for (ResourceForecast& f : due) {
+    fb::ForecastT event;
+    event.resource = std::move(f.resource);
+    event.current = f.event.current;
+    event.slope_per_s = f.event.slope_per_s;
+    event.limit = f.event.limit;
+    event.seconds_to_limit = f.event.seconds_to_limit;
+    event.cleared = f.event.cleared;
+    event.message = std::move(f.event.message);
+    Record(std::move(event), f.event.cleared ? fb::Severity::Info : fb::Severity::Warning,
+           Durability::kBuffered);
+  }
   WriteStateFile();
 }
 

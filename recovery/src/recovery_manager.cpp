@@ -198,7 +198,7 @@ void RecoveryManager::Impl::Shutdown(fb::Phase final_phase, const std::string& r
       std::lock_guard lock(info_mu_);
       return info_sampler_;
     }();
-    HealthCheck(sampler);
+    HealthCheck(sampler, nullptr);
   }
   // Buffered up to the final phase, whose sync covers them (see
   // AttemptRecovery); the snapshot after it is a durable write of its own.

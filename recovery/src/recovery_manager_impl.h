@@ -35,6 +35,7 @@
 #include "blackbox/journal.h"
 #include "blackbox/recovery.h"
 #include "blackbox/state.h"
+#include "health_forecast.h"
 #include "health_sampler.h"
 #include "notify_client.h"
 
@@ -118,7 +119,8 @@ class RecoveryManager::Impl {
   bool IngestPreviousRun();
   void RecordConfig();  // the effective options, as a Config event
   void HealthLoop();
-  void HealthCheck(HealthSampler& sampler);
+  // One health sample, journaled; `forecasts` (may be null) are fed with it.
+  void HealthCheck(HealthSampler& sampler, HealthForecasts* forecasts);
   void PingLoop();
   void SignalLoop();
   void InstallSignals();

@@ -154,6 +154,7 @@ void RecoveryManager::Impl::RecordConfig() {
   // Sorted by key: ConfigEntry is a keyed table.
   std::vector<std::pair<std::string, std::string>> entries = {
       {"build_id", MainProgramBuildId()},
+      {"forecast_horizon_s", std::to_string(options_.forecast_horizon.count())},
       {"health_check_interval_ms", std::to_string(options_.health_check_interval.count())},
       {"journal_dir", root_},
       {"max_recovery_attempts", std::to_string(options_.max_recovery_attempts)},

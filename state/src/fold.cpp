@@ -157,6 +157,7 @@ void ClearRunFields(SystemState& state) {
   state.threads = 0;
   state.open_fds = 0;
   state.gauges.clear();
+  state.forecasts.clear();
   state.recovery_attempts = 0;
 }
 
@@ -224,6 +225,16 @@ void FoldApp(SystemState& state, const fb::Event& event, std::string_view stream
       state.threads = h->threads();
       state.open_fds = h->open_fds();
       if (h->over_threshold()) state.health_warnings += 1;
+      break;
+    }
+    case fb::Payload::Forecast: {
+      const fb::Forecast* f = event.payload_as_Forecast();
+      std::string resource = Str(f->resource());
+      if (f->cleared()) {
+        state.forecasts.erase(resource);
+      } else {
+        state.forecasts[std::move(resource)] = {f->seconds_to_limit(), Str(f->message())};
+      }
       break;
     }
     case fb::Payload::Config:

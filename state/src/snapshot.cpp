@@ -27,6 +27,13 @@ std::string EncodeSnapshot(const SystemState& s) {
     g->value = value;
     t.gauges.push_back(std::move(g));
   }
+  for (const auto& [resource, f] : s.forecasts) {
+    auto e = std::make_unique<fb::ForecastSummaryT>();
+    e->resource = resource;
+    e->seconds_to_limit = f.seconds_to_limit;
+    e->message = f.message;
+    t.forecasts.push_back(std::move(e));
+  }
   if (s.last_error) {
     t.last_error = std::make_unique<fb::ErrorSummaryT>();
     ToTable<ErrorSummaryFields>(*s.last_error, *t.last_error);
@@ -60,6 +67,9 @@ Result<SystemState> DecodeSnapshot(std::span<const uint8_t> bytes) {
   }
   for (const auto& g : t->gauges) {
     if (g) s.gauges[g->name] = g->value;
+  }
+  for (const auto& f : t->forecasts) {
+    if (f) s.forecasts[f->resource] = {f->seconds_to_limit, f->message};
   }
   if (t->last_error) FromTable<ErrorSummaryFields>(*t->last_error, s.last_error.emplace());
   if (t->last_crash) FromTable<CrashSummaryFields>(*t->last_crash, s.last_crash.emplace());

@@ -102,8 +102,8 @@ struct StateSnapshotFields {
 };
 
 // StateSnapshot's fields that snapshot.cpp writes by hand.
-inline constexpr std::array<std::string_view, 5> kByHand = {"covered", "gauges", "last_error",
-                                                            "last_crash", "watchdog"};
+inline constexpr std::array<std::string_view, 6> kByHand = {"covered",    "gauges",     "forecasts",
+                                                            "last_error", "last_crash", "watchdog"};
 
 // The two directions of the codec: every listed member from the state to
 // the object API's struct, and back.

@@ -144,6 +144,10 @@ std::string SystemStateJson(const SystemState& s, int indent) {
   } else {
     j["last_crash"] = nullptr;
   }
+  j["forecasts"] = Json::object();
+  for (const auto& [resource, f] : s.forecasts) {
+    j["forecasts"][resource] = {{"seconds_to_limit", f.seconds_to_limit}, {"message", f.message}};
+  }
   const WatchdogInfo& w = s.watchdog;
   if (w.watchdog_pid != 0 || w.child_pid != 0) {
     j["watchdog"] = {

@@ -53,6 +53,9 @@ void PrintHuman(const SystemState& s, bool colour) {
     fmt::print("disk           {:.1f}%\n", s.disk_percent);
     fmt::print("threads, fds   {}, {}\n", s.threads, s.open_fds);
   }
+  for (const auto& [resource, f] : s.forecasts) {
+    fmt::print("forecast       {}\n", Paint(f.message, kRed, colour));
+  }
   if (s.last_error) {
     fmt::print("last error     {} {}\n", When(s.last_error->time_ns),
                Paint(fmt::format("{}: {}: {}", s.last_error->context, s.last_error->exception_type,

@@ -28,7 +28,7 @@
 #include "alerts.h"
 #include "blackbox/journal.h"
 #include "exit_verdict.h"
-#include "forecast.h"
+#include "blackbox/forecast.h"
 #include "journal_writer.h"
 #include "limit_tracker.h"
 #include "metrics_server.h"

@@ -11,7 +11,7 @@
 
 #include "blackbox/event.h"
 #include "exit_verdict.h"
-#include "forecast.h"
+#include "blackbox/forecast.h"
 #include "limit_tracker.h"
 #include "output.h"
 #include "process_tree.h"

@@ -47,6 +47,17 @@ struct RecoveryOptions {
   double memory_warning_percent = 80;  // system memory in use
   double cpu_warning_percent = 90;     // this process, percent of one core
   double disk_warning_percent = 90;    // the journal's filesystem
+  // Forecasts (blackbox/forecast.h), made from the health samples: when this
+  // process's RSS, rising, is projected to reach the memory the system could
+  // still give it (its RSS + MemAvailable), or the journal's filesystem to
+  // fill up, within this horizon, one Forecast warning is journaled (again
+  // at most once per horizon while it holds; a clear when the trend stops).
+  // 0 disables. The fit needs 20 samples, over a window of 60: at the
+  // default interval the first forecast can come 20 minutes after the start.
+  std::chrono::seconds forecast_horizon = std::chrono::minutes(10);
+  // The memory the RSS is forecast against instead, in bytes; 0: RSS +
+  // MemAvailable at each sample.
+  uint64_t forecast_memory_limit_bytes = 0;
   // A snapshot of the folded state is stored after this many events, so that
   // startup folds at most this many events whatever the journal's length.
   uint64_t snapshot_every = 10000;

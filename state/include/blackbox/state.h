@@ -70,6 +70,15 @@ struct WatchdogInfo {
   friend bool operator==(const WatchdogInfo&, const WatchdogInfo&) = default;
 };
 
+// A forecast the application's health monitor gave about its own process
+// (blackbox/forecast.h) and has not cleared.
+struct ForecastInfo {
+  double seconds_to_limit = 0;  // when it was given
+  std::string message;          // "rss 143 MB rising 40 MB/s; reaches the …"
+
+  friend bool operator==(const ForecastInfo&, const ForecastInfo&) = default;
+};
+
 // The seed's system state (same fields and meaning), plus what the journal adds.
 struct SystemState {
   // Stream -> highest seq folded into this state.
@@ -91,6 +100,8 @@ struct SystemState {
   int recovery_attempts = 0;  // consecutive failed recoveries
   int max_recovery_attempts = 3;
   std::map<std::string, double, std::less<>> gauges;  // active_connections, active_positions, …
+  // The application's forecasts that hold, by resource ("rss", "disk").
+  std::map<std::string, ForecastInfo, std::less<>> forecasts;
 
   uint64_t event_count = 0;
   uint64_t error_count = 0;
@@ -142,7 +153,7 @@ struct SystemState {
 // Events of any other stream (the application) update the app's fields:
 //   Lifecycle   status = phase. Starting begins a run: pid = event pid,
 //               run_started_ns = time; the per-run fields (health figures,
-//               gauges, recovery_attempts) are cleared.
+//               gauges, forecasts, recovery_attempts) are cleared.
 //   Error       last_error, error_count += 1, status = Error.
 //   Callback    kind Recovery, !ok, while status == Recovering: the recovery
 //               failed: recovery_attempts += 1, status = Error (further
@@ -151,6 +162,8 @@ struct SystemState {
 //               successful recovery: recovery_attempts = 0.
 //   Restart     restart_count += 1.
 //   Gauge       gauges[name] = value.
+//   Forecast    forecasts[resource] = {seconds_to_limit, message}; a
+//               cleared one erases forecasts[resource].
 //   Health      memory_usage_mb (rss / 2^20), cpu_usage, memory_percent,
 //               disk_percent, threads, open_fds; over_threshold ->
 //               health_warnings += 1.
@@ -185,7 +198,8 @@ std::string_view SeedStatusName(fb::Phase phase);
 //   memory_usage     RSS in MB;  cpu_usage: percent of one core
 //   active_connections, active_positions: those gauges, as integers
 //   last_error       null, or the last error's message
-// Extras: "gauges", "pid", "memory_percent", "disk_percent", "threads",
+// Extras: "gauges", "forecasts" (resource -> {"seconds_to_limit",
+// "message"}: the app's forecasts that hold), "pid", "memory_percent", "disk_percent", "threads",
 // "open_fds", "error_count", "crash_count", "health_warnings", "event_count",
 // "last_error_detail", "last_crash", "watchdog" (with "forecast": the memory
 // forecast that holds, or null), "covered". In the extras,

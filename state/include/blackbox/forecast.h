@@ -2,10 +2,11 @@
 // when the projected time to the limit falls under a horizon, one warning.
 // Pure: the caller passes each sample's time; nothing here reads a clock.
 //
-// Lives in the watchdog's core library beside the other pure decisions
-// (restart_policy.h): it depends on nothing but the standard library and
-// {fmt}, so the library's health monitor can link the same file later
-// without pulling in the supervisor.
+// Shared by the watchdog (its child's RSS against --max-memory) and the
+// recovery manager's health monitor (its own RSS against the memory the
+// system has left, the journal's filesystem filling up): it lives beside the
+// fold, which both link, and depends on nothing but the standard library and
+// {fmt}.
 //
 // The fit:
 // - slope: Theil–Sen, the median of the pairwise slopes over the window. A
@@ -33,7 +34,7 @@
 #include <string>
 #include <string_view>
 
-namespace blackbox::watchdog {
+namespace blackbox {
 
 struct ForecastOptions {
   int64_t horizon_ns = int64_t{600} * 1'000'000'000;  // warn when the limit is nearer; 0 disables
@@ -86,6 +87,10 @@ class Forecaster {
   // Forgets the samples (a new run of the child starts from its own memory).
   void Reset();
 
+  // A limit that moves (the memory the system has left): used from the next
+  // Observe on.
+  void set_limit(double limit) { options_.limit = limit; }
+
  private:
   ForecastOptions options_;
   std::deque<int64_t> times_;
@@ -99,4 +104,4 @@ class Forecaster {
 std::string ForecastMessage(std::string_view resource, double current, double slope_per_s,
                             double limit, double seconds_to_limit);
 
-}  // namespace blackbox::watchdog
+}  // namespace blackbox

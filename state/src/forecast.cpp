@@ -1,4 +1,4 @@
-#include "forecast.h"
+#include "blackbox/forecast.h"
 
 #include <fmt/format.h>
 
@@ -6,7 +6,7 @@
 #include <cmath>
 #include <vector>
 
-namespace blackbox::watchdog {
+namespace blackbox {
 namespace {
 
 constexpr double kNsPerS = 1e9;
@@ -121,4 +121,4 @@ void Forecaster::Reset() {
   seconds_to_limit_ = 0;
 }
 
-}  // namespace blackbox::watchdog
+}  // namespace blackbox

@@ -1,4 +1,4 @@
-#include "forecast.h"
+#include "blackbox/forecast.h"
 
 #include <gtest/gtest.h>
 
@@ -6,7 +6,7 @@
 #include <random>
 #include <vector>
 
-namespace blackbox::watchdog {
+namespace blackbox {
 namespace {
 
 constexpr int64_t kS = 1'000'000'000;
@@ -150,4 +150,4 @@ TEST(Forecast, ResetForgetsTheRun) {
 }
 
 }  // namespace
-}  // namespace blackbox::watchdog
+}  // namespace blackbox
