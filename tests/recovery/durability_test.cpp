@@ -16,6 +16,7 @@
 
 #include "blackbox/recovery.h"
 #include "file_system_hook.h"
+#include "temp_dir.h"
 
 namespace blackbox {
 namespace {
@@ -130,17 +131,9 @@ class CountingFileSystem : public rocksdb::FileSystemWrapper {
 class DurabilityTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    dir_ = fs::temp_directory_path() /
-           ("bb_durability_" + std::to_string(::getpid()) + "_" +
-            ::testing::UnitTest::GetInstance()->current_test_info()->name());
-    fs::remove_all(dir_);
-    fs::create_directories(dir_);
     internal::SetBaseFileSystemForTesting(std::make_shared<CountingFileSystem>(&counts_));
   }
-  void TearDown() override {
-    internal::SetBaseFileSystemForTesting(nullptr);
-    fs::remove_all(dir_);
-  }
+  void TearDown() override { internal::SetBaseFileSystemForTesting(nullptr); }
   RecoveryOptions Options() {
     RecoveryOptions o;
     o.journal_dir = (dir_ / "journal").string();
@@ -161,7 +154,8 @@ class DurabilityTest : public ::testing::Test {
   }
 
   WalCounts counts_;
-  fs::path dir_;
+  blackbox::testing::TempDir tmp_;
+  const fs::path dir_{tmp_.path()};
 };
 
 TEST_F(DurabilityTest, AHandledErrorWithoutCallbacksSyncsTheLogOnce) {

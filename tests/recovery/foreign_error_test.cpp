@@ -12,6 +12,7 @@
 #include "blackbox/journal.h"
 #include "blackbox/recovery.h"
 #include "crash_capture.h"
+#include "temp_dir.h"
 
 namespace blackbox {
 namespace {
@@ -20,14 +21,6 @@ namespace fs = std::filesystem;
 
 class ForeignError : public ::testing::Test {
  protected:
-  void SetUp() override {
-    dir_ = fs::temp_directory_path() /
-           ("bb_foreign_" + std::to_string(::getpid()) + "_" +
-            ::testing::UnitTest::GetInstance()->current_test_info()->name());
-    fs::remove_all(dir_);
-    fs::create_directories(dir_);
-  }
-  void TearDown() override { fs::remove_all(dir_); }
   RecoveryOptions Options() {
     RecoveryOptions o;
     o.journal_dir = (dir_ / "journal").string();
@@ -55,7 +48,8 @@ class ForeignError : public ::testing::Test {
             .ok());
     return out;
   }
-  fs::path dir_;
+  blackbox::testing::TempDir tmp_;
+  const fs::path dir_{tmp_.path()};
 };
 
 TEST_F(ForeignError, ReportErrorJournalsTypeMessageFramesThenRecovers) {
@@ -99,9 +93,8 @@ TEST_F(ForeignError, FatalErrorIsACrashAndTheNextStartCountsAnUncleanRestart) {
 }
 
 TEST(CrashSpill, FaulthandlerLinesBeforeARecordBecomeItsLastFrames) {
-  std::string path =
-      (fs::temp_directory_path() / ("bb_spill_python_" + std::to_string(::getpid()) + ".crash"))
-          .string();
+  const blackbox::testing::TempDir dir;
+  const std::string path = dir / "python.crash";
   {
     std::ofstream out(path);
     out << "Fatal Python error: Segmentation fault\n\n"
@@ -112,7 +105,6 @@ TEST(CrashSpill, FaulthandlerLinesBeforeARecordBecomeItsLastFrames) {
            "time_ns 1\nframes 1\n/lib/libc.so.6(+0x1234) [0x1234]\nend\n";
   }
   std::vector<fb::CrashT> records = ReadSpill(path, /*name_frames=*/false);
-  fs::remove(path);
   ASSERT_EQ(records.size(), 1u);
   EXPECT_EQ(records[0].frames,
             (std::vector<std::string>{"libc.so.6+0x1234", "/srv/app/feed.py:6 in read_price",

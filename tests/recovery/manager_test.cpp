@@ -15,6 +15,7 @@
 
 #include "blackbox/journal.h"
 #include "blackbox/recovery.h"
+#include "temp_dir.h"
 
 namespace blackbox {
 namespace {
@@ -24,14 +25,6 @@ using namespace std::chrono_literals;
 
 class ManagerTest : public ::testing::Test {
  protected:
-  void SetUp() override {
-    dir_ = fs::temp_directory_path() /
-           ("bb_manager_" + std::to_string(::getpid()) + "_" +
-            ::testing::UnitTest::GetInstance()->current_test_info()->name());
-    fs::remove_all(dir_);
-    fs::create_directories(dir_);
-  }
-  void TearDown() override { fs::remove_all(dir_); }
   RecoveryOptions Options() {
     RecoveryOptions o;
     o.journal_dir = (dir_ / "journal").string();
@@ -44,7 +37,8 @@ class ManagerTest : public ::testing::Test {
     std::ifstream in(dir_ / "system_state.json");
     return nlohmann::json::parse(in);
   }
-  fs::path dir_;
+  blackbox::testing::TempDir tmp_;
+  const fs::path dir_{tmp_.path()};
 };
 
 TEST_F(ManagerTest, ExceptionHandlerJournalsRunsRecoveryAndRethrowsUnchanged) {

@@ -16,6 +16,7 @@
 
 #include "blackbox/journal.h"
 #include "blackbox/state_io.h"
+#include "temp_dir.h"
 
 namespace blackbox {
 namespace {
@@ -29,17 +30,6 @@ struct Child {
 
 class ProcessTest : public ::testing::Test {
  protected:
-  void SetUp() override {
-    dir_ = fs::temp_directory_path() /
-           ("bb_process_" + std::to_string(::getpid()) + "_" +
-            ::testing::UnitTest::GetInstance()->current_test_info()->name());
-    fs::remove_all(dir_);
-    fs::create_directories(dir_);
-    root_ = (dir_ / "journal").string();
-    marker_ = (dir_ / "marker").string();
-  }
-  void TearDown() override { fs::remove_all(dir_); }
-
   Child Spawn(const std::string& mode, const std::string& binary = CRASHY_CHILD) {
     int fds[2];
     EXPECT_EQ(pipe2(fds, O_CLOEXEC), 0);
@@ -96,9 +86,10 @@ class ProcessTest : public ::testing::Test {
     return out;
   }
 
-  fs::path dir_;
-  std::string root_;
-  std::string marker_;
+  blackbox::testing::TempDir tmp_;
+  const fs::path dir_{tmp_.path()};
+  const std::string root_ = (dir_ / "journal").string();
+  const std::string marker_ = (dir_ / "marker").string();
 };
 
 TEST_F(ProcessTest, SegfaultIsJournaledByTheNextStartWithTheCrashingFunctionNamed) {

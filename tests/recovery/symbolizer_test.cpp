@@ -9,10 +9,10 @@
 #include <unistd.h>
 
 #include <cstdint>
-#include <filesystem>
 #include <string>
 
 #include "process.h"
+#include "temp_dir.h"
 
 namespace blackbox {
 namespace {
@@ -125,9 +125,8 @@ TEST(Symbolizer, NeverAsksADebuginfodServer) {
   setenv("DEBUGINFOD_TIMEOUT", "2", 1);  // should it ask after all, do not hang
 
   // This executable without its debug information (symbols stay).
-  std::string stripped =
-      (std::filesystem::temp_directory_path() / ("bb_symbolizer_" + std::to_string(getpid())))
-          .string();
+  const blackbox::testing::TempDir dir;
+  const std::string stripped = dir / "stripped";
   auto strip =
       blackbox::testing::RunProcess({"/usr/bin/objcopy", "--strip-debug", SelfPath(), stripped});
   ASSERT_EQ(strip.exit_code, 0) << strip.err;
@@ -136,7 +135,6 @@ TEST(Symbolizer, NeverAsksADebuginfodServer) {
   auto where = symbolizer.Find(stripped, address, false);
   unsetenv("DEBUGINFOD_URLS");
   unsetenv("DEBUGINFOD_TIMEOUT");
-  std::filesystem::remove(stripped);
 
   ASSERT_TRUE(where.has_value());  // named from the symbol table
   EXPECT_NE(where->function.find("LocalFunction"), std::string::npos) << where->function;

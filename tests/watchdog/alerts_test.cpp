@@ -5,10 +5,9 @@
 #include <signal.h>
 #include <stdlib.h>
 
-#include <filesystem>
-
 #include "alertmanager.h"
 #include "options.h"
+#include "temp_dir.h"
 
 namespace {
 
@@ -85,9 +84,8 @@ TEST(AlertOptions, MonitoringKeysAreSavedAndLoadedBack) {
   EXPECT_FALSE(bw::SetOption(o, "alert_timeout", "2.5"));
   EXPECT_FALSE(bw::SetOption(o, "alert_interval", "0"));
 
-  char dir[] = "/tmp/bbalertopt.XXXXXX";
-  ASSERT_NE(::mkdtemp(dir), nullptr);
-  const std::string path = std::string(dir) + "/watchdog.toml";
+  blackbox::testing::TempDir dir;
+  const std::string path = dir / "watchdog.toml";
   ASSERT_FALSE(bw::SaveOptionsFile(path, o));
   bw::Options back = bw::DefaultOptions();
   EXPECT_FALSE(bw::LoadOptionsFile(path, back, bw::FileTrust::kOwnerOnly));
@@ -96,7 +94,6 @@ TEST(AlertOptions, MonitoringKeysAreSavedAndLoadedBack) {
             (std::vector<std::string>{"/usr/local/bin/page", "/usr/local/bin/mail me"}));
   EXPECT_EQ(back.alert_timeout, 2.5);
   EXPECT_EQ(back.alert_interval, 0);
-  std::filesystem::remove_all(dir);
 }
 
 }  // namespace

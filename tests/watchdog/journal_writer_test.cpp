@@ -10,7 +10,6 @@
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
-#include <filesystem>
 #include <mutex>
 #include <string>
 #include <thread>
@@ -19,6 +18,7 @@
 
 #include "blackbox/event.h"
 #include "blackbox/journal.h"
+#include "temp_dir.h"
 
 namespace {
 
@@ -177,8 +177,8 @@ TEST(JournalWriter, DurableEventsOfABatchShareOneSyncOnTheLastOfThem) {
 }
 
 TEST(JournalWriter, EveryEventReachesARealJournalInSubmissionOrder) {
-  char pattern[] = "/tmp/bbwd-writer.XXXXXX";
-  const std::string root = ::mkdtemp(pattern);
+  const blackbox::testing::TempDir dir;
+  const std::string& root = dir.path();
   {
     auto journal = blackbox::Journal::Open(root, blackbox::kWatchdogStream);
     ASSERT_TRUE(journal.ok()) << journal.status().ToString();
@@ -201,8 +201,6 @@ TEST(JournalWriter, EveryEventReachesARealJournalInSubmissionOrder) {
   });
   EXPECT_TRUE(st.ok()) << st.ToString();
   EXPECT_EQ(next, 2000);
-  std::error_code ec;
-  std::filesystem::remove_all(root, ec);
 }
 
 }  // namespace

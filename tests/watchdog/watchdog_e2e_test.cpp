@@ -29,6 +29,7 @@
 #include "blackbox/event.h"
 #include "blackbox/journal.h"
 #include "process.h"
+#include "temp_dir.h"
 
 namespace {
 
@@ -38,22 +39,6 @@ using Clock = std::chrono::steady_clock;
 
 const std::string kWatchdog = BLACKBOX_WATCHDOG_BIN;
 const std::string kChild = WATCHDOG_TEST_CHILD_BIN;
-
-class TempDir {
- public:
-  TempDir() {
-    char pattern[] = "/tmp/bbwd.XXXXXX";
-    path_ = ::mkdtemp(pattern);
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(path_, ec);
-  }
-  std::string operator/(std::string_view name) const { return path_ + "/" + std::string(name); }
-
- private:
-  std::string path_;
-};
 
 std::string ReadFile(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
@@ -222,7 +207,7 @@ class WatchdogTest : public ::testing::Test {
     return n;
   }
 
-  TempDir dir_;
+  blackbox::testing::TempDir dir_;
 };
 
 TEST_F(WatchdogTest, CrashLoopStopsAfterMaxRestartsWithExactStartCount) {

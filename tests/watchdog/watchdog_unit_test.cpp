@@ -5,7 +5,6 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include <filesystem>
 #include <fstream>
 #include <string>
 #include <vector>
@@ -15,6 +14,7 @@
 #include "options.h"
 #include "output.h"
 #include "restart_policy.h"
+#include "temp_dir.h"
 
 namespace {
 
@@ -140,12 +140,7 @@ TEST(InstanceName, StateRootFollowsTheUserAndTheEnvironment) {
 
 class OptionsFile : public ::testing::Test {
  protected:
-  OptionsFile() {
-    char pattern[] = "/tmp/bbwd-options.XXXXXX";
-    dir_ = ::mkdtemp(pattern);
-  }
-  ~OptionsFile() override { std::filesystem::remove_all(dir_); }
-  std::string dir_;
+  blackbox::testing::TempDir dir_;
 };
 
 TEST_F(OptionsFile, SavedConfigurationRoundTripsWithMode0600) {
@@ -158,7 +153,7 @@ TEST_F(OptionsFile, SavedConfigurationRoundTripsWithMode0600) {
   o.error_patterns = {"panic", "ERROR|FATAL"};
   o.log_file = "/var/log/app.log";
   o.notify_access = NotifyAccess::kMain;
-  const std::string path = dir_ + "/watchdog.toml";
+  const std::string path = dir_ / "watchdog.toml";
   ASSERT_FALSE(SaveOptionsFile(path, o));
   struct stat st {};
   ASSERT_EQ(::stat(path.c_str(), &st), 0);
@@ -170,7 +165,7 @@ TEST_F(OptionsFile, SavedConfigurationRoundTripsWithMode0600) {
 }
 
 TEST_F(OptionsFile, SeedKeysAreAccepted) {
-  const std::string path = dir_ + "/seed.toml";
+  const std::string path = dir_ / "seed.toml";
   std::ofstream(path) << "app_script = \"main.py\"\nmax_memory = 2048\nmax_cpu = 85\n"
                          "max_restarts = 15\nrestart_delay = 45\n";
   Options o;
@@ -183,7 +178,7 @@ TEST_F(OptionsFile, SeedKeysAreAccepted) {
 }
 
 TEST_F(OptionsFile, BadFilesNameTheKeyOrLineAndChangeNothing) {
-  const std::string path = dir_ + "/bad.toml";
+  const std::string path = dir_ / "bad.toml";
   std::ofstream(path) << "max_restarts = 3\nrestart_delay = \"soon\"\n";
   Options o;
   std::optional<std::string> error = LoadOptionsFile(path, o);
