@@ -338,12 +338,19 @@ Result<RingScan> ScanRing(const std::string& path, uint64_t after_seq) {
   if (Status s = CheckHeader(base, bytes, path, &slot_size, &count); !s.ok()) return s;
   const RingHeader* h = HeaderOf(base);
   RingScan scan;
-  // head before tail: both only grow, so head <= tail as read.
+  // head before tail: both only grow and head never passes tail, so
+  // head <= tail as read unless the file is damaged. A live ring can move
+  // on between the two loads: tail - head > count then, and the seqs below
+  // tail - count were drained (reserving s + count needs s released).
   scan.head = h->head.value.load(std::memory_order_acquire);
   scan.tail = h->tail.value.load(std::memory_order_acquire);
-  if (scan.head > scan.tail || scan.tail - scan.head > count) {
-    return Status::Corruption(fmt::format("{} is not a ring file: head {} and tail {} for {} slots",
-                                          path, scan.head, scan.tail, count));
+  if (scan.head > scan.tail) {
+    return Status::Corruption(
+        fmt::format("{} is not a ring file: head {} past tail {}", path, scan.head, scan.tail));
+  }
+  if (scan.tail - scan.head > count) {
+    scan.drained += scan.tail - count - scan.head;
+    scan.head = scan.tail - count;
   }
   const uint64_t mask = count - 1;
   const uint64_t first = std::max(scan.head, after_seq + 1);

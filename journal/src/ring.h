@@ -173,7 +173,8 @@ struct RingScan {
   // length wrong), reserved but never published (the writer died between
   // reserve and publish, or with a live writer: an append in flight), and,
   // with a live writer, drained and reused while being read (they are in
-  // the database already).
+  // the database already, as are the seqs a live ring moved past between
+  // the reads of head and tail).
   uint64_t torn = 0;
   uint64_t holes = 0;
   uint64_t drained = 0;
