@@ -7,6 +7,7 @@ packages=(
   g++ cmake ninja-build pkg-config git ca-certificates
   librocksdb-dev libflatbuffers-dev flatbuffers-compiler
   libfmt-dev libcli11-dev nlohmann-json3-dev libtomlplusplus-dev
+  libxxhash-dev              # XXH3, the checksum of the journal's ring (journal/src/ring.cpp)
   libdw-dev                  # names crash frames from symbol and line tables
   libgtest-dev libgmock-dev
   clang libclang-rt-14-dev   # fuzzing (libFuzzer) and sanitizer runtimes

@@ -1,0 +1,292 @@
+// The buffered-event ring (journal/src/ring.h) beside raw RocksDB, one run.
+//
+//   ring_bench [--dir DIR] [--repeat R] [--scale X]
+//
+// Each repetition runs, alternating: ring appends from 1 and from 8 threads
+// (a drain thread releasing continuously, so the ring does not fill; drops
+// are counted and reported), raw RocksDB Puts (default options and
+// WriteOptions, 8-byte big-endian keys, values of the event's size) from 1
+// thread, and the ring with a drain that writes each peeked run of records
+// into RocksDB as one WriteBatch (sustained events/s). The event is a
+// pre-encoded 144-byte health sample, as in journal_bench. Medians over R.
+#include <fmt/format.h>
+#include <rocksdb/db.h>
+#include <rocksdb/memtablerep.h>
+#include <rocksdb/write_batch.h>
+#include <stdlib.h>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <filesystem>
+#include <functional>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "blackbox/event.h"
+#include "ring.h"
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+namespace fs = std::filesystem;
+using blackbox::internal::Ring;
+using blackbox::internal::RingCode;
+using blackbox::internal::RingView;
+
+std::string BigEndianKey(uint64_t seq) {
+  std::string k(8, '\0');
+  for (int i = 0; i < 8; ++i) k[i] = static_cast<char>(seq >> (56 - 8 * i));
+  return k;
+}
+
+std::string HealthEvent() {
+  flatbuffers::FlatBufferBuilder fbb;
+  blackbox::fb::HealthBuilder h(fbb);
+  h.add_rss_bytes(100'000'000);
+  h.add_cpu_percent(12.5);
+  h.add_memory_percent(40.0);
+  h.add_disk_percent(55.0);
+  h.add_threads(12);
+  h.add_open_fds(40);
+  h.add_sampled_pid(4242);
+  auto off = h.Finish();
+  blackbox::FinishEvent(fbb, "app", blackbox::fb::Severity::Info, blackbox::fb::Payload::Health,
+                        off.Union());
+  return {reinterpret_cast<const char*>(fbb.GetBufferPointer()), fbb.GetSize()};
+}
+
+// RocksDB's defaults, or with `vector` the journal's memtable (a vector,
+// sorted at flush: journal/src/rocksdb_options.cpp), which suits keys that
+// arrive in order.
+std::unique_ptr<rocksdb::DB> OpenRaw(const std::string& path, bool vector = false) {
+  rocksdb::Options o;
+  o.create_if_missing = true;
+  if (vector) {
+    o.memtable_factory = std::make_shared<rocksdb::VectorRepFactory>();
+    o.allow_concurrent_memtable_write = false;
+  }
+  rocksdb::DB* raw = nullptr;
+  auto s = rocksdb::DB::Open(o, path, &raw);
+  if (!s.ok()) {
+    fmt::print(stderr, "raw open: {}\n", s.ToString());
+    std::exit(1);
+  }
+  return std::unique_ptr<rocksdb::DB>(raw);
+}
+
+std::unique_ptr<Ring> OpenRing(const std::string& dir) {
+  fs::create_directories(dir);
+  auto r = Ring::Open(dir, {}, 1);
+  if (!r.ok()) {
+    fmt::print(stderr, "ring open: {}\n", r.status().ToString());
+    std::exit(1);
+  }
+  return std::move(*r);
+}
+
+double Median(std::vector<double> v) {
+  std::sort(v.begin(), v.end());
+  return v[v.size() / 2];
+}
+
+// Runs `ops` operations split over `threads` threads; returns the seconds.
+double Time(uint64_t ops, int threads, const std::function<void(uint64_t, uint64_t)>& body) {
+  auto start = Clock::now();
+  std::vector<std::thread> ts;
+  const uint64_t per = ops / threads;
+  for (int t = 0; t < threads; ++t) ts.emplace_back(body, t * per, (t + 1) * per);
+  for (auto& th : ts) th.join();
+  return std::chrono::duration<double>(Clock::now() - start).count();
+}
+
+struct RingRun {
+  double ns_per_append;
+  uint64_t drops;
+};
+
+// Appends `ops` events from `threads` threads while a drain thread releases
+// (and, with `db`, writes into RocksDB in WriteBatches) whatever is published.
+// With `db` the time runs until everything appended is in the database.
+RingRun RunRing(Ring& ring, const std::string& event, uint64_t ops, int threads,
+                rocksdb::DB* db = nullptr) {
+  std::atomic<bool> stop{false};
+  std::thread drain([&] {
+    std::vector<RingView> views;
+    rocksdb::WriteBatch batch;
+    rocksdb::WriteOptions wo;
+    for (;;) {
+      if (ring.Peek(ring.slot_count(), &views) == 0) {
+        if (stop.load(std::memory_order_acquire) && ring.head() == ring.tail()) return;
+        std::this_thread::yield();
+        continue;
+      }
+      if (db != nullptr) {
+        batch.Clear();
+        for (const auto& v : views) {
+          batch.Put(
+              BigEndianKey(v.seq),
+              rocksdb::Slice(reinterpret_cast<const char*>(v.payload.data()), v.payload.size()));
+        }
+        if (!db->Write(wo, &batch).ok()) std::abort();
+      }
+      ring.Release(views.back().seq);
+    }
+  });
+  const uint64_t dropped_before = ring.dropped();
+  const std::span<const uint8_t> bytes(reinterpret_cast<const uint8_t*>(event.data()),
+                                       event.size());
+  auto start = Clock::now();
+  Time(ops, threads, [&](uint64_t lo, uint64_t hi) {
+    for (uint64_t i = lo; i < hi; ++i) {
+      // Full: counted in dropped(), then tried again (this measures what
+      // the drain sustains, not the cost of refusing).
+      while (ring.Append(bytes).code == RingCode::kFull) {
+        if (db != nullptr) {
+          std::this_thread::sleep_for(std::chrono::microseconds(50));
+        } else {
+          std::this_thread::yield();
+        }
+      }
+    }
+  });
+  double secs = std::chrono::duration<double>(Clock::now() - start).count();
+  stop.store(true, std::memory_order_release);
+  drain.join();
+  if (db != nullptr) secs = std::chrono::duration<double>(Clock::now() - start).count();
+  return {secs * 1e9 / static_cast<double>(ops), ring.dropped() - dropped_before};
+}
+
+// The append alone: `ops` appends from one thread into rings with room for
+// them (no drain running; Reset between passes); ns per append.
+double RunBurst(Ring& ring, const std::string& event, uint64_t ops) {
+  const std::span<const uint8_t> bytes(reinterpret_cast<const uint8_t*>(event.data()),
+                                       event.size());
+  const uint64_t pass = ring.slot_count();
+  double secs = 0;
+  uint64_t done = 0;
+  while (done < ops) {
+    ring.Reset(done + 1);
+    const uint64_t n = std::min(pass, ops - done);
+    auto start = Clock::now();
+    for (uint64_t i = 0; i < n; ++i) {
+      if (ring.Append(bytes).code != RingCode::kOk) std::abort();
+    }
+    secs += std::chrono::duration<double>(Clock::now() - start).count();
+    done += n;
+  }
+  return secs * 1e9 / static_cast<double>(ops);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  std::string base;
+  int repeat = 5;
+  double scale = 1.0;
+  for (int i = 1; i < argc; ++i) {
+    std::string a = argv[i];
+    if (a == "--dir" && i + 1 < argc) {
+      base = argv[++i];
+    } else if (a == "--repeat" && i + 1 < argc) {
+      repeat = std::max(1, std::atoi(argv[++i]));
+    } else if (a == "--scale" && i + 1 < argc) {
+      scale = std::atof(argv[++i]);
+    } else {
+      fmt::print(stderr, "usage: ring_bench [--dir DIR] [--repeat R] [--scale X]\n");
+      return 2;
+    }
+  }
+  if (base.empty()) {
+    std::string tmpl = (fs::temp_directory_path() / "ring-bench-XXXXXX").string();
+    if (mkdtemp(tmpl.data()) == nullptr) return 1;
+    base = tmpl;
+  }
+  const uint64_t kRing = static_cast<uint64_t>(4'000'000 * scale);
+  const uint64_t kPut = static_cast<uint64_t>(200'000 * scale);
+  const uint64_t kDrain = static_cast<uint64_t>(1'000'000 * scale);
+  const unsigned cores = std::max(1u, std::thread::hardware_concurrency());
+  const std::string event = HealthEvent();
+  fmt::print("event size {} bytes; {} repetitions; {} cores; dir {}\n\n", event.size(), repeat,
+             cores, base);
+
+  std::vector<double> burst, ring1, ring8, put, drain_rate, drain_ns, drain_vector;
+  uint64_t drops1 = 0, drops8 = 0, drops_db = 0;
+  int run = 0;
+  for (int r = 0; r < repeat; ++r) {
+    auto fresh = [&](const char* what) { return fmt::format("{}/{}-{}", base, what, run++); };
+    {
+      auto ring = OpenRing(fresh("ring"));
+      burst.push_back(RunBurst(*ring, event, kRing));
+    }
+    {
+      auto ring = OpenRing(fresh("ring"));
+      RingRun one = RunRing(*ring, event, kRing, 1);
+      ring1.push_back(one.ns_per_append);
+      drops1 += one.drops;
+    }
+    {
+      auto db = OpenRaw(fresh("raw"));
+      rocksdb::WriteOptions wo;
+      double secs = Time(kPut, 1, [&](uint64_t lo, uint64_t hi) {
+        for (uint64_t i = lo; i < hi; ++i) db->Put(wo, BigEndianKey(i + 1), event);
+      });
+      put.push_back(secs * 1e9 / static_cast<double>(kPut));
+    }
+    {
+      auto ring = OpenRing(fresh("ring"));
+      RingRun eight = RunRing(*ring, event, kRing, 8);
+      ring8.push_back(eight.ns_per_append);
+      drops8 += eight.drops;
+    }
+    {
+      auto ring = OpenRing(fresh("ring"));
+      auto db = OpenRaw(fresh("drain"));
+      RingRun d = RunRing(*ring, event, kDrain, 1, db.get());
+      drain_ns.push_back(d.ns_per_append);
+      drain_rate.push_back(1e9 / d.ns_per_append);
+      drops_db += d.drops;
+    }
+    {
+      auto ring = OpenRing(fresh("ring"));
+      auto db = OpenRaw(fresh("drainv"), true);
+      RingRun d = RunRing(*ring, event, kDrain, 1, db.get());
+      drain_vector.push_back(1e9 / d.ns_per_append);
+    }
+    std::error_code ec;
+    for (const auto& e : fs::directory_iterator(base)) fs::remove_all(e.path(), ec);
+  }
+
+  const double b = Median(burst), r1 = Median(ring1), r8 = Median(ring8), p = Median(put);
+  const double rate1 = 1e9 / r1, rate8 = 1e9 / r8;
+  // The drain thread spins on a core of its own, so the appenders and it
+  // share every core in both cases.
+  const double per_core1 = rate1 / std::min(2u, cores), per_core8 = rate8 / cores;
+  fmt::print("{:<44} {:>12} {:>10}  {}\n", "case (medians)", "ns/append", "x raw Put", "goal");
+  fmt::print("{:<44} {:>12.1f} {:>9.1f}x  <= 100 ns and >= 20x raw Put: {}\n",
+             "ring append, 1 thread (drain releasing)", r1, p / r1,
+             r1 <= 100 && p / r1 >= 20 ? "met" : "NOT met");
+  fmt::print("{:<44} {:>12.1f} {:>9.1f}x\n", "ring append alone, 1 thread (room, no drain)", b,
+             p / b);
+  fmt::print("{:<44} {:>12.1f} {:>9.1f}x\n", "ring append, 8 threads (drain releasing)", r8,
+             p / r8);
+  fmt::print("{:<44} {:>12.1f} {:>10}\n", "raw RocksDB Put, 1 thread", p, "1.0x");
+  fmt::print(
+      "\nthroughput: 1 thread {:.1f} M/s ({:.1f} M/s per core), 8 threads {:.1f} M/s "
+      "({:.1f} M/s per core); appenders and drain on {} cores\n",
+      rate1 / 1e6, per_core1 / 1e6, rate8 / 1e6, per_core8 / 1e6, cores);
+  fmt::print(
+      "ring full (append refused, counted, tried again), all repetitions: 1 thread {} of {}, 8 "
+      "threads {} of {}\n",
+      drops1, kRing * repeat, drops8, kRing * repeat);
+  fmt::print(
+      "\nring drained into RocksDB (WriteBatch per peek, 1 appending thread): "
+      "{:.2f} M events/s sustained (median); ring full {} times in {} appends\n",
+      Median(drain_rate) / 1e6, drops_db, kDrain * repeat);
+  fmt::print("the same, the journal's vector memtable: {:.2f} M events/s sustained (median)\n",
+             Median(drain_vector) / 1e6);
+  std::error_code ec;
+  fs::remove_all(base, ec);
+  return 0;
+}

@@ -1,0 +1,396 @@
+// <stream dir>/RING: see ring.h.
+#include "ring.h"
+
+#include <fcntl.h>
+#include <fmt/format.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <utility>
+
+#define XXH_INLINE_ALL
+#include <xxhash.h>
+
+namespace blackbox::internal {
+
+namespace {
+
+using Atomic = std::atomic<uint64_t>;
+static_assert(Atomic::is_always_lock_free, "the ring's atomics live in a shared mapping");
+static_assert(sizeof(Atomic) == 8);
+
+constexpr char kMagic[8] = {'B', 'B', 'X', 'R', 'I', 'N', 'G', '1'};
+constexpr uint32_t kVersion = 1;
+constexpr size_t kHeaderBytes = 4096;
+constexpr size_t kRecordHeader = 32;
+constexpr size_t kMinSlot = 64, kMaxSlot = 65536;
+
+struct alignas(64) Line {
+  Atomic value;
+};
+
+struct RingHeader {
+  char magic[8];
+  uint32_t version;
+  uint32_t slot_size;
+  uint64_t slot_count;
+  uint64_t reserved_[5];
+  Line tail;
+  Line head;
+  Line dropped;
+};
+static_assert(sizeof(RingHeader) <= kHeaderBytes);
+static_assert(offsetof(RingHeader, tail) == 64);
+
+struct Slot {
+  Atomic turn;
+  uint64_t checksum;
+  uint64_t seq;
+  uint32_t length;
+  uint32_t flags;
+  // payload follows
+};
+static_assert(sizeof(Slot) == kRecordHeader);
+
+// The same record header as plain data, for a copy taken out of a slot.
+struct SlotCopy {
+  uint64_t turn;
+  uint64_t checksum;
+  uint64_t seq;
+  uint32_t length;
+  uint32_t flags;
+};
+static_assert(sizeof(SlotCopy) == kRecordHeader);
+
+bool PowerOfTwo(uint64_t v) { return v != 0 && (v & (v - 1)) == 0; }
+
+// XXH3 over seq|length|flags|payload, which lie contiguous after `checksum`.
+uint64_t Checksum(const uint8_t* slot, uint32_t length) {
+  return XXH3_64bits(slot + 16, 16 + static_cast<size_t>(length));
+}
+
+Status Errno(std::string_view what, const std::string& path, int err) {
+  std::string msg = fmt::format("{} {}: {}", what, path, std::strerror(err));
+  if (err == ENOSPC || err == EDQUOT) return Status::NoSpace(msg);
+  return Status::IOError(msg);
+}
+
+class Fd {
+ public:
+  explicit Fd(int fd) : fd_(fd) {}
+  ~Fd() {
+    if (fd_ >= 0) ::close(fd_);
+  }
+  Fd(const Fd&) = delete;
+  Fd& operator=(const Fd&) = delete;
+  int get() const { return fd_; }
+
+ private:
+  int fd_;
+};
+
+class Mapping {
+ public:
+  Mapping(void* p, size_t n) : p_(p), n_(n) {}
+  ~Mapping() {
+    if (p_ != MAP_FAILED) ::munmap(p_, n_);
+  }
+  Mapping(const Mapping&) = delete;
+  Mapping& operator=(const Mapping&) = delete;
+  uint8_t* get() const { return static_cast<uint8_t*>(p_); }
+  bool ok() const { return p_ != MAP_FAILED; }
+  void* Release() { return std::exchange(p_, MAP_FAILED); }
+
+ private:
+  void* p_;
+  size_t n_;
+};
+
+RingHeader* HeaderOf(uint8_t* base) { return reinterpret_cast<RingHeader*>(base); }
+const RingHeader* HeaderOf(const uint8_t* base) {
+  return reinterpret_cast<const RingHeader*>(base);
+}
+
+// The checks every opener makes of an open fd: a regular file of ours,
+// owner-only.
+Status CheckFile(int fd, const std::string& path, struct stat* st) {
+  if (::fstat(fd, st) != 0) return Errno("cannot stat", path, errno);
+  if (!S_ISREG(st->st_mode)) return Status::InvalidArgument(path + " is not a regular file");
+  if (st->st_uid != ::geteuid()) {
+    return Status::InvalidArgument(path + " is owned by another user");
+  }
+  if ((st->st_mode & 077) != 0) {
+    return Status::InvalidArgument(path + " is readable or writable by other users");
+  }
+  return Status::Ok();
+}
+
+// Checks a mapped header against the file's size. Reads the fields once.
+Status CheckHeader(const uint8_t* base, size_t file_size, const std::string& path,
+                   size_t* slot_size, size_t* slot_count) {
+  auto bad = [&](std::string_view why) {
+    return Status::Corruption(fmt::format("{} is not a ring file: {}", path, why));
+  };
+  if (file_size < kHeaderBytes) return bad("shorter than its header");
+  const RingHeader* h = HeaderOf(base);
+  if (std::memcmp(h->magic, kMagic, sizeof kMagic) != 0) return bad("wrong magic");
+  if (h->version != kVersion) return bad(fmt::format("version {}", h->version));
+  const uint64_t size = h->slot_size, count = h->slot_count;
+  if (!PowerOfTwo(size) || size < kMinSlot || size > kMaxSlot) {
+    return bad(fmt::format("slot size {}", size));
+  }
+  if (!PowerOfTwo(count) || count < 2 || count > (uint64_t{1} << 40) / size) {
+    return bad(fmt::format("slot count {}", count));
+  }
+  if (file_size != kHeaderBytes + size * count) {
+    return bad(fmt::format("{} bytes for {} slots of {}", file_size, count, size));
+  }
+  *slot_size = size;
+  *slot_count = count;
+  return Status::Ok();
+}
+
+}  // namespace
+
+Ring::Ring(std::string path, uint8_t* base, size_t bytes, size_t slot_size, size_t slot_count)
+    : path_(std::move(path)),
+      base_(base),
+      bytes_(bytes),
+      slot_size_(slot_size),
+      slot_count_(slot_count) {}
+
+Ring::~Ring() { ::munmap(base_, bytes_); }
+
+Result<std::unique_ptr<Ring>> Ring::Open(const std::string& dir, const RingOptions& options,
+                                         uint64_t next_seq) {
+  const std::string path = dir + "/" + kRingFile;
+  if (!PowerOfTwo(options.slot_size) || options.slot_size < kMinSlot ||
+      options.slot_size > kMaxSlot || !PowerOfTwo(options.size) ||
+      options.size < 2 * options.slot_size) {
+    return Status::InvalidArgument(
+        fmt::format("ring of {} bytes in slots of {}: both must be powers of two, two slots "
+                    "at least, slots of 64 to 65536 bytes",
+                    options.size, options.slot_size));
+  }
+  if (next_seq == 0) return Status::InvalidArgument("ring numbered from 0");
+  const size_t bytes = kHeaderBytes + options.size;
+  const size_t count = options.size / options.slot_size;
+
+  // The existing file, when it is a ring of these sizes, is reused in place.
+  {
+    Fd fd(::open(path.c_str(), O_RDWR | O_NOFOLLOW | O_CLOEXEC));
+    if (fd.get() < 0 && errno != ENOENT) return Errno("cannot open", path, errno);
+    if (fd.get() >= 0) {
+      struct stat st {};
+      Status s = CheckFile(fd.get(), path, &st);
+      if (!s.ok()) return s;
+      if (static_cast<size_t>(st.st_size) == bytes) {
+        // Fill any hole (a file copied sparse) before storing into it.
+        if (int err = ::posix_fallocate(fd.get(), 0, static_cast<off_t>(bytes)); err != 0) {
+          return Errno("cannot allocate", path, err);
+        }
+        Mapping m(::mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_SHARED, fd.get(), 0), bytes);
+        if (!m.ok()) return Errno("cannot map", path, errno);
+        size_t size = 0, n = 0;
+        if (CheckHeader(m.get(), bytes, path, &size, &n).ok() && size == options.slot_size &&
+            n == count) {
+          std::unique_ptr<Ring> ring(
+              new Ring(path, static_cast<uint8_t*>(m.Release()), bytes, size, n));
+          ring->Reset(next_seq);
+          return ring;
+        }
+      }
+    }
+  }
+
+  // A fresh ring, built in a temporary and renamed over RING.
+  std::string temp = path + ".tmp.XXXXXX";
+  Fd fd(::mkostemp(temp.data(), O_CLOEXEC));  // O_EXCL, 0600
+  if (fd.get() < 0) return Errno("cannot create", temp, errno);
+  auto fail = [&](std::string_view what, int err) {
+    ::unlink(temp.c_str());
+    return Errno(what, temp, err);
+  };
+  if (int err = ::posix_fallocate(fd.get(), 0, static_cast<off_t>(bytes)); err != 0) {
+    return fail("cannot allocate", err);
+  }
+  Mapping m(::mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_SHARED, fd.get(), 0), bytes);
+  if (!m.ok()) return fail("cannot map", errno);
+  RingHeader* h = HeaderOf(m.get());
+  h->version = kVersion;
+  h->slot_size = static_cast<uint32_t>(options.slot_size);
+  h->slot_count = count;
+  std::unique_ptr<Ring> ring(
+      new Ring(path, static_cast<uint8_t*>(m.Release()), bytes, options.slot_size, count));
+  ring->Reset(next_seq);
+  std::memcpy(h->magic, kMagic, sizeof kMagic);
+  if (::rename(temp.c_str(), path.c_str()) != 0) return fail("cannot rename", errno);
+  return ring;
+}
+
+void Ring::Reset(uint64_t next_seq) {
+  RingHeader* h = HeaderOf(base_);
+  const uint64_t mask = slot_count_ - 1;
+  for (uint64_t i = 0; i < slot_count_; ++i) {
+    // The first seq >= next_seq that lands in slot i.
+    const uint64_t s = next_seq + ((i - next_seq) & mask);
+    auto* slot = reinterpret_cast<Slot*>(base_ + kHeaderBytes + i * slot_size_);
+    slot->turn.store(2 * s, std::memory_order_relaxed);
+  }
+  h->head.value.store(next_seq, std::memory_order_relaxed);
+  h->dropped.value.store(0, std::memory_order_relaxed);
+  h->tail.value.store(next_seq, std::memory_order_release);
+}
+
+RingAppend Ring::Append(std::span<const uint8_t> payload, uint32_t flags) {
+  if (payload.size() > RingPayloadMax(slot_size_)) return {RingCode::kTooLarge, 0};
+  RingHeader* h = HeaderOf(base_);
+  const uint64_t mask = slot_count_ - 1;
+  uint64_t s = h->tail.value.load(std::memory_order_relaxed);
+  uint8_t* p;
+  for (;;) {
+    p = base_ + kHeaderBytes + (s & mask) * slot_size_;
+    auto* slot = reinterpret_cast<Slot*>(p);
+    const uint64_t turn = slot->turn.load(std::memory_order_acquire);
+    if (turn == 2 * s) {
+      if (h->tail.value.compare_exchange_weak(s, s + 1, std::memory_order_relaxed)) break;
+      // s now holds the tail another thread moved to.
+    } else if (turn < 2 * s) {
+      // The slot still holds s - slot_count: full, unless tail moved on.
+      const uint64_t now = h->tail.value.load(std::memory_order_relaxed);
+      if (now == s) {
+        h->dropped.value.fetch_add(1, std::memory_order_relaxed);
+        return {RingCode::kFull, 0};
+      }
+      s = now;
+    } else {
+      s = h->tail.value.load(std::memory_order_relaxed);
+    }
+  }
+  auto* slot = reinterpret_cast<Slot*>(p);
+  slot->seq = s;
+  slot->length = static_cast<uint32_t>(payload.size());
+  slot->flags = flags;
+  if (!payload.empty()) std::memcpy(p + kRecordHeader, payload.data(), payload.size());
+  slot->checksum = Checksum(p, slot->length);
+  slot->turn.store(2 * s + 1, std::memory_order_release);
+  return {RingCode::kOk, s};
+}
+
+size_t Ring::Peek(size_t max, std::vector<RingView>* out) const {
+  out->clear();
+  const RingHeader* h = HeaderOf(base_);
+  const uint64_t mask = slot_count_ - 1;
+  uint64_t s = h->head.value.load(std::memory_order_relaxed);  // only the drain writes it
+  for (; out->size() < max; ++s) {
+    const uint8_t* p = base_ + kHeaderBytes + (s & mask) * slot_size_;
+    const auto* slot = reinterpret_cast<const Slot*>(p);
+    if (slot->turn.load(std::memory_order_acquire) != 2 * s + 1) break;
+    RingView v;
+    v.seq = s;
+    v.flags = slot->flags;
+    const uint32_t length = slot->length;
+    v.intact = slot->seq == s && length <= RingPayloadMax(slot_size_) &&
+               slot->checksum == Checksum(p, length);
+    if (v.intact) v.payload = {p + kRecordHeader, length};
+    out->push_back(v);
+  }
+  return out->size();
+}
+
+void Ring::Release(uint64_t through) {
+  RingHeader* h = HeaderOf(base_);
+  const uint64_t mask = slot_count_ - 1;
+  uint64_t s = h->head.value.load(std::memory_order_relaxed);
+  for (; s <= through; ++s) {
+    auto* slot = reinterpret_cast<Slot*>(base_ + kHeaderBytes + (s & mask) * slot_size_);
+    slot->turn.store(2 * (s + slot_count_), std::memory_order_release);
+  }
+  h->head.value.store(s, std::memory_order_release);
+}
+
+uint64_t Ring::head() const { return HeaderOf(base_)->head.value.load(std::memory_order_acquire); }
+uint64_t Ring::tail() const { return HeaderOf(base_)->tail.value.load(std::memory_order_acquire); }
+uint64_t Ring::dropped() const {
+  return HeaderOf(base_)->dropped.value.load(std::memory_order_relaxed);
+}
+
+Result<RingScan> ScanRing(const std::string& path, uint64_t after_seq) {
+  Fd fd(::open(path.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC));
+  if (fd.get() < 0) {
+    if (errno == ELOOP) return Status::InvalidArgument(path + " is a symbolic link");
+    if (errno == ENOENT) return Status::NotFound(path + " does not exist");
+    return Errno("cannot open", path, errno);
+  }
+  struct stat st {};
+  if (Status s = CheckFile(fd.get(), path, &st); !s.ok()) return s;
+  const size_t bytes = static_cast<size_t>(st.st_size);
+  if (bytes < kHeaderBytes) {
+    return Status::Corruption(fmt::format("{} is not a ring file: shorter than its header", path));
+  }
+  Mapping m(::mmap(nullptr, bytes, PROT_READ, MAP_SHARED, fd.get(), 0), bytes);
+  if (!m.ok()) return Errno("cannot map", path, errno);
+  const uint8_t* base = m.get();
+  size_t slot_size = 0, count = 0;
+  if (Status s = CheckHeader(base, bytes, path, &slot_size, &count); !s.ok()) return s;
+  const RingHeader* h = HeaderOf(base);
+  RingScan scan;
+  // head before tail: both only grow and head never passes tail, so
+  // head <= tail as read unless the file is damaged. A live ring can move
+  // on between the two loads: tail - head > count then, and the seqs below
+  // tail - count were drained (reserving s + count needs s released).
+  scan.head = h->head.value.load(std::memory_order_acquire);
+  scan.tail = h->tail.value.load(std::memory_order_acquire);
+  if (scan.head > scan.tail) {
+    return Status::Corruption(
+        fmt::format("{} is not a ring file: head {} past tail {}", path, scan.head, scan.tail));
+  }
+  if (scan.tail - scan.head > count) {
+    scan.drained += scan.tail - count - scan.head;
+    scan.head = scan.tail - count;
+  }
+  const uint64_t mask = count - 1;
+  const uint64_t first = std::max(scan.head, after_seq + 1);
+  scan.complete_through = first - 1;
+  bool gap = false;
+  for (uint64_t s = first; s < scan.tail; ++s) {
+    const uint8_t* p = base + kHeaderBytes + (s & mask) * slot_size;
+    const auto* slot = reinterpret_cast<const Slot*>(p);
+    const uint64_t turn = slot->turn.load(std::memory_order_acquire);
+    if (turn != 2 * s + 1) {
+      if (turn > 2 * s + 1) {
+        ++scan.drained;  // released, maybe reused, by a live drain: in the database
+      } else {
+        ++scan.holes;
+        gap = true;
+      }
+      continue;
+    }
+    // Copy the record, then check that the slot was not rewritten meanwhile.
+    uint8_t copy[kMaxSlot];
+    std::memcpy(copy, p, slot_size);
+    std::atomic_thread_fence(std::memory_order_acquire);
+    if (slot->turn.load(std::memory_order_relaxed) != turn) {
+      ++scan.drained;
+      continue;
+    }
+    SlotCopy rec;
+    std::memcpy(&rec, copy, sizeof rec);
+    if (rec.seq != s || rec.length > RingPayloadMax(slot_size) ||
+        rec.checksum != Checksum(copy, rec.length)) {
+      ++scan.torn;
+      gap = true;
+      continue;
+    }
+    scan.records.push_back(
+        {s, rec.flags,
+         std::string(reinterpret_cast<const char*>(copy + kRecordHeader), rec.length)});
+    if (!gap) scan.complete_through = s;
+  }
+  return scan;
+}
+
+}  // namespace blackbox::internal
