@@ -185,6 +185,10 @@ void FoldApp(SystemState& state, const fb::Event& event, std::string_view stream
         state.run_started_ns = event.time_ns();
         ClearRunFields(state);
       }
+      // A forecast is about a process that runs: an end clears it.
+      if (l->phase() == fb::Phase::Stopped || l->phase() == fb::Phase::Failed) {
+        state.forecasts.clear();
+      }
       if (l->phase() == fb::Phase::Running && state.status == fb::Phase::Recovering) {
         state.recovery_attempts = 0;  // a fully successful recovery
       }

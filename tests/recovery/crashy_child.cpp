@@ -7,14 +7,16 @@
 // three recovery callbacks of a failing exception_handler), segv, segv_local (in a function local
 // to this file), segv_local_bare_name (the same, started as plain "crashy_child"), terminate, hang,
 // sigterm, recover_fail, overflow (stack overflow on the main thread), thread_overflow (on a thread
-// the application started and prepared with RecoveryManager::prepare_thread). "ready" is printed on
-// stdout once the manager is initialized.
+// the application started and prepared with RecoveryManager::prepare_thread), leak (health samples
+// every 50 ms, forecast against a 400 MB limit, while the process grows by 2 MB every 50 ms for 3
+// s; then a clean exit). "ready" is printed on stdout once the manager is initialized.
 #include <signal.h>
 #include <unistd.h>
 
 #include <cstdio>
 #include <cstring>
 #include <fstream>
+#include <memory>
 #include <stdexcept>
 #include <string>
 #include <thread>
@@ -74,6 +76,10 @@ int main(int argc, char** argv) {
   options.journal_dir = argv[2];
   options.state_file = std::string(argv[2]) + "/../system_state.json";
   options.restart_delay = std::chrono::milliseconds(0);
+  if (mode == "leak") {
+    options.health_check_interval = std::chrono::milliseconds(50);
+    options.forecast_memory_limit_bytes = uint64_t{400} << 20;
+  }
   std::string marker = argc > 3 ? argv[3] : "";
   auto& rm = blackbox::initialize_recovery_manager(options);
   rm.register_cleanup_callback("write_marker", [marker] {
@@ -83,6 +89,16 @@ int main(int argc, char** argv) {
   std::fflush(stdout);
 
   if (mode == "run") return 0;
+  if (mode == "leak") {
+    rm.start_health_monitoring();
+    std::vector<std::unique_ptr<char[]>> leaked;
+    for (int i = 0; i < 60; ++i) {
+      leaked.emplace_back(new char[2 << 20]);
+      std::memset(leaked.back().get(), 1, 2 << 20);  // resident, not just reserved
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
+    return 0;
+  }
   if (mode == "handled_error" || mode == "handled_error_3") {
     // One failing exception_handler between two marker system calls, so that
     // a tracer can count the fsyncs it makes: access(2) of <dir>/begin and

@@ -313,6 +313,27 @@ TEST(Fold, AForecastHoldsUntilClearedOrTheChildIsReplaced) {
   EXPECT_EQ(f.state.watchdog.forecast_seconds, 0);
 }
 
+TEST(Fold, TheAppsForecastsHoldByResourceUntilClearedOrTheRunEnds) {
+  Folder f;
+  fb::ForecastT disk = Forecast(40);
+  disk.resource = "disk";
+  f.Add(kApp, 1, 1, Lifecycle(fb::Phase::Running))
+      .Add(kApp, 2, 1, Forecast(30))
+      .Add(kApp, 3, 1, disk);
+  ASSERT_EQ(f.state.forecasts.size(), 2u);
+  EXPECT_EQ(f.state.forecasts.at("rss").seconds_to_limit, 30);
+  EXPECT_NE(f.state.forecasts.at("rss").message, "");
+  EXPECT_EQ(f.state.forecasts.at("disk").seconds_to_limit, 40);
+  EXPECT_EQ(f.state.watchdog.forecast_seconds, 0);  // not the watchdog's
+  f.Add(kApp, 4, 1, Forecast(0, true));             // the rss one clears
+  ASSERT_EQ(f.state.forecasts.size(), 1u);
+  EXPECT_EQ(f.state.forecasts.count("disk"), 1u);
+  f.Add(kApp, 5, 1, Lifecycle(fb::Phase::Stopped));
+  EXPECT_TRUE(f.state.forecasts.empty());
+  f.Add(kApp, 6, 2, Forecast(5)).Add(kApp, 7, 3, Lifecycle(fb::Phase::Starting));
+  EXPECT_TRUE(f.state.forecasts.empty());
+}
+
 TEST(Fold, TracksCoverageCountAndNewestTime) {
   Folder f;
   f.Add(kApp, 5, 1, Gauge("a", 1))

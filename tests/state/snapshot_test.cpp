@@ -49,6 +49,7 @@ SystemState BusyState() {
   f.state.watchdog.metrics_address = "127.0.0.1:9464";
   f.state.watchdog.forecast_seconds = 21.5;
   f.state.watchdog.forecast_message = "rss 143 MB rising";
+  f.state.forecasts["disk"] = {42.0, "disk 9000 MB rising"};
   return f.state;
 }
 
@@ -63,6 +64,7 @@ TEST(Snapshot, RoundTripsEveryField) {
   EXPECT_EQ(back->watchdog.metrics_address, "127.0.0.1:9464");
   EXPECT_EQ(back->watchdog.forecast_seconds, 21.5);
   EXPECT_EQ(back->watchdog.forecast_message, "rss 143 MB rising");
+  EXPECT_EQ(back->forecasts.at("disk").seconds_to_limit, 42.0);
 }
 
 // A field the codec forgets fails here: the comparison is the defaulted one,

@@ -153,7 +153,8 @@ struct SystemState {
 // Events of any other stream (the application) update the app's fields:
 //   Lifecycle   status = phase. Starting begins a run: pid = event pid,
 //               run_started_ns = time; the per-run fields (health figures,
-//               gauges, forecasts, recovery_attempts) are cleared.
+//               gauges, forecasts, recovery_attempts) are cleared;
+//               Stopped and Failed clear the forecasts.
 //   Error       last_error, error_count += 1, status = Error.
 //   Callback    kind Recovery, !ok, while status == Recovering: the recovery
 //               failed: recovery_attempts += 1, status = Error (further
