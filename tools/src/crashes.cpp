@@ -36,8 +36,6 @@ struct CrashesOptions {
   double before_seconds = 10;
 };
 
-std::string_view Str(const flatbuffers::String* s) { return s ? s->string_view() : ""; }
-
 Incidents FindIncidents(const MergedReader& reader, DamageReport& damage) {
   Incidents out;
   Status s = ListIncidents(reader, damage.callback(), &out);

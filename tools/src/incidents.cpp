@@ -158,7 +158,7 @@ std::vector<SignatureGroup> GroupBySignature(const std::vector<const Incident*>&
   for (const Incident* i : incidents) {
     if (i->signature.empty()) continue;
     auto [it, fresh] = index.emplace(i->signature, groups.size());
-    if (fresh) groups.push_back({.first = i, .last = i});
+    if (fresh) groups.push_back({.first = i, .last = i, .count = 0, .builds = {}});
     SignatureGroup& g = groups[it->second];
     g.last = i;
     ++g.count;
