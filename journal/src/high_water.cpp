@@ -13,31 +13,12 @@
 #include <string_view>
 #include <utility>
 
+#include "unique_fd.h"
+
 namespace blackbox::internal {
 namespace {
 
 constexpr std::string_view kTempPrefix = "HIGH_WATER.tmp.";
-
-Status Errno(std::string_view what, const std::string& path, int err) {
-  std::string msg = fmt::format("{} {}: {}", what, path, std::strerror(err));
-  if (err == ENOSPC || err == EDQUOT) return Status::NoSpace(msg);
-  return Status::IOError(msg);
-}
-
-class Fd {
- public:
-  explicit Fd(int fd) : fd_(fd) {}
-  ~Fd() {
-    if (fd_ >= 0) ::close(fd_);
-  }
-  Fd(const Fd&) = delete;
-  Fd& operator=(const Fd&) = delete;
-  int get() const { return fd_; }
-  int Release() { return std::exchange(fd_, -1); }
-
- private:
-  int fd_;
-};
 
 // Reads a number ended by `end` from the front of `text`.
 bool ParseNumber(std::string_view& text, uint64_t* value, char end) {
