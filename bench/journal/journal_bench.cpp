@@ -18,18 +18,16 @@
 #include <thread>
 #include <vector>
 
+#include "bench_args.h"
 #include "blackbox/journal.h"
 
 namespace {
 
+using blackbox::bench::BigEndianKey;
+using blackbox::bench::Median;
+
 using Clock = std::chrono::steady_clock;
 namespace fs = std::filesystem;
-
-std::string BigEndianKey(uint64_t seq) {
-  std::string k(8, '\0');
-  for (int i = 0; i < 8; ++i) k[i] = static_cast<char>(seq >> (56 - 8 * i));
-  return k;
-}
 
 // A health sample: the most frequent event a service writes.
 void BuildEvent(flatbuffers::FlatBufferBuilder& fbb, uint64_t i) {
@@ -62,11 +60,6 @@ struct RawDb {
   std::unique_ptr<rocksdb::DB> db;
 };
 
-double Median(std::vector<double> v) {
-  std::sort(v.begin(), v.end());
-  return v[v.size() / 2];
-}
-
 // Runs `ops` operations split over `threads` threads; returns ops/s.
 double Rate(uint64_t ops, int threads, const std::function<void(int, uint64_t, uint64_t)>& body) {
   auto start = Clock::now();
@@ -88,27 +81,11 @@ struct Case {
 }  // namespace
 
 int main(int argc, char** argv) {
-  std::string base;
-  int repeat = 5;
-  double scale = 1.0;
-  for (int i = 1; i < argc; ++i) {
-    std::string a = argv[i];
-    if (a == "--dir" && i + 1 < argc)
-      base = argv[++i];
-    else if (a == "--repeat" && i + 1 < argc)
-      repeat = std::max(1, std::atoi(argv[++i]));
-    else if (a == "--scale" && i + 1 < argc)
-      scale = std::atof(argv[++i]);
-    else {
-      fmt::print(stderr, "usage: journal_bench [--dir DIR] [--repeat R] [--scale X]\n");
-      return 2;
-    }
-  }
-  if (base.empty()) {
-    std::string tmpl = (fs::temp_directory_path() / "journal-bench-XXXXXX").string();
-    if (mkdtemp(tmpl.data()) == nullptr) return 1;
-    base = tmpl;
-  }
+  const blackbox::bench::BenchArgs args =
+      blackbox::bench::ParseBenchArgs(argc, argv, "journal_bench");
+  const std::string& base = args.base;
+  const int repeat = args.repeat;
+  const double scale = args.scale;
   const uint64_t kBuffered = static_cast<uint64_t>(200'000 * scale);
   const uint64_t kDurable1 = static_cast<uint64_t>(2'000 * scale);
   const uint64_t kDurable8 = static_cast<uint64_t>(8'000 * scale);

@@ -24,22 +24,20 @@
 #include <thread>
 #include <vector>
 
+#include "bench_args.h"
 #include "blackbox/event.h"
 #include "ring.h"
 
 namespace {
+
+using blackbox::bench::BigEndianKey;
+using blackbox::bench::Median;
 
 using Clock = std::chrono::steady_clock;
 namespace fs = std::filesystem;
 using blackbox::internal::Ring;
 using blackbox::internal::RingCode;
 using blackbox::internal::RingView;
-
-std::string BigEndianKey(uint64_t seq) {
-  std::string k(8, '\0');
-  for (int i = 0; i < 8; ++i) k[i] = static_cast<char>(seq >> (56 - 8 * i));
-  return k;
-}
 
 std::string HealthEvent() {
   flatbuffers::FlatBufferBuilder fbb;
@@ -84,11 +82,6 @@ std::unique_ptr<Ring> OpenRing(const std::string& dir) {
     std::exit(1);
   }
   return std::move(*r);
-}
-
-double Median(std::vector<double> v) {
-  std::sort(v.begin(), v.end());
-  return v[v.size() / 2];
 }
 
 // Runs `ops` operations split over `threads` threads; returns the seconds.
@@ -182,27 +175,10 @@ double RunBurst(Ring& ring, const std::string& event, uint64_t ops) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  std::string base;
-  int repeat = 5;
-  double scale = 1.0;
-  for (int i = 1; i < argc; ++i) {
-    std::string a = argv[i];
-    if (a == "--dir" && i + 1 < argc) {
-      base = argv[++i];
-    } else if (a == "--repeat" && i + 1 < argc) {
-      repeat = std::max(1, std::atoi(argv[++i]));
-    } else if (a == "--scale" && i + 1 < argc) {
-      scale = std::atof(argv[++i]);
-    } else {
-      fmt::print(stderr, "usage: ring_bench [--dir DIR] [--repeat R] [--scale X]\n");
-      return 2;
-    }
-  }
-  if (base.empty()) {
-    std::string tmpl = (fs::temp_directory_path() / "ring-bench-XXXXXX").string();
-    if (mkdtemp(tmpl.data()) == nullptr) return 1;
-    base = tmpl;
-  }
+  const blackbox::bench::BenchArgs args = blackbox::bench::ParseBenchArgs(argc, argv, "ring_bench");
+  const std::string& base = args.base;
+  const int repeat = args.repeat;
+  const double scale = args.scale;
   const uint64_t kRing = static_cast<uint64_t>(4'000'000 * scale);
   const uint64_t kPut = static_cast<uint64_t>(200'000 * scale);
   const uint64_t kDrain = static_cast<uint64_t>(1'000'000 * scale);
