@@ -18,45 +18,21 @@
 #include <thread>
 #include <vector>
 
-#include "bench_args.h"
+#include "bench_support.h"
 #include "blackbox/journal.h"
 
 namespace {
 
 using blackbox::bench::BigEndianKey;
+using blackbox::bench::BuildHealthEvent;
 using blackbox::bench::Median;
 
 using Clock = std::chrono::steady_clock;
 namespace fs = std::filesystem;
 
-// A health sample: the most frequent event a service writes.
-void BuildEvent(flatbuffers::FlatBufferBuilder& fbb, uint64_t i) {
-  fbb.Clear();
-  blackbox::fb::HealthBuilder h(fbb);
-  h.add_rss_bytes(100'000'000 + i);
-  h.add_cpu_percent(12.5);
-  h.add_memory_percent(40.0);
-  h.add_disk_percent(55.0);
-  h.add_threads(12);
-  h.add_open_fds(40);
-  h.add_sampled_pid(4242);
-  auto off = h.Finish();
-  blackbox::FinishEvent(fbb, "app", blackbox::fb::Severity::Info, blackbox::fb::Payload::Health,
-                        off.Union());
-}
-
+// Raw RocksDB with its defaults.
 struct RawDb {
-  explicit RawDb(const std::string& path) {
-    rocksdb::Options o;
-    o.create_if_missing = true;
-    rocksdb::DB* raw = nullptr;
-    auto s = rocksdb::DB::Open(o, path, &raw);
-    if (!s.ok()) {
-      fmt::print(stderr, "raw open: {}\n", s.ToString());
-      std::exit(1);
-    }
-    db.reset(raw);
-  }
+  explicit RawDb(const std::string& path) : db(blackbox::bench::OpenRaw(path)) {}
   std::unique_ptr<rocksdb::DB> db;
 };
 
@@ -92,7 +68,7 @@ int main(int argc, char** argv) {
   const uint64_t kScan = static_cast<uint64_t>(1'000'000 * scale);
 
   flatbuffers::FlatBufferBuilder probe;
-  BuildEvent(probe, 0);
+  BuildHealthEvent(probe, 0);
   const std::string value(reinterpret_cast<const char*>(probe.GetBufferPointer()), probe.GetSize());
   fmt::print("event size {} bytes; {} repetitions per case; dir {}\n\n", value.size(), repeat,
              base);
@@ -117,7 +93,7 @@ int main(int argc, char** argv) {
       buffered.journal.push_back(Rate(kBuffered, 1, [&](int, uint64_t lo, uint64_t hi) {
         flatbuffers::FlatBufferBuilder fbb(256);
         for (uint64_t i = lo; i < hi; ++i) {
-          BuildEvent(fbb, i);
+          BuildHealthEvent(fbb, i);
           (*j)->Append(blackbox::Bytes(fbb), blackbox::Durability::kBuffered);
         }
       }));
@@ -133,7 +109,7 @@ int main(int argc, char** argv) {
       auto body = [&](int, uint64_t lo, uint64_t hi) {
         flatbuffers::FlatBufferBuilder fbb(256);
         for (uint64_t i = lo; i < hi; ++i) {
-          BuildEvent(fbb, i);
+          BuildHealthEvent(fbb, i);
           (*j)->Append(blackbox::Bytes(fbb), blackbox::Durability::kDurable);
         }
       };
@@ -161,7 +137,7 @@ int main(int argc, char** argv) {
         auto j = blackbox::Journal::Open(jpath, "app");
         flatbuffers::FlatBufferBuilder fbb(256);
         for (uint64_t i = 0; i < kScan; ++i) {
-          BuildEvent(fbb, i);
+          BuildHealthEvent(fbb, i);
           (*j)->Append(blackbox::Bytes(fbb), blackbox::Durability::kBuffered);
         }
         RawDb raw(rpath);

@@ -24,7 +24,7 @@
 #include <thread>
 #include <vector>
 
-#include "bench_args.h"
+#include "bench_support.h"
 #include "blackbox/event.h"
 #include "ring.h"
 
@@ -32,6 +32,7 @@ namespace {
 
 using blackbox::bench::BigEndianKey;
 using blackbox::bench::Median;
+using blackbox::bench::OpenRaw;
 
 using Clock = std::chrono::steady_clock;
 namespace fs = std::filesystem;
@@ -41,37 +42,8 @@ using blackbox::internal::RingView;
 
 std::string HealthEvent() {
   flatbuffers::FlatBufferBuilder fbb;
-  blackbox::fb::HealthBuilder h(fbb);
-  h.add_rss_bytes(100'000'000);
-  h.add_cpu_percent(12.5);
-  h.add_memory_percent(40.0);
-  h.add_disk_percent(55.0);
-  h.add_threads(12);
-  h.add_open_fds(40);
-  h.add_sampled_pid(4242);
-  auto off = h.Finish();
-  blackbox::FinishEvent(fbb, "app", blackbox::fb::Severity::Info, blackbox::fb::Payload::Health,
-                        off.Union());
+  blackbox::bench::BuildHealthEvent(fbb);
   return {reinterpret_cast<const char*>(fbb.GetBufferPointer()), fbb.GetSize()};
-}
-
-// RocksDB's defaults, or with `vector` the journal's memtable (a vector,
-// sorted at flush: journal/src/rocksdb_options.cpp), which suits keys that
-// arrive in order.
-std::unique_ptr<rocksdb::DB> OpenRaw(const std::string& path, bool vector = false) {
-  rocksdb::Options o;
-  o.create_if_missing = true;
-  if (vector) {
-    o.memtable_factory = std::make_shared<rocksdb::VectorRepFactory>();
-    o.allow_concurrent_memtable_write = false;
-  }
-  rocksdb::DB* raw = nullptr;
-  auto s = rocksdb::DB::Open(o, path, &raw);
-  if (!s.ok()) {
-    fmt::print(stderr, "raw open: {}\n", s.ToString());
-    std::exit(1);
-  }
-  return std::unique_ptr<rocksdb::DB>(raw);
 }
 
 std::unique_ptr<Ring> OpenRing(const std::string& dir) {

@@ -1,16 +1,23 @@
 // What the journal benchmarks share: their command line
 // (NAME [--dir DIR] [--repeat R] [--scale X]), their scratch directory, the
-// 8-byte big-endian keys raw RocksDB is given, and the median.
+// event they append, raw RocksDB as they open it, its 8-byte big-endian keys,
+// and the median.
 #pragma once
 
+#include <flatbuffers/flatbuffers.h>
 #include <fmt/format.h>
+#include <rocksdb/db.h>
+#include <rocksdb/memtablerep.h>
 #include <stdlib.h>
 
 #include <algorithm>
 #include <cstdint>
 #include <filesystem>
+#include <memory>
 #include <string>
 #include <vector>
+
+#include "blackbox/event.h"
 
 namespace blackbox::bench {
 
@@ -46,6 +53,39 @@ inline BenchArgs ParseBenchArgs(int argc, char** argv, const char* name) {
     args.base = tmpl;
   }
   return args;
+}
+
+// A health sample (the most frequent event a service writes), `i` in its RSS.
+inline void BuildHealthEvent(flatbuffers::FlatBufferBuilder& fbb, uint64_t i = 0) {
+  fbb.Clear();
+  fb::HealthBuilder h(fbb);
+  h.add_rss_bytes(100'000'000 + i);
+  h.add_cpu_percent(12.5);
+  h.add_memory_percent(40.0);
+  h.add_disk_percent(55.0);
+  h.add_threads(12);
+  h.add_open_fds(40);
+  h.add_sampled_pid(4242);
+  auto off = h.Finish();
+  FinishEvent(fbb, "app", fb::Severity::Info, fb::Payload::Health, off.Union());
+}
+
+// Raw RocksDB with its defaults, or with `vector` the journal's memtable (a
+// vector, sorted at flush: journal/src/rocksdb_options.cpp), which suits
+// keys that arrive in order. Exits 1 when it cannot be opened.
+inline std::unique_ptr<rocksdb::DB> OpenRaw(const std::string& path, bool vector = false) {
+  rocksdb::Options o;
+  o.create_if_missing = true;
+  if (vector) {
+    o.memtable_factory = std::make_shared<rocksdb::VectorRepFactory>();
+    o.allow_concurrent_memtable_write = false;
+  }
+  rocksdb::DB* raw = nullptr;
+  if (rocksdb::Status s = rocksdb::DB::Open(o, path, &raw); !s.ok()) {
+    fmt::print(stderr, "raw open: {}\n", s.ToString());
+    std::exit(1);
+  }
+  return std::unique_ptr<rocksdb::DB>(raw);
 }
 
 inline std::string BigEndianKey(uint64_t seq) {
