@@ -258,6 +258,11 @@ class CrashRecoveryManager:
       ``disk_warning_percent`` (90): a health sample past any of them is
       journaled as a warning.
     - ``snapshot_every`` (10000): events between two stored snapshots.
+    - ``forecast_horizon`` (600 seconds; 0 turns it off): the health monitor
+      journals a ``forecast`` warning when this process's memory, rising, is
+      projected to reach what the system could still give it (its RSS plus
+      MemAvailable, or ``forecast_memory_limit_bytes`` when not 0), or the
+      journal's filesystem to fill up, within this many seconds.
 
     Opening the manager folds the journal, journals a crash left by the
     previous run, counts a previous run that did not end cleanly as a restart,
@@ -286,6 +291,8 @@ class CrashRecoveryManager:
         cpu_warning_percent: float = 90,
         disk_warning_percent: float = 90,
         snapshot_every: int = 10000,
+        forecast_horizon: float = 600,
+        forecast_memory_limit_bytes: int = 0,
     ) -> None:
         self.state_file = state_file
         self.max_restarts = max_restarts
@@ -307,6 +314,8 @@ class CrashRecoveryManager:
             float(cpu_warning_percent),
             float(disk_warning_percent),
             int(snapshot_every),
+            float(forecast_horizon),
+            int(forecast_memory_limit_bytes),
         )
         self.state = SystemState(self._core)
         _install_excepthook()

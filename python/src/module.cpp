@@ -170,7 +170,8 @@ Handle Open(const std::string& journal_dir, const std::string& stream,
             const std::string& state_file, int max_restarts, double restart_delay,
             double health_check_interval, int max_recovery_attempts, bool handle_signals,
             bool capture_crashes, double memory_warning_percent, double cpu_warning_percent,
-            double disk_warning_percent, uint64_t snapshot_every) {
+            double disk_warning_percent, uint64_t snapshot_every, double forecast_horizon,
+            uint64_t forecast_memory_limit_bytes) {
   if (stream.empty() || stream.find('/') != std::string::npos || stream == "." || stream == "..") {
     throw py::value_error("stream must be a plain name, not '" + stream + "'");
   }
@@ -193,6 +194,11 @@ Handle Open(const std::string& journal_dir, const std::string& stream,
   o.cpu_warning_percent = cpu_warning_percent;
   o.disk_warning_percent = disk_warning_percent;
   o.snapshot_every = snapshot_every == 0 ? 1 : snapshot_every;
+  if (!std::isfinite(forecast_horizon) || forecast_horizon < 0) {
+    throw py::value_error("forecast_horizon must be a finite number of seconds >= 0");
+  }
+  o.forecast_horizon = std::chrono::seconds(std::llround(forecast_horizon));
+  o.forecast_memory_limit_bytes = forecast_memory_limit_bytes;
 
   std::string key = ResolvedRoot(journal_dir) + '\0' + stream;
   py::gil_scoped_release nogil;
@@ -316,6 +322,8 @@ py::dict OptionsDict(const RecoveryOptions& o) {
   d["cpu_warning_percent"] = o.cpu_warning_percent;
   d["disk_warning_percent"] = o.disk_warning_percent;
   d["snapshot_every"] = o.snapshot_every;
+  d["forecast_horizon"] = static_cast<double>(o.forecast_horizon.count());
+  d["forecast_memory_limit_bytes"] = o.forecast_memory_limit_bytes;
   return d;
 }
 
@@ -473,7 +481,8 @@ PYBIND11_MODULE(_core, m) {
         py::arg("max_restarts"), py::arg("restart_delay"), py::arg("health_check_interval"),
         py::arg("max_recovery_attempts"), py::arg("handle_signals"), py::arg("capture_crashes"),
         py::arg("memory_warning_percent"), py::arg("cpu_warning_percent"),
-        py::arg("disk_warning_percent"), py::arg("snapshot_every"),
+        py::arg("disk_warning_percent"), py::arg("snapshot_every"), py::arg("forecast_horizon"),
+        py::arg("forecast_memory_limit_bytes"),
         "Opens the manager of a journal root and stream, or shares the one already open in this "
         "process.");
   m.def(

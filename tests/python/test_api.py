@@ -37,7 +37,7 @@ def test_constructor_has_the_original_defaults():
     assert params["journal_dir"].kind is inspect.Parameter.KEYWORD_ONLY
     for name in ("stream", "max_recovery_attempts", "handle_signals", "capture_crashes",
                  "memory_warning_percent", "cpu_warning_percent", "disk_warning_percent",
-                 "snapshot_every"):
+                 "snapshot_every", "forecast_horizon", "forecast_memory_limit_bytes"):
         assert params[name].kind is inspect.Parameter.KEYWORD_ONLY, name
     assert inspect.signature(blackbox.CrashRecoveryManager.exception_handler).parameters[
         "context"].default == "unknown"
@@ -250,6 +250,28 @@ def test_health_monitoring_journals_samples_and_writes_the_state_file(
     state = json.loads((tmp_path / "system_state.json").read_text())
     assert state["memory_usage"] > 0
     assert rm.state.memory_usage > 0
+
+
+def test_a_leaking_python_process_gets_a_memory_forecast(make_manager, journal):
+    # 2 MB more every 50 ms against a 400 MB limit: the health monitor's own
+    # forecast, in the journal and in the folded state while it holds.
+    rm = make_manager(health_check_interval=0.05, forecast_memory_limit_bytes=400 << 20)
+    assert rm.options["forecast_horizon"] == 600
+    assert rm.options["forecast_memory_limit_bytes"] == 400 << 20
+    rm.start_health_monitoring()
+    leaked = []
+    deadline = time.monotonic() + 30
+    while not events(journal, "forecast") and time.monotonic() < deadline:
+        for _ in range(4):
+            leaked.append(bytearray(b"x" * (2 << 20)))
+            time.sleep(0.05)
+    forecasts = events(journal, "forecast")
+    assert forecasts, "no forecast"
+    assert forecasts[0]["resource"] == "rss"
+    assert "reaches the 400 MB limit" in forecasts[0]["message"]
+    assert "rss" in folded_state(journal)["forecasts"]
+    rm.stop_health_monitoring()
+    del leaked
 
 
 def test_get_system_info_has_the_original_keys_and_the_native_ones(make_manager):
