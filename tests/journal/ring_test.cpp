@@ -346,8 +346,14 @@ TEST(RingScan, BesideALiveWriterReturnsAnIntactPrefix) {
   ASSERT_TRUE(ring);
   constexpr uint64_t kCount = 16000;
   std::atomic<uint64_t> acked{0};
+  std::atomic<int> scanned{0};
   std::thread writer([&] {
     for (uint64_t i = 0; i < kCount; ++i) {
+      // Half way, the writer waits for one scan to have run beside it, so
+      // that however the two threads are scheduled, a scan sees it alive.
+      while (i == kCount / 2 && scanned.load(std::memory_order_acquire) == 0) {
+        std::this_thread::yield();
+      }
       RingAppend a = ring->Append(Bytes(RingPayload(0, i)));
       ASSERT_EQ(a.code, RingCode::kOk);
       acked.store(a.seq, std::memory_order_release);
@@ -371,6 +377,7 @@ TEST(RingScan, BesideALiveWriterReturnsAnIntactPrefix) {
       ASSERT_EQ(id->index + 1, r.seq);
     }
     EXPECT_GE(scan->records.size(), before);
+    scanned.fetch_add(1, std::memory_order_release);
   }
   writer.join();
   EXPECT_GT(scans, 1);
