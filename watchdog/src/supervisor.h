@@ -26,9 +26,9 @@
 #include <vector>
 
 #include "alerts.h"
+#include "blackbox/forecast.h"
 #include "blackbox/journal.h"
 #include "exit_verdict.h"
-#include "blackbox/forecast.h"
 #include "journal_writer.h"
 #include "limit_tracker.h"
 #include "metrics_server.h"

@@ -10,8 +10,8 @@
 #include <vector>
 
 #include "blackbox/event.h"
-#include "exit_verdict.h"
 #include "blackbox/forecast.h"
+#include "exit_verdict.h"
 #include "limit_tracker.h"
 #include "output.h"
 #include "process_tree.h"
