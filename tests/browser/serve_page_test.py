@@ -9,6 +9,8 @@ reload; every run and every crash is shown (as many as `blackbox crashes
 demo::route_order_with_corrupt_book; the memory line rises in the leak run.
 Then, over a journal of its own, a child leaking 20 MB/s under --max-memory:
 each memory forecast the watchdog journaled is drawn on the memory chart.
+Last, an application's own forecast (its health monitor's, no watchdog) is
+drawn too, and the state panel lists it while it holds.
 Exit 77 (skipped) when Chromium, its driver or selenium is missing.
 """
 import argparse
@@ -56,7 +58,8 @@ def main():
     watchdog_bin = os.path.join(args.bin, "blackbox-watchdog")
     demo = os.path.join(args.bin, "blackbox-demo")
     leaker = os.path.join(args.bin, "watchdog_test_child")
-    for b in (tool, watchdog_bin, demo, leaker):
+    crashy = os.path.join(args.bin, "crashy_child")
+    for b in (tool, watchdog_bin, demo, leaker, crashy):
         if not os.access(b, os.X_OK):
             print(f"skipped: {b} is not built")
             return SKIP
@@ -192,6 +195,42 @@ def main():
             leak_server.kill()
             leak_server.wait()
         print(f"ok: {len(forecasts)} forecast(s) drawn")
+
+        # The application's own forecast: a blackbox app grows 2 MB every
+        # 50 ms against its 400 MB forecast limit; it is killed (-9) once it
+        # has journaled a forecast, so that the forecast still holds (a clean
+        # stop would clear it).
+        app_journal = os.path.join(work, "app-journal")
+
+        def app_forecasts():
+            return [e for e in (json.loads(l) for l in blackbox(
+                "--journal", app_journal, "replay", "--type", "forecast", "--json").splitlines()
+                if l.strip()) if not e["cleared"]]
+
+        app = subprocess.Popen([crashy, "leak", app_journal], env=env,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            wait_for("the app's own forecast", app_forecasts, timeout=20)
+        finally:
+            app.kill()
+            app.wait()
+        own = app_forecasts()
+        assert all(e["stream"] == "app" and e["resource"] == "rss" for e in own), own
+        app_server = subprocess.Popen([tool, "--journal", app_journal, "serve", "--listen", "127.0.0.1:0"],
+                                      env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+        try:
+            driver.get(app_server.stdout.readline().strip())
+            wait_for("the app's page to load", lambda: driver.execute_script("return document.body.dataset.loaded"))
+            drawn = lambda: driver.find_elements(By.CSS_SELECTOR, "#memory g.forecast")
+            wait_for("the app's forecast drawn", lambda: len(drawn()) == len(own), timeout=5)
+            state = {dt.text: dd.text for dt, dd in zip(driver.find_elements(By.CSS_SELECTOR, "#state dt"),
+                                                        driver.find_elements(By.CSS_SELECTOR, "#state dd"))}
+            assert state.get("forecasts", "").startswith("app: rss "), state
+            assert "400 MB limit" in state["forecasts"], state
+        finally:
+            app_server.kill()
+            app_server.wait()
+        print(f"ok: the app's own forecast drawn and listed: {state['forecasts']}")
         return 0
     finally:
         if driver:

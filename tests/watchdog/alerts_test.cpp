@@ -64,6 +64,8 @@ TEST(AlertSummary, AForecastSaysWhatIsComing) {
             "trader pid 4053: rss 143 MB rising 40 MB/s; reaches the 1024 MB limit in ~22 s");
   EXPECT_EQ(AlertKindName(AlertKind::kForecast), "forecast");
   EXPECT_EQ(AlertmanagerName(AlertKind::kForecast), "BlackboxMemoryForecast");
+  EXPECT_EQ(AlertmanagerName(AlertKind::kForecast, "rss"), "BlackboxMemoryForecast");
+  EXPECT_EQ(AlertmanagerName(AlertKind::kForecast, "disk"), "BlackboxDiskForecast");
 }
 
 // The new keys go through the configuration like the others: checked when

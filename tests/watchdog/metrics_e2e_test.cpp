@@ -45,6 +45,9 @@ const std::string kWatchdog = BLACKBOX_WATCHDOG_BIN;
 const std::string kTool = BLACKBOX_TOOL_BIN;
 const std::string kChild = WATCHDOG_TEST_CHILD_BIN;
 const std::string kDemo = BLACKBOX_DEMO_BIN;
+// An app linking blackbox::recovery; `leak` grows 2 MB every 50 ms for 3 s
+// against its own 400 MB forecast limit, sampling its health every 50 ms.
+const std::string kCrashyChild = CRASHY_CHILD_BIN;
 const std::string kPrometheus = "/usr/bin/prometheus";
 const std::string kPromtool = "/usr/bin/promtool";
 
@@ -566,6 +569,48 @@ TEST_F(AlertTest, RecoveredAfterAStableRunAndSuppressedCountsReported) {
   EXPECT_EQ(recovered["BLACKBOX_ALERT"], "recovered");
   EXPECT_EQ(recovered["BLACKBOX_CHILD_PID"], Lines(file("starts")).back());
   EXPECT_EQ(recovered["BLACKBOX_SIGNAL"], "");
+}
+
+// The application's own health monitor forecasts its memory (not the
+// watchdog's forecaster: no --max-memory here). The watchdog follows the
+// app's stream: the forecast raises the alert `forecast` with the app's
+// message, and /metrics shows it as source="app" while it holds.
+TEST_F(AlertTest, TheAppsOwnForecastRaisesAnAlertAndShowsInTheMetrics) {
+  fs::create_directory(file("alerts"));
+  const std::string script = RecorderScript(file("record.sh"), file("alerts"));
+  const std::string address =
+      StartWatchdog({"--name", "leaky", "--alert-interval", "0", "--alert-exec", script,
+                     "--restart", "always", "--restart-delay", "2"},
+                    {kCrashyChild, "leak", journal()});
+  ASSERT_FALSE(address.empty()) << ReadFile(file("wd.err"));
+  const std::string series = "blackbox_memory_exhaustion_seconds{source=\"app\"}";
+  std::optional<double> seconds;
+  ASSERT_TRUE(WaitFor([&] { return (seconds = Sample(Scrape(address), series)).has_value(); }, 15))
+      << ReadFile(file("wd.err"));
+  EXPECT_GT(*seconds, 0);
+  EXPECT_LT(*seconds, 600);
+  ASSERT_TRUE(WaitFor([&] { return !Recorded(file("alerts"), "forecast").empty(); }, 15))
+      << ReadFile(file("wd.err"));
+  auto alert = Recorded(file("alerts"), "forecast")[0];
+  EXPECT_EQ(alert["BLACKBOX_SERVICE"], "leaky");
+  EXPECT_EQ(
+      alert["BLACKBOX_SUMMARY"].rfind("leaky pid " + alert["BLACKBOX_CHILD_PID"] + ": rss ", 0), 0u)
+      << alert["BLACKBOX_SUMMARY"];
+  EXPECT_NE(alert["BLACKBOX_SUMMARY"].find("reaches the 400 MB limit"), std::string::npos)
+      << alert["BLACKBOX_SUMMARY"];
+  auto event = nlohmann::json::parse(alert["BLACKBOX_EVENT"], nullptr, false);
+  ASSERT_FALSE(event.is_discarded()) << alert["BLACKBOX_EVENT"];
+  EXPECT_EQ(event["type"], "forecast");
+  EXPECT_EQ(event["stream"], "app");
+  EXPECT_EQ(event["resource"], "rss");
+  // The run ends (a clean exit after 3 s; the next starts 2 s later): the
+  // forecast no longer holds, while the watchdog still serves.
+  EXPECT_TRUE(WaitFor(
+      [&] {
+        const std::string text = Scrape(address);
+        return !text.empty() && !Sample(text, series).has_value();
+      },
+      15));
 }
 
 // The alert names the service by the watchdog's --name, not the command's

@@ -120,7 +120,8 @@ TEST(MetricsExposition, MemoryExhaustionOnlyWhileAForecastHolds) {
   fb::ForecastT f;
   f.seconds_to_limit = 30;
   Fold(s, "watchdog", 2 * kSecond, f);
-  EXPECT_TRUE(Has(bm::Exposition(s, {.now_ns = 12 * kSecond}), metric + " 20"));
+  EXPECT_TRUE(
+      Has(bm::Exposition(s, {.now_ns = 12 * kSecond}), metric + "{source=\"watchdog\"} 20"));
   f.cleared = true;
   f.seconds_to_limit = 0;
   Fold(s, "watchdog", 13 * kSecond, f);
@@ -130,6 +131,67 @@ TEST(MetricsExposition, MemoryExhaustionOnlyWhileAForecastHolds) {
   Fold(s, "watchdog", 15 * kSecond, f);
   Fold(s, "watchdog", 16 * kSecond, Lifecycle(fb::Phase::Backoff, 42));  // the child is gone
   EXPECT_EQ(bm::Exposition(s, {.now_ns = 17 * kSecond}).find(metric), std::string::npos);
+}
+
+fb::ForecastT AppForecast(std::string resource, double seconds, bool cleared = false) {
+  fb::ForecastT f;
+  f.resource = std::move(resource);
+  f.seconds_to_limit = seconds;
+  f.cleared = cleared;
+  return f;
+}
+
+// The application's own forecasts (its RSS, the journal's disk) hold by
+// resource until cleared or the run ends, and beside a watchdog only while
+// the child that made them runs.
+TEST(MetricsExposition, TheAppsForecastsByResourceWhileTheyHold) {
+  const std::string memory = "blackbox_memory_exhaustion_seconds{source=\"app\"}";
+  const std::string disk = "blackbox_disk_exhaustion_seconds";
+  bm::MetricsState s;
+  Fold(s, "app", 1 * kSecond, Lifecycle(fb::Phase::Starting, 0));
+  Fold(s, "app", 2 * kSecond, AppForecast("rss", 100));
+  Fold(s, "app", 3 * kSecond, AppForecast("disk", 1000));
+  Fold(s, "app", 3 * kSecond, AppForecast("cpu", 1000));  // not a resource it knows: no label
+  std::string text = bm::Exposition(s, {.now_ns = 12 * kSecond});
+  EXPECT_TRUE(Has(text, memory + " 90")) << text;
+  EXPECT_TRUE(Has(text, disk + " 991")) << text;
+  EXPECT_EQ(text.find("exhaustion_seconds{resource"), std::string::npos) << text;
+  EXPECT_EQ(text.find("cpu_exhaustion"), std::string::npos) << text;
+  EXPECT_EQ(text.find("{source=\"watchdog\"}"), std::string::npos) << text;
+
+  Fold(s, "app", 13 * kSecond, AppForecast("rss", 0, /*cleared=*/true));
+  text = bm::Exposition(s, {.now_ns = 14 * kSecond});
+  EXPECT_EQ(text.find(memory), std::string::npos) << text;
+  EXPECT_TRUE(Has(text, disk + " 989")) << text;
+  Fold(s, "app", 15 * kSecond, Lifecycle(fb::Phase::Stopped, 0));  // the run ends
+  EXPECT_EQ(bm::Exposition(s, {.now_ns = 16 * kSecond}).find(disk), std::string::npos);
+
+  // Beside a watchdog: gone when the child is seen to end, whichever stream
+  // is folded first.
+  for (bool watchdog_first : {true, false}) {
+    bm::MetricsState w;
+    auto app = [&] {
+      Fold(w, "app", 21 * kSecond, Lifecycle(fb::Phase::Starting, 0));
+      Fold(w, "app", 22 * kSecond, AppForecast("rss", 100));
+    };
+    auto watchdog = [&] {
+      Fold(w, "watchdog", 20 * kSecond, Lifecycle(fb::Phase::Starting, 42));
+      Fold(w, "watchdog", 20 * kSecond, Lifecycle(fb::Phase::Running, 42));
+    };
+    if (watchdog_first) {
+      watchdog();
+      app();
+    } else {
+      app();
+      watchdog();
+    }
+    EXPECT_TRUE(Has(bm::Exposition(w, {.now_ns = 30 * kSecond}), memory + " 92"));
+    Fold(w, "watchdog", 31 * kSecond, Lifecycle(fb::Phase::Backoff, 42));  // killed: no Stopped
+    EXPECT_EQ(bm::Exposition(w, {.now_ns = 32 * kSecond}).find(memory), std::string::npos);
+    Fold(w, "watchdog", 33 * kSecond, Lifecycle(fb::Phase::Starting, 43));
+    EXPECT_EQ(bm::Exposition(w, {.now_ns = 34 * kSecond}).find(memory), std::string::npos)
+        << "a forecast of the child before";
+  }
 }
 
 TEST(MetricsFold, RestartBudgetFollowsTheWindow) {

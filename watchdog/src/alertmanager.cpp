@@ -46,7 +46,7 @@ std::optional<Url> SplitUrl(std::string_view url) {
 
 }  // namespace
 
-std::string_view AlertmanagerName(AlertKind kind) {
+std::string_view AlertmanagerName(AlertKind kind, std::string_view resource) {
   switch (kind) {
     case AlertKind::kCrash:
       return "BlackboxCrash";
@@ -61,7 +61,7 @@ std::string_view AlertmanagerName(AlertKind kind) {
     case AlertKind::kRecovered:
       return "";
     case AlertKind::kForecast:
-      return "BlackboxMemoryForecast";
+      return resource == "disk" ? "BlackboxDiskForecast" : "BlackboxMemoryForecast";
   }
   return "";
 }
@@ -104,7 +104,7 @@ AlertmanagerClient::~AlertmanagerClient() { Close(); }
 
 void AlertmanagerClient::Fire(const Alert& alert, std::string_view summary,
                               std::string_view frame) {
-  const std::string_view name = AlertmanagerName(alert.kind);
+  const std::string_view name = AlertmanagerName(alert.kind, alert.resource);
   if (name.empty()) return;
   nlohmann::json labels = {
       {"alertname", name},

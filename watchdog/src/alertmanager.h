@@ -33,8 +33,9 @@
 
 namespace blackbox::watchdog {
 
-// The alertname of a kind ("BlackboxCrash", …); empty for kRecovered.
-std::string_view AlertmanagerName(AlertKind kind);
+// The alertname of a kind ("BlackboxCrash", …); empty for kRecovered. A
+// forecast of the journal's disk (`resource` "disk") is BlackboxDiskForecast.
+std::string_view AlertmanagerName(AlertKind kind, std::string_view resource = {});
 
 // Checks an --alertmanager URL: http://HOST:PORT with an optional path
 // prefix (Alertmanager's --web.route-prefix). Returns what is wrong, or

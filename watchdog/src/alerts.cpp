@@ -117,6 +117,7 @@ AlertRunner::AlertRunner(AlertOptions options, std::function<void(fb::CallbackT)
     : options_(std::move(options)),
       journal_result_(std::move(journal_result)),
       limiter_(static_cast<int64_t>(options_.interval_seconds * 1e9)),
+      app_forecasts_(options_.journal),
       alertmanager_(options_.alertmanagers.empty()
                         ? nullptr
                         : std::make_unique<AlertmanagerClient>(
@@ -156,21 +157,81 @@ std::vector<pid_t> AlertRunner::Running() const {
   return {running_.begin(), running_.end()};
 }
 
-void AlertRunner::Run() {
-  while (true) {
+std::vector<Alert> AppForecastWatch::Poll(std::string_view service) {
+  std::vector<Alert> alerts;
+  if (journal_.empty()) return alerts;
+  JournalOptions read_only;
+  read_only.create_if_missing = false;
+  Result<std::unique_ptr<Reader>> reader = Reader::Open(journal_, kAppStream, read_only);
+  if (!reader.ok()) {
+    started_ = true;  // missing: whatever it holds once created is news
+    return alerts;
+  }
+  const uint64_t last = reader.value()->last_seq();
+  if (!started_ || last < after_) {  // first look, or a stream started anew
+    started_ = true;
+    after_ = last;
+    return alerts;
+  }
+  ScanOptions scan;
+  scan.from_seq = after_ + 1;
+  Status st = reader.value()->Scan(scan, [&](const Record& r) {
+    after_ = r.seq;
+    const fb::Forecast* f = r.event->payload_as_Forecast();
+    if (f == nullptr || f->cleared()) return true;
     Alert alert;
+    alert.kind = AlertKind::kForecast;
+    alert.service = std::string(service);
+    alert.child_pid = r.event->pid();
+    alert.detail = f->message() != nullptr ? f->message()->str() : "";
+    alert.resource = f->resource() != nullptr ? f->resource()->str() : "";
+    alert.event.assign(r.bytes.begin(), r.bytes.end());
+    alert.event_stream = std::string(kAppStream);
+    alerts.push_back(std::move(alert));
+    return true;
+  });
+  (void)st;  // damage: the records after it are looked at next time
+  return alerts;
+}
+
+void AlertRunner::Run() {
+  const auto poll_every = std::chrono::duration<double>(options_.app_poll_seconds);
+  auto next_poll = std::chrono::steady_clock::now();
+  while (true) {
+    std::optional<Alert> alert;
+    bool closing = false;
     {
       std::unique_lock<std::mutex> lock(mu_);
-      has_work_.wait(lock, [&] { return closing_ || !queue_.empty(); });
-      if (queue_.empty()) return;  // closing, and everything delivered
-      alert = std::move(queue_.front());
-      queue_.pop_front();
+      auto ready = [&] { return closing_ || !queue_.empty(); };
+      if (options_.app_poll_seconds > 0) {
+        has_work_.wait_until(lock, next_poll, ready);
+      } else {
+        has_work_.wait(lock, ready);
+      }
+      closing = closing_;
+      if (!queue_.empty()) {
+        alert = std::move(queue_.front());
+        queue_.pop_front();
+      }
     }
-    // A recovery always resolves what fires, held back or not.
-    if (alert.kind == AlertKind::kRecovered && alertmanager_) alertmanager_->Resolve();
-    if (std::optional<uint64_t> suppressed = limiter_.Admit(alert.kind, MonoNowNs())) {
-      Deliver(alert, *suppressed);
+    if (!alert) {
+      if (closing) return;                                         // everything delivered
+      if (std::chrono::steady_clock::now() < next_poll) continue;  // woken early
+      // The app's own forecasts go out as the loop's alerts do.
+      for (Alert& a : app_forecasts_.Poll(options_.service)) Admit(std::move(a));
+      next_poll = std::chrono::steady_clock::now() +
+                  std::chrono::duration_cast<std::chrono::steady_clock::duration>(poll_every);
+      continue;
     }
+    Admit(std::move(*alert));
+  }
+}
+
+void AlertRunner::Admit(Alert alert) {
+  // A recovery always resolves what fires, held back or not.
+  if (alert.kind == AlertKind::kRecovered && alertmanager_) alertmanager_->Resolve();
+  if (std::optional<uint64_t> suppressed = limiter_.Admit(alert.kind, MonoNowNs())) {
+    Deliver(alert, *suppressed);
   }
 }
 
@@ -227,7 +288,8 @@ void AlertRunner::Deliver(const Alert& alert, uint64_t suppressed) {
     if (const fb::Event* e =
             VerifyEvent({reinterpret_cast<const uint8_t*>(aligned.data()), alert.event.size()})) {
       // Numbered by the writer later: 0 here.
-      event_json = tools::EventToJsonLine(*e, kWatchdogStream, 0);
+      event_json = tools::EventToJsonLine(
+          *e, alert.event_stream.empty() ? kWatchdogStream : alert.event_stream, 0);
     }
   }
   std::vector<std::string> env;

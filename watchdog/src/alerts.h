@@ -13,6 +13,11 @@
 //     "alert-exec KIND PROGRAM", with its exit status and duration.
 //   - Close() delivers what is queued (the gave-up alert of a watchdog that
 //     is exiting) before it returns.
+//   - The application's own forecasts (its health monitor's `rss` and
+//     `disk` warnings, journaled in its stream) raise the alert `forecast`
+//     as the watchdog's do: the alert thread looks at the app's stream every
+//     AlertOptions::app_poll_seconds for Forecast warnings journaled since
+//     the watchdog started (AppForecastWatch).
 //   - With --alertmanager URLs, each delivered alert also fires (and a
 //     recovery resolves) the matching Alertmanager alert, before the
 //     programs run (alertmanager.h; never held back by the interval for a
@@ -58,6 +63,10 @@ struct Alert {
   std::string event;          // the triggering event, encoded (EncodeEvent)
   double stable_seconds = 0;  // kRecovered: how long the child has run
   std::string detail;         // kForecast: the forecast's message
+  std::string resource;       // kForecast: "rss", "disk"
+  // The stream `event` was journaled in (BLACKBOX_EVENT's "stream"); empty:
+  // the watchdog's.
+  std::string event_stream;
 };
 
 // At most one alert per kind per interval. Pure: the caller passes the clock.
@@ -78,6 +87,23 @@ class AlertLimiter {
 // 2 of 5"). `frame` may be empty.
 std::string AlertSummary(const Alert& alert, std::string_view frame);
 
+// Follows the app's stream, read-only, for the forecast warnings its own
+// health monitor journals. Not thread-safe: the alert thread's.
+class AppForecastWatch {
+ public:
+  explicit AppForecastWatch(std::string journal) : journal_(std::move(journal)) {}
+  // Warnings journaled since the last call, each as an alert of `service`.
+  // The first call only notes where the stream ends: forecasts of earlier
+  // runs are not news. A stream that is missing or cannot be read gives
+  // none (and a stream created later is read from its start).
+  std::vector<Alert> Poll(std::string_view service);
+
+ private:
+  std::string journal_;
+  bool started_ = false;
+  uint64_t after_ = 0;  // the last seq looked at
+};
+
 struct AlertOptions {
   std::vector<std::string> programs;  // resolved paths
   double timeout_seconds = 10;
@@ -87,6 +113,9 @@ struct AlertOptions {
   double frame_wait_seconds = 2;
   std::vector<std::string> alertmanagers;  // checked URLs (CheckAlertmanagerUrl)
   std::string instance;                    // the host name, for their instance label
+  std::string service;                     // the name the app's forecast alerts carry
+  // How often to look for the app's own forecasts (0: never).
+  double app_poll_seconds = 2;
 };
 
 class AlertRunner {
@@ -108,6 +137,8 @@ class AlertRunner {
 
  private:
   void Run();
+  // Delivers `alert` unless the limiter holds it back.
+  void Admit(Alert alert);
   void Deliver(const Alert& alert, uint64_t suppressed);
   std::string WaitForFrame(const Alert& alert);
   void RunProgram(const std::string& program, const Alert& alert,
@@ -116,6 +147,7 @@ class AlertRunner {
   const AlertOptions options_;
   const std::function<void(fb::CallbackT)> journal_result_;
   AlertLimiter limiter_;                              // the alert thread's only
+  AppForecastWatch app_forecasts_;                    // the alert thread's only
   std::unique_ptr<AlertmanagerClient> alertmanager_;  // null without URLs
 
   mutable std::mutex mu_;

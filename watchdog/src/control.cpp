@@ -221,13 +221,14 @@ int RestartWatchdog(const std::string& state_dir, const Options& options) {
   const int total_before = before ? before->total_restarts : 0;
   const double wait_s = options.stop_timeout + 10;
   const int64_t deadline = MonoNowNs() + static_cast<int64_t>(wait_s * 1e9);
+  std::optional<WatchdogInfo> now;
   while (MonoNowNs() < deadline) {
     pollfd p{pidfd.get(), POLLIN, 0};
     if (::poll(&p, 1, 50) > 0) {
       fmt::print(stderr, "blackbox-watchdog: watchdog pid {} exited instead of restarting\n", pid);
       return 1;
     }
-    const std::optional<WatchdogInfo> now = FoldWatchdogStream(options.journal);
+    if (std::optional<WatchdogInfo> folded = FoldWatchdogStream(options.journal)) now = folded;
     if (now && now->total_restarts > total_before &&
         now->last_restart_reason == fb::RestartReason::Manual &&
         (now->phase == fb::Phase::Running || now->phase == fb::Phase::Starting)) {
@@ -236,8 +237,18 @@ int RestartWatchdog(const std::string& state_dir, const Options& options) {
       return 0;
     }
   }
-  fmt::print(stderr, "blackbox-watchdog: watchdog pid {} did not restart its child within {} s\n",
-             pid, wait_s);
+  // What the journal said last, so that a wrong conclusion can be told from
+  // a restart that did not happen.
+  const std::string seen =
+      now ? fmt::format("{} restart(s) (before: {}), the last {}, child pid {} {}",
+                        now->total_restarts, total_before,
+                        RestartReasonName(now->last_restart_reason), now->child_pid,
+                        PhaseName(now->phase))
+          : std::string("no readable watchdog stream");
+  fmt::print(stderr,
+             "blackbox-watchdog: watchdog pid {} did not restart its child within {} s (the "
+             "journal shows {})\n",
+             pid, wait_s, seen);
   return 1;
 }
 

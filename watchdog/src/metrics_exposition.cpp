@@ -88,13 +88,33 @@ std::string Exposition(const MetricsState& s, const ExpositionInputs& in) {
            "CPU of the child's process tree at the last health sample, percent of one core.");
   w.Sample("blackbox_child_cpu_percent", s.child_cpu_percent);
   // Only while a forecast holds, so that absent() and a missing series mean
-  // "no forecast".
-  if (s.memory_exhaustion_ns != 0 && s.child_running) {
+  // "no forecast". Two sources: the watchdog's forecast of its child against
+  // --max-memory, and the application's own against what the system can
+  // still give it.
+  auto seconds_left = [&](int64_t at_ns) {
+    return std::max(0.0, static_cast<double>(at_ns - in.now_ns) / 1e9);
+  };
+  const MetricsState::AppForecast* app_rss = s.HoldingAppForecast("rss");
+  const bool child_forecast = s.memory_exhaustion_ns != 0 && s.child_running;
+  if (child_forecast || app_rss != nullptr) {
     w.Family("blackbox_memory_exhaustion_seconds", "gauge",
-             "Seconds until the child's memory reaches --max-memory, as its trend projects "
-             "(only while a forecast holds).");
-    w.Sample("blackbox_memory_exhaustion_seconds",
-             std::max(0.0, static_cast<double>(s.memory_exhaustion_ns - in.now_ns) / 1e9));
+             "Seconds until memory runs out as a trend projects, only while a forecast holds: "
+             "source=\"watchdog\", the child's against --max-memory; source=\"app\", the "
+             "application's own against the memory the system can still give it.");
+    if (child_forecast) {
+      w.Sample("blackbox_memory_exhaustion_seconds", "source", "watchdog",
+               seconds_left(s.memory_exhaustion_ns));
+    }
+    if (app_rss != nullptr) {
+      w.Sample("blackbox_memory_exhaustion_seconds", "source", "app",
+               seconds_left(app_rss->exhaustion_ns));
+    }
+  }
+  if (const MetricsState::AppForecast* disk = s.HoldingAppForecast("disk")) {
+    w.Family("blackbox_disk_exhaustion_seconds", "gauge",
+             "Seconds until the journal's filesystem is full as the application's trend "
+             "projects, only while a forecast holds.");
+    w.Sample("blackbox_disk_exhaustion_seconds", seconds_left(disk->exhaustion_ns));
   }
 
   w.Family("blackbox_restarts_total", "counter", "Restarts of the child by the watchdog.");

@@ -71,6 +71,7 @@ void FoldWatchdog(MetricsState& s, const fb::Event& event) {
       } else if (phase == fb::Phase::Backoff || phase == fb::Phase::Stopped ||
                  phase == fb::Phase::Failed) {
         s.child_running = false;
+        s.child_ended_ns = std::max(s.child_ended_ns, event.time_ns());
       }
       break;
     }
@@ -103,10 +104,36 @@ void FoldWatchdog(MetricsState& s, const fb::Event& event) {
   }
 }
 
+void FoldAppForecast(MetricsState& s, const fb::Event& event) {
+  const fb::Forecast* f = event.payload_as_Forecast();
+  if (f->resource() == nullptr) return;
+  const std::string_view resource = f->resource()->string_view();
+  if (resource != "rss" && resource != "disk") return;  // bounded labels
+  if (f->cleared() || !std::isfinite(f->seconds_to_limit()) || f->seconds_to_limit() < 0 ||
+      f->seconds_to_limit() > 1e9) {
+    if (auto it = s.app_forecasts.find(resource); it != s.app_forecasts.end()) {
+      s.app_forecasts.erase(it);
+    }
+    return;
+  }
+  s.app_forecasts[std::string(resource)] = {
+      .given_ns = event.time_ns(),
+      .exhaustion_ns = event.time_ns() + static_cast<int64_t>(f->seconds_to_limit() * 1e9)};
+}
+
 void FoldApp(MetricsState& s, const fb::Event& event) {
   switch (event.payload_type()) {
-    case fb::Payload::Lifecycle:
-      if (event.payload_as_Lifecycle()->phase() == fb::Phase::Starting) s.gauges.clear();
+    case fb::Payload::Lifecycle: {
+      const fb::Phase phase = event.payload_as_Lifecycle()->phase();
+      if (phase == fb::Phase::Starting) s.gauges.clear();
+      if (phase == fb::Phase::Starting || phase == fb::Phase::Stopped ||
+          phase == fb::Phase::Failed) {
+        s.app_forecasts.clear();
+      }
+      break;
+    }
+    case fb::Payload::Forecast:
+      FoldAppForecast(s, event);
       break;
     case fb::Payload::Error:
       s.errors += 1;
@@ -143,6 +170,13 @@ int MetricsState::RestartBudgetRemaining(int64_t now_ns) const {
     if (restart_window_ns == 0 || now_ns - t < restart_window_ns) ++inside;
   }
   return std::max(max_restarts - inside, 0);
+}
+
+const MetricsState::AppForecast* MetricsState::HoldingAppForecast(std::string_view resource) const {
+  auto it = app_forecasts.find(resource);
+  if (it == app_forecasts.end()) return nullptr;
+  if (has_watchdog && (!child_running || it->second.given_ns <= child_ended_ns)) return nullptr;
+  return &it->second;
 }
 
 void FoldMetrics(MetricsState& s, const fb::Event& event, std::string_view stream) {

@@ -29,6 +29,12 @@
 //   Gauge                gauges[name] = value (at most kMaxGauges names)
 //   Crash, signal > 0    app_deaths[signal] += 1; last crash time
 //   Health               over_threshold -> health_warnings += 1
+//   Forecast rss/disk    app_forecasts[resource] = {its time, the projected
+//                        time of the limit}; a clear erases it; Lifecycle
+//                        Starting/Stopped/Failed erase them all
+// (The app's forecasts are shown only when given after the watchdog last saw
+// its child end, child_ended_ns: a comparison of times, so the result still
+// does not depend on the order the streams are folded in.)
 // A death is counted once: by the watchdog when its stream exists (it sees
 // every death of its child), else by the app's own crash capture.
 #pragma once
@@ -66,6 +72,16 @@ struct MetricsState {
   // When a memory forecast holds: the wall time its projection reaches the
   // limit (0: none). Cleared by a cleared forecast and by a new child.
   int64_t memory_exhaustion_ns = 0;
+  // When the watchdog last saw its child end (Backoff, Stopped, Failed).
+  int64_t child_ended_ns = 0;
+
+  // The application's own forecasts ("rss": its memory against what the
+  // system can still give it; "disk": the journal's filesystem), by resource.
+  struct AppForecast {
+    int64_t given_ns = 0;       // the Forecast event's time
+    int64_t exhaustion_ns = 0;  // the wall time its projection reaches the limit
+  };
+  std::map<std::string, AppForecast, std::less<>> app_forecasts;
 
   int max_restarts = 10;           // the watchdog's default until its Config says
   int64_t restart_window_ns = 0;   // 0 = the whole watchdog run
@@ -77,6 +93,9 @@ struct MetricsState {
   const std::map<int, uint64_t>& deaths() const {
     return has_watchdog ? watchdog_deaths : app_deaths;
   }
+  // The app's forecast of `resource` while it holds: given in the current
+  // run of the child as the watchdog sees it (or any, without a watchdog).
+  const AppForecast* HoldingAppForecast(std::string_view resource) const;
 };
 
 // Pure: no clock, no I/O.

@@ -110,6 +110,7 @@ Supervisor::Supervisor(SupervisorParts parts)
     options.timeout_seconds = parts_.options.alert_timeout;
     options.interval_seconds = parts_.options.alert_interval;
     options.journal = parts_.options.journal;
+    options.service = ServiceName(parts_.options);
     // Called on the alert thread: Record only encodes and queues.
     alerts_ = std::make_unique<AlertRunner>(std::move(options), [this](fb::CallbackT result) {
       const fb::Severity severity = result.ok ? fb::Severity::Info : fb::Severity::Warning;
