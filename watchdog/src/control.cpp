@@ -12,6 +12,7 @@
 #include <cctype>
 #include <cerrno>
 #include <charconv>
+#include <climits>
 #include <cstring>
 #include <filesystem>
 #include <nlohmann/json.hpp>
@@ -24,10 +25,11 @@ namespace {
 
 std::string PidPath(const std::string& dir) { return fmt::format("{}/{}", dir, kPidFileName); }
 
-// The pid file holds "PID STARTTIME\n"; a file written before the start time
-// was recorded holds "PID\n" and reads with start_time 0.
+// The pid file holds "PID STARTTIME JOURNAL\n" (the journal is the rest of
+// the line: a path may hold spaces); a file of an earlier version holds
+// "PID STARTTIME\n" or "PID\n" and reads with what it lacks empty or 0.
 std::optional<PidRecord> ReadPid(int fd) {
-  char buf[64] = {};
+  char buf[PATH_MAX + 64] = {};
   ssize_t n = ::pread(fd, buf, sizeof buf - 1, 0);
   if (n <= 0) return std::nullopt;
   PidRecord record;
@@ -36,7 +38,15 @@ std::optional<PidRecord> ReadPid(int fd) {
   if (ec != std::errc() || record.pid <= 0) return std::nullopt;
   if (p < end && *p == ' ') {
     auto [q, ec2] = std::from_chars(p + 1, end, record.start_time);
-    if (ec2 != std::errc()) record.start_time = 0;
+    if (ec2 != std::errc()) {
+      record.start_time = 0;
+    } else if (q < end && *q == ' ') {
+      const std::string_view rest(q + 1, static_cast<size_t>(end - q - 1));
+      const size_t newline = rest.find('\n');
+      if (newline != std::string_view::npos && newline > 0 && rest.front() == '/') {
+        record.journal = std::string(rest.substr(0, newline));
+      }
+    }
   }
   return record;
 }
@@ -137,8 +147,11 @@ Result<InstanceLock> InstanceLock::Acquire(const std::string& state_dir) {
   return InstanceLock(std::move(fd));
 }
 
-void InstanceLock::WritePid(pid_t pid) {
-  const std::string text = fmt::format("{} {}\n", pid, ProcessStartTime(pid).value_or(0));
+void InstanceLock::WritePid(pid_t pid, std::string_view journal) {
+  const bool keep_journal =
+      !journal.empty() && journal.find('\n') == std::string_view::npos && journal.size() < PATH_MAX;
+  const std::string text = fmt::format("{} {}{}{}\n", pid, ProcessStartTime(pid).value_or(0),
+                                       keep_journal ? " " : "", keep_journal ? journal : "");
   if (::ftruncate(fd_.get(), 0) == 0) {
     [[maybe_unused]] ssize_t n = ::pwrite(fd_.get(), text.data(), text.size(), 0);
   }

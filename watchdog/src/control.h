@@ -31,10 +31,15 @@ Status EnsureStateDir(const std::string& dir);
 // Field 22 of /proc/PID/stat (clock ticks after boot), or nullopt.
 std::optional<uint64_t> ProcessStartTime(pid_t pid);
 
-// What watchdog.pid says: "PID STARTTIME\n".
+// What watchdog.pid says: "PID STARTTIME JOURNAL\n".
 struct PidRecord {
   pid_t pid = 0;
   uint64_t start_time = 0;  // 0: not recorded
+  // The journal root the watchdog writes (absolute); empty when not
+  // recorded. Written before the child starts, where the saved
+  // configuration is written only after its first spawn, so a control
+  // command that sees the child running also finds the journal.
+  std::string journal;
 };
 
 // An exclusive flock on <state-dir>/watchdog.pid, held for the watchdog's
@@ -43,8 +48,8 @@ class InstanceLock {
  public:
   // Fails with kBusy, naming the holder's pid, when another watchdog runs.
   static Result<InstanceLock> Acquire(const std::string& state_dir);
-  // Replaces the file's content with `pid` and its start time.
-  void WritePid(pid_t pid);
+  // Replaces the file's content with `pid`, its start time and `journal`.
+  void WritePid(pid_t pid, std::string_view journal);
 
  private:
   explicit InstanceLock(UniqueFd fd) : fd_(std::move(fd)) {}

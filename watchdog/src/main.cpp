@@ -184,7 +184,7 @@ int RunWatchdog(bw::Options options, const std::string& state_dir, const SavedOr
   bw::BlockStopSignals();
   blackbox::Result<bw::GroupGuard> guard = bw::GroupGuard::Start();
   if (!guard.ok()) return Fail(bw::kExitFailed, guard.status().ToString());
-  lock->WritePid(::getpid());
+  lock->WritePid(::getpid(), options.journal);
 
   std::unique_ptr<blackbox::metrics::MetricsServer> metrics;
   if (!options.metrics_listen.empty()) {
@@ -625,6 +625,15 @@ int Main(int argc, char** argv) {
   options.journal = Absolute(options.journal);
   options.log_file = Absolute(options.log_file);
 
+  // A running watchdog's journal is the one it writes, whatever was saved or
+  // given: its pid file says which (the saved configuration comes only after
+  // the first spawn).
+  if (control) {
+    if (std::optional<bw::PidRecord> running = bw::RunningWatchdog(state_dir);
+        running && !running->journal.empty()) {
+      options.journal = running->journal;
+    }
+  }
   if (status) return bw::PrintStatus(options.name, state_dir, options, json);
   if (stop) return bw::StopWatchdog(state_dir, options);
   if (restart) return bw::RestartWatchdog(state_dir, options);
