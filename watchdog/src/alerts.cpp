@@ -6,6 +6,7 @@
 #include <poll.h>
 #include <signal.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -14,6 +15,7 @@
 #include <cerrno>
 #include <chrono>
 #include <cstring>
+#include <filesystem>
 
 #include "alertmanager.h"
 #include "blackbox/journal.h"
@@ -157,9 +159,35 @@ std::vector<pid_t> AlertRunner::Running() const {
   return {running_.begin(), running_.end()};
 }
 
+AppForecastWatch::StreamLook AppForecastWatch::Look(const std::string& dir,
+                                                    const StreamLook* before) {
+  StreamLook look;
+  struct stat st {};
+  if (::stat(dir.c_str(), &st) != 0) return look;
+  look.valid = true;
+  look.dir_ino = st.st_ino;
+  look.dir_mtime_ns = static_cast<int64_t>(st.st_mtim.tv_sec) * 1'000'000'000 + st.st_mtim.tv_nsec;
+  if (before != nullptr) {
+    look.logs = before->logs;  // the same files, sized again
+  } else {
+    std::error_code ec;
+    for (const auto& entry : std::filesystem::directory_iterator(dir, ec)) {
+      if (entry.path().extension() == ".log") look.logs.emplace_back(entry.path().string(), -1);
+    }
+  }
+  for (auto& [path, size] : look.logs) {
+    struct stat log {};
+    size = ::stat(path.c_str(), &log) == 0 ? static_cast<int64_t>(log.st_size) : -1;
+  }
+  return look;
+}
+
 std::vector<Alert> AppForecastWatch::Poll(std::string_view service) {
   std::vector<Alert> alerts;
   if (journal_.empty()) return alerts;
+  const std::string dir = fmt::format("{}/{}", journal_, kAppStream);
+  if (started_ && seen_.valid && Look(dir, &seen_) == seen_) return alerts;  // nothing appended
+  seen_ = Look(dir, nullptr);
   JournalOptions read_only;
   read_only.create_if_missing = false;
   Result<std::unique_ptr<Reader>> reader = Reader::Open(journal_, kAppStream, read_only);

@@ -102,6 +102,21 @@ class AppForecastWatch {
   std::string journal_;
   bool started_ = false;
   uint64_t after_ = 0;  // the last seq looked at
+  // What the stream's directory looked like at the last look: opening the
+  // database (about 0.26 ms of CPU for a small stream) is skipped while it is
+  // unchanged, i.e. while the app appends nothing. Checking costs a stat of
+  // the directory (its mtime moves when RocksDB creates or deletes a file)
+  // and one of each write-ahead log (which grows with every append).
+  struct StreamLook {
+    bool valid = false;
+    uint64_t dir_ino = 0;
+    int64_t dir_mtime_ns = 0;
+    std::vector<std::pair<std::string, int64_t>> logs;  // path, size
+    bool operator==(const StreamLook&) const = default;
+  };
+  // Lists the write-ahead logs anew, or sizes again those of `before`.
+  static StreamLook Look(const std::string& dir, const StreamLook* before);
+  StreamLook seen_;
 };
 
 struct AlertOptions {
@@ -115,7 +130,7 @@ struct AlertOptions {
   std::string instance;                    // the host name, for their instance label
   std::string service;                     // the name the app's forecast alerts carry
   // How often to look for the app's own forecasts (0: never).
-  double app_poll_seconds = 2;
+  double app_poll_seconds = 5;
 };
 
 class AlertRunner {
