@@ -8,8 +8,8 @@
 //    appending into a region fallocate()d with FALLOC_FL_KEEP_SIZE (what
 //    RocksDB does to a write-ahead log), and overwriting blocks written and
 //    synced before (what a recycled log does). On ext4 the first two change
-//    the inode (size, extents) and commit the filesystem's journal; the third
-//    does not.
+//    the inode (size, extents), which the sync must write too (a journal
+//    commit, or without a journal the inode's block); the third does not.
 // 2. RocksDB's recycle_log_file_num under each WALRecoveryMode: the value a
 //    database opened with 4 keeps.
 #include <fcntl.h>
