@@ -6,6 +6,16 @@
 #include "recovery_manager_impl.h"
 
 namespace blackbox {
+namespace {
+
+// A string field as the object API writes it (EncodeEvent): absent when empty.
+flatbuffers::Offset<flatbuffers::String> Text(flatbuffers::FlatBufferBuilder& fbb,
+                                              std::string_view s) {
+  return s.empty() ? flatbuffers::Offset<flatbuffers::String>()
+                   : fbb.CreateString(s.data(), s.size());
+}
+
+}  // namespace
 
 uint64_t RecoveryManager::Impl::CommitAll(std::span<const std::span<const uint8_t>> events,
                                           Durability durability) {
@@ -52,17 +62,34 @@ void RecoveryManager::Impl::NoteFailure(const Status& status) {
   }
 }
 
-std::string RecoveryManager::Impl::LifecycleEvent(fb::Phase phase, const std::string& reason) {
-  fb::LifecycleT l;
-  l.phase = phase;
-  l.reason = reason;
-  fb::Severity severity = phase == fb::Phase::Error || phase == fb::Phase::Failed
-                              ? fb::Severity::Error
-                              : fb::Severity::Info;
-  return Encode(std::move(l), severity);
+std::span<const uint8_t> RecoveryManager::Impl::ErrorEvent(flatbuffers::FlatBufferBuilder& fbb,
+                                                           const HandledError& error,
+                                                           int recovery_attempt) {
+  fbb.Clear();
+  const ErrorReport& r = error.report;
+  const auto context = Text(fbb, error.context);
+  const auto type = Text(fbb, r.exception_type);
+  const auto message = Text(fbb, r.message);
+  const auto frames = r.frames.empty() ? 0 : fbb.CreateVectorOfStrings(r.frames);
+  const auto payload = fb::CreateError(fbb, context, type, message, frames, recovery_attempt);
+  FinishEvent(fbb, options_.stream, fb::Severity::Error, fb::Payload::Error, payload.Union());
+  return Bytes(fbb);
+}
+
+std::span<const uint8_t> RecoveryManager::Impl::LifecycleEvent(flatbuffers::FlatBufferBuilder& fbb,
+                                                               fb::Phase phase,
+                                                               std::string_view reason) {
+  fbb.Clear();
+  const auto payload = fb::CreateLifecycle(fbb, phase, Text(fbb, reason));
+  const fb::Severity severity = phase == fb::Phase::Error || phase == fb::Phase::Failed
+                                    ? fb::Severity::Error
+                                    : fb::Severity::Info;
+  FinishEvent(fbb, options_.stream, severity, fb::Payload::Lifecycle, payload.Union());
+  return Bytes(fbb);
 }
 
 void RecoveryManager::Impl::SendStatus(fb::Phase phase, const std::string& reason) {
+  if (!notify_.enabled()) return;
   std::string_view name = SeedStatusName(phase);
   notify_.Send(reason.empty() ? fmt::format("STATUS={}", name)
                               : fmt::format("STATUS={}: {}", name, reason));
@@ -70,8 +97,8 @@ void RecoveryManager::Impl::SendStatus(fb::Phase phase, const std::string& reaso
 
 uint64_t RecoveryManager::Impl::Phase(fb::Phase phase, const std::string& reason,
                                       Durability durability) {
-  const std::string bytes = LifecycleEvent(phase, reason);
-  const uint64_t seq = Commit(Bytes(bytes), durability);
+  flatbuffers::FlatBufferBuilder fbb(256);
+  const uint64_t seq = Commit(LifecycleEvent(fbb, phase, reason), durability);
   SendStatus(phase, reason);
   return seq;
 }

@@ -6,6 +6,7 @@
 #include <fmt/format.h>
 #include <unistd.h>
 
+#include <array>
 #include <cstdio>
 #include <cstdlib>
 #include <typeinfo>
@@ -16,11 +17,25 @@
 namespace blackbox {
 namespace {
 
+// A program throws few distinct types, and demangling parses the name and
+// allocates each time: each thread keeps the names it demangled last.
 std::string Demangle(const char* name) {
+  struct Demangled {
+    std::string mangled;
+    std::string name;
+  };
+  constexpr size_t kKept = 8;
+  thread_local std::vector<Demangled> kept;  // the most recent last
+  for (auto it = kept.rbegin(); it != kept.rend(); ++it) {
+    if (it->mangled == name) return it->name;
+  }
   int status = 0;
   std::unique_ptr<char, decltype(&std::free)> out(
       abi::__cxa_demangle(name, nullptr, nullptr, &status), &std::free);
-  return status == 0 && out ? std::string(out.get()) : std::string(name);
+  std::string demangled = status == 0 && out ? std::string(out.get()) : std::string(name);
+  if (kept.size() == kKept) kept.erase(kept.begin());
+  kept.push_back({name, demangled});
+  return demangled;
 }
 
 struct ExceptionDescription {
@@ -63,6 +78,16 @@ CallbackResult RunCallback(const std::function<void()>& fn) {
   return r;
 }
 
+// Frees what a builder kept of an event larger than most (an error with many
+// frames), so that one such error does not hold memory for good.
+template <size_t N>
+void ReleaseLargeBuffers(std::array<flatbuffers::FlatBufferBuilder, N>& builders) {
+  constexpr size_t kKeptBytes = 4096;
+  for (flatbuffers::FlatBufferBuilder& fbb : builders) {
+    if (fbb.GetSize() > kKeptBytes) fbb.Reset();
+  }
+}
+
 }  // namespace
 
 void RecoveryManager::Impl::ReportException(std::string_view context, const std::exception_ptr& e) {
@@ -71,14 +96,14 @@ void RecoveryManager::Impl::ReportException(std::string_view context, const std:
               {.exception_type = std::move(d.type), .message = std::move(d.message), .frames = {}});
 }
 
+void RecoveryManager::Impl::ReportStdException(std::string_view context, const std::type_info& type,
+                                               const char* what) {
+  ReportError(context, {.exception_type = Demangle(type.name()), .message = what, .frames = {}});
+}
+
 void RecoveryManager::Impl::ReportError(std::string_view context, ErrorReport report) {
-  fb::ErrorT error;
-  error.context = std::string(context);
-  error.exception_type = std::move(report.exception_type);
-  error.message = std::move(report.message);
-  error.frames = std::move(report.frames);
   // Journaled by AttemptRecovery in one write with the recovering phase.
-  AttemptRecovery(std::move(error));
+  AttemptRecovery(HandledError{context, report});
 }
 
 void RecoveryManager::Impl::ReportFatalError(ErrorReport report) {
@@ -116,22 +141,33 @@ void RecoveryManager::Impl::AddCallback(fb::CallbackKind kind, std::string name,
 // The records before the first callback (the error, the recovering phase)
 // are one write; with no callback the phase after joins them, and that one
 // durable write is the whole cost, as for a single durable append.
-bool RecoveryManager::Impl::AttemptRecovery(std::optional<fb::ErrorT> error) {
+bool RecoveryManager::Impl::AttemptRecovery(std::optional<HandledError> error) {
   std::unique_lock recovery(recovery_mu_);
   std::vector<NamedCallback> callbacks;
-  std::vector<std::string> lead;
+  int attempt;
   {
     std::lock_guard lock(mu_);
     callbacks = recovery_callbacks_;
-    if (error) error->recovery_attempt = state_.recovery_attempts;
+    attempt = state_.recovery_attempts;
   }
-  if (error) lead.push_back(Encode(std::move(*error), fb::Severity::Error));
-  lead.push_back(LifecycleEvent(fb::Phase::Recovering, ""));
   const bool none = callbacks.empty();
-  if (none) lead.push_back(LifecycleEvent(fb::Phase::Running, "recovered"));
-  std::vector<std::span<const uint8_t>> spans;
-  for (const std::string& bytes : lead) spans.push_back(Bytes(bytes));
-  const uint64_t seq = CommitAll(spans, none ? Durability::kDurable : Durability::kBuffered);
+  // Built in lead_ (guarded by recovery_mu_), which keeps its buffers: no
+  // allocation once warm.
+  std::array<std::span<const uint8_t>, 3> lead;
+  size_t n = 0;
+  if (error) {
+    lead[n] = ErrorEvent(lead_[n], *error, attempt);
+    ++n;
+  }
+  lead[n] = LifecycleEvent(lead_[n], fb::Phase::Recovering, "");
+  ++n;
+  if (none) {
+    lead[n] = LifecycleEvent(lead_[n], fb::Phase::Running, "recovered");
+    ++n;
+  }
+  const uint64_t seq =
+      CommitAll({lead.data(), n}, none ? Durability::kDurable : Durability::kBuffered);
+  ReleaseLargeBuffers(lead_);
   SendStatus(fb::Phase::Recovering, "");
   if (none) {
     SendStatus(fb::Phase::Running, "recovered");
@@ -233,6 +269,10 @@ RecoveryManager::~RecoveryManager() = default;
 
 void RecoveryManager::report_exception(std::string_view context, std::exception_ptr e) {
   impl_->ReportException(context, e);
+}
+void RecoveryManager::report_std_exception(std::string_view context, const std::type_info& type,
+                                           const char* what) {
+  impl_->ReportStdException(context, type, what);
 }
 void RecoveryManager::report_error(std::string_view context, ErrorReport error) {
   impl_->ReportError(context, std::move(error));

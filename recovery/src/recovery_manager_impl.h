@@ -20,6 +20,7 @@
 
 #include <signal.h>
 
+#include <array>
 #include <atomic>
 #include <condition_variable>
 #include <cstdint>
@@ -52,11 +53,18 @@ class RecoveryManager::Impl {
   ~Impl();
 
   void ReportException(std::string_view context, const std::exception_ptr& e);
+  void ReportStdException(std::string_view context, const std::type_info& type, const char* what);
   void ReportError(std::string_view context, ErrorReport report);
   void ReportFatalError(ErrorReport report);
   void AddCallback(fb::CallbackKind kind, std::string name, std::function<void()> fn);
+  // An error to journal: where it was caught, and what the application or
+  // the exception says about it.
+  struct HandledError {
+    std::string_view context;
+    const ErrorReport& report;
+  };
   // Runs the recovery callbacks; `error`, when given, is journaled first.
-  bool AttemptRecovery(std::optional<fb::ErrorT> error = std::nullopt);
+  bool AttemptRecovery(std::optional<HandledError> error = std::nullopt);
   void StartHealth();
   void StopHealth();
   void SetGauge(std::string_view name, double value);
@@ -97,8 +105,13 @@ class RecoveryManager::Impl {
   // Journals `events` in one write (Journal::AppendAll) and folds each.
   // Returns the first one's seq (0 when they were not written).
   uint64_t CommitAll(std::span<const std::span<const uint8_t>> events, Durability durability);
-  // A Lifecycle event, encoded, and the STATUS= message that goes with it.
-  std::string LifecycleEvent(fb::Phase phase, const std::string& reason);
+  // An Error or a Lifecycle event of this stream, built in `fbb` (cleared
+  // first). The bytes are fbb's, valid until its next use.
+  std::span<const uint8_t> ErrorEvent(flatbuffers::FlatBufferBuilder& fbb,
+                                      const HandledError& error, int recovery_attempt);
+  std::span<const uint8_t> LifecycleEvent(flatbuffers::FlatBufferBuilder& fbb, fb::Phase phase,
+                                          std::string_view reason);
+  // The STATUS= message that goes with a Lifecycle event.
   void SendStatus(fb::Phase phase, const std::string& reason);
   // Journals a Lifecycle event and sends STATUS=. Returns its seq (0 when not written).
   uint64_t Phase(fb::Phase phase, const std::string& reason,
@@ -141,7 +154,9 @@ class RecoveryManager::Impl {
   std::vector<NamedCallback> cleanup_callbacks_;
   std::function<void(int)> shutdown_request_;
 
-  std::mutex recovery_mu_;  // one recovery at a time
+  std::mutex recovery_mu_;  // one recovery at a time; guards lead_
+  // The events of a recovery's first write (AttemptRecovery).
+  std::array<flatbuffers::FlatBufferBuilder, 3> lead_;
   std::atomic<uint64_t> failures_{0};
   std::atomic<bool> failure_reported_{false};
   std::atomic<int64_t> last_heartbeat_mono_{0};

@@ -17,6 +17,12 @@
 #include "blackbox/recovery.h"
 #include "temp_dir.h"
 
+namespace orders_test {
+struct BookCorrupted : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
+}  // namespace orders_test
+
 namespace blackbox {
 namespace {
 
@@ -59,6 +65,90 @@ TEST_F(ManagerTest, ExceptionHandlerJournalsRunsRecoveryAndRethrowsUnchanged) {
   EXPECT_EQ(s.recovery_attempts, 0);
   // The value of a successful call passes through.
   EXPECT_EQ(rm.exception_handler("sum", [] { return 40 + 2; }), 42);
+}
+
+// What the journal holds of a handled error: the Error (its context, the
+// exception's dynamic type and message, the recovery attempt), then the
+// phases of its recovery. Two std::exception types and a non-standard one in
+// turn, twice (names are demangled once per thread and kept).
+TEST_F(ManagerTest, ExceptionHandlerJournalsTheThrownTypeAndMessageOfAnyException) {
+  {
+    RecoveryManager rm(Options());
+    for (int i = 0; i < 2; ++i) {
+      EXPECT_THROW(rm.exception_handler(
+                       "book", [] { throw orders_test::BookCorrupted("crossed at 101.5"); }),
+                   orders_test::BookCorrupted);
+      EXPECT_THROW(rm.exception_handler("feed", [] { throw std::out_of_range("no level 7"); }),
+                   std::logic_error);
+      EXPECT_THROW(rm.exception_handler("legacy", [] { throw 42; }), int);
+    }
+  }
+  std::vector<std::string> seen;
+  auto reader = Reader::Open((dir_ / "journal").string(), "app");
+  ASSERT_TRUE(reader.ok());
+  ASSERT_TRUE(reader.value()
+                  ->Scan({},
+                         [&](const Record& r) {
+                           if (const fb::Error* e = r.event->payload_as_Error()) {
+                             std::unique_ptr<fb::ErrorT> t(e->UnPack());
+                             seen.push_back(fmt::format("error {} | {} | {} | {} | {}", t->context,
+                                                        t->exception_type, t->message,
+                                                        t->recovery_attempt, t->frames.size()));
+                           } else if (const fb::Lifecycle* l = r.event->payload_as_Lifecycle()) {
+                             std::string reason = l->reason() ? l->reason()->str() : "(none)";
+                             if (l->phase() == fb::Phase::Recovering ||
+                                 (l->phase() == fb::Phase::Running && reason == "recovered")) {
+                               seen.push_back(fmt::format("{} {} {}", PhaseName(l->phase()),
+                                                          SeverityName(r.event->severity()),
+                                                          reason));
+                             }
+                           }
+                           return true;
+                         })
+                  .ok());
+  const std::vector<std::string> recovery = {"recovering info (none)", "running info recovered"};
+  std::vector<std::string> expected;
+  for (int i = 0; i < 2; ++i) {
+    for (const char* error :
+         {"error book | orders_test::BookCorrupted | crossed at 101.5 | 0 | 0",
+          "error feed | std::out_of_range | no level 7 | 0 | 0", "error legacy | int |  | 0 | 0"}) {
+      expected.push_back(error);
+      expected.insert(expected.end(), recovery.begin(), recovery.end());
+    }
+  }
+  EXPECT_EQ(seen, expected);
+}
+
+// Each Error names the attempt its recovery makes: 0 after a success, then
+// one more for each recovery that failed since.
+TEST_F(ManagerTest, AnErrorCarriesTheRecoveryAttemptItStarts) {
+  {
+    RecoveryManager rm(Options());
+    rm.register_recovery_callback("reconnect", [] { throw std::runtime_error("still down"); });
+    for (int i = 0; i < 2; ++i) {
+      EXPECT_THROW(rm.exception_handler("feed", [] { throw std::runtime_error("stalled"); }),
+                   std::runtime_error);
+    }
+  }
+  std::vector<int> attempts;
+  std::vector<std::string> phases;
+  auto reader = Reader::Open((dir_ / "journal").string(), "app");
+  ASSERT_TRUE(reader.ok());
+  ASSERT_TRUE(reader.value()
+                  ->Scan({},
+                         [&](const Record& r) {
+                           if (const fb::Error* e = r.event->payload_as_Error()) {
+                             attempts.push_back(e->recovery_attempt());
+                           } else if (const fb::Lifecycle* l = r.event->payload_as_Lifecycle();
+                                      l != nullptr && l->phase() == fb::Phase::Error) {
+                             phases.push_back(fmt::format(
+                                 "{} {}", SeverityName(r.event->severity()), l->reason()->str()));
+                           }
+                           return true;
+                         })
+                  .ok());
+  EXPECT_EQ(attempts, (std::vector<int>{0, 1}));
+  EXPECT_EQ(phases, (std::vector<std::string>{"error recovery failed", "error recovery failed"}));
 }
 
 TEST_F(ManagerTest, RecoverySucceedsOnlyWhenEveryCallbackSucceeds) {

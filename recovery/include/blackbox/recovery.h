@@ -18,6 +18,7 @@
 #include <memory>
 #include <string>
 #include <string_view>
+#include <typeinfo>
 #include <utility>
 #include <vector>
 
@@ -115,6 +116,11 @@ class RecoveryManager {
   decltype(auto) exception_handler(std::string_view context, F&& fn) {
     try {
       return std::forward<F>(fn)();
+    } catch (const std::exception& e) {
+      // Described where it is caught: report_exception would rethrow it once
+      // more to learn its type and message.
+      report_std_exception(context, typeid(e), e.what());
+      throw;
     } catch (...) {
       report_exception(context, std::current_exception());
       throw;
@@ -201,6 +207,9 @@ class RecoveryManager {
   class Impl;
 
  private:
+  // report_exception for a std::exception of dynamic type `type`.
+  void report_std_exception(std::string_view context, const std::type_info& type, const char* what);
+
   std::unique_ptr<Impl> impl_;
 };
 
