@@ -35,9 +35,10 @@
 // ordering. Peek loads turn with acquire. Release stores turn with release
 // and head with release (ScanRing reads head with acquire). Counters are
 // relaxed. ScanRing, which may run in another process beside a live writer,
-// reads each slot seqlock-style: turn (acquire), copy, acquire fence, turn
-// again; a copy is kept only when both reads say "published with s" and the
-// checksum verifies, so a slot rewritten during the copy is never returned.
+// reads each slot seqlock-style: turn, copy, acquire fence, turn again (with
+// pread, see below); a copy is kept only when both reads say "published with
+// s" and the checksum verifies, so a slot rewritten during the copy is never
+// returned.
 //
 // Differences from the first design, and why:
 //   - XXH3 is compiled inline (XXH_INLINE_ALL, header of libxxhash-dev): the
@@ -51,6 +52,10 @@
 //     file of the right size is reused in place (Reset then renumbers it).
 //   - Append returns a small code rather than a Status: the hot path builds
 //     no string.
+//   - ScanRing reads with pread into its own buffers instead of mapping the
+//     file: a reader does not own the file, and a load from a mapping past
+//     the end of a file truncated meanwhile raises SIGBUS, where a read just
+//     comes back short (an error). It copies the records anyway.
 //
 // Sizing: the file is allocated with posix_fallocate, never sparse: a store
 // to a MAP_SHARED page of a hole on a full disk raises SIGBUS in the host
@@ -183,10 +188,10 @@ struct RingScan {
   uint64_t complete_through = 0;
 };
 
-// Reads <path> (a RING file) without writing anything: O_RDONLY, PROT_READ,
+// Reads <path> (a RING file) without writing anything: O_RDONLY and pread,
 // so it works beside a live writer and after one died. A file that is not a
-// ring (wrong magic, version or sizes, truncated, a symlink, another user's)
-// is an error, never a crash.
+// ring (wrong magic, version or sizes, truncated, a symlink, another user's),
+// or that shrinks while being read, is an error, never a crash.
 Result<RingScan> ScanRing(const std::string& path, uint64_t after_seq);
 
 }  // namespace blackbox::internal
