@@ -265,6 +265,49 @@ RingAppend Ring::Append(std::span<const uint8_t> payload, uint32_t flags) {
   return {RingCode::kOk, s};
 }
 
+RingAppend Ring::AppendAll(std::span<const std::span<const uint8_t>> payloads, uint32_t flags) {
+  const uint64_t n = payloads.size();
+  if (n == 0 || n > slot_count_) return {RingCode::kTooLarge, 0};
+  for (const auto& p : payloads) {
+    if (p.size() > RingPayloadMax(slot_size_)) return {RingCode::kTooLarge, 0};
+  }
+  RingHeader* h = HeaderOf(base_);
+  const uint64_t mask = slot_count_ - 1;
+  auto slot_of = [&](uint64_t seq) {
+    return reinterpret_cast<Slot*>(base_ + kHeaderBytes + (seq & mask) * slot_size_);
+  };
+  uint64_t s = h->tail.value.load(std::memory_order_relaxed);
+  for (;;) {
+    // All n slots free for their seqs? A slot free for s + j stays so until
+    // s + j is reserved, which needs tail to pass s: the CAS below fails then.
+    uint64_t j = 0;
+    uint64_t turn = 0;
+    for (; j < n; ++j) {
+      turn = slot_of(s + j)->turn.load(std::memory_order_acquire);
+      if (turn != 2 * (s + j)) break;
+    }
+    if (j == n) {
+      if (h->tail.value.compare_exchange_weak(s, s + n, std::memory_order_relaxed)) break;
+      continue;  // s holds the tail another thread moved to
+    }
+    const uint64_t now = h->tail.value.load(std::memory_order_relaxed);
+    if (turn < 2 * (s + j) && now == s) return {RingCode::kFull, 0};
+    s = now;
+  }
+  for (uint64_t j = 0; j < n; ++j) {
+    auto* slot = slot_of(s + j);
+    auto* p = reinterpret_cast<uint8_t*>(slot);
+    slot->seq = s + j;
+    slot->length = static_cast<uint32_t>(payloads[j].size());
+    slot->flags = flags;
+    if (!payloads[j].empty())
+      std::memcpy(p + kRecordHeader, payloads[j].data(), payloads[j].size());
+    slot->checksum = Checksum(p, slot->length);
+    slot->turn.store(2 * (s + j) + 1, std::memory_order_release);
+  }
+  return {RingCode::kOk, s};
+}
+
 size_t Ring::Peek(size_t max, std::vector<RingView>* out) const {
   out->clear();
   const RingHeader* h = HeaderOf(base_);

@@ -132,6 +132,13 @@ class Ring {
   // publishes it. Thread-safe, lock-free, no system call. Never blocks:
   // kFull when the ring has no free slot (counted in dropped()).
   RingAppend Append(std::span<const uint8_t> payload, uint32_t flags = 0);
+  // Several payloads under consecutive sequence numbers (the first one is
+  // returned): all n slots are reserved by one CAS, then each record is
+  // written and published in turn. kTooLarge when one payload is too long or
+  // there are more than slot_count(); kFull (not counted in dropped(): the
+  // caller waits for room) when fewer than n slots are free. REQUIRES: not
+  // empty.
+  RingAppend AppendAll(std::span<const std::span<const uint8_t>> payloads, uint32_t flags = 0);
 
   // The drain side (one thread at a time). Fills `out` with the consecutive
   // published records from head on, at most `max`; returns how many. A
