@@ -9,6 +9,9 @@
 // (The same scheme as LevelDB's DBImpl::Write.) An AppendAll is one entry of
 // the queue carrying several events: they stay together in the batch, under
 // consecutive numbers, and the entry gets the first.
+// (With JournalOptions::ring_bytes the appends go through a ring and a drain
+// thread instead, numbered by the ring: journal_ring.cpp. What follows on
+// faults and damage applies to the drain's writes too.)
 //
 // One addition: a durable leader that finds fewer appends queued than its
 // predecessor committed waits briefly for the rest. Without it, batches

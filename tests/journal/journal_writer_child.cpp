@@ -5,10 +5,12 @@
 // THREADS threads append gauge events whose value encodes (thread, index) as
 // thread * 1e6 + index; PER_THREAD = 0 means "until killed". MODE is durable,
 // buffered, mixed (every third append durable) or sparse (every 64th
-// durable). After each append returns the child writes one line "<seq> <D|B> <value>" to stdout
-// with a single write(2), so a line that reached the pipe was acknowledged by the journal. With
-// RING_BYTES the journal runs in ring mode (JournalOptions::ring_bytes); a buffered append refused
-// because the ring was full is not acknowledged and the thread goes on.
+// durable). After each append returns the child writes one line
+// "<seq> <D|B> <value>" to stdout with a single write(2), so a line that
+// reached the pipe was acknowledged by the journal. With RING_BYTES the
+// journal runs in ring mode (JournalOptions::ring_bytes); a buffered append
+// refused because the ring was full is not acknowledged, and the thread goes
+// on.
 #include <fmt/format.h>
 #include <unistd.h>
 

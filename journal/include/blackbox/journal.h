@@ -65,7 +65,7 @@ struct JournalOptions {
   bool set_aside_damaged = false;
   // Writers only. Bytes of a ring of buffered events (<stream>/RING, mapped
   // MAP_SHARED; see journal/src/journal_ring.cpp); 0 = off: every append is
-  // a RocksDB write. A power of two, 8 KB at least. With it, an event that
+  // a RocksDB write. A power of two, two slots at least. With it, an event that
   // fits a slot is copied into the ring and a buffered append returns at
   // once, with the same promise (it survives kill -9 of the process, not a
   // power loss: the next Open ingests the ring); a drain thread writes the
