@@ -360,17 +360,17 @@ Status Journal::Impl::WriteRingBatch(const std::vector<RingView>& views, size_t 
     std::string msg = fmt::format("{}: reserving sequence numbers: {}", what, s.message());
     return s.code() == Status::Code::kNoSpace ? Status::NoSpace(msg) : Status::IOError(msg);
   }
-  rocksdb::WriteBatch batch;
-  std::vector<std::string> lost;  // placeholders, alive until the write
+  rocksdb::WriteBatch batch;  // Put copies the bytes
   std::unique_lock spill_lock(spill_mu);
   for (size_t k = 0; k < n; ++k) {
     const RingView& v = views[k];
     auto key = EncodeKey(v.seq);
     rocksdb::Slice value;
+    std::string lost;
     if (!v.intact) {
-      lost.push_back(LostEvent(
-          fmt::format("event {} lost: its record in the ring was damaged in memory", v.seq), 0));
-      value = rocksdb::Slice(lost.back());
+      lost = LostEvent(
+          fmt::format("event {} lost: its record in the ring was damaged in memory", v.seq), 0);
+      value = rocksdb::Slice(lost);
     } else if ((v.flags & kSpilledFlag) != 0) {
       const RingMarker m = MarkerOf(v);
       const std::string& bytes = spilled.at(v.seq - m.index)[m.index];  // checked by the drain
