@@ -155,6 +155,7 @@ double RunBurst(Ring& ring, const std::string& event, uint64_t ops) {
 struct JournalRun {
   double ns_per_append;
   uint64_t dropped;
+  double per_batch;  // appends per RocksDB write
 };
 
 // `ops` appends of `event` to a fresh journal at `dir` from `threads`
@@ -185,7 +186,9 @@ JournalRun RunJournal(const std::string& dir, size_t ring_bytes, const std::stri
     so.from_seq = (*j)->last_seq();
     (void)(*j)->Scan(so, [](const blackbox::Record&) { return true; });
   }
-  return {secs * 1e9 / static_cast<double>(ops), (*j)->dropped_appends()};
+  return {secs * 1e9 / static_cast<double>(ops), (*j)->dropped_appends(),
+          static_cast<double>(ops) /
+              static_cast<double>(std::max<uint64_t>(1, (*j)->batches_written()))};
 }
 
 }  // namespace
@@ -293,6 +296,7 @@ int main(int argc, char** argv) {
     Durability durability;
     std::vector<double> ns;
     uint64_t dropped = 0;
+    std::vector<double> per_batch;
   };
   std::vector<Case> cases = {
       {"Journal::Append buffered, direct, 1 thread", 0, 1, Durability::kBuffered},
@@ -321,17 +325,19 @@ int main(int argc, char** argv) {
                                  c.threads, c.durability, buffered && c.ring ? kSlots / 2 : 0);
       c.ns.push_back(jr.ns_per_append);
       c.dropped += jr.dropped;
+      c.per_batch.push_back(jr.per_batch);
     }
     std::error_code ec;
     for (const auto& e : fs::directory_iterator(base)) fs::remove_all(e.path(), ec);
   }
   const double pj = Median(put_j);
-  fmt::print("\n{:<50} {:>12} {:>10} {:>14}\n", "blackbox::Journal (medians)", "ns/append",
-             "x raw Put", "refused (all)");
+  fmt::print("\n{:<50} {:>12} {:>10} {:>14} {:>14}\n", "blackbox::Journal (medians)", "ns/append",
+             "x raw Put", "refused (all)", "appends/write");
   fmt::print("{:<50} {:>12.1f} {:>10}\n", "raw RocksDB Put, 1 thread", pj, "1.0x");
   for (const auto& c : cases) {
     const double m = Median(c.ns);
-    fmt::print("{:<50} {:>12.1f} {:>9.1f}x {:>14}\n", c.name, m, pj / m, c.dropped);
+    fmt::print("{:<50} {:>12.1f} {:>9.1f}x {:>14} {:>14.1f}\n", c.name, m, pj / m, c.dropped,
+               Median(c.per_batch));
   }
   std::error_code ec;
   fs::remove_all(base, ec);

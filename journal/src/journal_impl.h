@@ -25,6 +25,8 @@ namespace blackbox {
 // A marker: the event is in Journal::Impl::spilled (or was lost with the
 // process); its payload is the group's RingMarker.
 inline constexpr uint32_t kSpilledFlag = 1;
+// A durable append (it waits for a synced batch): group-commit sizing.
+inline constexpr uint32_t kDurableFlag = 2;
 struct RingMarker {
   uint32_t index = 0;  // within its group
   uint32_t count = 0;  // events in the group (consecutive seqs)

@@ -11,11 +11,13 @@
 //   - an event that fits a slot, buffered: copied into the ring, returns. Its
 //     promise is the direct path's: the ring's pages survive kill -9 of the
 //     process (not a power loss), and the next Open ingests them.
-//   - durable: the same copy, then it waits until the drain has written
-//     through its seq with sync = true. While any durable append waits
-//     (durable_pending, raised before its ring append, so the drain cannot
-//     take its record without seeing it), every drained batch is synced: one
-//     fsync covers every waiter of the batch (group commit).
+//   - durable: the same copy (flagged kDurableFlag), then it waits until the
+//     drain has written through its seq with sync = true. While any durable
+//     append waits (durable_pending, raised before its ring append, so the
+//     drain cannot take its record without seeing it), every drained batch
+//     is synced: one fsync covers every waiter of the batch (group commit).
+//     A synced batch with fewer durable records than the last one waits a
+//     little for the rest, as on the direct path (see DrainLoop).
 //   - too large for a slot, or an AppendAll: a group of consecutive slots is
 //     reserved (Ring::AppendAll) whose records are markers (kSpilledFlag,
 //     payload {index, count}); the events themselves wait in memory
@@ -86,6 +88,7 @@ constexpr std::chrono::microseconds kIdleMax{2000};
 constexpr std::chrono::milliseconds kRetryMax{200};
 constexpr std::chrono::seconds kRoomWait{2};
 constexpr int kStopAttempts = 5;
+constexpr std::chrono::microseconds kMaxGather{1000};
 
 RingMarker MarkerOf(const RingView& v) {
   RingMarker m;
@@ -250,7 +253,7 @@ Result<uint64_t> Journal::Impl::RingAppendOne(std::span<const uint8_t> event,
   internal::RingAppend a;
   const auto deadline = std::chrono::steady_clock::now() + kRoomWait;
   auto pause = kIdleMin;
-  while ((a = ring->Append(event)).code == RingCode::kFull &&
+  while ((a = ring->Append(event, kDurableFlag)).code == RingCode::kFull &&
          std::chrono::steady_clock::now() < deadline) {
     {
       std::lock_guard lock(drain_mu);
@@ -395,6 +398,12 @@ void Journal::Impl::DrainLoop() {
   auto pause = kIdleMin;
   auto retry = std::chrono::milliseconds(1);
   int stop_failures = 0;
+  // Group-commit sizing (drain thread only): durable appends in the last
+  // synced batch, a moving average of a synced write, and the end of the
+  // current wait for a batch to fill.
+  size_t last_durable_batch = 1;
+  std::chrono::nanoseconds durable_cost{0};
+  std::chrono::steady_clock::time_point gather_until{};
   for (;;) {
     // A loss to journal: one LogLine for every drop since the last one.
     if (const uint64_t d = dropped.load(std::memory_order_relaxed); d > dropped_journaled) {
@@ -485,8 +494,34 @@ void Journal::Impl::DrainLoop() {
       stopping_now = stopping;
     }
     const bool sync = durable_pending.load() > 0;
+    // Group commit: a synced batch with fewer durable appends than the last
+    // one waits (re-peeking whenever one arrives) up to half a recent fsync,
+    // at most kMaxGather, for the appenders of the last batch to come back,
+    // as the direct path's leader does (journal.cpp).
+    size_t durable_in = 0;
+    for (size_t k = 0; k < take; ++k) durable_in += (views[k].flags & kDurableFlag) != 0;
+    if (sync && !stopping_now && durable_in < last_durable_batch) {
+      const auto now = std::chrono::steady_clock::now();
+      if (gather_until == std::chrono::steady_clock::time_point{}) {
+        gather_until = now + std::min<std::chrono::nanoseconds>(durable_cost / 2, kMaxGather);
+      }
+      if (now < gather_until) {
+        std::unique_lock lock(drain_mu);
+        wake_cv.wait_until(lock, gather_until, [&] { return wake; });
+        wake = false;
+        continue;
+      }
+    }
+    gather_until = {};
+    const auto write_start = std::chrono::steady_clock::now();
     const uint64_t through = views[take - 1].seq;
     Status s = WriteRingBatch(views, take, sync);
+    if (s.ok() && sync) {
+      const auto took = std::chrono::steady_clock::now() - write_start;
+      last_durable_batch = std::max<size_t>(1, durable_in);
+      durable_cost = durable_cost.count() == 0 ? std::chrono::nanoseconds(took)
+                                               : (durable_cost * 7 + took) / 8;
+    }
     if (s.ok()) {
       // Spilled events written: their memory goes, then their slots.
       {
