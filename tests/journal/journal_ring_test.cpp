@@ -22,6 +22,8 @@
 #include <vector>
 
 #include "blackbox/journal.h"
+#include "fault_fs.h"
+#include "file_system_hook.h"
 #include "process.h"
 #include "ring.h"
 #include "test_util.h"
@@ -343,6 +345,53 @@ TEST(JournalRing, AFullRingRefusesBufferedAppendsAndJournalsTheLoss) {
             static_cast<size_t>(std::count_if(seen.begin(), seen.end(), [](const Seen& s) {
               return s.type == fb::Payload::LogLine;
             })));
+}
+
+// The disk fills under the drain (every append to a file fails, as with
+// ENOSPC): buffered appends never block (the ring takes them, then refuses
+// them once full), durable ones fail with the error instead of hanging, and
+// once there is room again everything acknowledged reaches the journal.
+TEST(JournalRing, AFullDiskNeverBlocksAnAppenderAndLosesNothingAcknowledged) {
+  TempDir dir;
+  auto fs = std::make_shared<faults::FaultFileSystem>(rocksdb::FileSystem::Default());
+  internal::SetBaseFileSystemForTesting(fs);
+  std::vector<uint64_t> acked;
+  uint64_t dropped = 0;
+  {
+    auto j = Journal::Open(dir.path(), "app", RingOptions(1 << 13));  // 32 slots
+    ASSERT_TRUE(j.ok()) << j.status().ToString();
+    for (int i = 0; i < 10; ++i) {
+      acked.push_back((*j)->Append(Bytes(Gauge("before", i)), Durability::kDurable).value());
+    }
+    fs->Arm(faults::FaultKind::kAppend, fs->count(faults::FaultKind::kAppend) + 1, 0);
+    const auto start = std::chrono::steady_clock::now();
+    for (int i = 0; i < 200; ++i) {
+      auto seq = (*j)->Append(Bytes(Gauge("full", i)), Durability::kBuffered);
+      if (seq.ok()) acked.push_back(*seq);
+    }
+    EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::milliseconds(100));
+    dropped = (*j)->dropped_appends();
+    EXPECT_GT(dropped, 0u);  // 32 slots for 200 appends, none drained
+    auto durable = (*j)->Append(Bytes(Gauge("durable", 0)), Durability::kDurable);
+    EXPECT_FALSE(durable.ok());
+    EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(10));
+    fs->Disarm();
+    // Room again: the drain's retry writes the ring; a durable append works.
+    auto after = (*j)->Append(Bytes(Gauge("after", 0)), Durability::kDurable);
+    ASSERT_TRUE(after.ok()) << after.status().ToString();
+    acked.push_back(*after);
+  }
+  internal::SetBaseFileSystemForTesting(nullptr);
+  const auto seen = ReadAll(dir.path());
+  for (size_t k = 0; k < seen.size(); ++k) ASSERT_EQ(seen[k].seq, k + 1);
+  std::map<uint64_t, const Seen*> by_seq;
+  for (const auto& s : seen) by_seq[s.seq] = &s;
+  for (uint64_t seq : acked) {
+    ASSERT_TRUE(by_seq.count(seq)) << "acknowledged seq " << seq << " lost";
+    EXPECT_EQ(by_seq[seq]->type, fb::Payload::Gauge);
+  }
+  EXPECT_EQ(DroppedIn(seen), dropped);
+  RecordProperty("dropped", std::to_string(dropped));
 }
 
 // --- kill -9 of a real writer process in ring mode
