@@ -424,6 +424,8 @@ TEST(JournalRingKill, EveryAcknowledgedAppendSurvivesKillNine) {
       struct stat st {};
       const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
       while (::stat(ack_path.c_str(), &st) == 0 && st.st_size == 0) {
+        int early = 0;
+        ASSERT_EQ(::waitpid(pid, &early, WNOHANG), 0) << "the writer exited, status " << early;
         ASSERT_LT(std::chrono::steady_clock::now(), deadline) << "the writer did not start";
         std::this_thread::sleep_for(std::chrono::microseconds(200));
       }
