@@ -9,6 +9,13 @@
 // thread, and the ring with a drain that writes each peeked run of records
 // into RocksDB as one WriteBatch (sustained events/s). The event is a
 // pre-encoded 144-byte health sample, as in journal_bench. Medians over R.
+//
+// Then blackbox::Journal itself, today's direct path beside ring mode
+// (JournalOptions::ring_bytes = 4 MB), same event: buffered appends from 1
+// and 8 threads, in bursts of half the ring's slots (between bursts, untimed,
+// the drain catches up: the cost of an append the ring takes, with the drain
+// running beside it; refusals are counted and printed), and durable appends
+// from 1 and 8 threads (their cost is the fsync either way).
 #include <fmt/format.h>
 #include <rocksdb/db.h>
 #include <rocksdb/memtablerep.h>
@@ -26,6 +33,7 @@
 
 #include "bench_support.h"
 #include "blackbox/event.h"
+#include "blackbox/journal.h"
 #include "ring.h"
 
 namespace {
@@ -144,6 +152,45 @@ double RunBurst(Ring& ring, const std::string& event, uint64_t ops) {
   return secs * 1e9 / static_cast<double>(ops);
 }
 
+struct JournalRun {
+  double ns_per_append;
+  uint64_t dropped;
+  double per_batch;  // appends per RocksDB write
+};
+
+// `ops` appends of `event` to a fresh journal at `dir` from `threads`
+// threads, timed in bursts of `burst` appends (0: one burst); between
+// bursts, untimed, a scan from the last seq lets the drain catch up.
+JournalRun RunJournal(const std::string& dir, size_t ring_bytes, const std::string& event,
+                      uint64_t ops, int threads, blackbox::Durability durability,
+                      uint64_t burst = 0) {
+  blackbox::JournalOptions o;
+  o.ring_bytes = ring_bytes;
+  o.check_permissions = false;
+  auto j = blackbox::Journal::Open(dir, "app", o);
+  if (!j.ok()) {
+    fmt::print(stderr, "journal open: {}\n", j.status().ToString());
+    std::exit(1);
+  }
+  if (!(*j)->TakeWarnings().empty()) std::exit(1);  // no ring: not what is measured
+  const std::span<const uint8_t> bytes(reinterpret_cast<const uint8_t*>(event.data()),
+                                       event.size());
+  if (burst == 0) burst = ops;
+  double secs = 0;
+  for (uint64_t done = 0; done < ops; done += burst) {
+    const uint64_t n = std::min(burst, ops - done);
+    secs += Time(n, threads, [&](uint64_t lo, uint64_t hi) {
+      for (uint64_t i = lo; i < hi; ++i) (void)(*j)->Append(bytes, durability);
+    });
+    blackbox::ScanOptions so;
+    so.from_seq = (*j)->last_seq();
+    (void)(*j)->Scan(so, [](const blackbox::Record&) { return true; });
+  }
+  return {secs * 1e9 / static_cast<double>(ops), (*j)->dropped_appends(),
+          static_cast<double>(ops) /
+              static_cast<double>(std::max<uint64_t>(1, (*j)->batches_written()))};
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -234,6 +281,64 @@ int main(int argc, char** argv) {
       Median(drain_rate) / 1e6, drops_db, kDrain * repeat);
   fmt::print("the same, the journal's vector memtable: {:.2f} M events/s sustained (median)\n",
              Median(drain_vector) / 1e6);
+
+  // blackbox::Journal, direct path and ring mode.
+  constexpr size_t kRingBytes = 4 << 20;
+  const uint64_t kSlots = kRingBytes / 256;
+  const uint64_t kBuffered = static_cast<uint64_t>(200'000 * scale);
+  const uint64_t kDurable1 = static_cast<uint64_t>(2'000 * scale);
+  const uint64_t kDurable8 = static_cast<uint64_t>(8'000 * scale);
+  using blackbox::Durability;
+  struct Case {
+    const char* name;
+    size_t ring;
+    int threads;
+    Durability durability;
+    std::vector<double> ns;
+    uint64_t dropped = 0;
+    std::vector<double> per_batch;
+  };
+  std::vector<Case> cases = {
+      {"Journal::Append buffered, direct, 1 thread", 0, 1, Durability::kBuffered},
+      {"Journal::Append buffered, ring mode, 1 thread", kRingBytes, 1, Durability::kBuffered},
+      {"Journal::Append buffered, direct, 8 threads", 0, 8, Durability::kBuffered},
+      {"Journal::Append buffered, ring mode, 8 threads", kRingBytes, 8, Durability::kBuffered},
+      {"Journal::Append durable, direct, 1 thread", 0, 1, Durability::kDurable},
+      {"Journal::Append durable, ring mode, 1 thread", kRingBytes, 1, Durability::kDurable},
+      {"Journal::Append durable, direct, 8 threads", 0, 8, Durability::kDurable},
+      {"Journal::Append durable, ring mode, 8 threads", kRingBytes, 8, Durability::kDurable},
+  };
+  std::vector<double> put_j;
+  for (int r = 0; r < repeat; ++r) {
+    {
+      auto db = OpenRaw(fmt::format("{}/rawj-{}", base, run++));
+      rocksdb::WriteOptions wo;
+      double secs = Time(kPut, 1, [&](uint64_t lo, uint64_t hi) {
+        for (uint64_t i = lo; i < hi; ++i) db->Put(wo, BigEndianKey(i + 1), event);
+      });
+      put_j.push_back(secs * 1e9 / static_cast<double>(kPut));
+    }
+    for (auto& c : cases) {
+      const bool buffered = c.durability == Durability::kBuffered;
+      const uint64_t ops = buffered ? kBuffered : c.threads == 1 ? kDurable1 : kDurable8;
+      JournalRun jr = RunJournal(fmt::format("{}/journal-{}", base, run++), c.ring, event, ops,
+                                 c.threads, c.durability, buffered && c.ring ? kSlots / 2 : 0);
+      c.ns.push_back(jr.ns_per_append);
+      c.dropped += jr.dropped;
+      c.per_batch.push_back(jr.per_batch);
+    }
+    std::error_code ec;
+    for (const auto& e : fs::directory_iterator(base)) fs::remove_all(e.path(), ec);
+  }
+  const double pj = Median(put_j);
+  fmt::print("\n{:<50} {:>12} {:>10} {:>14} {:>14}\n", "blackbox::Journal (medians)", "ns/append",
+             "x raw Put", "refused (all)", "appends/write");
+  fmt::print("{:<50} {:>12.1f} {:>10}\n", "raw RocksDB Put, 1 thread", pj, "1.0x");
+  for (const auto& c : cases) {
+    const double m = Median(c.ns);
+    fmt::print("{:<50} {:>12.1f} {:>9.1f}x {:>14} {:>14.1f}\n", c.name, m, pj / m, c.dropped,
+               Median(c.per_batch));
+  }
   std::error_code ec;
   fs::remove_all(base, ec);
   return 0;

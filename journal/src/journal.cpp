@@ -9,6 +9,9 @@
 // (The same scheme as LevelDB's DBImpl::Write.) An AppendAll is one entry of
 // the queue carrying several events: they stay together in the batch, under
 // consecutive numbers, and the entry gets the first.
+// (With JournalOptions::ring_bytes the appends go through a ring and a drain
+// thread instead, numbered by the ring: journal_ring.cpp. What follows on
+// faults and damage applies to the drain's writes too.)
 //
 // One addition: a durable leader that finds fewer appends queued than its
 // predecessor committed waits briefly for the rest. Without it, batches
@@ -75,6 +78,7 @@
 
 #include "high_water.h"
 #include "internal.h"
+#include "journal_impl.h"
 #include "wal_scan.h"
 
 namespace blackbox {
@@ -129,105 +133,6 @@ Status MakeDir(const std::string& path) {
 }
 
 }  // namespace
-
-class Journal::Impl {
- public:
-  struct PendingAppend {
-    // One event, or several that go into the same write (AppendAll).
-    std::span<const std::span<const uint8_t>> events;
-    size_t bytes = 0;
-    bool sync = false;
-    bool done = false;
-    uint64_t seq = 0;
-    Status status;
-    std::condition_variable cv;
-  };
-
-  std::string root;
-  std::string stream;
-  std::string path;
-  JournalOptions options;
-  // Guards the handles below against a reopen (after a failed write that
-  // RocksDB cannot resume from): users of db hold it shared, a reopen
-  // exclusively.
-  mutable std::shared_mutex db_mu;
-  std::unique_ptr<rocksdb::DB> db;
-  rocksdb::ColumnFamilyHandle* events_cf = nullptr;  // owned by db (default CF)
-  rocksdb::ColumnFamilyHandle* snapshots_cf = nullptr;
-
-  std::mutex mu;
-  std::deque<PendingAppend*> queue;  // guarded by mu
-  uint64_t next_seq = 1;             // guarded by mu; only the leader advances it
-  // Group-commit sizing, guarded by mu: the size of the last durable batch,
-  // a moving average of what one durable write costs, and the leader waiting
-  // for its batch to fill (nullptr when none does) with the size it wants.
-  size_t last_durable_batch = 1;
-  std::chrono::nanoseconds durable_write_cost{0};
-  PendingAppend* gathering = nullptr;
-  size_t gather_target = 0;
-  // The high-water mark (high_water.h): the seq to number from after an
-  // open, the highest seq reserved on disk, and the floor. Written by an open
-  // (db_mu exclusive) and by the leader (Reserve), one at a time.
-  uint64_t open_next_seq = 1;
-  uint64_t reserved = 0;
-  uint64_t floor_seq = 0;
-  std::vector<internal::SeqRange> unused;  // kept in the mark as read
-  // What an open found damaged (TakeWarnings).
-  std::mutex warnings_mu;
-  std::vector<std::string> warnings;
-  std::atomic<uint64_t> batches{0};
-  std::atomic<uint64_t> last_seq{0};
-  std::atomic<uint64_t> first_seq{1};
-  std::atomic<uint64_t> failed{0};
-  // Set by any failed write, sync, flush or compaction; cleared by a
-  // successful reopen (see the top of this file).
-  std::atomic<bool> broken{false};
-  // Serializes every RocksDB call that writes, syncs or flushes (the
-  // leader's batch, PutSnapshot, Sync, Compact), so that after one fails the
-  // next one sees `broken` before it reaches RocksDB. Taken after db_mu.
-  std::mutex write_mu;
-
-  ~Impl() { CloseDb(); }
-
-  // Opens the database (the strict way first, see OpenDb) and sets
-  // open_next_seq, reserved and floor_seq. REQUIRES: db closed, db_mu held
-  // exclusively or no other thread.
-  // With `may_set_aside` (the first open of a writer with set_aside_damaged)
-  // a log damaged in the middle is reported as corruption, for the caller to
-  // set the stream aside whole, instead of dropping the records after the
-  // damage.
-  Status OpenDb(bool may_set_aside = false);
-  rocksdb::Status OpenRocks(rocksdb::WALRecoveryMode mode);
-  // After OpenDb found the stream too damaged to open (`why`): renames its
-  // directory aside, creates a fresh one numbered above it, opens that.
-  Status SetAsideAndStartFresh(const Status& why);
-  // Makes sure every seq up to `through` is below the high-water mark on
-  // disk. Called by the leader only, with db_mu held (shared).
-  Status Reserve(uint64_t through);
-  void CloseDb() { internal::CloseJournalDb(db, events_cf, snapshots_cf); }
-  // When the database is broken, closes and reopens it. REQUIRES: db_mu and
-  // mu not held.
-  Status Reopen();
-  // The error to return when the database cannot be used (a failed reopen
-  // left it closed, or another thread's write just failed). REQUIRES: db_mu held.
-  Status Unusable(std::string_view what) const;
-  // Marks the database broken when `rs` failed; returns it as ours.
-  Status Check(const rocksdb::Status& rs, std::string_view what);
-  // Runs `call` (a RocksDB call that writes, syncs or flushes) under write_mu
-  // unless the database is unusable, and marks it broken when it fails.
-  // REQUIRES: db_mu held (shared).
-  template <class Call>
-  Status Guarded(std::string_view what, Call&& call) {
-    std::lock_guard lock(write_mu);
-    if (!db || broken.load()) return Unusable(what);
-    return Check(call(), what);
-  }
-
-  Result<uint64_t> Append(std::span<const std::span<const uint8_t>> events, Durability durability);
-  // Writes `items` under consecutive seqs (the first one in *first); see below.
-  Status WriteBatchOf(const std::vector<std::span<const uint8_t>>& items, bool sync,
-                      uint64_t* first);
-};
 
 Result<uint64_t> Journal::Impl::Append(std::span<const std::span<const uint8_t>> events,
                                        Durability durability) {
@@ -560,10 +465,13 @@ Result<std::unique_ptr<Journal>> Journal::Open(std::string_view root, std::strin
     impl->broken.store(true);
   }
   impl->next_seq = impl->open_next_seq;
+  // Ring mode, and the RING an earlier writer left (journal_ring.cpp).
+  impl->StartRing();
   return std::unique_ptr<Journal>(new Journal(std::move(impl)));
 }
 
 Result<uint64_t> Journal::Append(std::span<const uint8_t> event, Durability durability) {
+  if (impl_->ring) return impl_->RingAppendOne(event, durability);
   return impl_->Append({&event, 1}, durability);
 }
 
@@ -571,16 +479,21 @@ Result<uint64_t> Journal::Append(fb::EventT event, Durability durability) {
   event.stream = impl_->stream;
   std::string bytes = EncodeEvent(std::move(event));
   const std::span<const uint8_t> one = Bytes(bytes);
+  if (impl_->ring) return impl_->RingAppendOne(one, durability);
   return impl_->Append({&one, 1}, durability);
 }
 
 Result<uint64_t> Journal::AppendAll(std::span<const std::span<const uint8_t>> events,
                                     Durability durability) {
   if (events.empty()) return Status::InvalidArgument("AppendAll of no events");
+  if (impl_->ring) return impl_->RingAppendSpilled(events, durability);
   return impl_->Append(events, durability);
 }
 
-uint64_t Journal::last_seq() const { return impl_->last_seq.load(); }
+uint64_t Journal::last_seq() const {
+  if (impl_->ring) return impl_->ring->tail() - 1;
+  return impl_->last_seq.load();
+}
 uint64_t Journal::first_seq() const {
   uint64_t last = impl_->last_seq.load();
   return last == 0 ? 1 : impl_->first_seq.load();
@@ -592,6 +505,7 @@ std::vector<std::string> Journal::TakeWarnings() {
   return std::exchange(impl_->warnings, {});
 }
 uint64_t Journal::failed_appends() const { return impl_->failed.load(); }
+uint64_t Journal::dropped_appends() const { return impl_->dropped.load(); }
 uint64_t Journal::batches_written() const { return impl_->batches.load(std::memory_order_relaxed); }
 
 Status Journal::PutSnapshot(uint64_t seq, std::span<const uint8_t> bytes) {
@@ -600,6 +514,10 @@ Status Journal::PutSnapshot(uint64_t seq, std::span<const uint8_t> bytes) {
         fmt::format("snapshot at seq {} is past the last event {}", seq, last_seq()));
   }
   const std::string what = fmt::format("store snapshot in {}", impl_->path);
+  // The events it covers go first (its write is synced: so are they).
+  if (impl_->ring) {
+    if (Status s = impl_->DrainAll(false); !s.ok()) return s;
+  }
   if (Status s = impl_->Reopen(); !s.ok()) return s;
   rocksdb::WriteOptions wo;
   wo.sync = true;
@@ -619,6 +537,9 @@ Result<std::optional<Snapshot>> Journal::LatestSnapshot() const {
 }
 
 Status Journal::Scan(const ScanOptions& options, const RecordFn& fn) const {
+  // Everything appended, as far as the drain can write it (a failed drain
+  // leaves the rest in the ring; the scan shows what is in the database).
+  if (impl_->ring) (void)impl_->DrainAll(false);
   std::shared_lock db_lock(impl_->db_mu);
   if (!impl_->db) return impl_->Unusable(fmt::format("scan {}", impl_->path));
   return internal::ScanEvents(impl_->db.get(), impl_->events_cf, impl_->stream, options, fn);
@@ -626,6 +547,7 @@ Status Journal::Scan(const ScanOptions& options, const RecordFn& fn) const {
 
 Status Journal::Sync() {
   const std::string what = fmt::format("sync {}", impl_->path);
+  if (impl_->ring) return impl_->DrainAll(true);
   if (Status s = impl_->Reopen(); !s.ok()) return s;
   std::shared_lock db_lock(impl_->db_mu);
   return impl_->Guarded(what, [&] { return impl_->db->SyncWAL(); });
@@ -633,6 +555,9 @@ Status Journal::Sync() {
 
 Result<CompactionStats> Journal::Compact(const Retention& retention) {
   CompactionStats stats;
+  if (impl_->ring) {
+    if (Status s = impl_->DrainAll(false); !s.ok()) return s;
+  }
   if (Status s = impl_->Reopen(); !s.ok()) return s;
   const uint64_t first = first_seq();
   const uint64_t last = last_seq();

@@ -35,9 +35,10 @@
 // ordering. Peek loads turn with acquire. Release stores turn with release
 // and head with release (ScanRing reads head with acquire). Counters are
 // relaxed. ScanRing, which may run in another process beside a live writer,
-// reads each slot seqlock-style: turn (acquire), copy, acquire fence, turn
-// again; a copy is kept only when both reads say "published with s" and the
-// checksum verifies, so a slot rewritten during the copy is never returned.
+// reads each slot seqlock-style: turn, copy, acquire fence, turn again (with
+// pread, see below); a copy is kept only when both reads say "published with
+// s" and the checksum verifies, so a slot rewritten during the copy is never
+// returned.
 //
 // Differences from the first design, and why:
 //   - XXH3 is compiled inline (XXH_INLINE_ALL, header of libxxhash-dev): the
@@ -51,6 +52,10 @@
 //     file of the right size is reused in place (Reset then renumbers it).
 //   - Append returns a small code rather than a Status: the hot path builds
 //     no string.
+//   - ScanRing reads with pread into its own buffers instead of mapping the
+//     file: a reader does not own the file, and a load from a mapping past
+//     the end of a file truncated meanwhile raises SIGBUS, where a read just
+//     comes back short (an error). It copies the records anyway.
 //
 // Sizing: the file is allocated with posix_fallocate, never sparse: a store
 // to a MAP_SHARED page of a hole on a full disk raises SIGBUS in the host
@@ -127,6 +132,13 @@ class Ring {
   // publishes it. Thread-safe, lock-free, no system call. Never blocks:
   // kFull when the ring has no free slot (counted in dropped()).
   RingAppend Append(std::span<const uint8_t> payload, uint32_t flags = 0);
+  // Several payloads under consecutive sequence numbers (the first one is
+  // returned): all n slots are reserved by one CAS, then each record is
+  // written and published in turn. kTooLarge when one payload is too long or
+  // there are more than slot_count(); kFull (not counted in dropped(): the
+  // caller waits for room) when fewer than n slots are free. REQUIRES: not
+  // empty.
+  RingAppend AppendAll(std::span<const std::span<const uint8_t>> payloads, uint32_t flags = 0);
 
   // The drain side (one thread at a time). Fills `out` with the consecutive
   // published records from head on, at most `max`; returns how many. A
@@ -183,10 +195,10 @@ struct RingScan {
   uint64_t complete_through = 0;
 };
 
-// Reads <path> (a RING file) without writing anything: O_RDONLY, PROT_READ,
+// Reads <path> (a RING file) without writing anything: O_RDONLY and pread,
 // so it works beside a live writer and after one died. A file that is not a
-// ring (wrong magic, version or sizes, truncated, a symlink, another user's)
-// is an error, never a crash.
+// ring (wrong magic, version or sizes, truncated, a symlink, another user's),
+// or that shrinks while being read, is an error, never a crash.
 Result<RingScan> ScanRing(const std::string& path, uint64_t after_seq);
 
 }  // namespace blackbox::internal

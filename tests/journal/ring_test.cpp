@@ -330,6 +330,58 @@ TEST(RingScan, RefusesHostileFilesWithAnError) {
   EXPECT_EQ(ScanRing(dir / "missing", 0).status().code(), Status::Code::kNotFound);
 }
 
+// A reader does not own the file: whoever does may truncate it while it is
+// being read (a store or load of a mapping past the end raises SIGBUS).
+// ScanRing copies with pread, so a file that shrinks under it gives an error
+// or a shorter scan, never a signal.
+TEST(RingScan, AFileTruncatedWhileBeingReadGivesAnErrorNotASignal) {
+  TempDir dir;
+  constexpr size_t kSize = 1 << 20;  // 4096 slots, every one published
+  {
+    auto ring = OpenRing(dir, kSize);
+    ASSERT_TRUE(ring);
+    for (uint64_t i = 0; i < ring->slot_count(); ++i) {
+      ASSERT_EQ(ring->Append(Bytes(RingPayload(0, i))).code, RingCode::kOk);
+    }
+  }
+  const std::string path = dir / "RING";
+  const off_t full = static_cast<off_t>(4096 + kSize);
+  // Cut to half before the scan: refused.
+  ASSERT_EQ(::truncate(path.c_str(), full / 2), 0);
+  EXPECT_FALSE(ScanRing(path, 0).ok());
+  ASSERT_EQ(::truncate(path.c_str(), full), 0);  // the slots past half read as zeros: holes
+
+  // Cut to half and restored again and again while scans run.
+  std::atomic<bool> stop{false};
+  std::thread cutter([&] {
+    int fd = ::open(path.c_str(), O_WRONLY);
+    ASSERT_GE(fd, 0);
+    while (!stop.load()) {
+      ASSERT_EQ(::ftruncate(fd, full / 2), 0);
+      std::this_thread::yield();
+      ASSERT_EQ(::ftruncate(fd, full), 0);
+      std::this_thread::yield();
+    }
+    ::close(fd);
+  });
+  int ok = 0, failed = 0;
+  for (int k = 0; k < 2000; ++k) {
+    auto scan = ScanRing(path, 0);
+    if (!scan.ok()) {
+      ++failed;
+      EXPECT_NE(scan.status().message(), "");
+      continue;
+    }
+    ++ok;
+    EXPECT_LE(scan->records.size(), 4096u);
+    for (const auto& r : scan->records) ASSERT_TRUE(ParseRingPayload(r.payload));
+  }
+  stop.store(true);
+  cutter.join();
+  RecordProperty("scans_ok", std::to_string(ok));
+  RecordProperty("scans_refused", std::to_string(failed));
+}
+
 TEST(Ring, OpenRefusesSizesThatAreNotPowersOfTwo) {
   TempDir dir;
   RingOptions o;

@@ -63,6 +63,20 @@ struct JournalOptions {
   // stream numbered above the damaged one's high-water mark. TakeWarnings()
   // says so. The application's and the watchdog's streams do this.
   bool set_aside_damaged = false;
+  // Writers only. Bytes of a ring of buffered events (<stream>/RING, mapped
+  // MAP_SHARED; see journal/src/journal_ring.cpp); 0 = off: every append is
+  // a RocksDB write. A power of two, two slots at least. With it, an event that
+  // fits a slot is copied into the ring and a buffered append returns at
+  // once, with the same promise (it survives kill -9 of the process, not a
+  // power loss: the next Open ingests the ring); a drain thread writes the
+  // ring to RocksDB in batches. A buffered append that finds the ring full
+  // is refused (dropped_appends()). Whatever the option, Open first ingests
+  // the RING an earlier writer left behind.
+  size_t ring_bytes = 0;
+  // Bytes per slot of the ring, a power of two from 64 to 65536, 32 of them
+  // the record's header. An event longer than the rest, and AppendAll, wait
+  // for the drain to write them (in memory until then).
+  size_t ring_slot_bytes = 256;
 };
 
 // Deletion policy for Journal::Compact. Only events already covered by the
@@ -172,7 +186,9 @@ class Journal {
   Result<uint64_t> AppendAll(std::span<const std::span<const uint8_t>> events,
                              Durability durability);
 
-  // The highest sequence number appended (0 for an empty stream).
+  // The highest sequence number appended (0 for an empty stream). In ring
+  // mode: the highest handed out, maybe not yet in RocksDB; Scan, Sync,
+  // PutSnapshot and Compact wait for the drain first.
   uint64_t last_seq() const;
   // The lowest sequence number present (last_seq() + 1 when empty).
   uint64_t first_seq() const;
@@ -197,6 +213,10 @@ class Journal {
   const std::string& path() const;
   // Appends that failed so far.
   uint64_t failed_appends() const;
+  // Of them, buffered appends refused because the ring was full (ring mode;
+  // 0 otherwise). The drain journals each such loss as a LogLine event
+  // (source "blackbox.journal") once the ring has room again.
+  uint64_t dropped_appends() const;
   // What opening the stream found damaged and did about it, one sentence
   // each, since the last call (e.g. a write-ahead log damaged in the middle:
   // RocksDB kept the events before the damage, and numbering continues above

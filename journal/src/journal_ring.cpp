@@ -1,0 +1,561 @@
+// Ring mode of the writer (JournalOptions::ring_bytes): buffered appends
+// through the crash-safe ring of ring.h, drained into RocksDB by one thread.
+//
+// Numbering. A seq is a ring position: an append that reserves slot s gets
+// seq s, and the drain writes it to RocksDB under key s. The ring hands out
+// positions gap-free and in order, so the journal's numbering stays strictly
+// increasing with no gaps across buffered and durable appends. (The direct
+// path's leader and next_seq are not used while the ring is on.)
+//
+// An append:
+//   - an event that fits a slot, buffered: copied into the ring, returns. Its
+//     promise is the direct path's: the ring's pages survive kill -9 of the
+//     process (not a power loss), and the next Open ingests them.
+//   - durable: the same copy (flagged kDurableFlag), then it waits until the
+//     drain has written through its seq with sync = true. While any durable
+//     append waits (durable_pending, raised before its ring append, so the
+//     drain cannot take its record without seeing it), every drained batch
+//     is synced: one fsync covers every waiter of the batch (group commit).
+//     A synced batch with fewer durable records than the last one waits a
+//     little for the rest, as on the direct path (see DrainLoop).
+//   - too large for a slot, or an AppendAll: a group of consecutive slots is
+//     reserved (Ring::AppendAll) whose records are markers (kSpilledFlag,
+//     payload {index, count}); the events themselves wait in memory
+//     (`spilled`) and the call returns once the drain has written the whole
+//     group in one batch (synced when durable). So they are in RocksDB's log
+//     before the call returns, like a direct append, and keep the numbering;
+//     an AppendAll still reaches the journal whole or not at all. The drain
+//     never cuts a group between two batches.
+//   - ring full: a buffered append is refused at once (counted in
+//     dropped_appends() and failed_appends(); the drain journals the count
+//     as a LogLine event once there is room); it never blocks. A durable one,
+//     or a group, waits for room for up to kRoomWait, then fails.
+//
+// The drain thread: Peek up to kDrainMax records, one WriteBatch keyed by
+// seq, written (synced when a durable waiter is pending), then Release and
+// wake the waiters. When idle it spins briefly, then sleeps on wake_cv with
+// a timeout growing to kIdleMax (a buffered event then reaches RocksDB within
+// a few ms); durable appends and flushes wake it. A failed write (disk full,
+// I/O error) leaves its records in the ring, fails the waiters of that batch
+// (the contract: an append reported failed may still reach the journal, here
+// under the seq it was given) and is retried after a back-off growing to
+// kRetryMax; the database is reopened as on the direct path (Reopen). A
+// buffered append never waits for it: the ring fills, and then drops.
+//
+// Open (StartRing), whatever ring_bytes is: the RING an earlier writer left
+// behind is read (ScanRing) for records past the database's last seq; they
+// are written in seq order, under their own seqs, in one synced batch. A seq
+// in between with no intact record (reserved but never published: the
+// process died in the middle of the copy; a torn slot; a marker whose event
+// was still in memory) gets a placeholder event, a LogLine from source
+// "blackbox.journal" saying it was lost while being written, so the
+// numbering keeps no gap. Nothing acknowledged is among them: those appends
+// never returned. Seqs reserved after the last intact record are not used
+// and are numbered again. TakeWarnings() reports what was ingested. Then
+// the ring is opened numbered from the next seq; when it cannot be (no
+// space for its file), the journal stays on the direct path and says so.
+//
+// Close (StopRing): the drain writes everything, syncs and stops, leaving an
+// empty ring. When the database cannot take the writes, the drain gives up
+// after kStopAttempts; the records stay in the ring for the next Open.
+//
+// Not handled: when a reopen after a failed write finds the log damaged from
+// outside and numbering must jump above the high-water mark, the ring keeps
+// its own numbering (the direct path jumps).
+#include <fmt/format.h>
+#include <rocksdb/write_batch.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstring>
+
+#include "blackbox/event.h"
+#include "journal_impl.h"
+
+namespace blackbox {
+
+using internal::EncodeKey;
+using internal::KeySlice;
+using internal::RingCode;
+using internal::RingView;
+
+namespace {
+
+constexpr size_t kDrainMax = 1024;  // records per batch (a group may make it more)
+constexpr int kIdleSpins = 64;
+constexpr std::chrono::microseconds kIdleMin{50};
+constexpr std::chrono::microseconds kIdleMax{2000};
+constexpr std::chrono::milliseconds kRetryMax{200};
+constexpr std::chrono::seconds kRoomWait{2};
+constexpr int kStopAttempts = 5;
+constexpr std::chrono::microseconds kMaxGather{1000};
+
+RingMarker MarkerOf(const RingView& v) {
+  RingMarker m;
+  if (v.payload.size() == sizeof m) std::memcpy(&m, v.payload.data(), sizeof m);
+  return m;
+}
+
+int64_t TimeOf(std::string_view bytes) {
+  // Payloads copied into a std::string are heap-aligned (VerifyEvent's
+  // REQUIRES); a short one is no event anyway.
+  const fb::Event* e = VerifyEvent(Bytes(bytes));
+  return e ? e->time_ns() : 0;
+}
+
+}  // namespace
+
+std::string Journal::Impl::LostEvent(std::string_view why, int64_t time_ns) const {
+  fb::EventT e;
+  e.stream = stream;
+  e.severity = fb::Severity::Warning;
+  e.time_ns = time_ns;
+  fb::LogLineT line;
+  line.source = "blackbox.journal";
+  line.text = std::string(why);
+  e.payload.Set(std::move(line));
+  return EncodeEvent(std::move(e));
+}
+
+void Journal::Impl::StartRing() {
+  auto warn = [&](std::string text) {
+    std::lock_guard lock(warnings_mu);
+    warnings.push_back(std::move(text));
+  };
+  const std::string file = path + "/" + internal::kRingFile;
+  if (!db) {
+    if (options.ring_bytes != 0) {
+      warn(
+          fmt::format("the journal stream {} could not be opened: no ring; appends use the "
+                      "direct path",
+                      path));
+    }
+    return;
+  }
+  const uint64_t last = last_seq.load();
+  auto scan = internal::ScanRing(file, last);
+  if (!scan.ok() && scan.status().code() != Status::Code::kNotFound) {
+    warn(
+        fmt::format("the ring of the journal stream {} cannot be read ({}); events it held "
+                    "are lost",
+                    path, scan.status().message()));
+  }
+  if (scan.ok() && !scan->records.empty()) {
+    // Seqs the database may lack below the ring's head were drained: only
+    // damage of the database takes them (its open says so).
+    const uint64_t from = std::max(last + 1, scan->head);
+    const uint64_t through = scan->records.back().seq;
+    std::vector<std::string> values;
+    values.reserve(through - from + 1);
+    uint64_t ingested = 0, lost = 0;
+    int64_t time_ns = 0;
+    auto it = scan->records.begin();
+    for (uint64_t s = from; s <= through; ++s) {
+      while (it != scan->records.end() && it->seq < s) ++it;
+      if (it != scan->records.end() && it->seq == s && (it->flags & kSpilledFlag) == 0) {
+        time_ns = std::max(time_ns, TimeOf(it->payload));
+        values.push_back(std::move(it->payload));
+        ++ingested;
+      } else {
+        values.push_back(LostEvent(
+            fmt::format("event {} lost while being written: the writing process died before "
+                        "its append returned",
+                        s),
+            time_ns));
+        ++lost;
+      }
+    }
+    Status s = Reserve(through);
+    rocksdb::WriteBatch batch;
+    for (uint64_t seq = from; s.ok() && seq <= through; ++seq) {
+      auto key = EncodeKey(seq);
+      const std::string& v = values[seq - from];
+      batch.Put(KeySlice(key), rocksdb::Slice(v));
+    }
+    if (s.ok()) {
+      rocksdb::WriteOptions wo;
+      wo.sync = true;
+      s = Guarded("ingest the ring", [&] { return db->Write(wo, &batch); });
+    }
+    if (!s.ok()) {
+      // The RING is left as it is, for the next open to try again; no ring
+      // now (a new one would overwrite it).
+      warn(
+          fmt::format("the ring of the journal stream {} holds {} event(s) not yet in the "
+                      "database, and writing them failed ({}); they stay in {} for the next "
+                      "open, and appends use the direct path",
+                      path, ingested, s.message(), file));
+      return;
+    }
+    last_seq.store(through);
+    if (last == 0) first_seq.store(from);
+    open_next_seq = std::max(open_next_seq, through + 1);
+    {
+      std::lock_guard lock(mu);
+      next_seq = std::max(next_seq, open_next_seq);
+    }
+    warn(
+        fmt::format("the ring of the journal stream {} held {} event(s) not yet in the "
+                    "database (seqs {} to {}): ingested under their seqs; {} seq(s) among them "
+                    "({} torn, {} never published) were being written when the writer died and "
+                    "are placeholders",
+                    path, ingested, from, through, lost, scan->torn, lost - scan->torn));
+  }
+  if (options.ring_bytes == 0) {
+    // Ingested (or nothing to): a ring left behind must not be read again.
+    if (scan.ok()) ::unlink(file.c_str());
+    return;
+  }
+  internal::RingOptions ro;
+  ro.size = options.ring_bytes;
+  ro.slot_size = options.ring_slot_bytes;
+  uint64_t next = 0;
+  {
+    std::lock_guard lock(mu);
+    next = next_seq;
+  }
+  auto opened = internal::Ring::Open(path, ro, next);
+  if (!opened.ok()) {
+    warn(fmt::format("the journal stream {} has no ring ({}); appends use the direct path", path,
+                     opened.status().message()));
+    return;
+  }
+  ring = std::move(*opened);
+  written_through = synced_through = next - 1;
+  drain = std::thread([this] { DrainLoop(); });
+}
+
+void Journal::Impl::StopRing() {
+  if (!ring) return;
+  {
+    std::lock_guard lock(drain_mu);
+    stopping = true;
+    wake = true;
+  }
+  wake_cv.notify_one();
+  drain.join();
+  ring.reset();
+}
+
+Result<uint64_t> Journal::Impl::RingAppendOne(std::span<const uint8_t> event,
+                                              Durability durability) {
+  if (durability == Durability::kBuffered) {
+    const internal::RingAppend a = ring->Append(event);
+    if (a.code == RingCode::kOk) return a.seq;
+    if (a.code == RingCode::kTooLarge) return RingAppendSpilled({&event, 1}, durability);
+    dropped.fetch_add(1, std::memory_order_relaxed);
+    failed.fetch_add(1, std::memory_order_relaxed);
+    return Status::IOError(
+        fmt::format("append to {}: the ring is full (the drain is behind); event dropped", path));
+  }
+  // Durable: counted as pending before its record can be drained.
+  durable_pending.fetch_add(1);
+  internal::RingAppend a;
+  const auto deadline = std::chrono::steady_clock::now() + kRoomWait;
+  auto pause = kIdleMin;
+  while ((a = ring->Append(event, kDurableFlag)).code == RingCode::kFull &&
+         std::chrono::steady_clock::now() < deadline) {
+    {
+      std::lock_guard lock(drain_mu);
+      wake = true;
+    }
+    wake_cv.notify_one();
+    std::this_thread::sleep_for(pause);
+    pause = std::min(pause * 2, kIdleMax);
+  }
+  Status s;
+  if (a.code == RingCode::kOk) {
+    s = WaitDrained(a.seq, true);
+  } else if (a.code == RingCode::kFull) {
+    s = Status::IOError(fmt::format("append to {}: the ring stayed full", path));
+  }
+  durable_pending.fetch_sub(1);
+  if (a.code == RingCode::kTooLarge) return RingAppendSpilled({&event, 1}, durability);
+  if (!s.ok()) {
+    failed.fetch_add(1, std::memory_order_relaxed);
+    return s;
+  }
+  return a.seq;
+}
+
+Result<uint64_t> Journal::Impl::RingAppendSpilled(std::span<const std::span<const uint8_t>> events,
+                                                  Durability durability) {
+  const size_t n = events.size();
+  if (n > ring->slot_count() / 2) {
+    failed.fetch_add(n, std::memory_order_relaxed);
+    return Status::InvalidArgument(
+        fmt::format("append to {}: {} events at once, more than half the ring's {} slots", path, n,
+                    ring->slot_count()));
+  }
+  std::vector<std::string> copies;
+  copies.reserve(n);
+  for (const auto& e : events)
+    copies.emplace_back(reinterpret_cast<const char*>(e.data()), e.size());
+  std::vector<RingMarker> markers(n);
+  std::vector<std::span<const uint8_t>> payloads(n);
+  for (size_t j = 0; j < n; ++j) {
+    markers[j] = {static_cast<uint32_t>(j), static_cast<uint32_t>(n)};
+    payloads[j] = {reinterpret_cast<const uint8_t*>(&markers[j]), sizeof(RingMarker)};
+  }
+  const bool sync = durability == Durability::kDurable;
+  if (sync) durable_pending.fetch_add(1);
+  internal::RingAppend a;
+  const auto deadline = std::chrono::steady_clock::now() + kRoomWait;
+  auto pause = kIdleMin;
+  while ((a = ring->AppendAll(payloads, kSpilledFlag)).code == RingCode::kFull &&
+         std::chrono::steady_clock::now() < deadline) {
+    {
+      std::lock_guard lock(drain_mu);
+      wake = true;
+    }
+    wake_cv.notify_one();
+    std::this_thread::sleep_for(pause);
+    pause = std::min(pause * 2, kIdleMax);
+  }
+  Status s;
+  if (a.code == RingCode::kOk) {
+    // The drain waits for this entry before it writes the group.
+    {
+      std::lock_guard lock(spill_mu);
+      spilled.emplace(a.seq, std::move(copies));
+    }
+    s = WaitDrained(a.seq + n - 1, sync);
+  } else {
+    s = Status::IOError(fmt::format("append to {}: the ring stayed full", path));
+  }
+  if (sync) durable_pending.fetch_sub(1);
+  if (!s.ok()) {
+    failed.fetch_add(n, std::memory_order_relaxed);
+    return s;
+  }
+  return a.seq;
+}
+
+Status Journal::Impl::WaitDrained(uint64_t through, bool sync) {
+  std::unique_lock lock(drain_mu);
+  const uint64_t gen = fail_gen;
+  auto reached = [&] { return (sync ? synced_through : written_through) >= through; };
+  if (reached()) return Status::Ok();
+  wake = true;
+  wake_cv.notify_one();
+  // A failed write fails every waiter of its time: those of later seqs too,
+  // which cannot be written before it.
+  drained_cv.wait(lock, [&] { return reached() || fail_gen != gen; });
+  if (reached()) return Status::Ok();
+  return fail_status;
+}
+
+Status Journal::Impl::DrainAll(bool sync) {
+  const uint64_t through = ring->tail() - 1;
+  if (sync) durable_pending.fetch_add(1);
+  Status s = WaitDrained(through, sync);
+  if (sync) durable_pending.fetch_sub(1);
+  return s;
+}
+
+Status Journal::Impl::WriteRingBatch(const std::vector<RingView>& views, size_t n, bool sync) {
+  const std::string what = fmt::format("drain the ring into {}", path);
+  if (Status r = Reopen(); !r.ok()) return r;
+  std::shared_lock db_lock(db_mu);
+  if (!db || broken.load()) return Unusable(what);
+  const uint64_t through = views[n - 1].seq;
+  if (Status s = Reserve(through); !s.ok()) {
+    std::string msg = fmt::format("{}: reserving sequence numbers: {}", what, s.message());
+    return s.code() == Status::Code::kNoSpace ? Status::NoSpace(msg) : Status::IOError(msg);
+  }
+  rocksdb::WriteBatch batch;  // Put copies the bytes
+  std::unique_lock spill_lock(spill_mu);
+  for (size_t k = 0; k < n; ++k) {
+    const RingView& v = views[k];
+    auto key = EncodeKey(v.seq);
+    rocksdb::Slice value;
+    std::string lost;
+    if (!v.intact) {
+      lost = LostEvent(
+          fmt::format("event {} lost: its record in the ring was damaged in memory", v.seq), 0);
+      value = rocksdb::Slice(lost);
+    } else if ((v.flags & kSpilledFlag) != 0) {
+      const RingMarker m = MarkerOf(v);
+      const std::string& bytes = spilled.at(v.seq - m.index)[m.index];  // checked by the drain
+      value = rocksdb::Slice(bytes);
+    } else {
+      value = rocksdb::Slice(reinterpret_cast<const char*>(v.payload.data()), v.payload.size());
+    }
+    batch.Put(KeySlice(key), value);
+  }
+  spill_lock.unlock();
+  rocksdb::WriteOptions wo;
+  wo.sync = sync;
+  if (Status s = Guarded(what, [&] { return db->Write(wo, &batch); }); !s.ok()) return s;
+  batches.fetch_add(1, std::memory_order_relaxed);
+  last_seq.store(through);
+  return Status::Ok();
+}
+
+void Journal::Impl::DrainLoop() {
+  std::vector<RingView> views;
+  int idle = 0;
+  auto pause = kIdleMin;
+  auto retry = std::chrono::milliseconds(1);
+  int stop_failures = 0;
+  // Group-commit sizing (drain thread only): durable appends in the last
+  // synced batch, a moving average of a synced write, and the end of the
+  // current wait for a batch to fill.
+  size_t last_durable_batch = 1;
+  std::chrono::nanoseconds durable_cost{0};
+  std::chrono::steady_clock::time_point gather_until{};
+  for (;;) {
+    // A loss to journal: one LogLine for every drop since the last one.
+    if (const uint64_t d = dropped.load(std::memory_order_relaxed); d > dropped_journaled) {
+      const std::string e = LostEvent(
+          fmt::format("{} buffered event(s) dropped: the ring was full (the drain was behind)",
+                      d - dropped_journaled),
+          0);
+      if (ring->Append(Bytes(e)).code == RingCode::kOk) dropped_journaled = d;
+    }
+    size_t n = ring->Peek(kDrainMax, &views);
+    // Never cut a group of spilled events: stop before one that is not
+    // whole in `views` or whose events are not in `spilled` yet.
+    if (n > 0 && (views[0].flags & kSpilledFlag) != 0 && MarkerOf(views[0]).count > n) {
+      n = ring->Peek(MarkerOf(views[0]).count, &views);
+    }
+    size_t take = 0;
+    while (take < n) {
+      const RingView& v = views[take];
+      if (!v.intact || (v.flags & kSpilledFlag) == 0) {
+        ++take;
+        continue;
+      }
+      const RingMarker m = MarkerOf(v);
+      bool whole = m.index == 0 && m.count >= 1 && take + m.count <= n;
+      if (whole) {
+        std::lock_guard lock(spill_mu);
+        auto it = spilled.find(v.seq);
+        whole = it != spilled.end() && it->second.size() == m.count;
+      }
+      if (!whole) break;
+      take += m.count;
+    }
+
+    if (take == 0) {
+      bool sync_owed = false, done = false;
+      {
+        std::lock_guard lock(drain_mu);
+        sync_owed = durable_pending.load() > 0 && synced_through < written_through;
+        done = stopping && ring->head() == ring->tail();
+      }
+      if (sync_owed || done) {
+        // Written already but not fsync'd (taken before its waiter was
+        // pending, or the last batches before a close): sync the log.
+        Status s;
+        {
+          std::shared_lock db_lock(db_mu);
+          s = Guarded(fmt::format("sync {}", path), [&] { return db->SyncWAL(); });
+        }
+        std::unique_lock lock(drain_mu);
+        if (s.ok()) {
+          synced_through = written_through;
+        } else {
+          ++fail_gen;
+          fail_status = s;
+        }
+        drained_cv.notify_all();
+        if (done && (s.ok() || ++stop_failures >= kStopAttempts)) return;
+        if (!s.ok()) {
+          wake_cv.wait_for(lock, retry);
+          retry =
+              std::min(retry * 2, std::chrono::duration_cast<std::chrono::milliseconds>(kRetryMax));
+          continue;
+        }
+      }
+      // Idle: spin a little, then sleep longer and longer (woken early by
+      // durable appends and flushes).
+      if (++idle < kIdleSpins) {
+        std::this_thread::yield();
+        continue;
+      }
+      std::unique_lock lock(drain_mu);
+      wake_cv.wait_for(lock, pause, [&] { return wake; });
+      if (wake) {
+        pause = kIdleMin;
+      } else {
+        pause = std::min(pause * 2, kIdleMax);
+      }
+      wake = false;
+      if (stopping && ring->head() == ring->tail() && synced_through >= written_through) return;
+      continue;
+    }
+    idle = 0;
+    pause = kIdleMin;
+
+    bool stopping_now;
+    {
+      std::lock_guard lock(drain_mu);
+      stopping_now = stopping;
+    }
+    const bool sync = durable_pending.load() > 0;
+    // Group commit: a synced batch with fewer durable appends than the last
+    // one waits (re-peeking whenever one arrives) up to half a recent fsync,
+    // at most kMaxGather, for the appenders of the last batch to come back,
+    // as the direct path's leader does (journal.cpp).
+    size_t durable_in = 0;
+    for (size_t k = 0; k < take; ++k) durable_in += (views[k].flags & kDurableFlag) != 0;
+    if (sync && !stopping_now && durable_in < last_durable_batch) {
+      const auto now = std::chrono::steady_clock::now();
+      if (gather_until == std::chrono::steady_clock::time_point{}) {
+        gather_until = now + std::min<std::chrono::nanoseconds>(durable_cost / 2, kMaxGather);
+      }
+      if (now < gather_until) {
+        std::unique_lock lock(drain_mu);
+        wake_cv.wait_until(lock, gather_until, [&] { return wake; });
+        wake = false;
+        continue;
+      }
+    }
+    gather_until = {};
+    const auto write_start = std::chrono::steady_clock::now();
+    const uint64_t through = views[take - 1].seq;
+    Status s = WriteRingBatch(views, take, sync);
+    if (s.ok() && sync) {
+      const auto took = std::chrono::steady_clock::now() - write_start;
+      last_durable_batch = std::max<size_t>(1, durable_in);
+      durable_cost = durable_cost.count() == 0 ? std::chrono::nanoseconds(took)
+                                               : (durable_cost * 7 + took) / 8;
+    }
+    if (s.ok()) {
+      // Spilled events written: their memory goes, then their slots.
+      {
+        std::lock_guard lock(spill_mu);
+        spilled.erase(spilled.begin(), spilled.upper_bound(through));
+      }
+      ring->Release(through);
+      std::lock_guard lock(drain_mu);
+      written_through = through;
+      if (sync) synced_through = through;
+      drained_cv.notify_all();
+      retry = std::chrono::milliseconds(1);
+      continue;
+    }
+    {
+      std::lock_guard lock(drain_mu);
+      ++fail_gen;
+      fail_status = s;
+      drained_cv.notify_all();
+    }
+    if (stopping_now && ++stop_failures >= kStopAttempts) {
+      // Closing, and the database takes nothing: the records stay in the
+      // ring, for the next Open to ingest.
+      std::lock_guard lock(warnings_mu);
+      warnings.push_back(
+          fmt::format("closing {}: the drain failed ({}); events {} to {} stay "
+                      "in its ring for the next open",
+                      path, s.message(), ring->head(), ring->tail() - 1));
+      return;
+    }
+    std::unique_lock lock(drain_mu);
+    wake_cv.wait_for(lock, retry, [&] { return stopping && !stopping_now; });
+    retry = std::min(retry * 2, std::chrono::duration_cast<std::chrono::milliseconds>(kRetryMax));
+  }
+}
+
+}  // namespace blackbox

@@ -1,0 +1,514 @@
+// The journal in ring mode (JournalOptions::ring_bytes, journal_ring.cpp):
+// numbering across threads and durabilities, spilled events, what Open does
+// with a ring left behind, and kill -9 of a real writer process.
+#include <fcntl.h>
+#include <gtest/gtest.h>
+#include <signal.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <cmath>
+#include <cstdlib>
+#include <map>
+#include <mutex>
+#include <random>
+#include <sstream>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "blackbox/journal.h"
+#include "fault_fs.h"
+#include "file_system_hook.h"
+#include "process.h"
+#include "ring.h"
+#include "test_util.h"
+
+namespace blackbox {
+namespace {
+
+using testing::TempDir;
+
+JournalOptions RingOptions(size_t bytes) {
+  JournalOptions o;
+  o.ring_bytes = bytes;
+  return o;
+}
+
+std::string Gauge(std::string_view name, double value) {
+  flatbuffers::FlatBufferBuilder fbb(128);
+  auto g = fb::CreateGaugeDirect(fbb, std::string(name).c_str(), value);
+  FinishEvent(fbb, "app", fb::Severity::Info, fb::Payload::Gauge, g.Union());
+  return {reinterpret_cast<const char*>(fbb.GetBufferPointer()), fbb.GetSize()};
+}
+
+// What a reader sees of a stream after the writer closed.
+struct Seen {
+  uint64_t seq;
+  fb::Payload type;
+  double value = 0;  // a Gauge's
+  std::string name;  // a Gauge's
+  std::string text;  // a LogLine's
+};
+
+std::vector<Seen> ReadAll(const std::string& root, std::vector<BadRecord>* problems = nullptr) {
+  std::vector<Seen> out;
+  auto r = Reader::Open(root, "app");
+  EXPECT_TRUE(r.ok()) << r.status().ToString();
+  if (!r.ok()) return out;
+  if (problems != nullptr) {
+    auto checked = (*r)->Verify([&](const BadRecord& b) { problems->push_back(b); });
+    EXPECT_TRUE(checked.ok());
+  }
+  (*r)->Scan({}, [&](const Record& rec) {
+    Seen s{rec.seq, rec.event->payload_type()};
+    if (const auto* g = rec.event->payload_as_Gauge()) {
+      s.value = g->value();
+      s.name = g->name()->str();
+    }
+    if (const auto* l = rec.event->payload_as_LogLine()) {
+      EXPECT_EQ(l->source()->str(), "blackbox.journal");
+      s.text = l->text()->str();
+    }
+    out.push_back(std::move(s));
+    return true;
+  });
+  return out;
+}
+
+// The events a LogLine of the journal says were dropped ("N buffered…").
+uint64_t DroppedIn(const std::vector<Seen>& seen) {
+  uint64_t n = 0;
+  for (const auto& s : seen) {
+    if (s.type == fb::Payload::LogLine && s.text.find("dropped") != std::string::npos) {
+      n += std::stoull(s.text);
+    }
+  }
+  return n;
+}
+
+TEST(JournalRing, ThreadsAppendingBufferedAndDurableGetEverySeqOnceInOrder) {
+  TempDir dir;
+  constexpr int kThreads = 6;
+  constexpr int kPer = 3000;
+  std::vector<std::vector<uint64_t>> got(kThreads);
+  uint64_t dropped = 0;
+  {
+    auto j = Journal::Open(dir.path(), "app", RingOptions(1 << 16));  // 256 slots
+    ASSERT_TRUE(j.ok()) << j.status().ToString();
+    EXPECT_TRUE((*j)->TakeWarnings().empty());
+    std::vector<std::thread> workers;
+    for (int t = 0; t < kThreads; ++t) {
+      workers.emplace_back([&, t] {
+        for (int i = 0; i < kPer; ++i) {
+          const std::string e = Gauge("g", t * 1e6 + i);
+          const Durability d = i % 50 == 0 ? Durability::kDurable : Durability::kBuffered;
+          Result<uint64_t> seq = (*j)->Append(Bytes(e), d);
+          // Dropped (the ring was full): this test wants every event, so again.
+          while (!seq.ok() && d == Durability::kBuffered) {
+            std::this_thread::yield();
+            seq = (*j)->Append(Bytes(e), d);
+          }
+          ASSERT_TRUE(seq.ok()) << seq.status().ToString();
+          got[t].push_back(*seq);
+        }
+      });
+    }
+    for (auto& w : workers) w.join();
+    dropped = (*j)->dropped_appends();
+    EXPECT_EQ((*j)->failed_appends(), dropped);
+  }
+  std::vector<BadRecord> problems;
+  const auto seen = ReadAll(dir.path(), &problems);
+  EXPECT_TRUE(problems.empty()) << problems.front().reason;
+  // Every seq from 1 once, in order: the appends, and the loss records.
+  ASSERT_FALSE(seen.empty());
+  for (size_t k = 0; k < seen.size(); ++k) ASSERT_EQ(seen[k].seq, k + 1);
+  std::map<uint64_t, double> by_seq;
+  for (const auto& s : seen) {
+    if (s.type == fb::Payload::Gauge) by_seq[s.seq] = s.value;
+  }
+  EXPECT_EQ(by_seq.size(), size_t{kThreads} * kPer);
+  for (int t = 0; t < kThreads; ++t) {
+    for (int i = 0; i < kPer; ++i) {
+      ASSERT_EQ(by_seq.at(got[t][i]), t * 1e6 + i) << "thread " << t << " append " << i;
+      if (i > 0) ASSERT_GT(got[t][i], got[t][i - 1]);
+    }
+  }
+  EXPECT_EQ(DroppedIn(seen), dropped);
+  RecordProperty("dropped", std::to_string(dropped));
+}
+
+TEST(JournalRing, EventsTooLargeForASlotAndAppendAllKeepTheOrder) {
+  TempDir dir;
+  const std::string big_name(1000, 'n');  // > a 256-byte slot
+  struct Acked {
+    uint64_t seq;
+    double value;
+    bool big;
+  };
+  std::vector<Acked> acked;
+  std::mutex mu;
+  {
+    auto j = Journal::Open(dir.path(), "app", RingOptions(1 << 16));
+    ASSERT_TRUE(j.ok()) << j.status().ToString();
+    std::vector<std::thread> workers;
+    for (int t = 0; t < 3; ++t) {
+      workers.emplace_back([&, t] {
+        for (int i = 0; i < 300; ++i) {
+          const double v = t * 1e6 + i * 10;
+          const Durability d = i % 7 == 0 ? Durability::kDurable : Durability::kBuffered;
+          Result<uint64_t> seq = Status::IOError("unset");
+          if (i % 3 == 0) {
+            const std::string e = Gauge(big_name, v);
+            seq = (*j)->Append(Bytes(e), d);
+          } else if (i % 3 == 1) {
+            const std::string a = Gauge("a", v), b = Gauge(big_name, v + 1), c = Gauge("c", v + 2);
+            const std::span<const uint8_t> all[] = {Bytes(a), Bytes(b), Bytes(c)};
+            seq = (*j)->AppendAll(all, d);
+          } else {
+            const std::string e = Gauge("small", v);
+            do {
+              seq = (*j)->Append(Bytes(e), d);
+            } while (!seq.ok() && d == Durability::kBuffered);
+          }
+          ASSERT_TRUE(seq.ok()) << seq.status().ToString();
+          std::lock_guard lock(mu);
+          acked.push_back({*seq, v, i % 3 == 0});
+          if (i % 3 == 1) {
+            acked.push_back({*seq + 1, v + 1, true});
+            acked.push_back({*seq + 2, v + 2, false});
+          }
+        }
+      });
+    }
+    for (auto& w : workers) w.join();
+  }
+  const auto seen = ReadAll(dir.path());
+  std::map<uint64_t, const Seen*> by_seq;
+  for (size_t k = 0; k < seen.size(); ++k) {
+    ASSERT_EQ(seen[k].seq, k + 1);
+    by_seq[seen[k].seq] = &seen[k];
+  }
+  for (const auto& a : acked) {
+    ASSERT_TRUE(by_seq.count(a.seq)) << a.seq;
+    ASSERT_EQ(by_seq[a.seq]->value, a.value) << "seq " << a.seq;
+    EXPECT_EQ(by_seq[a.seq]->name, a.big ? big_name : by_seq[a.seq]->name.substr(0, 5));
+    if (!a.big) EXPECT_LT(by_seq[a.seq]->name.size(), 6u);
+  }
+  // Nothing but the appends (and loss records of dropped small ones).
+  EXPECT_EQ(seen.size(), acked.size() + (seen.size() - by_seq.size()));
+  EXPECT_EQ(seen.size(), acked.size() + (seen.size() - acked.size()));
+}
+
+TEST(JournalRing, ScanSyncSnapshotAndCloseSeeEverythingAppended) {
+  TempDir dir;
+  {
+    auto j = Journal::Open(dir.path(), "app", RingOptions(1 << 16));
+    ASSERT_TRUE(j.ok()) << j.status().ToString();
+    for (int i = 0; i < 100; ++i) {
+      ASSERT_TRUE((*j)->Append(Bytes(Gauge("g", i)), Durability::kBuffered).ok());
+    }
+    EXPECT_EQ((*j)->last_seq(), 100u);
+    uint64_t n = 0;
+    ASSERT_TRUE((*j)->Scan({}, [&](const Record&) { return ++n, true; }).ok());
+    EXPECT_EQ(n, 100u);
+    ASSERT_TRUE((*j)->Sync().ok());
+    EXPECT_TRUE((*j)->PutSnapshot(100, Bytes(std::string("snap"))).ok());
+    for (int i = 0; i < 5; ++i) {
+      ASSERT_TRUE((*j)->Append(Bytes(Gauge("g", i)), Durability::kBuffered).ok());
+    }
+  }
+  // Closed: everything in the database, nothing left in the ring.
+  EXPECT_EQ(ReadAll(dir.path()).size(), 105u);
+  auto scan = internal::ScanRing(dir / "app/RING", 0);
+  ASSERT_TRUE(scan.ok()) << scan.status().ToString();
+  EXPECT_TRUE(scan->records.empty());
+  EXPECT_EQ(scan->head, 106u);
+  auto j = Journal::Open(dir.path(), "app", RingOptions(1 << 16));
+  ASSERT_TRUE(j.ok());
+  EXPECT_TRUE((*j)->TakeWarnings().empty());
+  EXPECT_EQ((*j)->Append(Bytes(Gauge("g", 0)), Durability::kDurable).value(), 106u);
+}
+
+// A ring left by a writer that died: published records, one reserved but
+// never published, one torn. Open ingests it with placeholders, no gap.
+TEST(JournalRing, OpenIngestsARingLeftBehindWithPlaceholdersForHoles) {
+  TempDir dir;
+  {
+    auto j = Journal::Open(dir.path(), "app");
+    ASSERT_TRUE(j.ok());
+    for (int i = 1; i <= 5; ++i) ASSERT_TRUE((*j)->Append(Bytes(Gauge("db", i)), {}).ok());
+  }
+  const std::string stream_dir = dir / "app";
+  {
+    internal::RingOptions o;
+    o.size = 1 << 13;  // 32 slots of 256
+    auto ring = internal::Ring::Open(stream_dir, o, 6);
+    ASSERT_TRUE(ring.ok());
+    for (int s = 6; s <= 10; ++s) {
+      ASSERT_EQ((*ring)->Append(Bytes(Gauge("ring", s))).seq, static_cast<uint64_t>(s));
+    }
+  }
+  // Seq 8: back to "free for 8" (reserved, never published); seq 9: torn.
+  int fd = ::open((stream_dir + "/RING").c_str(), O_WRONLY);
+  ASSERT_GE(fd, 0);
+  const uint64_t free8 = 16;
+  ASSERT_EQ(::pwrite(fd, &free8, 8, 4096 + 8 * 256), 8);
+  ASSERT_EQ(::pwrite(fd, "\x55", 1, 4096 + 9 * 256 + 40), 1);
+  ::close(fd);
+
+  auto j = Journal::Open(dir.path(), "app", RingOptions(1 << 16));
+  ASSERT_TRUE(j.ok()) << j.status().ToString();
+  const auto warnings = (*j)->TakeWarnings();
+  ASSERT_EQ(warnings.size(), 1u);
+  EXPECT_NE(warnings[0].find("held 3 event(s)"), std::string::npos) << warnings[0];
+  EXPECT_NE(warnings[0].find("2 seq(s)"), std::string::npos) << warnings[0];
+  EXPECT_EQ((*j)->last_seq(), 10u);
+  EXPECT_EQ((*j)->Append(Bytes(Gauge("new", 11)), Durability::kBuffered).value(), 11u);
+  j->reset();
+  const auto seen = ReadAll(dir.path());
+  ASSERT_EQ(seen.size(), 11u);
+  for (size_t k = 0; k < seen.size(); ++k) ASSERT_EQ(seen[k].seq, k + 1);
+  for (uint64_t s : {6, 7, 10}) {
+    EXPECT_EQ(seen[s - 1].type, fb::Payload::Gauge);
+    EXPECT_EQ(seen[s - 1].value, static_cast<double>(s));
+  }
+  for (uint64_t s : {8, 9}) {
+    EXPECT_EQ(seen[s - 1].type, fb::Payload::LogLine) << s;
+    EXPECT_NE(seen[s - 1].text.find("lost while being written"), std::string::npos);
+  }
+}
+
+TEST(JournalRing, WithTheRingOffOpenStillIngestsARingLeftBehind) {
+  TempDir dir;
+  {
+    auto j = Journal::Open(dir.path(), "app");
+    ASSERT_TRUE(j.ok());
+    auto ring = internal::Ring::Open(dir / "app", {}, 1);
+    ASSERT_TRUE(ring.ok());
+    (*ring)->Append(Bytes(Gauge("ring", 1)));
+  }
+  auto j = Journal::Open(dir.path(), "app");
+  ASSERT_TRUE(j.ok());
+  EXPECT_EQ((*j)->last_seq(), 1u);
+  EXPECT_EQ((*j)->TakeWarnings().size(), 1u);
+  struct stat st {};
+  EXPECT_NE(::stat((dir / "app/RING").c_str(), &st), 0);  // not to be read again
+  EXPECT_EQ((*j)->Append(Bytes(Gauge("direct", 2)), Durability::kBuffered).value(), 2u);
+}
+
+TEST(JournalRing, FallsBackToTheDirectPathWhenTheRingCannotBeCreated) {
+  TempDir dir;
+  ASSERT_EQ(::mkdir((dir / "app").c_str(), 0700), 0);
+  // RING a symbolic link: refused like a file it cannot allocate.
+  ASSERT_EQ(::symlink("/dev/null", (dir / "app/RING").c_str()), 0);
+  auto j = Journal::Open(dir.path(), "app", RingOptions(1 << 16));
+  ASSERT_TRUE(j.ok()) << j.status().ToString();
+  const auto warnings = (*j)->TakeWarnings();
+  ASSERT_FALSE(warnings.empty());
+  EXPECT_NE(warnings.back().find("direct path"), std::string::npos) << warnings.back();
+  EXPECT_EQ((*j)->Append(Bytes(Gauge("g", 1)), Durability::kBuffered).value(), 1u);
+  EXPECT_EQ((*j)->Append(Bytes(Gauge("g", 2)), Durability::kDurable).value(), 2u);
+}
+
+TEST(JournalRing, AFullRingRefusesBufferedAppendsAndJournalsTheLoss) {
+  TempDir dir;
+  uint64_t dropped = 0, acked = 0;
+  {
+    auto j = Journal::Open(dir.path(), "app", RingOptions(1 << 13));  // 32 slots
+    ASSERT_TRUE(j.ok());
+    std::atomic<uint64_t> ok{0};
+    std::vector<std::thread> workers;
+    for (int t = 0; t < 4; ++t) {
+      workers.emplace_back([&] {
+        const std::string e = Gauge("g", 1);
+        for (int i = 0; i < 20000; ++i) {
+          if ((*j)->Append(Bytes(e), Durability::kBuffered).ok()) ok.fetch_add(1);
+        }
+      });
+    }
+    for (auto& w : workers) w.join();
+    dropped = (*j)->dropped_appends();
+    acked = ok.load();
+    EXPECT_EQ(acked + dropped, 80000u);
+  }
+  EXPECT_GT(dropped, 0u);  // 4 threads in a tight loop outrun the drain of 32 slots
+  const auto seen = ReadAll(dir.path());
+  for (size_t k = 0; k < seen.size(); ++k) ASSERT_EQ(seen[k].seq, k + 1);
+  EXPECT_EQ(DroppedIn(seen), dropped);
+  EXPECT_EQ(seen.size() - acked,
+            static_cast<size_t>(std::count_if(seen.begin(), seen.end(), [](const Seen& s) {
+              return s.type == fb::Payload::LogLine;
+            })));
+}
+
+// The disk fills under the drain (every append to a file fails, as with
+// ENOSPC): buffered appends never block (the ring takes them, then refuses
+// them once full), durable ones fail with the error instead of hanging, and
+// once there is room again everything acknowledged reaches the journal.
+TEST(JournalRing, AFullDiskNeverBlocksAnAppenderAndLosesNothingAcknowledged) {
+  TempDir dir;
+  auto fs = std::make_shared<faults::FaultFileSystem>(rocksdb::FileSystem::Default());
+  internal::SetBaseFileSystemForTesting(fs);
+  std::vector<uint64_t> acked;
+  uint64_t dropped = 0;
+  {
+    auto j = Journal::Open(dir.path(), "app", RingOptions(1 << 13));  // 32 slots
+    ASSERT_TRUE(j.ok()) << j.status().ToString();
+    for (int i = 0; i < 10; ++i) {
+      acked.push_back((*j)->Append(Bytes(Gauge("before", i)), Durability::kDurable).value());
+    }
+    fs->Arm(faults::FaultKind::kAppend, fs->count(faults::FaultKind::kAppend) + 1, 0);
+    const auto start = std::chrono::steady_clock::now();
+    for (int i = 0; i < 200; ++i) {
+      auto seq = (*j)->Append(Bytes(Gauge("full", i)), Durability::kBuffered);
+      if (seq.ok()) acked.push_back(*seq);
+    }
+    EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::milliseconds(100));
+    dropped = (*j)->dropped_appends();
+    EXPECT_GT(dropped, 0u);  // 32 slots for 200 appends, none drained
+    auto durable = (*j)->Append(Bytes(Gauge("durable", 0)), Durability::kDurable);
+    EXPECT_FALSE(durable.ok());
+    EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(10));
+    fs->Disarm();
+    // Room again: the drain's retry writes the ring; a durable append works.
+    auto after = (*j)->Append(Bytes(Gauge("after", 0)), Durability::kDurable);
+    ASSERT_TRUE(after.ok()) << after.status().ToString();
+    acked.push_back(*after);
+  }
+  internal::SetBaseFileSystemForTesting(nullptr);
+  const auto seen = ReadAll(dir.path());
+  for (size_t k = 0; k < seen.size(); ++k) ASSERT_EQ(seen[k].seq, k + 1);
+  std::map<uint64_t, const Seen*> by_seq;
+  for (const auto& s : seen) by_seq[s.seq] = &s;
+  for (uint64_t seq : acked) {
+    ASSERT_TRUE(by_seq.count(seq)) << "acknowledged seq " << seq << " lost";
+    EXPECT_EQ(by_seq[seq]->type, fb::Payload::Gauge);
+  }
+  EXPECT_EQ(DroppedIn(seen), dropped);
+  RecordProperty("dropped", std::to_string(dropped));
+}
+
+// --- kill -9 of a real writer process in ring mode
+
+int KillCount() {
+  const char* n = std::getenv("BLACKBOX_JOURNAL_RING_KILLS");
+  return n ? std::atoi(n) : 50;
+}
+
+TEST(JournalRingKill, EveryAcknowledgedAppendSurvivesKillNine) {
+  std::mt19937 rng(std::random_device{}());
+  uint64_t placeholders = 0, checked = 0, ingesting_opens = 0, loss_records = 0;
+  for (int round = 0; round < KillCount(); ++round) {
+    TempDir dir;
+    std::map<uint64_t, double> acked;
+    {
+      // The acknowledgements go to a file, not a pipe: nothing slows the
+      // writer down (a reader of a pipe would, and the writer would spend
+      // its time blocked in write(2) rather than in the journal).
+      const std::string ack_path = dir / "ACKS";
+      int ack_fd = ::open(ack_path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+      ASSERT_GE(ack_fd, 0);
+      // 3 threads: one appending buffered and durable (every third), two
+      // buffered at full speed; a 64 KB ring (256 slots).
+      const std::vector<std::string> argv = {
+          JOURNAL_WRITER_CHILD, dir.path(), "app", "3", "0", "split", std::to_string(1 << 16)};
+      pid_t pid = testing::StartProcess(argv, {}, STDIN_FILENO, ack_fd, STDERR_FILENO);
+      ::close(ack_fd);
+      // Kill at a random moment 2 to 60 ms after the first acknowledgement.
+      struct stat st {};
+      const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+      while (::stat(ack_path.c_str(), &st) == 0 && st.st_size == 0) {
+        int early = 0;
+        ASSERT_EQ(::waitpid(pid, &early, WNOHANG), 0) << "the writer exited, status " << early;
+        ASSERT_LT(std::chrono::steady_clock::now(), deadline) << "the writer did not start";
+        std::this_thread::sleep_for(std::chrono::microseconds(200));
+      }
+      std::this_thread::sleep_for(
+          std::chrono::microseconds(std::uniform_int_distribution<int>(2000, 60000)(rng)));
+      ::kill(pid, SIGKILL);
+      int status = 0;
+      ::waitpid(pid, &status, 0);
+      FILE* out = std::fopen(ack_path.c_str(), "r");
+      ASSERT_NE(out, nullptr);
+      char buf[128];
+      while (std::fgets(buf, sizeof buf, out) != nullptr) {
+        std::string line(buf);
+        if (line.empty() || line.back() != '\n') break;  // cut by the kill
+        std::istringstream in(line);
+        uint64_t seq;
+        char kind;
+        double value;
+        in >> seq >> kind >> value;
+        ASSERT_FALSE(in.fail()) << line;
+        acked[seq] = value;
+      }
+      std::fclose(out);
+    }
+    ASSERT_FALSE(acked.empty()) << "round " << round;
+    // The next writer ingests the ring.
+    {
+      auto j = Journal::Open(dir.path(), "app", RingOptions(1 << 16));
+      ASSERT_TRUE(j.ok()) << j.status().ToString();
+      for (const auto& w : (*j)->TakeWarnings()) {
+        ASSERT_NE(w.find("ingested under their seqs"), std::string::npos) << w;
+        ++ingesting_opens;
+      }
+    }
+    std::vector<BadRecord> problems;
+    const auto seen = ReadAll(dir.path(), &problems);
+    EXPECT_TRUE(problems.empty()) << problems.front().reason;
+    std::map<uint64_t, double> stored;
+    std::map<double, uint64_t> seq_of_value;
+    for (size_t k = 0; k < seen.size(); ++k) {
+      ASSERT_EQ(seen[k].seq, k + 1) << "round " << round << ": a gap";
+      if (seen[k].type == fb::Payload::Gauge) {
+        stored[seen[k].seq] = seen[k].value;
+        ASSERT_TRUE(seq_of_value.emplace(seen[k].value, seen[k].seq).second)
+            << "round " << round << ": value " << seen[k].value << " twice";
+      } else {
+        // A placeholder, or the count of buffered appends the full ring
+        // refused (never acknowledged).
+        ASSERT_EQ(seen[k].type, fb::Payload::LogLine);
+        if (seen[k].text.find("lost while being written") != std::string::npos) {
+          ++placeholders;
+        } else {
+          ASSERT_NE(seen[k].text.find("dropped: the ring was full"), std::string::npos)
+              << seen[k].text;
+          ++loss_records;
+        }
+      }
+    }
+    for (const auto& [seq, value] : acked) {
+      auto it = stored.find(seq);
+      ASSERT_NE(it, stored.end()) << "round " << round << ": acknowledged seq " << seq << " lost";
+      ASSERT_EQ(it->second, value) << "round " << round << " seq " << seq;
+    }
+    // Each thread's events in its order.
+    std::map<int, double> last_of_thread;
+    for (const auto& [seq, value] : stored) {
+      const int t = static_cast<int>(value / 1e6);
+      if (last_of_thread.count(t)) ASSERT_GT(value, last_of_thread[t]);
+      last_of_thread[t] = value;
+    }
+    checked += acked.size();
+  }
+  RecordProperty("acknowledged_checked", std::to_string(checked));
+  RecordProperty("placeholders", std::to_string(placeholders));
+  RecordProperty("opens_that_ingested", std::to_string(ingesting_opens));
+  RecordProperty("records_of_drops", std::to_string(loss_records));
+  std::printf(
+      "kills: %d, acknowledged appends checked: %llu, opens that ingested a ring: %llu, "
+      "placeholders: %llu, records of drops: %llu\n",
+      KillCount(), static_cast<unsigned long long>(checked),
+      static_cast<unsigned long long>(ingesting_opens),
+      static_cast<unsigned long long>(placeholders), static_cast<unsigned long long>(loss_records));
+}
+
+}  // namespace
+}  // namespace blackbox
