@@ -48,8 +48,8 @@ std::string Gauge(std::string_view name, double value) {
 
 // What a reader sees of a stream after the writer closed.
 struct Seen {
-  uint64_t seq;
-  fb::Payload type;
+  uint64_t seq = 0;
+  fb::Payload type = fb::Payload::NONE;
   double value = 0;  // a Gauge's
   std::string name;  // a Gauge's
   std::string text;  // a LogLine's
@@ -65,7 +65,9 @@ std::vector<Seen> ReadAll(const std::string& root, std::vector<BadRecord>* probl
     EXPECT_TRUE(checked.ok());
   }
   (*r)->Scan({}, [&](const Record& rec) {
-    Seen s{rec.seq, rec.event->payload_type()};
+    Seen s;
+    s.seq = rec.seq;
+    s.type = rec.event->payload_type();
     if (const auto* g = rec.event->payload_as_Gauge()) {
       s.value = g->value();
       s.name = g->name()->str();
@@ -136,7 +138,9 @@ TEST(JournalRing, ThreadsAppendingBufferedAndDurableGetEverySeqOnceInOrder) {
   for (int t = 0; t < kThreads; ++t) {
     for (int i = 0; i < kPer; ++i) {
       ASSERT_EQ(by_seq.at(got[t][i]), t * 1e6 + i) << "thread " << t << " append " << i;
-      if (i > 0) ASSERT_GT(got[t][i], got[t][i - 1]);
+      if (i > 0) {
+        ASSERT_GT(got[t][i], got[t][i - 1]);
+      }
     }
   }
   EXPECT_EQ(DroppedIn(seen), dropped);
@@ -198,7 +202,9 @@ TEST(JournalRing, EventsTooLargeForASlotAndAppendAllKeepTheOrder) {
     ASSERT_TRUE(by_seq.count(a.seq)) << a.seq;
     ASSERT_EQ(by_seq[a.seq]->value, a.value) << "seq " << a.seq;
     EXPECT_EQ(by_seq[a.seq]->name, a.big ? big_name : by_seq[a.seq]->name.substr(0, 5));
-    if (!a.big) EXPECT_LT(by_seq[a.seq]->name.size(), 6u);
+    if (!a.big) {
+      EXPECT_LT(by_seq[a.seq]->name.size(), 6u);
+    }
   }
   // Nothing but the appends (and loss records of dropped small ones).
   EXPECT_EQ(seen.size(), acked.size() + (seen.size() - by_seq.size()));
@@ -493,7 +499,9 @@ TEST(JournalRingKill, EveryAcknowledgedAppendSurvivesKillNine) {
     std::map<int, double> last_of_thread;
     for (const auto& [seq, value] : stored) {
       const int t = static_cast<int>(value / 1e6);
-      if (last_of_thread.count(t)) ASSERT_GT(value, last_of_thread[t]);
+      if (last_of_thread.count(t)) {
+        ASSERT_GT(value, last_of_thread[t]);
+      }
       last_of_thread[t] = value;
     }
     checked += acked.size();
