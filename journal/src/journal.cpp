@@ -403,8 +403,19 @@ Status Journal::Impl::Reopen() {
   broken.store(false);
   // Numbering continues from what is really on disk: a batch whose write
   // was reported as failed may still have reached the log.
-  std::lock_guard lock(mu);
-  next_seq = open_next_seq;
+  {
+    std::lock_guard lock(mu);
+    next_seq = open_next_seq;
+  }
+  // Events a dead writer left in its RING come before anything new.
+  if (ring_ingest_pending) {
+    if (!IngestLeftRing()) {
+      broken.store(true);
+      return Status::IOError(
+          fmt::format("journal stream {}: the events left in its ring are not written yet", path));
+    }
+    ring_ingest_pending = false;
+  }
   return Status::Ok();
 }
 

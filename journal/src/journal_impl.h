@@ -163,10 +163,20 @@ class Journal::Impl {
   uint64_t dropped_journaled = 0;
 
   // After the database opened: ingests what an old RING holds past
-  // last_seq (placeholders for holes), then, with ring_bytes, opens the
-  // ring and starts the drain. Reports through `warnings`. REQUIRES: no
-  // other thread yet.
+  // last_seq (IngestLeftRing), then, with ring_bytes, opens the ring and
+  // starts the drain. Reports through `warnings`. REQUIRES: no other
+  // thread yet.
   void StartRing();
+  // Ingests what an old RING holds past last_seq, with placeholders for
+  // holes, and removes it when no ring of this writer replaces it. Returns
+  // false when it holds events that could not be written: nothing may be
+  // numbered over them, so the journal stays broken and Reopen calls this
+  // again (ring_ingest_pending). REQUIRES: db open; db_mu held exclusive
+  // or no other thread yet.
+  bool IngestLeftRing();
+  // A RING whose events are not in the database yet (the open found no
+  // space, or their write failed). Guarded by db_mu (exclusive).
+  bool ring_ingest_pending = false;
   Result<uint64_t> RingAppendOne(std::span<const uint8_t> event, Durability durability);
   Result<uint64_t> RingAppendSpilled(std::span<const std::span<const uint8_t>> events,
                                      Durability durability);

@@ -117,30 +117,24 @@ std::string Journal::Impl::LostEvent(std::string_view why, int64_t time_ns) cons
   return EncodeEvent(std::move(e));
 }
 
-void Journal::Impl::StartRing() {
+bool Journal::Impl::IngestLeftRing() {
   auto warn = [&](std::string text) {
     std::lock_guard lock(warnings_mu);
     warnings.push_back(std::move(text));
   };
   const std::string file = path + "/" + internal::kRingFile;
-  if (!db) {
-    if (options.ring_bytes != 0) {
-      warn(
-          fmt::format("the journal stream {} could not be opened: no ring; appends use the "
-                      "direct path",
-                      path));
-    }
-    return;
-  }
   const uint64_t last = last_seq.load();
   auto scan = internal::ScanRing(file, last);
-  if (!scan.ok() && scan.status().code() != Status::Code::kNotFound) {
-    warn(
-        fmt::format("the ring of the journal stream {} cannot be read ({}); events it held "
-                    "are lost",
-                    path, scan.status().message()));
+  if (!scan.ok()) {
+    if (scan.status().code() != Status::Code::kNotFound) {
+      warn(
+          fmt::format("the ring of the journal stream {} cannot be read ({}); events it held "
+                      "are lost",
+                      path, scan.status().message()));
+    }
+    return true;
   }
-  if (scan.ok() && !scan->records.empty()) {
+  if (!scan->records.empty()) {
     // Seqs the database may lack below the ring's head were drained: only
     // damage of the database takes them (its open says so).
     const uint64_t from = std::max(last + 1, scan->head);
@@ -178,14 +172,15 @@ void Journal::Impl::StartRing() {
       s = Guarded("ingest the ring", [&] { return db->Write(wo, &batch); });
     }
     if (!s.ok()) {
-      // The RING is left as it is, for the next open to try again; no ring
-      // now (a new one would overwrite it).
+      // The RING is left as it is, and nothing is numbered over its events:
+      // the journal stays broken, and the next call that reopens it ingests
+      // them first (Reopen).
       warn(
           fmt::format("the ring of the journal stream {} holds {} event(s) not yet in the "
-                      "database, and writing them failed ({}); they stay in {} for the next "
-                      "open, and appends use the direct path",
+                      "database, and writing them failed ({}); they stay in {}, and the "
+                      "journal writes nothing before them",
                       path, ingested, s.message(), file));
-      return;
+      return false;
     }
     last_seq.store(through);
     if (last == 0) first_seq.store(from);
@@ -201,11 +196,34 @@ void Journal::Impl::StartRing() {
                     "are placeholders",
                     path, ingested, from, through, lost, scan->torn, lost - scan->torn));
   }
-  if (options.ring_bytes == 0) {
-    // Ingested (or nothing to): a ring left behind must not be read again.
-    if (scan.ok()) ::unlink(file.c_str());
+  // Ingested (or nothing to): a ring left behind must not be read again.
+  // (A ring of this writer replaces it in one rename, see ring.h.)
+  if (options.ring_bytes == 0 || ring_ingest_pending) ::unlink(file.c_str());
+  return true;
+}
+
+void Journal::Impl::StartRing() {
+  auto warn = [&](std::string text) {
+    std::lock_guard lock(warnings_mu);
+    warnings.push_back(std::move(text));
+  };
+  if (!db) {
+    // Opened closed (no space): the RING waits for the first reopen.
+    ring_ingest_pending = true;
+    if (options.ring_bytes != 0) {
+      warn(
+          fmt::format("the journal stream {} could not be opened: no ring; appends use the "
+                      "direct path",
+                      path));
+    }
     return;
   }
+  if (!IngestLeftRing()) {
+    ring_ingest_pending = true;
+    broken.store(true);
+    return;
+  }
+  if (options.ring_bytes == 0) return;
   internal::RingOptions ro;
   ro.size = options.ring_bytes;
   ro.slot_size = options.ring_slot_bytes;

@@ -308,6 +308,49 @@ TEST(JournalRing, WithTheRingOffOpenStillIngestsARingLeftBehind) {
   EXPECT_EQ((*j)->Append(Bytes(Gauge("direct", 2)), Durability::kBuffered).value(), 2u);
 }
 
+// A ring left behind whose events cannot be written at the next open (the
+// disk refuses writes): they are neither lost nor numbered over. Appends
+// fail until the disk has room; then the first one ingests the ring and
+// takes the seq after it.
+TEST(JournalRing, ARingThatCannotBeIngestedAtOpenIsIngestedBeforeAnythingNew) {
+  TempDir dir;
+  {
+    auto j = Journal::Open(dir.path(), "app");
+    ASSERT_TRUE(j.ok());
+    for (int i = 1; i <= 5; ++i) ASSERT_TRUE((*j)->Append(Bytes(Gauge("db", i)), {}).ok());
+  }
+  {
+    auto ring = internal::Ring::Open(dir / "app", {}, 6);
+    ASSERT_TRUE(ring.ok());
+    for (int s = 6; s <= 8; ++s) (*ring)->Append(Bytes(Gauge("ring", s)));
+  }
+  auto fs = std::make_shared<faults::FaultFileSystem>(rocksdb::FileSystem::Default());
+  internal::SetBaseFileSystemForTesting(fs);
+  fs->Arm(faults::FaultKind::kAppend, fs->count(faults::FaultKind::kAppend) + 1, 0);
+  {
+    auto j = Journal::Open(dir.path(), "app");
+    if (j.ok()) {
+      for (int i = 0; i < 3; ++i) {
+        EXPECT_FALSE((*j)->Append(Bytes(Gauge("while-full", i)), Durability::kDurable).ok());
+      }
+      fs->Disarm();
+      auto after = (*j)->Append(Bytes(Gauge("after", 9)), Durability::kDurable);
+      ASSERT_TRUE(after.ok()) << after.status().ToString();
+      EXPECT_EQ(*after, 9u);
+    } else {
+      ADD_FAILURE() << "open refused: " << j.status().ToString();
+    }
+  }
+  internal::SetBaseFileSystemForTesting(nullptr);
+  const auto seen = ReadAll(dir.path());
+  ASSERT_EQ(seen.size(), 9u);
+  for (size_t k = 0; k < seen.size(); ++k) {
+    EXPECT_EQ(seen[k].seq, k + 1);
+    EXPECT_EQ(seen[k].type, fb::Payload::Gauge);
+    EXPECT_EQ(seen[k].value, static_cast<double>(k + 1)) << "seq " << k + 1;
+  }
+}
+
 TEST(JournalRing, FallsBackToTheDirectPathWhenTheRingCannotBeCreated) {
   TempDir dir;
   ASSERT_EQ(::mkdir((dir / "app").c_str(), 0700), 0);
