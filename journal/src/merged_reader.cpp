@@ -50,6 +50,17 @@ Status MergedReader::Refresh() {
   return Status::Ok();
 }
 
+bool MergedReader::RefreshRings() {
+  bool current = true;
+  for (const auto& reader : readers_) current = reader->RefreshRing() && current;
+  return current;
+}
+
+bool MergedReader::has_rings() const {
+  return std::any_of(readers_.begin(), readers_.end(),
+                     [](const auto& reader) { return reader->has_ring(); });
+}
+
 Status MergedReader::Scan(const Options& options, const RecordFn& fn) const {
   std::vector<std::unique_ptr<internal::Cursor>> cursors;
   for (const auto& [stream, status] : unreadable_) {
@@ -90,7 +101,7 @@ Status MergedReader::Scan(const Options& options, const RecordFn& fn) const {
     }
     const Reader::Impl& impl = *reader->impl_;
     cursors.push_back(std::make_unique<internal::Cursor>(impl.db.get(), impl.events_cf, impl.stream,
-                                                         so, std::move(reported)));
+                                                         so, std::move(reported), impl.ring));
   }
   // Min-heap on the current record of each cursor.
   auto later = [&](size_t a, size_t b) {
