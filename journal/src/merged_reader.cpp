@@ -50,10 +50,13 @@ Status MergedReader::Refresh() {
   return Status::Ok();
 }
 
-bool MergedReader::RefreshRings() {
-  bool current = true;
-  for (const auto& reader : readers_) current = reader->RefreshRing() && current;
-  return current;
+Status MergedReader::RefreshRings() {
+  for (const auto& reader : readers_) {
+    if (!reader->has_ring() || reader->RefreshRing()) continue;
+    // A reader whose reopen failed has no database: it must not stay listed.
+    if (!reader->Refresh().ok()) return Refresh();
+  }
+  return Status::Ok();
 }
 
 bool MergedReader::has_rings() const {

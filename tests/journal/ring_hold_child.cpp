@@ -2,9 +2,10 @@
 // for the tests of readers that read a writer's ring: what it appends stays
 // in <stream>/RING, not in the database, for as long as it lives.
 //
-//   ring_hold_child ROOT STREAM RING_BYTES
+//   ring_hold_child ROOT STREAM RING_BYTES [held|draining]
 //
-// Opens ROOT/STREAM with ring_bytes = RING_BYTES, holds the drain, then reads
+// Opens ROOT/STREAM with ring_bytes = RING_BYTES, holds the drain (unless
+// "draining": then it runs as in any ring-mode writer), then reads
 // lines from stdin: "N" appends N buffered gauge events named "held" (values
 // 0, 1, 2, … across lines) and answers "<seq of the last one>\n" once they
 // returned. At end of input it exits at once (_Exit: closing the journal
@@ -22,14 +23,14 @@
 #include "drain_hook.h"
 
 int main(int argc, char** argv) {
-  if (argc != 4) {
-    fmt::print(stderr, "usage: {} ROOT STREAM RING_BYTES\n", argv[0]);
+  if (argc != 4 && argc != 5) {
+    fmt::print(stderr, "usage: {} ROOT STREAM RING_BYTES [held|draining]\n", argv[0]);
     return 2;
   }
   const std::string root = argv[1], stream = argv[2];
   blackbox::JournalOptions options;
   options.ring_bytes = std::strtoul(argv[3], nullptr, 10);
-  blackbox::internal::HoldRingDrainForTesting(true);
+  blackbox::internal::HoldRingDrainForTesting(argc == 4 || std::string(argv[4]) == "held");
   auto journal = blackbox::Journal::Open(root, stream, options);
   if (!journal.ok()) {
     fmt::print(stderr, "ring_hold_child: {}\n", journal.status().ToString());

@@ -107,11 +107,12 @@ std::bitset<256> ParsePriority(const std::string& text) {
 }
 
 // --follow polls. Reopening every stream's database (Refresh) costs a few
-// ms of CPU per stream, so it runs every kFollowInterval, or when a ring says
-// the database has moved on. A ring-mode writer's newest events are in its
-// RING, which a reader re-reads with a few preads (RefreshRings): while a
-// stream has one, that runs every kFollowRingInterval, so an event shows
-// within a few ms of its append; an idle ring costs a handful of reads a poll.
+// ms of CPU per stream, so it runs every kFollowInterval. A ring-mode
+// writer's newest events are in its RING, which a reader re-reads with a
+// few preads (RefreshRings, which reopens only a stream whose drain has
+// moved events on to its database): while a stream has a ring, that runs
+// every kFollowRingInterval, so its events show within a few ms of their
+// append; an idle ring costs a handful of reads a poll.
 constexpr auto kFollowInterval = std::chrono::milliseconds(200);
 constexpr auto kFollowRingInterval = std::chrono::milliseconds(5);
 
@@ -264,11 +265,15 @@ int Replay(const GlobalOptions& global, const ReplayOptions& o) {
       std::this_thread::sleep_until(refresh_at);
     }
     const auto now = std::chrono::steady_clock::now();
-    if (now >= refresh_at || !reader->RefreshRings()) {
-      if (Status s = reader->Refresh(); !s.ok()) {
-        Trouble(fmt::format("cannot read journal '{}': {}", global.journal, s.ToString()));
-      }
+    Status refreshed;
+    if (now >= refresh_at) {
+      refreshed = reader->Refresh();
       refresh_at = now + kFollowInterval;
+    } else {
+      refreshed = reader->RefreshRings();
+    }
+    if (!refreshed.ok()) {
+      Trouble(fmt::format("cannot read journal '{}': {}", global.journal, refreshed.ToString()));
     }
     scan.after.assign(seen.begin(), seen.end());
     if (Status s = reader->Scan(scan, visit); !s.ok()) {

@@ -257,7 +257,8 @@ BadRecord DescribeLogDamage(std::string_view stream, const LogDamage& damage);
 // without a gap, each verified (see journal/src/reader.cpp). Scan, last_seq,
 // Verify and MergedReader see both as one stream.
 // Thread safety: the const methods may run on several threads at once (they
-// only read RocksDB); Refresh() may not run beside any other call.
+// only read RocksDB and the ring as last read); Refresh() and RefreshRing()
+// may not run beside any other call.
 // Damage found while reading is reported only through `on_bad` (Scan's
 // ScanOptions, Verify's argument): Scan's Status fails only when the stream
 // cannot be read at all.
@@ -340,8 +341,12 @@ class MergedReader {
   Status Scan(const Options& options, const RecordFn& fn) const;
   // Reopens every stream (and picks up new ones) to see newer events.
   Status Refresh();
-  // Reader::RefreshRing on every stream; false when one of them needs Refresh().
-  bool RefreshRings();
+  // Brings the streams that have a ring up to date, cheaply enough to poll
+  // every few milliseconds: re-reads each one's ring (Reader::RefreshRing)
+  // and reopens only a stream whose ring says its database has moved on
+  // (when that fails, everything is reopened, as by Refresh). Streams
+  // without a ring, and new streams, wait for Refresh().
+  Status RefreshRings();
   // Whether one of the streams has a ring (Reader::has_ring).
   bool has_rings() const;
 
