@@ -22,7 +22,9 @@
 // truncated, another user's) is left out the same way.
 #include <fmt/format.h>
 #include <rocksdb/env.h>
+#include <sys/stat.h>
 
+#include <cerrno>
 #include <chrono>
 #include <cstdarg>
 #include <thread>
@@ -132,6 +134,12 @@ Reader::Impl::RingFit Reader::Impl::ReadRing(uint64_t after) {
 Status Reader::Impl::Open() {
   for (int attempt = 0;; ++attempt) {
     if (Status s = OpenReadOnly(); !s.ok()) return s;
+    // Most streams have no ring: skip the database's bounds then.
+    struct stat st {};
+    if (::lstat((path + "/" + internal::kRingFile).c_str(), &st) != 0 && errno == ENOENT) {
+      has_ring = false;
+      return Status::Ok();
+    }
     if (ReadRing(DbLastSeq()) != RingFit::kBehind || attempt == 1) return Status::Ok();
     Close();
   }
