@@ -286,6 +286,39 @@ TEST(RingReader, AnUnreadableRingIsIgnored) {
   auto r = Reader::Open(dir.path(), "app");
   ASSERT_TRUE(r.ok()) << r.status().ToString();
   EXPECT_EQ((*r)->last_seq(), 1u);
+
+  // A real ring continuing the database, then spoilt in turn.
+  ::unlink(ring.c_str());
+  internal::RingOptions o;
+  o.size = 1 << 13;
+  {
+    auto written = internal::Ring::Open(dir / "app", o, 2);
+    ASSERT_TRUE(written.ok());
+    ASSERT_EQ((*written)->Append(Bytes(Gauge("app", "ring", 2))).seq, 2u);
+  }
+  ASSERT_TRUE((*r)->Refresh().ok());
+  EXPECT_EQ((*r)->last_seq(), 2u);  // read when intact
+  const std::string intact = testing::ReadFile(ring);
+  auto spoilt = [&](const char* what) {
+    SCOPED_TRACE(what);
+    ASSERT_TRUE((*r)->Refresh().ok());
+    EXPECT_EQ((*r)->last_seq(), 1u);
+    uint64_t checked = 0;
+    EXPECT_TRUE(Problems(**r, &checked).empty());
+  };
+  ASSERT_EQ(::chmod(ring.c_str(), 0644), 0);
+  spoilt("readable by others");
+  ASSERT_EQ(::chmod(ring.c_str(), 0600), 0);
+  ASSERT_EQ(::truncate(ring.c_str(), 4096 + 300), 0);
+  spoilt("truncated");
+  if (::geteuid() == 0) {
+    testing::WriteFile(ring, intact);
+    ASSERT_EQ(::chmod(ring.c_str(), 0600), 0);
+    ASSERT_TRUE((*r)->Refresh().ok());
+    ASSERT_EQ((*r)->last_seq(), 2u);  // intact again
+    ASSERT_EQ(::chown(ring.c_str(), 65534, 65534), 0);
+    spoilt("another user's");
+  }
 }
 
 }  // namespace
