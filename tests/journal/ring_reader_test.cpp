@@ -9,6 +9,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <chrono>
+#include <cstdio>
 #include <memory>
 #include <string>
 #include <vector>
@@ -194,6 +196,64 @@ TEST(RingReader, ReaderSeesTheRingOfAWriterKilledBeforeItsDrainRan) {
 
 // A ring built by hand after two events in the database: intact events of
 // the stream at 3 and 4, one of another stream at 5, more after it.
+// A writer appending as fast as it can, its drain running: every view, by
+// Open, Refresh or RefreshRing, is the seqs 1..last with no gap and nothing
+// reported, and never goes back.
+TEST(RingReader, ReadersOfABusyRingModeWriterSeeEverySeqOnceWithNothingReported) {
+  TempDir dir;
+  int out = ::open((dir / "acks").c_str(), O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
+  ASSERT_GE(out, 0);
+  pid_t pid = testing::StartProcess(
+      {JOURNAL_WRITER_CHILD, dir.path(), "app", "2", "0", "buffered", "65536"}, {}, STDIN_FILENO,
+      out, STDERR_FILENO);
+  ::close(out);
+  std::unique_ptr<Reader> reader;
+  for (int i = 0; i < 500 && reader == nullptr; ++i) {
+    if (auto r = Reader::Open(dir.path(), "app"); r.ok() && (*r)->last_seq() > 0) {
+      reader = std::move(*r);
+    } else {
+      usleep(10'000);
+    }
+  }
+  ASSERT_NE(reader, nullptr);
+  uint64_t previous = 0, views = 0, from_ring = 0;
+  std::vector<std::string> problems;
+  auto check = [&](const Reader& r) {
+    uint64_t expected = 1;
+    EXPECT_TRUE(r.Scan({}, [&](const Record& rec) {
+                   EXPECT_EQ(rec.seq, expected);
+                   expected = rec.seq + 1;
+                   return true;
+                 }).ok());
+    EXPECT_EQ(expected - 1, r.last_seq());
+    EXPECT_GE(r.last_seq(), previous);
+    previous = r.last_seq();
+    ++views;
+  };
+  const auto end = std::chrono::steady_clock::now() + std::chrono::seconds(2);
+  while (std::chrono::steady_clock::now() < end && !HasFailure()) {
+    ASSERT_TRUE(reader->Refresh().ok());
+    check(*reader);
+    for (int k = 0; k < 5; ++k) {
+      const uint64_t before = reader->last_seq();
+      if (!reader->RefreshRing()) break;
+      from_ring += reader->last_seq() - before;
+      check(*reader);
+    }
+    uint64_t checked = 0;
+    for (auto& p : Problems(*reader, &checked)) problems.push_back(std::move(p));
+  }
+  ::kill(pid, SIGKILL);
+  int status = 0;
+  ::waitpid(pid, &status, 0);
+  EXPECT_TRUE(problems.empty()) << problems.front();
+  RecordProperty("views", std::to_string(views));
+  RecordProperty("seqs_from_ring_rereads", std::to_string(from_ring));
+  std::printf("%lu views up to seq %lu; %lu seqs first seen by RefreshRing\n",
+              static_cast<unsigned long>(views), static_cast<unsigned long>(previous),
+              static_cast<unsigned long>(from_ring));
+}
+
 TEST(RingReader, OnlyTheGapFreePrefixOfIntactEventsOfTheStreamIsShown) {
   TempDir dir;
   {
