@@ -10,12 +10,14 @@
 namespace blackbox::internal {
 
 Cursor::Cursor(rocksdb::DB* db, rocksdb::ColumnFamilyHandle* cf, std::string stream,
-               ScanOptions options, std::vector<SeqRange> reported)
+               ScanOptions options, std::vector<SeqRange> reported,
+               std::span<const RingRecord> ring)
     : db_(db),
       cf_(cf),
       stream_(std::move(stream)),
       options_(std::move(options)),
-      reported_(std::move(reported)) {
+      reported_(std::move(reported)),
+      ring_(ring) {
   // A mark that cannot be read only makes a jump's gap read as lost records.
   if (auto mark = ReadHighWater(db_->GetName()); mark.ok()) unused_ = std::move(mark->unused);
   read_options_.verify_checksums = true;
@@ -28,6 +30,11 @@ Cursor::Cursor(rocksdb::DB* db, rocksdb::ColumnFamilyHandle* cf, std::string str
 
 void Cursor::Next() {
   if (!valid_) return;
+  if (in_ring_) {
+    ++ring_pos_;
+    SettleRing();
+    return;
+  }
   RawNext();
   Settle();
 }
@@ -201,7 +208,11 @@ void Cursor::Settle() {
   valid_ = false;
   while (true) {
     if (!RawValid()) {
-      if (salvage_ || it_->status().ok()) return;
+      if (salvage_ || it_->status().ok()) {
+        in_ring_ = true;
+        SettleRing();
+        return;
+      }
       StartSalvage();
       continue;
     }
@@ -235,6 +246,26 @@ void Cursor::Settle() {
       continue;
     }
     record_ = Record{stream_, seq, {value.data(), value.size()}, event};
+    valid_ = true;
+    return;
+  }
+}
+
+void Cursor::SettleRing() {
+  valid_ = false;
+  for (; ring_pos_ < ring_.size(); ++ring_pos_) {
+    const RingRecord& r = ring_[ring_pos_];
+    if (r.seq <= last_seq_seen_ || r.seq < options_.from_seq) continue;
+    if (options_.until_seq != 0 && r.seq > options_.until_seq) return;
+    last_seq_seen_ = r.seq;
+    Account(r.seq);
+    const fb::Event* event = VerifyEvent(Bytes(r.payload));
+    if (event == nullptr) continue;  // verified when read: not reached
+    if ((options_.since_ns != 0 && event->time_ns() < options_.since_ns) ||
+        (options_.until_ns != 0 && event->time_ns() > options_.until_ns)) {
+      continue;
+    }
+    record_ = Record{stream_, r.seq, r.payload, event};
     valid_ = true;
     return;
   }

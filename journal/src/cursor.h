@@ -6,11 +6,13 @@
 #include <rocksdb/sst_file_reader.h>
 
 #include <memory>
+#include <span>
 #include <string>
 #include <vector>
 
 #include "blackbox/journal.h"
 #include "high_water.h"
+#include "ring.h"
 
 namespace blackbox::internal {
 
@@ -24,8 +26,11 @@ class Cursor {
   // lost only the seqs outside `reported` (damage the caller reported
   // already, such as records dropped from a damaged log) and outside the
   // ranges the stream's high-water mark records as never given out.
+  // `ring` (a reader's view of the writer's ring, reader.cpp) follows the
+  // database's records: seqs above them, verified already; it must outlive
+  // the cursor.
   Cursor(rocksdb::DB* db, rocksdb::ColumnFamilyHandle* cf, std::string stream, ScanOptions options,
-         std::vector<SeqRange> reported = {});
+         std::vector<SeqRange> reported = {}, std::span<const RingRecord> ring = {});
 
   bool Valid() const { return valid_; }
   // REQUIRES: Valid(). The views stay valid until Next().
@@ -36,6 +41,8 @@ class Cursor {
   // Moves forward from the iterator's position to the next record that is
   // intact and passes the filters; reports (and skips) damaged ones.
   void Settle();
+  // The same over `ring_`, once the database has no more records.
+  void SettleRing();
   // Reports damage covering seqs first..last (as far as known).
   void Report(uint64_t first, uint64_t last, std::string reason);
   // Accounts for `seq`, the next key met: reports a gap in the numbering
@@ -82,6 +89,9 @@ class Cursor {
   uint64_t accounted_ = 0;
   std::vector<SeqRange> reported_;  // see the constructor
   std::vector<SeqRange> unused_;    // never given out (high_water.h)
+  std::span<const RingRecord> ring_;
+  size_t ring_pos_ = 0;
+  bool in_ring_ = false;  // the database's records are done
   bool valid_ = false;
   Record record_;
   // RocksDB values carry no alignment guarantee; FlatBuffers needs 8.

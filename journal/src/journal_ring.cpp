@@ -70,6 +70,7 @@
 #include <cstring>
 
 #include "blackbox/event.h"
+#include "drain_hook.h"
 #include "journal_impl.h"
 
 namespace blackbox {
@@ -90,6 +91,8 @@ constexpr std::chrono::seconds kRoomWait{2};
 constexpr int kStopAttempts = 5;
 constexpr std::chrono::microseconds kMaxGather{1000};
 
+std::atomic<bool> drain_held{false};  // drain_hook.h
+
 RingMarker MarkerOf(const RingView& v) {
   RingMarker m;
   if (v.payload.size() == sizeof m) std::memcpy(&m, v.payload.data(), sizeof m);
@@ -104,6 +107,8 @@ int64_t TimeOf(std::string_view bytes) {
 }
 
 }  // namespace
+
+void internal::HoldRingDrainForTesting(bool hold) { drain_held.store(hold); }
 
 std::string Journal::Impl::LostEvent(std::string_view why, int64_t time_ns) const {
   fb::EventT e;
@@ -431,7 +436,7 @@ void Journal::Impl::DrainLoop() {
           0);
       if (ring->Append(Bytes(e)).code == RingCode::kOk) dropped_journaled = d;
     }
-    size_t n = ring->Peek(kDrainMax, &views);
+    size_t n = drain_held.load(std::memory_order_relaxed) ? 0 : ring->Peek(kDrainMax, &views);
     // Never cut a group of spilled events: stop before one that is not
     // whole in `views` or whose events are not in `spilled` yet.
     if (n > 0 && (views[0].flags & kSpilledFlag) != 0 && MarkerOf(views[0]).count > n) {

@@ -50,6 +50,20 @@ Status MergedReader::Refresh() {
   return Status::Ok();
 }
 
+Status MergedReader::RefreshRings() {
+  for (const auto& reader : readers_) {
+    if (!reader->has_ring() || reader->RefreshRing()) continue;
+    // A reader whose reopen failed has no database: it must not stay listed.
+    if (!reader->Refresh().ok()) return Refresh();
+  }
+  return Status::Ok();
+}
+
+bool MergedReader::has_rings() const {
+  return std::any_of(readers_.begin(), readers_.end(),
+                     [](const auto& reader) { return reader->has_ring(); });
+}
+
 Status MergedReader::Scan(const Options& options, const RecordFn& fn) const {
   std::vector<std::unique_ptr<internal::Cursor>> cursors;
   for (const auto& [stream, status] : unreadable_) {
@@ -90,7 +104,7 @@ Status MergedReader::Scan(const Options& options, const RecordFn& fn) const {
     }
     const Reader::Impl& impl = *reader->impl_;
     cursors.push_back(std::make_unique<internal::Cursor>(impl.db.get(), impl.events_cf, impl.stream,
-                                                         so, std::move(reported)));
+                                                         so, std::move(reported), impl.ring));
   }
   // Min-heap on the current record of each cursor.
   auto later = [&](size_t a, size_t b) {

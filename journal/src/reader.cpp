@@ -1,15 +1,37 @@
 // Read-only access to one stream. RocksDB's read-only mode takes no lock and
 // writes nothing, so it never blocks or disturbs the live writer; it sees what
 // was committed (WAL included) when it was opened.
+//
+// The ring. A writer in ring mode (JournalOptions::ring_bytes) has its
+// newest buffered events in <stream>/RING until its drain writes them to
+// the database, and after it died until the next writer's open ingests
+// them. A reader reads the ring too (ScanRing: pread only, never a mapping)
+// and shows, after the database's records, the ones that continue them
+// without a gap: from the database's last seq + 1, consecutive, each
+// verified like a database record and naming this stream, up to the first
+// seq that is not such a record. That prefix is what the drain (or the next
+// writer's ingest) writes under the same seqs: a seq after it may be a
+// live writer's append in flight, a torn slot or a hole that the next
+// writer fills with a placeholder, or a marker whose event is still in the
+// writer's memory (kSpilledFlag), so nothing past it is shown, and nothing
+// is reported: none of it is damage. A ring whose records start past the
+// database's last seq + 1 means the drain wrote (and released) records
+// after the database was opened: the database is opened once more, and if
+// the ring has moved on again the ring is left out of this view rather
+// than show a gap that is not one. A ring that cannot be read (not a ring,
+// truncated, another user's) is left out the same way.
 #include <fmt/format.h>
 #include <rocksdb/env.h>
+#include <sys/stat.h>
 
+#include <cerrno>
 #include <chrono>
 #include <cstdarg>
 #include <thread>
 
 #include "cursor.h"
 #include "internal.h"
+#include "journal_impl.h"
 #include "reader_impl.h"
 #include "wal_scan.h"
 
@@ -76,7 +98,52 @@ Status Reader::Impl::OpenReadOnly() {
   return internal::FromRocks(rs, fmt::format("open {} read-only", path));
 }
 
-void Reader::Impl::Close() { internal::CloseJournalDb(db, events_cf, snapshots_cf); }
+void Reader::Impl::Close() {
+  internal::CloseJournalDb(db, events_cf, snapshots_cf);
+  ring.clear();
+}
+
+uint64_t Reader::Impl::DbLastSeq() const {
+  uint64_t first = 0, last = 0;
+  internal::SeqBounds(db.get(), events_cf, &first, &last);
+  return last;
+}
+
+Reader::Impl::RingFit Reader::Impl::ReadRing(uint64_t after) {
+  auto scan = internal::ScanRing(path + "/" + internal::kRingFile, after);
+  has_ring = scan.ok() || scan.status().code() != Status::Code::kNotFound;
+  if (!scan.ok()) return RingFit::kNone;
+  uint64_t next = after + 1;
+  if (scan->head > next || (!scan->records.empty() && scan->records.front().seq > next)) {
+    return RingFit::kBehind;
+  }
+  for (auto& r : scan->records) {
+    if (r.seq != next || r.seq > scan->complete_through || (r.flags & kSpilledFlag) != 0) break;
+    // Heap-allocated (or in-object) copies are aligned as VerifyEvent requires.
+    const fb::Event* e = VerifyEvent(Bytes(r.payload));
+    if (e == nullptr || e->stream() == nullptr ||
+        e->stream()->string_view() != StreamOrigin(stream)) {
+      break;
+    }
+    ring.push_back(std::move(r));
+    ++next;
+  }
+  return RingFit::kFits;
+}
+
+Status Reader::Impl::Open() {
+  for (int attempt = 0;; ++attempt) {
+    if (Status s = OpenReadOnly(); !s.ok()) return s;
+    // Most streams have no ring: skip the database's bounds then.
+    struct stat st {};
+    if (::lstat((path + "/" + internal::kRingFile).c_str(), &st) != 0 && errno == ENOENT) {
+      has_ring = false;
+      return Status::Ok();
+    }
+    if (ReadRing(DbLastSeq()) != RingFit::kBehind || attempt == 1) return Status::Ok();
+    Close();
+  }
+}
 
 Reader::Reader(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 Reader::~Reader() = default;
@@ -92,29 +159,42 @@ Result<std::unique_ptr<Reader>> Reader::Open(std::string_view root, std::string_
   impl->stream = std::string(stream);
   impl->path = internal::StreamPath(root, stream);
   impl->options = options;
-  if (Status s = impl->OpenReadOnly(); !s.ok()) return s;
+  if (Status s = impl->Open(); !s.ok()) return s;
   return std::unique_ptr<Reader>(new Reader(std::move(impl)));
 }
 
 Status Reader::Refresh() {
   impl_->Close();
-  return impl_->OpenReadOnly();
+  return impl_->Open();
 }
 
+bool Reader::RefreshRing() {
+  const bool had_ring = impl_->has_ring;
+  if (impl_->ReadRing(last_seq()) == Impl::RingFit::kBehind) return false;
+  // A ring that went away: its writer closed, maybe after draining it.
+  return impl_->has_ring || !had_ring;
+}
+
+bool Reader::has_ring() const { return impl_->has_ring; }
+
 Status Reader::Scan(const ScanOptions& options, const RecordFn& fn) const {
-  return internal::ScanEvents(impl_->db.get(), impl_->events_cf, impl_->stream, options, fn);
+  for (internal::Cursor c(impl_->db.get(), impl_->events_cf, impl_->stream, options, {},
+                          impl_->ring);
+       c.Valid(); c.Next()) {
+    if (!fn(c.record())) break;
+  }
+  return Status::Ok();
 }
 
 uint64_t Reader::last_seq() const {
-  uint64_t first = 0, last = 0;
-  internal::SeqBounds(impl_->db.get(), impl_->events_cf, &first, &last);
-  return last;
+  return impl_->ring.empty() ? impl_->DbLastSeq() : impl_->ring.back().seq;
 }
 
 uint64_t Reader::first_seq() const {
   uint64_t first = 0, last = 0;
   internal::SeqBounds(impl_->db.get(), impl_->events_cf, &first, &last);
-  return last == 0 ? 1 : first;
+  if (last == 0) return impl_->ring.empty() ? 1 : impl_->ring.front().seq;
+  return first;
 }
 
 Result<std::optional<Snapshot>> Reader::LatestSnapshot() const {
@@ -162,8 +242,8 @@ Result<uint64_t> Reader::Verify(const BadRecordFn& on_bad) const {
     if (!bad.reason.starts_with(internal::kGapReason)) ++checked;
     on_bad(bad);
   };
-  for (internal::Cursor c(impl_->db.get(), impl_->events_cf, impl_->stream, so,
-                          std::move(reported));
+  for (internal::Cursor c(impl_->db.get(), impl_->events_cf, impl_->stream, so, std::move(reported),
+                          impl_->ring);
        c.Valid(); c.Next()) {
     const Record& r = c.record();
     ++checked;
@@ -196,7 +276,8 @@ Result<std::optional<LogDamage>> Reader::CheckLogs() const {
   d.offset = where.offset;
   d.intact = missing.size();
   d.last_seq = missing.back().first;
-  const uint64_t seen_last = last_seq();
+  // The database's view: the ring's records continue it and are no log's.
+  const uint64_t seen_last = impl_->DbLastSeq();
   if (missing.front().first > seen_last) {
     // Point-in-time recovery keeps a prefix: everything after what is seen,
     // up to the last intact record, is gone from the view.

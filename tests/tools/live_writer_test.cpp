@@ -6,7 +6,9 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
+#include <cstdio>
 #include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
@@ -116,6 +118,139 @@ TEST(LiveWriter, FollowPrintsEventsAsTheyAreAppended) {
   std::vector<std::string> all = Lines(out);
   ASSERT_EQ(all.size(), size_t{kEvents + 1});
   EXPECT_EQ(CheckConsecutive(out), size_t{kEvents + 1});
+}
+
+// ring_hold_child (tests/journal): a ring-mode writer appending buffered
+// events on command, its drain "held" (what it appends stays in its RING,
+// nowhere else) or "draining". Killed and reaped when the test ends.
+class RingWriter {
+ public:
+  RingWriter(const std::string& root, const std::string& mode) {
+    int in[2], out[2];
+    EXPECT_EQ(pipe2(in, O_CLOEXEC), 0);
+    EXPECT_EQ(pipe2(out, O_CLOEXEC), 0);
+    ::blackbox::testing::RunOptions options;
+    options.env = ToolEnvironment();
+    pid_ = ::blackbox::testing::StartProcess({RING_HOLD_CHILD, root, "app", "65536", mode}, options,
+                                             in[0], out[1], STDERR_FILENO);
+    close(in[0]);
+    close(out[1]);
+    to_ = in[1];
+    from_ = out[0];
+  }
+  ~RingWriter() {
+    Kill();
+    close(to_);
+    close(from_);
+  }
+  // Appends n buffered events; the seq of the last one once they returned
+  // (0 on failure).
+  uint64_t Append(int n) {
+    const std::string line = std::to_string(n) + "\n";
+    if (write(to_, line.data(), line.size()) != static_cast<ssize_t>(line.size())) return 0;
+    std::string reply;
+    char c = 0;
+    while (read(from_, &c, 1) == 1 && c != '\n') reply += c;
+    return reply.empty() ? 0 : std::stoull(reply);
+  }
+  void Kill() {
+    if (pid_ <= 0) return;
+    kill(pid_, SIGKILL);
+    int status = 0;
+    while (waitpid(pid_, &status, 0) < 0) {
+    }
+    pid_ = -1;
+  }
+
+ private:
+  pid_t pid_ = -1;
+  int to_ = -1, from_ = -1;
+};
+
+TEST(LiveWriter, ReplayAndVerifyReadTheRingOfAWriterKilledBeforeItsDrainRan) {
+  TempDir dir;
+  std::string root = dir / "journal";
+  {
+    RingWriter writer(root, "held");
+    ASSERT_EQ(writer.Append(20), 20u);
+    writer.Kill();
+  }
+  ToolResult replay = RunTool({"--journal", root, "replay", "--json"});
+  ASSERT_EQ(replay.exit_code, 0) << replay.err;
+  EXPECT_EQ(CheckConsecutive(replay.out), size_t{20});
+  ToolResult verify = RunTool({"--journal", root, "verify"});
+  EXPECT_EQ(verify.exit_code, 0) << verify.out << verify.err;
+}
+
+// The time from an append's return in a live ring-mode writer to its line
+// from `replay --follow`, for a held drain (only the ring has it) and a
+// running one. The bound is loose (a shared machine); the figures are
+// recorded (follow_ms_<mode>: the slowest of kAppends).
+TEST(LiveWriter, FollowShowsARingModeWritersEventWithinMilliseconds) {
+  for (const std::string mode : {"held", "draining"}) {
+    SCOPED_TRACE(mode);
+    TempDir dir;
+    std::string root = dir / "journal";
+    RingWriter writer(root, mode);
+    ASSERT_EQ(writer.Append(1), 1u);
+
+    int pipe_fds[2];
+    ASSERT_EQ(pipe2(pipe_fds, O_CLOEXEC), 0);
+    Child follow({BLACKBOX_TOOL, "--journal", root, "replay", "--json", "--follow"}, pipe_fds[1]);
+    close(pipe_fds[1]);
+    std::string out;
+    // Reads follow's output until a line with `seq` (true) or the deadline.
+    auto wait_for = [&](uint64_t seq, std::chrono::steady_clock::time_point deadline) {
+      auto has = [&] {
+        for (const auto& line : Lines(out)) {
+          if (json::parse(line)["seq"] == seq) return true;
+        }
+        return false;
+      };
+      while (!has()) {
+        const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+            deadline - std::chrono::steady_clock::now());
+        if (left.count() <= 0) return false;
+        pollfd p{pipe_fds[0], POLLIN, 0};
+        if (poll(&p, 1, static_cast<int>(left.count())) <= 0) continue;
+        char buf[65536];
+        ssize_t n = read(pipe_fds[0], buf, sizeof buf);
+        if (n <= 0) return false;
+        out.append(buf, static_cast<size_t>(n));
+        // Only whole lines are parsed: wait for the rest of a cut one.
+        while (!out.empty() && out.back() != '\n') {
+          n = read(pipe_fds[0], buf, sizeof buf);
+          if (n <= 0) return false;
+          out.append(buf, static_cast<size_t>(n));
+        }
+      }
+      return true;
+    };
+    ASSERT_TRUE(wait_for(1, std::chrono::steady_clock::now() + std::chrono::seconds(30))) << out;
+
+    constexpr int kAppends = 20;
+    std::vector<double> ms;
+    for (int i = 0; i < kAppends; ++i) {
+      const auto start = std::chrono::steady_clock::now();
+      const uint64_t seq = writer.Append(1);
+      ASSERT_EQ(seq, static_cast<uint64_t>(i + 2));
+      ASSERT_TRUE(wait_for(seq, start + std::chrono::seconds(2))) << "seq " << seq << ":\n" << out;
+      ms.push_back(
+          std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start)
+              .count());
+      usleep(3'000 + 1'000 * (i % 5));  // not in step with follow's polls
+    }
+    follow.Signal(SIGTERM);
+    follow.Wait();
+    close(pipe_fds[0]);
+    EXPECT_EQ(CheckConsecutive(out), size_t{kAppends + 1});
+    std::sort(ms.begin(), ms.end());
+    char figures[64];
+    std::snprintf(figures, sizeof figures, "median %.1f ms, max %.1f ms", ms[ms.size() / 2],
+                  ms.back());
+    RecordProperty("follow_ms_" + mode, figures);
+    std::printf("replay --follow, %s drain: %s over %d appends\n", mode.c_str(), figures, kAppends);
+  }
 }
 
 }  // namespace

@@ -250,9 +250,15 @@ struct LogDamage {
 BadRecord DescribeLogDamage(std::string_view stream, const LogDamage& damage);
 
 // A read-only view of one stream: never takes the writer's lock, never writes.
-// Sees what was committed when it was opened (or last refreshed).
+// Sees what was committed when it was opened (or last refreshed), and after
+// it the events of a ring-mode writer's ring (<stream>/RING) that its drain
+// has not written to the database yet, or that a writer killed left there
+// for the next open to ingest: the ones that continue the database's seqs
+// without a gap, each verified (see journal/src/reader.cpp). Scan, last_seq,
+// Verify and MergedReader see both as one stream.
 // Thread safety: the const methods may run on several threads at once (they
-// only read RocksDB); Refresh() may not run beside any other call.
+// only read RocksDB and the ring as last read); Refresh() and RefreshRing()
+// may not run beside any other call.
 // Damage found while reading is reported only through `on_bad` (Scan's
 // ScanOptions, Verify's argument): Scan's Status fails only when the stream
 // cannot be read at all.
@@ -266,6 +272,14 @@ class Reader {
 
   // Reopens to see what the writer has committed since.
   Status Refresh();
+  // Reads the ring again for events after last_seq(), without reopening the
+  // database: a few reads, cheap enough to poll every few milliseconds.
+  // Returns false when the ring shows that this view is behind the
+  // database (the drain has moved newer events out of the ring) or the ring
+  // went away: Refresh() then. True says nothing of a stream without a ring.
+  bool RefreshRing();
+  // Whether <stream>/RING existed at the last Open, Refresh or RefreshRing.
+  bool has_ring() const;
 
   Status Scan(const ScanOptions& options, const RecordFn& fn) const;
   uint64_t last_seq() const;
@@ -327,6 +341,14 @@ class MergedReader {
   Status Scan(const Options& options, const RecordFn& fn) const;
   // Reopens every stream (and picks up new ones) to see newer events.
   Status Refresh();
+  // Brings the streams that have a ring up to date, cheaply enough to poll
+  // every few milliseconds: re-reads each one's ring (Reader::RefreshRing)
+  // and reopens only a stream whose ring says its database has moved on
+  // (when that fails, everything is reopened, as by Refresh). Streams
+  // without a ring, and new streams, wait for Refresh().
+  Status RefreshRings();
+  // Whether one of the streams has a ring (Reader::has_ring).
+  bool has_rings() const;
 
   const std::vector<std::unique_ptr<Reader>>& readers() const { return readers_; }
   // The streams left out at the last Open or Refresh, each with its reason.

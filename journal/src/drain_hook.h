@@ -1,0 +1,16 @@
+// A test hook, not installed and not part of the API: holds the ring drain of
+// every ring-mode journal of this process (journal_ring.cpp), so that the
+// records appended meanwhile stay in <stream>/RING and nowhere else, the
+// state a writer is in between an append and the drain's next batch. The
+// tests of readers that read a live ring use it (tests/journal).
+#pragma once
+
+namespace blackbox::internal {
+
+// While held, the drain writes nothing: buffered appends fill the ring, and
+// durable appends, Sync, Scan and closing the journal wait. REQUIRES: let go
+// (false) before any of those, or the process is ended by a signal.
+// Thread-safe.
+void HoldRingDrainForTesting(bool hold);
+
+}  // namespace blackbox::internal
