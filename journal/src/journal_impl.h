@@ -6,6 +6,7 @@
 #include <chrono>
 #include <condition_variable>
 #include <deque>
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -177,6 +178,10 @@ class Journal::Impl {
   // A RING whose events are not in the database yet (the open found no
   // space, or their write failed). Guarded by db_mu (exclusive).
   bool ring_ingest_pending = false;
+  // Calls `append` until the ring has room for it, waking the drain, for at
+  // most kRoomWait (durable appends and spilled groups only: a buffered
+  // append never waits).
+  internal::RingAppend AppendWithRoom(const std::function<internal::RingAppend()>& append);
   Result<uint64_t> RingAppendOne(std::span<const uint8_t> event, Durability durability);
   Result<uint64_t> RingAppendSpilled(std::span<const std::span<const uint8_t>> events,
                                      Durability durability);

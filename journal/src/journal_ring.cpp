@@ -260,6 +260,23 @@ void Journal::Impl::StopRing() {
   ring.reset();
 }
 
+internal::RingAppend Journal::Impl::AppendWithRoom(
+    const std::function<internal::RingAppend()>& append) {
+  const auto deadline = std::chrono::steady_clock::now() + kRoomWait;
+  auto pause = kIdleMin;
+  internal::RingAppend a;
+  while ((a = append()).code == RingCode::kFull && std::chrono::steady_clock::now() < deadline) {
+    {
+      std::lock_guard lock(drain_mu);
+      wake = true;
+    }
+    wake_cv.notify_one();
+    std::this_thread::sleep_for(pause);
+    pause = std::min(pause * 2, kIdleMax);
+  }
+  return a;
+}
+
 Result<uint64_t> Journal::Impl::RingAppendOne(std::span<const uint8_t> event,
                                               Durability durability) {
   if (durability == Durability::kBuffered) {
@@ -273,19 +290,7 @@ Result<uint64_t> Journal::Impl::RingAppendOne(std::span<const uint8_t> event,
   }
   // Durable: counted as pending before its record can be drained.
   durable_pending.fetch_add(1);
-  internal::RingAppend a;
-  const auto deadline = std::chrono::steady_clock::now() + kRoomWait;
-  auto pause = kIdleMin;
-  while ((a = ring->Append(event, kDurableFlag)).code == RingCode::kFull &&
-         std::chrono::steady_clock::now() < deadline) {
-    {
-      std::lock_guard lock(drain_mu);
-      wake = true;
-    }
-    wake_cv.notify_one();
-    std::this_thread::sleep_for(pause);
-    pause = std::min(pause * 2, kIdleMax);
-  }
+  const internal::RingAppend a = AppendWithRoom([&] { return ring->Append(event, kDurableFlag); });
   Status s;
   if (a.code == RingCode::kOk) {
     s = WaitDrained(a.seq, true);
@@ -322,19 +327,8 @@ Result<uint64_t> Journal::Impl::RingAppendSpilled(std::span<const std::span<cons
   }
   const bool sync = durability == Durability::kDurable;
   if (sync) durable_pending.fetch_add(1);
-  internal::RingAppend a;
-  const auto deadline = std::chrono::steady_clock::now() + kRoomWait;
-  auto pause = kIdleMin;
-  while ((a = ring->AppendAll(payloads, kSpilledFlag)).code == RingCode::kFull &&
-         std::chrono::steady_clock::now() < deadline) {
-    {
-      std::lock_guard lock(drain_mu);
-      wake = true;
-    }
-    wake_cv.notify_one();
-    std::this_thread::sleep_for(pause);
-    pause = std::min(pause * 2, kIdleMax);
-  }
+  const internal::RingAppend a =
+      AppendWithRoom([&] { return ring->AppendAll(payloads, kSpilledFlag); });
   Status s;
   if (a.code == RingCode::kOk) {
     // The drain waits for this entry before it writes the group.
