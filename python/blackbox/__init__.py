@@ -263,6 +263,11 @@ class CrashRecoveryManager:
       projected to reach what the system could still give it (its RSS plus
       MemAvailable, or ``forecast_memory_limit_bytes`` when not 0), or the
       journal's filesystem to fill up, within this many seconds.
+    - ``journal_ring_bytes`` (0, off): a power of two of at least 512 gives
+      the stream a ring of buffered events (``<stream>/RING``, 4 MiB is a
+      good size): gauges and health samples then cost tens of nanoseconds
+      instead of a database write, and still survive a kill -9 of the
+      process; a full ring drops buffered events and journals the count.
 
     Opening the manager folds the journal, journals a crash left by the
     previous run, counts a previous run that did not end cleanly as a restart,
@@ -293,6 +298,7 @@ class CrashRecoveryManager:
         snapshot_every: int = 10000,
         forecast_horizon: float = 600,
         forecast_memory_limit_bytes: int = 0,
+        journal_ring_bytes: int = 0,
     ) -> None:
         self.state_file = state_file
         self.max_restarts = max_restarts
@@ -316,6 +322,7 @@ class CrashRecoveryManager:
             int(snapshot_every),
             float(forecast_horizon),
             int(forecast_memory_limit_bytes),
+            int(journal_ring_bytes),
         )
         self.state = SystemState(self._core)
         _install_excepthook()

@@ -171,7 +171,7 @@ Handle Open(const std::string& journal_dir, const std::string& stream,
             double health_check_interval, int max_recovery_attempts, bool handle_signals,
             bool capture_crashes, double memory_warning_percent, double cpu_warning_percent,
             double disk_warning_percent, uint64_t snapshot_every, double forecast_horizon,
-            uint64_t forecast_memory_limit_bytes) {
+            uint64_t forecast_memory_limit_bytes, uint64_t journal_ring_bytes) {
   if (stream.empty() || stream.find('/') != std::string::npos || stream == "." || stream == "..") {
     throw py::value_error("stream must be a plain name, not '" + stream + "'");
   }
@@ -199,6 +199,11 @@ Handle Open(const std::string& journal_dir, const std::string& stream,
   }
   o.forecast_horizon = std::chrono::seconds(std::llround(forecast_horizon));
   o.forecast_memory_limit_bytes = forecast_memory_limit_bytes;
+  if (journal_ring_bytes != 0 &&
+      (journal_ring_bytes < 512 || (journal_ring_bytes & (journal_ring_bytes - 1)) != 0)) {
+    throw py::value_error("journal_ring_bytes must be 0 or a power of two of at least 512");
+  }
+  o.journal_ring_bytes = journal_ring_bytes;
 
   std::string key = ResolvedRoot(journal_dir) + '\0' + stream;
   py::gil_scoped_release nogil;
@@ -324,6 +329,7 @@ py::dict OptionsDict(const RecoveryOptions& o) {
   d["snapshot_every"] = o.snapshot_every;
   d["forecast_horizon"] = static_cast<double>(o.forecast_horizon.count());
   d["forecast_memory_limit_bytes"] = o.forecast_memory_limit_bytes;
+  d["journal_ring_bytes"] = o.journal_ring_bytes;
   return d;
 }
 
@@ -482,7 +488,7 @@ PYBIND11_MODULE(_core, m) {
         py::arg("max_recovery_attempts"), py::arg("handle_signals"), py::arg("capture_crashes"),
         py::arg("memory_warning_percent"), py::arg("cpu_warning_percent"),
         py::arg("disk_warning_percent"), py::arg("snapshot_every"), py::arg("forecast_horizon"),
-        py::arg("forecast_memory_limit_bytes"),
+        py::arg("forecast_memory_limit_bytes"), py::arg("journal_ring_bytes"),
         "Opens the manager of a journal root and stream, or shares the one already open in this "
         "process.");
   m.def(

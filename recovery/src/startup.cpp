@@ -43,6 +43,7 @@ RecoveryManager::Impl::Impl(RecoveryOptions options)
 void RecoveryManager::Impl::Startup() {
   JournalOptions journal_options;
   journal_options.set_aside_damaged = true;
+  journal_options.ring_bytes = options_.journal_ring_bytes;
   Result<std::unique_ptr<Journal>> journal = Journal::Open(root_, options_.stream, journal_options);
   // What the journal found damaged at open: said once on stderr now, and
   // journaled once this run has started (below).
@@ -157,6 +158,7 @@ void RecoveryManager::Impl::RecordConfig() {
       {"forecast_horizon_s", std::to_string(options_.forecast_horizon.count())},
       {"health_check_interval_ms", std::to_string(options_.health_check_interval.count())},
       {"journal_dir", root_},
+      {"journal_ring_bytes", std::to_string(options_.journal_ring_bytes)},
       {"max_recovery_attempts", std::to_string(options_.max_recovery_attempts)},
       {"max_restarts", std::to_string(options_.max_restarts)},
       {"restart_delay_ms", std::to_string(options_.restart_delay.count())},

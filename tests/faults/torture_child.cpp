@@ -17,6 +17,8 @@
 // in the pipe was acknowledged before the kill. A journal failure ends the
 // process (exit 1), except with `tolerate` (the disk-full torture): then the
 // event is simply not acknowledged and the threads go on.
+// With BLACKBOX_TORTURE_RING_BYTES set (not 0), both streams run in ring mode
+// (RecoveryOptions::journal_ring_bytes, JournalOptions::ring_bytes).
 #include <fmt/format.h>
 #include <unistd.h>
 
@@ -49,7 +51,11 @@ int main(int argc, char** argv) {
   const bool probe = argc > 3 && std::string(argv[3]) == "probe";
   const bool tolerate = argc > 3 && std::string(argv[3]) == "tolerate";
 
+  const char* ring = std::getenv("BLACKBOX_TORTURE_RING_BYTES");
+  const size_t ring_bytes = ring == nullptr ? 0 : std::strtoul(ring, nullptr, 10);
+
   blackbox::RecoveryOptions options;
+  options.journal_ring_bytes = ring_bytes;
   options.journal_dir = root;
   options.state_file = argv[2];
   options.health_check_interval = std::chrono::milliseconds(20);
@@ -60,7 +66,9 @@ int main(int argc, char** argv) {
                   rm.journal_failures()));
   if (probe) return 0;
 
-  auto journal = blackbox::Journal::Open(root, "torture");
+  blackbox::JournalOptions journal_options;
+  journal_options.ring_bytes = ring_bytes;
+  auto journal = blackbox::Journal::Open(root, "torture", journal_options);
   if (!journal.ok()) {
     fmt::print(stderr, "faults_torture_child: {}\n", journal.status().ToString());
     return 1;

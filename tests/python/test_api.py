@@ -34,10 +34,12 @@ def test_constructor_has_the_original_defaults():
     assert params["restart_delay"].default == 30
     assert params["health_check_interval"].default == 60
     assert params["journal_dir"].default is None
+    assert params["journal_ring_bytes"].default == 0
     assert params["journal_dir"].kind is inspect.Parameter.KEYWORD_ONLY
     for name in ("stream", "max_recovery_attempts", "handle_signals", "capture_crashes",
                  "memory_warning_percent", "cpu_warning_percent", "disk_warning_percent",
-                 "snapshot_every", "forecast_horizon", "forecast_memory_limit_bytes"):
+                 "snapshot_every", "forecast_horizon", "forecast_memory_limit_bytes",
+                 "journal_ring_bytes"):
         assert params[name].kind is inspect.Parameter.KEYWORD_ONLY, name
     assert inspect.signature(blackbox.CrashRecoveryManager.exception_handler).parameters[
         "context"].default == "unknown"
@@ -323,6 +325,23 @@ def test_assigning_a_gauge_journals_it_and_folded_fields_are_read_only(make_mana
     with pytest.raises(AttributeError):
         rm.state.never_set
     assert rm.state.to_dict()["active_connections"] == 5
+
+
+def test_a_ring_carries_gauges_when_asked_and_a_bad_size_is_refused(make_manager, journal):
+    rm = make_manager(journal_ring_bytes=1 << 20)
+    assert rm.options["journal_ring_bytes"] == 1 << 20
+    ring = journal / "app" / "RING"
+    assert ring.is_file() and not ring.is_symlink()
+    assert ring.stat().st_mode & 0o777 == 0o600
+    for i in range(500):
+        rm.set_gauge("open_orders", i)
+    # The tool reads the live ring as well as the database.
+    assert events(journal, "gauge")[-1]["value"] == 499.0
+    rm.close()
+    assert folded_state(journal)["gauges"]["open_orders"] == 499
+    for bad in (1000, 256, -1):
+        with pytest.raises((ValueError, OverflowError, TypeError)):
+            make_manager(journal_ring_bytes=bad, stream="bad")
 
 
 def test_save_state_writes_the_seed_file_atomically_owner_only(make_manager, tmp_path):

@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 #include <gtest/gtest.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 #include <unistd.h>
 
@@ -15,6 +16,7 @@
 
 #include "blackbox/journal.h"
 #include "blackbox/recovery.h"
+#include "blackbox/state_io.h"
 #include "temp_dir.h"
 
 namespace orders_test {
@@ -304,6 +306,72 @@ TEST_F(ManagerTest, SnapshotsKeepStartupFromRefoldingHistory) {
   EXPECT_GE(snaps->size(), 10u);
   RecoveryManager again(o);
   EXPECT_EQ(again.state().event_count, (*reader)->last_seq() + 3);  // + Config, Starting, Running
+}
+
+// RecoveryOptions::journal_ring_bytes: buffered events go through the
+// stream's RING (owner-only), readers see them while the manager runs, and
+// the next start folds them. A size the ring cannot take is journaled as a
+// warning and the manager journals without a ring.
+TEST_F(ManagerTest, TheRingCarriesBufferedEventsWhenAsked) {
+  RecoveryOptions o = Options();
+  o.journal_ring_bytes = 1 << 20;
+  const fs::path ring = dir_ / "journal" / "app" / "RING";
+  {
+    RecoveryManager rm(o);
+    for (int i = 0; i < 1000; ++i) rm.set_gauge("g", i);
+    struct stat st {};
+    ASSERT_EQ(::lstat(ring.c_str(), &st), 0) << "no RING in ring mode";
+    EXPECT_TRUE(S_ISREG(st.st_mode));
+    EXPECT_EQ(st.st_mode & 0777, 0600u);
+    EXPECT_EQ(st.st_size, (1 << 20) + 4096) << "the header page and the slots";
+    auto live = LoadState(o.journal_dir);
+    ASSERT_TRUE(live.ok()) << live.status().ToString();
+    ASSERT_TRUE(live->gauges.contains("g")) << "a live reader does not see the ring";
+    EXPECT_EQ(live->gauges.at("g"), 999);
+    EXPECT_EQ(rm.journal_failures(), 0u);
+  }
+  // Closed: the fold of the closed journal has every gauge (a new start
+  // would clear them).
+  auto closed = LoadState(o.journal_dir);
+  ASSERT_TRUE(closed.ok()) << closed.status().ToString();
+  ASSERT_TRUE(closed->gauges.contains("g"));
+  EXPECT_EQ(closed->gauges.at("g"), 999);
+  EXPECT_EQ(closed->status, fb::Phase::Stopped);
+  {
+    auto db = Reader::Open(o.journal_dir, kAppStream);
+    ASSERT_TRUE(db.ok());
+    EXPECT_GE((*db)->last_seq(), 1003u);  // Config, Starting, Running, 1000 gauges, Stopped
+  }
+  {
+    RecoveryManager again(o);
+    EXPECT_EQ(again.state().restart_count, 0);
+  }
+  bool recorded = false;
+  auto reader = Reader::Open(o.journal_dir, kAppStream);
+  ASSERT_TRUE(reader.ok());
+  ASSERT_TRUE((*reader)
+                  ->Scan({},
+                         [&](const Record& r) {
+                           if (const fb::Config* c = r.event->payload_as_Config()) {
+                             const fb::ConfigEntry* e =
+                                 c->entries()->LookupByKey("journal_ring_bytes");
+                             recorded = e != nullptr && e->value()->str() == "1048576";
+                           }
+                           return true;
+                         })
+                  .ok());
+  EXPECT_TRUE(recorded) << "the Config event does not give journal_ring_bytes";
+
+  o.journal_ring_bytes = 1000;  // not a power of two
+  o.stream = "odd";
+  RecoveryManager odd(o);
+  odd.set_gauge("h", 1);
+  EXPECT_FALSE(fs::exists(dir_ / "journal" / "odd" / "RING"));
+  ASSERT_TRUE(odd.state().gauges.contains("h"));
+  EXPECT_EQ(odd.state().gauges.at("h"), 1);
+  ASSERT_TRUE(odd.state().last_error.has_value());
+  EXPECT_NE(odd.state().last_error->message.find("has no ring"), std::string::npos)
+      << odd.state().last_error->message;
 }
 
 TEST_F(ManagerTest, SpeaksTheNotifyProtocol) {

@@ -210,6 +210,7 @@ int RunWatchdog(bw::Options options, const std::string& state_dir, const SavedOr
   }
   blackbox::JournalOptions journal_options;
   journal_options.set_aside_damaged = true;
+  journal_options.ring_bytes = static_cast<size_t>(options.journal_ring_mb) << 20;
   auto journal =
       blackbox::Journal::Open(options.journal, blackbox::kWatchdogStream, journal_options);
   std::vector<std::string> journal_warnings;
@@ -300,6 +301,9 @@ int Main(int argc, char** argv) {
        "600)"},
       {"log_file", "write the child's output here (size-rotated) instead of passing it through"},
       {"log_max_mb", "rotate the log file past this size, MB (default 10)"},
+      {"journal_ring_mb",
+       "MiB of a ring of buffered events for the watchdog's stream, a power of two; 0 = off "
+       "(default 0)"},
       {"notify_access", "main | all: who may use the notify socket (default all: the group)"},
       {"type",
        "simple | notify: with notify the child is starting until it sends READY=1 (default "
@@ -335,6 +339,7 @@ int Main(int argc, char** argv) {
       {"forecast_horizon", "SEC"},
       {"log_file", "PATH"},
       {"log_max_mb", "MB"},
+      {"journal_ring_mb", "MB"},
       {"notify_access", "main|all"},
       {"type", "simple|notify"},
       {"metrics_listen", "HOST:PORT"},

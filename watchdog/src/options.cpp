@@ -72,6 +72,14 @@ std::optional<std::string> SetPositive(double& field, std::string_view value) {
   return std::nullopt;
 }
 
+// 0 (off) or a power of two of MiB, up to 1 GiB.
+std::optional<std::string> SetRingMb(int& field, std::string_view value) {
+  std::optional<long long> v = ParseInt(value, 0, 1024);
+  if (!v || (*v & (*v - 1)) != 0) return Bad("0 or a power of two from 1 to 1024", value);
+  field = static_cast<int>(*v);
+  return std::nullopt;
+}
+
 std::optional<std::string> SetBool(bool& field, std::string_view value) {
   if (value == "true" || value == "1") {
     field = true;
@@ -122,6 +130,7 @@ const std::vector<std::string_view>& OptionKeys() {
                                                      "forecast_horizon",
                                                      "log_file",
                                                      "log_max_mb",
+                                                     "journal_ring_mb",
                                                      "error_patterns",
                                                      "notify_access",
                                                      "type",
@@ -190,6 +199,7 @@ std::optional<std::string> SetOption(Options& o, std::string_view key, std::stri
   if (key == "limit_cycles") return SetCount(o.limit_cycles, value, 1);
   if (key == "forecast_horizon") return SetSeconds(o.forecast_horizon, value);
   if (key == "log_max_mb") return SetPositive(o.log_max_mb, value);
+  if (key == "journal_ring_mb") return SetRingMb(o.journal_ring_mb, value);
   if (key == "journal") {
     if (value.empty()) return std::string("the journal directory must not be empty");
     o.journal = value;
@@ -261,6 +271,7 @@ std::vector<std::pair<std::string, std::string>> OptionEntries(const Options& o)
       {"forecast_horizon", Text(o.forecast_horizon)},
       {"log_file", o.log_file},
       {"log_max_mb", Text(o.log_max_mb)},
+      {"journal_ring_mb", std::to_string(o.journal_ring_mb)},
       {"error_patterns", TomlArray(o.error_patterns)},
       {"notify_access", o.notify_access == NotifyAccess::kMain ? "main" : "all"},
       {"type", o.notify_type ? "notify" : "simple"},
@@ -383,6 +394,7 @@ std::optional<std::string> SaveOptionsFile(const std::string& path, const Option
   table.insert("forecast_horizon", o.forecast_horizon);
   table.insert("log_file", o.log_file);
   table.insert("log_max_mb", o.log_max_mb);
+  table.insert("journal_ring_mb", o.journal_ring_mb);
   table.insert("error_patterns", std::move(patterns));
   table.insert("notify_access", o.notify_access == NotifyAccess::kMain ? "main" : "all");
   table.insert("type", o.notify_type ? "notify" : "simple");

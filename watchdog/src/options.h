@@ -52,6 +52,9 @@ struct Options {
   // The child's output goes here (size-rotated) instead of the watchdog's own.
   std::string log_file;
   double log_max_mb = 10;  // rotate when the log file grows past this
+  // MiB of the watchdog stream's ring of buffered events (JournalOptions::
+  // ring_bytes), 0 or a power of two; 0 = off.
+  int journal_ring_mb = 0;
   // POSIX extended regular expressions matched against every output line.
   std::vector<std::string> error_patterns = {"ERROR|CRITICAL|FATAL"};
   NotifyAccess notify_access = NotifyAccess::kAll;
