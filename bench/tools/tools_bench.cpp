@@ -3,6 +3,7 @@
 //
 //   tools_bench [--events N] [--runs R] [--keep DIR]
 //   tools_bench --incidents K [--events N] [--runs R] [--keep DIR]
+//   tools_bench --follow SECONDS [--rate EVENTS_PER_S] [--runs R]
 //
 // Writes a journal of N events (default 1,000,000: a mix of health samples,
 // gauges, errors, callbacks and log lines), then, R times (default 5) in
@@ -12,10 +13,15 @@
 // events/s of each (by wall clock, and per CPU second) and its ratio to the
 // raw iteration. With --incidents K the journal holds K deaths instead
 // (WriteIncidentJournal) and the run compares `crashes --group` with
-// `replay --json --type crash` (CompareCrashes).
+// `replay --json --type crash` (CompareCrashes). With --follow, the CPU of
+// `blackbox replay --follow` (to /dev/null) over a live writer appending
+// buffered gauges at RATE a second (default 600) for SECONDS: the writer
+// once on the direct path and once in ring mode (4 MiB), in turn, R times
+// (CompareFollow).
 #include <fcntl.h>
 #include <fmt/format.h>
 #include <rocksdb/db.h>
+#include <signal.h>
 #include <sys/resource.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -23,9 +29,12 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <filesystem>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "blackbox/journal.h"
@@ -320,12 +329,96 @@ void CompareCrashes(const std::string& root, int runs) {
              show(list), Median(list) / Median(replay));
 }
 
+// CPU seconds (user + system) of a live process, from /proc/PID/stat.
+double LiveCpuSeconds(pid_t pid) {
+  std::FILE* f = std::fopen(fmt::format("/proc/{}/stat", pid).c_str(), "r");
+  if (f == nullptr) return 0;
+  char buf[1024] = {};
+  const size_t n = std::fread(buf, 1, sizeof buf - 1, f);
+  std::fclose(f);
+  // Fields after the command (in parentheses, which may hold spaces).
+  const char* p = std::strrchr(buf, ')');
+  if (n == 0 || p == nullptr) return 0;
+  unsigned long utime = 0, stime = 0;
+  if (std::sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu", &utime, &stime) !=
+      2) {
+    return 0;
+  }
+  return static_cast<double>(utime + stime) / static_cast<double>(sysconf(_SC_CLK_TCK));
+}
+
+// One --follow measurement: percent of one core the follower used.
+double FollowCpuPercent(const std::string& dir, bool ring, double seconds, int rate) {
+  const std::string root = dir + (ring ? "/follow-ring" : "/follow-direct");
+  std::filesystem::remove_all(root);
+  blackbox::JournalOptions options;
+  options.ring_bytes = ring ? 4 << 20 : 0;
+  auto journal = blackbox::Journal::Open(root, "app", options);
+  if (!journal.ok()) Die(journal.status().ToString());
+  auto append = [&](uint64_t i) {
+    blackbox::fb::GaugeT g;
+    g.name = "active_positions";
+    g.value = static_cast<double>(i);
+    blackbox::fb::EventT e;
+    e.time_ns = kT0 + static_cast<int64_t>(i);
+    e.mono_ns = static_cast<int64_t>(i) + 1;
+    e.pid = 4242;
+    e.stream = "app";
+    e.payload.Set(std::move(g));
+    const std::string bytes = blackbox::EncodeEvent(std::move(e));
+    if (!(*journal)->Append(blackbox::Bytes(bytes), blackbox::Durability::kBuffered).ok()) {
+      Die("append failed");
+    }
+  };
+  append(0);
+  std::vector<std::string> argv{BLACKBOX_TOOL, "--journal", root, "replay", "--follow"};
+  std::vector<char*> p;
+  for (auto& a : argv) p.push_back(a.data());
+  p.push_back(nullptr);
+  pid_t pid = fork();
+  if (pid == 0) {
+    int fd = open("/dev/null", O_WRONLY);
+    dup2(fd, 1);
+    execv(p[0], p.data());
+    _exit(127);
+  }
+  std::this_thread::sleep_for(std::chrono::milliseconds(500));  // start-up is not measured
+  const double cpu0 = LiveCpuSeconds(pid);
+  const auto start = Clock::now();
+  const auto period = std::chrono::nanoseconds(1'000'000'000 / rate);
+  uint64_t i = 1;
+  for (auto next = start; next < start + std::chrono::duration<double>(seconds); next += period) {
+    std::this_thread::sleep_until(next);
+    append(i++);
+  }
+  const double elapsed = std::chrono::duration<double>(Clock::now() - start).count();
+  const double cpu = LiveCpuSeconds(pid) - cpu0;
+  kill(pid, SIGTERM);
+  waitpid(pid, nullptr, 0);
+  return 100.0 * cpu / elapsed;
+}
+
+void CompareFollow(const std::string& dir, double seconds, int rate, int runs) {
+  std::vector<double> direct, ring;
+  fmt::print("replay --follow over a writer of {} buffered events/s, {} s per run:\n", rate,
+             seconds);
+  for (int r = 0; r < runs; ++r) {
+    direct.push_back(FollowCpuPercent(dir, false, seconds, rate));
+    ring.push_back(FollowCpuPercent(dir, true, seconds, rate));
+    fmt::print("  run {}: direct writer {:.1f}% of a core, ring-mode writer {:.1f}%\n", r + 1,
+               direct.back(), ring.back());
+  }
+  fmt::print("medians: direct {:.1f}%, ring {:.1f}%\n", Median(direct), Median(ring));
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
   uint64_t events = 1'000'000;
   uint64_t incidents = 0;
   int runs = 5;
+  double follow = 0;
+  int follow_rate = 600;
   std::string keep;
   for (int i = 1; i + 1 < argc; i += 2) {
     std::string flag = argv[i];
@@ -335,10 +428,15 @@ int main(int argc, char** argv) {
       runs = std::atoi(argv[i + 1]);
     } else if (flag == "--incidents") {
       incidents = std::strtoull(argv[i + 1], nullptr, 10);
+    } else if (flag == "--follow") {
+      follow = std::strtod(argv[i + 1], nullptr);
+    } else if (flag == "--rate") {
+      follow_rate = std::max(1, std::atoi(argv[i + 1]));
     } else if (flag == "--keep") {
       keep = argv[i + 1];
     } else {
-      Die("usage: tools_bench [--events N] [--incidents K] [--runs R] [--keep DIR]");
+      Die("usage: tools_bench [--events N] [--incidents K] [--follow SECONDS [--rate R]] "
+          "[--runs R] [--keep DIR]");
     }
   }
   std::string dir = keep;
@@ -346,6 +444,11 @@ int main(int argc, char** argv) {
     std::string tmpl = (std::filesystem::temp_directory_path() / "tools-bench-XXXXXX").string();
     if (mkdtemp(tmpl.data()) == nullptr) Die("mkdtemp");
     dir = tmpl;
+  }
+  if (follow > 0) {
+    CompareFollow(dir, follow, follow_rate, runs);
+    if (keep.empty()) std::filesystem::remove_all(dir);
+    return 0;
   }
   std::string root = dir + "/journal";
   if (!std::filesystem::exists(root + "/app")) {

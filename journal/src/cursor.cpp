@@ -11,13 +11,18 @@ namespace blackbox::internal {
 
 Cursor::Cursor(rocksdb::DB* db, rocksdb::ColumnFamilyHandle* cf, std::string stream,
                ScanOptions options, std::vector<SeqRange> reported,
-               std::span<const RingRecord> ring)
+               std::span<const RingRecord> ring, bool ring_only)
     : db_(db),
       cf_(cf),
       stream_(std::move(stream)),
       options_(std::move(options)),
       reported_(std::move(reported)),
       ring_(ring) {
+  if (ring_only) {
+    in_ring_ = true;
+    SettleRing();
+    return;
+  }
   // A mark that cannot be read only makes a jump's gap read as lost records.
   if (auto mark = ReadHighWater(db_->GetName()); mark.ok()) unused_ = std::move(mark->unused);
   read_options_.verify_checksums = true;

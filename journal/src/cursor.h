@@ -28,9 +28,12 @@ class Cursor {
   // ranges the stream's high-water mark records as never given out.
   // `ring` (a reader's view of the writer's ring, reader.cpp) follows the
   // database's records: seqs above them, verified already; it must outlive
-  // the cursor.
+  // the cursor. `ring_only`: the database holds nothing from
+  // options.from_seq on (the caller knows its last seq), so only `ring` is
+  // read and no database iterator is made.
   Cursor(rocksdb::DB* db, rocksdb::ColumnFamilyHandle* cf, std::string stream, ScanOptions options,
-         std::vector<SeqRange> reported = {}, std::span<const RingRecord> ring = {});
+         std::vector<SeqRange> reported = {}, std::span<const RingRecord> ring = {},
+         bool ring_only = false);
 
   bool Valid() const { return valid_; }
   // REQUIRES: Valid(). The views stay valid until Next().

@@ -103,8 +103,10 @@ Status MergedReader::Scan(const Options& options, const RecordFn& fn) const {
       if (stream == reader->stream()) so.from_seq = seq + 1;
     }
     const Reader::Impl& impl = *reader->impl_;
-    cursors.push_back(std::make_unique<internal::Cursor>(impl.db.get(), impl.events_cf, impl.stream,
-                                                         so, std::move(reported), impl.ring));
+    // Past the database's last record (a follower's polls): the ring alone.
+    const bool ring_only = so.from_seq > impl.DbLastSeq();
+    cursors.push_back(std::make_unique<internal::Cursor>(
+        impl.db.get(), impl.events_cf, impl.stream, so, std::move(reported), impl.ring, ring_only));
   }
   // Min-heap on the current record of each cursor.
   auto later = [&](size_t a, size_t b) {

@@ -101,23 +101,34 @@ Status Reader::Impl::OpenReadOnly() {
 void Reader::Impl::Close() {
   internal::CloseJournalDb(db, events_cf, snapshots_cf);
   ring.clear();
+  db_last.reset();
 }
 
 uint64_t Reader::Impl::DbLastSeq() const {
-  uint64_t first = 0, last = 0;
-  internal::SeqBounds(db.get(), events_cf, &first, &last);
-  return last;
+  if (!db_last) {
+    uint64_t first = 0, last = 0;
+    internal::SeqBounds(db.get(), events_cf, &first, &last);
+    db_last = last;
+  }
+  return *db_last;
 }
 
 Reader::Impl::RingFit Reader::Impl::ReadRing(uint64_t after) {
-  auto scan = internal::ScanRing(path + "/" + internal::kRingFile, after);
+  // Drained records too: the drain moves records on to the database every
+  // few milliseconds, and a reopen of the database costs milliseconds of CPU;
+  // a record still in its slot needs none.
+  auto scan = internal::ScanRing(path + "/" + internal::kRingFile, after, /*drained_too=*/true);
   has_ring = scan.ok() || scan.status().code() != Status::Code::kNotFound;
   if (!scan.ok()) return RingFit::kNone;
   uint64_t next = after + 1;
-  if (scan->head > next || (!scan->records.empty() && scan->records.front().seq > next)) {
+  if (scan->available_from > next || (!scan->records.empty() && scan->records.front().seq > next)) {
     return RingFit::kBehind;
   }
   for (auto& r : scan->records) {
+    // A drained marker's event is in the database already: reopen for it.
+    if (r.seq == next && (r.flags & kSpilledFlag) != 0 && r.seq < scan->head) {
+      return RingFit::kBehind;
+    }
     if (r.seq != next || r.seq > scan->complete_through || (r.flags & kSpilledFlag) != 0) break;
     // Heap-allocated (or in-object) copies are aligned as VerifyEvent requires.
     const fb::Event* e = VerifyEvent(Bytes(r.payload));
@@ -179,7 +190,7 @@ bool Reader::has_ring() const { return impl_->has_ring; }
 
 Status Reader::Scan(const ScanOptions& options, const RecordFn& fn) const {
   for (internal::Cursor c(impl_->db.get(), impl_->events_cf, impl_->stream, options, {},
-                          impl_->ring);
+                          impl_->ring, options.from_seq > impl_->DbLastSeq());
        c.Valid(); c.Next()) {
     if (!fn(c.record())) break;
   }

@@ -4,6 +4,7 @@
 #include <rocksdb/db.h>
 
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -30,7 +31,9 @@ class Reader::Impl {
   // `after` (its last seq): the consecutive ones from after + 1 on, each an
   // intact event of this stream, up to the first that is not. Sets has_ring.
   RingFit ReadRing(uint64_t after);
-  // The last seq of the database as opened (0 when empty).
+  // The last seq of the database as opened (0 when empty). Read once per
+  // open: a read-only database does not change, and each read is an
+  // iterator, which sorts the memtable the log was replayed into.
   uint64_t DbLastSeq() const;
 
   std::string root;
@@ -43,7 +46,8 @@ class Reader::Impl {
   // The writer's ring records not in the database as opened: consecutive
   // seqs from DbLastSeq() + 1, verified. Shown after the database's records.
   std::vector<internal::RingRecord> ring;
-  bool has_ring = false;  // <path>/RING existed at the last read
+  bool has_ring = false;                    // <path>/RING existed at the last read
+  mutable std::optional<uint64_t> db_last;  // DbLastSeq() once read; reset by Close
 };
 
 }  // namespace blackbox

@@ -385,7 +385,7 @@ constexpr size_t kScanChunkBytes = 64 << 10;
 // kept when both turns say "published with s" and its checksum verifies.
 // (One read per slot would be a system call each; three per 64 KB cost
 // about a millisecond for a 4 MB ring.)
-Result<RingScan> ScanRing(const std::string& path, uint64_t after_seq) {
+Result<RingScan> ScanRing(const std::string& path, uint64_t after_seq, bool drained_too) {
   Fd fd(::open(path.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC));
   if (fd.get() < 0) {
     if (errno == ELOOP) return Status::InvalidArgument(path + " is a symbolic link");
@@ -423,8 +423,12 @@ Result<RingScan> ScanRing(const std::string& path, uint64_t after_seq) {
     scan.head = scan.tail - count;
   }
   const uint64_t mask = count - 1;
-  const uint64_t first = std::max(scan.head, after_seq + 1);
+  // A drained slot keeps its record until an append of the next lap takes
+  // it: the seqs from tail - count up may still be there.
+  const uint64_t lowest = drained_too ? std::max<uint64_t>(scan.tail, count) - count : scan.head;
+  const uint64_t first = std::max({lowest, after_seq + 1, uint64_t{1}});
   scan.complete_through = first - 1;
+  scan.available_from = first;
   bool gap = false;
   const size_t chunk_slots = std::max<size_t>(1, kScanChunkBytes / slot_size);
   std::vector<uint8_t> turns_buf(chunk_slots * slot_size), records_buf(chunk_slots * slot_size);
@@ -444,6 +448,28 @@ Result<RingScan> ScanRing(const std::string& path, uint64_t after_seq) {
     if (Status st = ReadAt(fd.get(), turns_buf.data(), len, offset, path); !st.ok()) return st;
     for (size_t j = 0; j < n; ++j, ++s) {
       const uint64_t turn = turns_before[j];
+      if (s < scan.head) {
+        // Drained: released for seq s + count (turn 2(s + count)), maybe
+        // being rewritten already. Kept only if the slot was not taken
+        // before or after the copy and the copy is seq s's record whole; a
+        // slot that lost it cuts off every seq before it.
+        const uint8_t* copy = records_buf.data() + j * slot_size;
+        SlotCopy rec;
+        std::memcpy(&rec, copy, sizeof rec);
+        if (turn != 2 * (s + count) || TurnOf(turns_buf.data() + j * slot_size) != turn ||
+            rec.seq != s || rec.length > RingPayloadMax(slot_size) ||
+            rec.checksum != Checksum(copy, rec.length)) {
+          scan.records.clear();
+          scan.available_from = s + 1;
+          scan.complete_through = s;
+          continue;
+        }
+        scan.records.push_back(
+            {s, rec.flags,
+             std::string(reinterpret_cast<const char*>(copy + kRecordHeader), rec.length)});
+        scan.complete_through = s;
+        continue;
+      }
       if (turn != 2 * s + 1) {
         if (turn > 2 * s + 1) {
           ++scan.drained;  // released, maybe reused, by a live drain: in the database

@@ -192,13 +192,21 @@ struct RingScan {
   uint64_t drained = 0;
   // Every seq from max(after_seq + 1, head) through this one is in
   // `records`: the gap-free prefix (after_seq, or head - 1, when none is).
+  // With `drained_too`, from `available_from` on.
   uint64_t complete_through = 0;
+  // The first seq `records` may start at: max(after_seq + 1, head), or with
+  // `drained_too` the oldest seq after after_seq whose slot, drained, still
+  // held its record, and every drained one after it did too.
+  uint64_t available_from = 0;
 };
 
 // Reads <path> (a RING file) without writing anything: O_RDONLY and pread,
 // so it works beside a live writer and after one died. A file that is not a
 // ring (wrong magic, version or sizes, truncated, a symlink, another user's),
 // or that shrinks while being read, is an error, never a crash.
-Result<RingScan> ScanRing(const std::string& path, uint64_t after_seq);
+// With `drained_too` the records also include drained ones (seq < head) whose
+// slots have not been taken for a later lap yet: a reader whose view of the
+// database ends before them needs no reopen to see them.
+Result<RingScan> ScanRing(const std::string& path, uint64_t after_seq, bool drained_too = false);
 
 }  // namespace blackbox::internal

@@ -3,6 +3,7 @@
 #include "ring.h"
 
 #include <fcntl.h>
+#include <fmt/format.h>
 #include <gtest/gtest.h>
 #include <signal.h>
 #include <sys/mman.h>
@@ -95,6 +96,66 @@ TEST(Ring, RoundTripAndScan) {
   auto after = ScanRing(dir / "RING", 0);
   ASSERT_TRUE(after.ok());
   EXPECT_TRUE(after->records.empty());
+}
+
+// drained_too (what readers ask for): a drained slot still holding its
+// record is returned; once a later lap takes a slot, the seqs up to it are
+// not, and available_from says where the records start.
+TEST(Ring, ScanReturnsDrainedRecordsUntilTheirSlotsAreTaken) {
+  TempDir dir;
+  auto ring = OpenRing(dir, 4096, 10);  // 16 slots, seqs 10..25 on the first lap
+  ASSERT_TRUE(ring);
+  for (int i = 0; i < 6; ++i)
+    ASSERT_EQ(ring->Append(Bytes(fmt::format("e{}", i))).code, RingCode::kOk);
+  ring->Release(13);  // 10..13 drained, 14 and 15 not
+
+  auto plain = ScanRing(dir / "RING", 0);
+  ASSERT_TRUE(plain.ok());
+  ASSERT_EQ(plain->records.size(), 2u);
+  EXPECT_EQ(plain->records[0].seq, 14u);
+  EXPECT_EQ(plain->available_from, 14u);
+
+  auto all = ScanRing(dir / "RING", 0, /*drained_too=*/true);
+  ASSERT_TRUE(all.ok()) << all.status().ToString();
+  ASSERT_EQ(all->records.size(), 6u);
+  for (size_t i = 0; i < 6; ++i) {
+    EXPECT_EQ(all->records[i].seq, 10 + i);
+    EXPECT_EQ(all->records[i].payload, fmt::format("e{}", i));
+  }
+  EXPECT_EQ(all->available_from, 10u);
+  EXPECT_EQ(all->complete_through, 15u);
+  EXPECT_EQ(all->holes + all->torn, 0u);
+  auto after = ScanRing(dir / "RING", 11, true);
+  ASSERT_TRUE(after.ok());
+  ASSERT_EQ(after->records.size(), 4u);
+  EXPECT_EQ(after->records[0].seq, 12u);
+
+  // Seqs 16..27: 26 and 27 take the slots of 10 and 11.
+  for (int i = 6; i < 18; ++i) {
+    ASSERT_EQ(ring->Append(Bytes(fmt::format("e{}", i))).code, RingCode::kOk);
+  }
+  auto wrapped = ScanRing(dir / "RING", 0, true);
+  ASSERT_TRUE(wrapped.ok());
+  EXPECT_EQ(wrapped->available_from, 12u);
+  ASSERT_EQ(wrapped->records.size(), 16u);
+  EXPECT_EQ(wrapped->records.front().seq, 12u);
+  EXPECT_EQ(wrapped->records.back().seq, 27u);
+  EXPECT_EQ(wrapped->complete_through, 27u);
+
+  // A drained slot whose record was damaged cuts off what came before it.
+  ring->Release(20);
+  ring.reset();
+  {
+    std::fstream f(dir / "RING", std::ios::in | std::ios::out | std::ios::binary);
+    f.seekp(4096 + (14 & 15) * 256 + 32);  // the first byte of seq 14's payload
+    f.put('X');
+  }
+  auto cut = ScanRing(dir / "RING", 0, true);
+  ASSERT_TRUE(cut.ok());
+  EXPECT_EQ(cut->available_from, 15u);
+  ASSERT_FALSE(cut->records.empty());
+  EXPECT_EQ(cut->records.front().seq, 15u);
+  EXPECT_EQ(cut->records.back().seq, 27u);
 }
 
 TEST(Ring, WrapsAroundOverManyLapsWithADrain) {
