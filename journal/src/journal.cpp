@@ -388,7 +388,14 @@ Status Journal::Impl::SetAsideAndStartFresh(const Status& why) {
 
 Status Journal::Impl::Reserve(uint64_t through) {
   if (through <= reserved) return Status::Ok();
-  internal::HighWater mark{through + internal::kHighWaterChunk, floor_seq, unused};
+  // A ring-mode drain writes up to a ring of events at a time, hundreds of
+  // thousands a second: a mark (a file written and fsync'd) every 4096 of
+  // them took a fifth of the drain's time. Numbering jumps by the chunk only
+  // after damage, so a larger one costs nothing else.
+  const uint64_t chunk = ring
+                             ? std::max<uint64_t>(internal::kHighWaterChunk, 4 * ring->slot_count())
+                             : internal::kHighWaterChunk;
+  internal::HighWater mark{through + chunk, floor_seq, unused};
   if (Status s = internal::WriteHighWater(path, mark); !s.ok()) return s;
   reserved = mark.reserved;
   return Status::Ok();

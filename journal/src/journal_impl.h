@@ -147,6 +147,9 @@ class Journal::Impl {
   // written_through is in RocksDB's log, through synced_through fsync'd.
   // A failed write bumps fail_gen: every waiter of that moment fails.
   std::mutex drain_mu;
+  // Held by whoever peeks, writes and releases: the drain thread, or a lone
+  // durable append (SyncThrough). Taken before drain_mu, never inside it.
+  std::mutex drain_run_mu;
   std::condition_variable drained_cv;  // waiters: progress or failure
   std::condition_variable wake_cv;     // the drain: work for it
   bool wake = false;
@@ -159,7 +162,7 @@ class Journal::Impl {
   // end of their wait: while any is, the drain writes with sync = true.
   std::atomic<int> durable_pending{0};
   // Buffered appends refused because the ring was full, and how many of
-  // them the drain has journaled as a loss already (drain thread only).
+  // them the drain has journaled as a loss already (under drain_run_mu).
   std::atomic<uint64_t> dropped{0};
   uint64_t dropped_journaled = 0;
 
@@ -188,6 +191,18 @@ class Journal::Impl {
   // Waits until the drain has written (and with `sync`, fsync'd) every seq
   // through `through`; the drain's error when its write of one failed.
   Status WaitDrained(uint64_t through, bool sync);
+  // A durable append's wait for its seq to be fsync'd: when it is the only
+  // durable append pending and the drain is not writing, it writes the
+  // batch itself (PeekWhole and WriteTaken under drain_run_mu); otherwise
+  // WaitDrained.
+  Status SyncThrough(uint64_t seq);
+  // The drain's step, in two parts, under drain_run_mu (the drain thread's
+  // or SyncThrough's): journals the count of dropped appends, peeks, and
+  // returns how many of `views` form the next batch (never a part of a
+  // spilled group); then writes them (WriteRingBatch), releases their
+  // slots and records the progress or the failure for the waiters.
+  size_t PeekWhole(std::vector<internal::RingView>& views);
+  Status WriteTaken(const std::vector<internal::RingView>& views, size_t take, bool sync);
   // Everything handed out so far written (fsync'd with `sync`).
   Status DrainAll(bool sync);
   // Stops the drain after it has written everything, and syncs.

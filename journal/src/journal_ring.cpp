@@ -17,7 +17,10 @@
 //     drain cannot take its record without seeing it), every drained batch
 //     is synced: one fsync covers every waiter of the batch (group commit).
 //     A synced batch with fewer durable records than the last one waits a
-//     little for the rest, as on the direct path (see DrainLoop).
+//     little for the rest, as on the direct path (see DrainLoop). A durable
+//     append that is the only one pending does not hand off: it takes the
+//     drain's turn (drain_run_mu) and writes the batch itself (SyncThrough),
+//     which saves the two thread wake-ups of the hand-off.
 //   - too large for a slot, or an AppendAll: a group of consecutive slots is
 //     reserved (Ring::AppendAll) whose records are markers (kSpilledFlag,
 //     payload {index, count}); the events themselves wait in memory
@@ -293,7 +296,7 @@ Result<uint64_t> Journal::Impl::RingAppendOne(std::span<const uint8_t> event,
   const internal::RingAppend a = AppendWithRoom([&] { return ring->Append(event, kDurableFlag); });
   Status s;
   if (a.code == RingCode::kOk) {
-    s = WaitDrained(a.seq, true);
+    s = SyncThrough(a.seq);
   } else if (a.code == RingCode::kFull) {
     s = Status::IOError(fmt::format("append to {}: the ring stayed full", path));
   }
@@ -362,6 +365,87 @@ Status Journal::Impl::WaitDrained(uint64_t through, bool sync) {
   return fail_status;
 }
 
+Status Journal::Impl::SyncThrough(uint64_t seq) {
+  std::vector<RingView> views;
+  for (;;) {
+    {
+      std::lock_guard lock(drain_mu);
+      if (synced_through >= seq) return Status::Ok();
+    }
+    // Other durable appends pending: the drain gathers them into one
+    // fsync. Alone: this thread writes, if the drain is not writing now.
+    if (durable_pending.load() != 1) return WaitDrained(seq, true);
+    std::unique_lock run(drain_run_mu, std::try_to_lock);
+    if (!run.owns_lock()) return WaitDrained(seq, true);
+    const size_t take = PeekWhole(views);
+    // Nothing to take (its record is behind one still being copied, or the
+    // drain is held): the drain thread sees to it.
+    if (take == 0) {
+      run.unlock();
+      return WaitDrained(seq, true);
+    }
+    if (Status s = WriteTaken(views, take, true); !s.ok()) return s;
+  }
+}
+
+size_t Journal::Impl::PeekWhole(std::vector<RingView>& views) {
+  // A loss to journal: one LogLine for every drop since the last one.
+  if (const uint64_t d = dropped.load(std::memory_order_relaxed); d > dropped_journaled) {
+    const std::string e = LostEvent(
+        fmt::format("{} buffered event(s) dropped: the ring was full (the drain was behind)",
+                    d - dropped_journaled),
+        0);
+    if (ring->Append(Bytes(e)).code == RingCode::kOk) dropped_journaled = d;
+  }
+  size_t n = drain_held.load(std::memory_order_relaxed) ? 0 : ring->Peek(kDrainMax, &views);
+  // Never cut a group of spilled events: stop before one that is not
+  // whole in `views` or whose events are not in `spilled` yet.
+  if (n > 0 && (views[0].flags & kSpilledFlag) != 0 && MarkerOf(views[0]).count > n) {
+    n = ring->Peek(MarkerOf(views[0]).count, &views);
+  }
+  size_t take = 0;
+  while (take < n) {
+    const RingView& v = views[take];
+    if (!v.intact || (v.flags & kSpilledFlag) == 0) {
+      ++take;
+      continue;
+    }
+    const RingMarker m = MarkerOf(v);
+    bool whole = m.index == 0 && m.count >= 1 && take + m.count <= n;
+    if (whole) {
+      std::lock_guard lock(spill_mu);
+      auto it = spilled.find(v.seq);
+      whole = it != spilled.end() && it->second.size() == m.count;
+    }
+    if (!whole) break;
+    take += m.count;
+  }
+  return take;
+}
+
+Status Journal::Impl::WriteTaken(const std::vector<RingView>& views, size_t take, bool sync) {
+  const uint64_t through = views[take - 1].seq;
+  Status s = WriteRingBatch(views, take, sync);
+  if (s.ok()) {
+    // Spilled events written: their memory goes, then their slots.
+    {
+      std::lock_guard lock(spill_mu);
+      spilled.erase(spilled.begin(), spilled.upper_bound(through));
+    }
+    ring->Release(through);
+    std::lock_guard lock(drain_mu);
+    written_through = through;
+    if (sync) synced_through = through;
+    drained_cv.notify_all();
+    return s;
+  }
+  std::lock_guard lock(drain_mu);
+  ++fail_gen;
+  fail_status = s;
+  drained_cv.notify_all();
+  return s;
+}
+
 Status Journal::Impl::DrainAll(bool sync) {
   const uint64_t through = ring->tail() - 1;
   if (sync) durable_pending.fetch_add(1);
@@ -422,41 +506,15 @@ void Journal::Impl::DrainLoop() {
   std::chrono::nanoseconds durable_cost{0};
   std::chrono::steady_clock::time_point gather_until{};
   for (;;) {
-    // A loss to journal: one LogLine for every drop since the last one.
-    if (const uint64_t d = dropped.load(std::memory_order_relaxed); d > dropped_journaled) {
-      const std::string e = LostEvent(
-          fmt::format("{} buffered event(s) dropped: the ring was full (the drain was behind)",
-                      d - dropped_journaled),
-          0);
-      if (ring->Append(Bytes(e)).code == RingCode::kOk) dropped_journaled = d;
-    }
-    size_t n = drain_held.load(std::memory_order_relaxed) ? 0 : ring->Peek(kDrainMax, &views);
-    // Never cut a group of spilled events: stop before one that is not
-    // whole in `views` or whose events are not in `spilled` yet.
-    if (n > 0 && (views[0].flags & kSpilledFlag) != 0 && MarkerOf(views[0]).count > n) {
-      n = ring->Peek(MarkerOf(views[0]).count, &views);
-    }
-    size_t take = 0;
-    while (take < n) {
-      const RingView& v = views[take];
-      if (!v.intact || (v.flags & kSpilledFlag) == 0) {
-        ++take;
-        continue;
-      }
-      const RingMarker m = MarkerOf(v);
-      bool whole = m.index == 0 && m.count >= 1 && take + m.count <= n;
-      if (whole) {
-        std::lock_guard lock(spill_mu);
-        auto it = spilled.find(v.seq);
-        whole = it != spilled.end() && it->second.size() == m.count;
-      }
-      if (!whole) break;
-      take += m.count;
-    }
+    // The drain's turn. A lone durable append may have taken it
+    // (SyncThrough): then this thread idles instead of queueing on the
+    // mutex, so that the append's unlock has no one to wake.
+    std::unique_lock run(drain_run_mu, std::try_to_lock);
+    const size_t take = run.owns_lock() ? PeekWhole(views) : 0;
 
     if (take == 0) {
       bool sync_owed = false, done = false;
-      {
+      if (run.owns_lock()) {
         std::lock_guard lock(drain_mu);
         sync_owed = durable_pending.load() > 0 && synced_through < written_through;
         done = stopping && ring->head() == ring->tail();
@@ -477,6 +535,7 @@ void Journal::Impl::DrainLoop() {
           fail_status = s;
         }
         drained_cv.notify_all();
+        run.unlock();
         if (done && (s.ok() || ++stop_failures >= kStopAttempts)) return;
         if (!s.ok()) {
           wake_cv.wait_for(lock, retry);
@@ -485,6 +544,7 @@ void Journal::Impl::DrainLoop() {
           continue;
         }
       }
+      if (run.owns_lock()) run.unlock();
       // Idle: spin a little, then sleep longer and longer (woken early by
       // durable appends and flushes).
       if (++idle < kIdleSpins) {
@@ -523,6 +583,7 @@ void Journal::Impl::DrainLoop() {
         gather_until = now + std::min<std::chrono::nanoseconds>(durable_cost / 2, kMaxGather);
       }
       if (now < gather_until) {
+        run.unlock();
         std::unique_lock lock(drain_mu);
         wake_cv.wait_until(lock, gather_until, [&] { return wake; });
         wake = false;
@@ -531,8 +592,8 @@ void Journal::Impl::DrainLoop() {
     }
     gather_until = {};
     const auto write_start = std::chrono::steady_clock::now();
-    const uint64_t through = views[take - 1].seq;
-    Status s = WriteRingBatch(views, take, sync);
+    Status s = WriteTaken(views, take, sync);
+    run.unlock();
     if (s.ok() && sync) {
       const auto took = std::chrono::steady_clock::now() - write_start;
       last_durable_batch = std::max<size_t>(1, durable_in);
@@ -540,24 +601,8 @@ void Journal::Impl::DrainLoop() {
                                                : (durable_cost * 7 + took) / 8;
     }
     if (s.ok()) {
-      // Spilled events written: their memory goes, then their slots.
-      {
-        std::lock_guard lock(spill_mu);
-        spilled.erase(spilled.begin(), spilled.upper_bound(through));
-      }
-      ring->Release(through);
-      std::lock_guard lock(drain_mu);
-      written_through = through;
-      if (sync) synced_through = through;
-      drained_cv.notify_all();
       retry = std::chrono::milliseconds(1);
       continue;
-    }
-    {
-      std::lock_guard lock(drain_mu);
-      ++fail_gen;
-      fail_status = s;
-      drained_cv.notify_all();
     }
     if (stopping_now && ++stop_failures >= kStopAttempts) {
       // Closing, and the database takes nothing: the records stay in the
