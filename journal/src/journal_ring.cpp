@@ -339,7 +339,7 @@ Result<uint64_t> Journal::Impl::RingAppendSpilled(std::span<const std::span<cons
       std::lock_guard lock(spill_mu);
       spilled.emplace(a.seq, std::move(copies));
     }
-    s = WaitDrained(a.seq + n - 1, sync);
+    s = sync ? SyncThrough(a.seq + n - 1) : WaitDrained(a.seq + n - 1, false);
   } else {
     s = Status::IOError(fmt::format("append to {}: the ring stayed full", path));
   }

@@ -20,9 +20,11 @@
 // the ring has moved on again the ring is left out of this view rather
 // than show a gap that is not one. A ring that cannot be read (not a ring,
 // truncated, another user's) is left out the same way.
+#include <fcntl.h>
 #include <fmt/format.h>
 #include <rocksdb/env.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <cerrno>
 #include <chrono>
@@ -49,6 +51,35 @@ class SilentLogger : public rocksdb::Logger {
 
 }  // namespace
 
+namespace {
+
+// The MANIFEST the stream's CURRENT names, and its size. A writer's flush
+// appends its edit to the MANIFEST before it deletes the log whose records
+// it flushed: a read-only open that read the MANIFEST before such a flush
+// and listed the logs after it holds neither the new table nor the old log,
+// and misses a memtable's worth of records without an error. The mark
+// changes across such an open.
+std::string ManifestMark(const std::string& path) {
+  std::string current;
+  const int fd = ::open((path + "/CURRENT").c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+  if (fd < 0) return {};
+  char buf[256];
+  const ssize_t n = ::read(fd, buf, sizeof buf);
+  ::close(fd);
+  if (n <= 0) return {};
+  current.assign(buf, static_cast<size_t>(n));
+  while (!current.empty() && (current.back() == '\n' || current.back() == '\r')) {
+    current.pop_back();
+  }
+  struct stat st {};
+  if (current.find('/') != std::string::npos || ::stat((path + "/" + current).c_str(), &st) != 0) {
+    return current;
+  }
+  return fmt::format("{}:{}", current, st.st_size);
+}
+
+}  // namespace
+
 Status Reader::Impl::OpenReadOnly() {
   rocksdb::DBOptions db_options = internal::MakeDBOptions(options);
   db_options.create_if_missing = false;
@@ -62,8 +93,11 @@ Status Reader::Impl::OpenReadOnly() {
 
   // The writer may be switching WAL or SST files while we open; such a race
   // shows up as a missing file, and a second try sees the new set.
+  // A flush during the open (ManifestMark) is a race of the same kind, but a
+  // silent one: it is checked for too.
   rocksdb::Status rs;
   for (int attempt = 0; attempt < 5; ++attempt) {
+    const std::string mark = ManifestMark(path);
     std::vector<std::string> names;
     rs = rocksdb::DB::ListColumnFamilies(db_options, path, &names);
     if (!rs.ok()) {
@@ -90,7 +124,9 @@ Status Reader::Impl::OpenReadOnly() {
       events_cf = db->DefaultColumnFamily();
       db->DestroyColumnFamilyHandle(handles[0]);
       snapshots_cf = has_snapshots ? handles[1] : nullptr;
-      return Status::Ok();
+      if (attempt + 1 == 5 || ManifestMark(path) == mark) return Status::Ok();
+      Close();
+      continue;
     }
     if (!rs.IsIOError() && !rs.IsPathNotFound() && !rs.IsNotFound()) break;
     std::this_thread::sleep_for(std::chrono::milliseconds(10 << attempt));

@@ -448,11 +448,13 @@ Result<RingScan> ScanRing(const std::string& path, uint64_t after_seq, bool drai
     if (Status st = ReadAt(fd.get(), turns_buf.data(), len, offset, path); !st.ok()) return st;
     for (size_t j = 0; j < n; ++j, ++s) {
       const uint64_t turn = turns_before[j];
-      if (s < scan.head) {
-        // Drained: released for seq s + count (turn 2(s + count)), maybe
-        // being rewritten already. Kept only if the slot was not taken
-        // before or after the copy and the copy is seq s's record whole; a
-        // slot that lost it cuts off every seq before it.
+      // Drained: below the head as read, or (with drained_too) released
+      // since: a live drain moves on between the read of head and of the
+      // slots. Its slot was released for seq s + count (turn 2(s + count))
+      // and may be rewritten already. Kept only if the slot was not taken
+      // before or after the copy and the copy is seq s's record whole; a
+      // slot that lost it cuts off every seq before it.
+      if (s < scan.head || (drained_too && turn > 2 * s + 1)) {
         const uint8_t* copy = records_buf.data() + j * slot_size;
         SlotCopy rec;
         std::memcpy(&rec, copy, sizeof rec);
@@ -462,12 +464,13 @@ Result<RingScan> ScanRing(const std::string& path, uint64_t after_seq, bool drai
           scan.records.clear();
           scan.available_from = s + 1;
           scan.complete_through = s;
+          gap = false;
           continue;
         }
         scan.records.push_back(
             {s, rec.flags,
              std::string(reinterpret_cast<const char*>(copy + kRecordHeader), rec.length)});
-        scan.complete_through = s;
+        if (!gap) scan.complete_through = s;
         continue;
       }
       if (turn != 2 * s + 1) {
