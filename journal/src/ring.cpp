@@ -433,6 +433,21 @@ Result<RingScan> ScanRing(const std::string& path, uint64_t after_seq, bool drai
   const size_t chunk_slots = std::max<size_t>(1, kScanChunkBytes / slot_size);
   std::vector<uint8_t> turns_buf(chunk_slots * slot_size), records_buf(chunk_slots * slot_size);
   std::vector<uint64_t> turns_before(chunk_slots);
+  // Slot j of the chunk read: whether its copy is seq s's record, whole
+  // (its header in *rec); and keeping it.
+  auto intact = [&](size_t j, uint64_t s, SlotCopy& rec) {
+    const uint8_t* copy = records_buf.data() + j * slot_size;
+    std::memcpy(&rec, copy, sizeof rec);
+    return rec.seq == s && rec.length <= RingPayloadMax(slot_size) &&
+           rec.checksum == Checksum(copy, rec.length);
+  };
+  auto keep = [&](size_t j, uint64_t s, const SlotCopy& rec) {
+    const uint8_t* copy = records_buf.data() + j * slot_size;
+    scan.records.push_back(
+        {s, rec.flags,
+         std::string(reinterpret_cast<const char*>(copy + kRecordHeader), rec.length)});
+    if (!gap) scan.complete_through = s;
+  };
   for (uint64_t s = first; s < scan.tail;) {
     // Consecutive seqs in consecutive slots: a chunk stops at the ring's end.
     const uint64_t index = s & mask;
@@ -454,23 +469,17 @@ Result<RingScan> ScanRing(const std::string& path, uint64_t after_seq, bool drai
       // and may be rewritten already. Kept only if the slot was not taken
       // before or after the copy and the copy is seq s's record whole; a
       // slot that lost it cuts off every seq before it.
+      SlotCopy rec;
       if (s < scan.head || (drained_too && turn > 2 * s + 1)) {
-        const uint8_t* copy = records_buf.data() + j * slot_size;
-        SlotCopy rec;
-        std::memcpy(&rec, copy, sizeof rec);
         if (turn != 2 * (s + count) || TurnOf(turns_buf.data() + j * slot_size) != turn ||
-            rec.seq != s || rec.length > RingPayloadMax(slot_size) ||
-            rec.checksum != Checksum(copy, rec.length)) {
+            !intact(j, s, rec)) {
           scan.records.clear();
           scan.available_from = s + 1;
           scan.complete_through = s;
           gap = false;
           continue;
         }
-        scan.records.push_back(
-            {s, rec.flags,
-             std::string(reinterpret_cast<const char*>(copy + kRecordHeader), rec.length)});
-        if (!gap) scan.complete_through = s;
+        keep(j, s, rec);
         continue;
       }
       if (turn != 2 * s + 1) {
@@ -486,19 +495,12 @@ Result<RingScan> ScanRing(const std::string& path, uint64_t after_seq, bool drai
         ++scan.drained;  // rewritten while being read
         continue;
       }
-      const uint8_t* copy = records_buf.data() + j * slot_size;
-      SlotCopy rec;
-      std::memcpy(&rec, copy, sizeof rec);
-      if (rec.seq != s || rec.length > RingPayloadMax(slot_size) ||
-          rec.checksum != Checksum(copy, rec.length)) {
+      if (!intact(j, s, rec)) {
         ++scan.torn;
         gap = true;
         continue;
       }
-      scan.records.push_back(
-          {s, rec.flags,
-           std::string(reinterpret_cast<const char*>(copy + kRecordHeader), rec.length)});
-      if (!gap) scan.complete_through = s;
+      keep(j, s, rec);
     }
   }
   return scan;
