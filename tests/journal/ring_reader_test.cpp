@@ -18,6 +18,7 @@
 #include "blackbox/journal.h"
 #include "process.h"
 #include "ring.h"
+#include "ring_hold_writer.h"
 #include "test_util.h"
 
 namespace blackbox {
@@ -72,47 +73,11 @@ size_t DatabaseEvents(const std::string& stream_dir) {
   return n;
 }
 
-// ring_hold_child: a ring-mode writer whose drain is held, appending on
-// command. Killed and reaped when the test ends.
-class HeldWriter {
+// ring_hold_child with its drain held, appending on command.
+class HeldWriter : public testing::RingHoldWriter {
  public:
-  HeldWriter(const std::string& root, const std::string& stream) {
-    int in[2], out[2];
-    EXPECT_EQ(pipe2(in, O_CLOEXEC), 0);
-    EXPECT_EQ(pipe2(out, O_CLOEXEC), 0);
-    pid_ = testing::StartProcess({RING_HOLD_CHILD, root, stream, "65536"}, {}, in[0], out[1],
-                                 STDERR_FILENO);
-    ::close(in[0]);
-    ::close(out[1]);
-    to_ = in[1];
-    from_ = out[0];
-  }
-  ~HeldWriter() {
-    Kill();
-    ::close(to_);
-    ::close(from_);
-  }
-  // Appends n buffered events; returns the seq of the last one (0 on failure).
-  uint64_t Append(int n) {
-    const std::string line = std::to_string(n) + "\n";
-    if (::write(to_, line.data(), line.size()) != static_cast<ssize_t>(line.size())) return 0;
-    std::string reply;
-    char c = 0;
-    while (::read(from_, &c, 1) == 1 && c != '\n') reply += c;
-    return reply.empty() ? 0 : std::stoull(reply);
-  }
-  void Kill() {
-    if (pid_ <= 0) return;
-    ::kill(pid_, SIGKILL);
-    int status = 0;
-    while (::waitpid(pid_, &status, 0) < 0) {
-    }
-    pid_ = -1;
-  }
-
- private:
-  pid_t pid_ = -1;
-  int to_ = -1, from_ = -1;
+  HeldWriter(const std::string& root, const std::string& stream)
+      : RingHoldWriter(RING_HOLD_CHILD, root, stream, "held") {}
 };
 
 TEST(RingReader, ReaderSeesALiveWritersEventsBeforeTheDrainWritesThem) {

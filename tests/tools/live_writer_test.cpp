@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "process.h"
+#include "ring_hold_writer.h"
 #include "tool_test_support.h"
 
 namespace blackbox::tools::testing {
@@ -120,51 +121,19 @@ TEST(LiveWriter, FollowPrintsEventsAsTheyAreAppended) {
   EXPECT_EQ(CheckConsecutive(out), size_t{kEvents + 1});
 }
 
-// ring_hold_child (tests/journal): a ring-mode writer appending buffered
-// events on command, its drain "held" (what it appends stays in its RING,
-// nowhere else) or "draining". Killed and reaped when the test ends.
-class RingWriter {
+// ring_hold_child (tests/journal), on the app stream, with the tool's
+// environment; its drain "held" or "draining".
+class RingWriter : public ::blackbox::testing::RingHoldWriter {
  public:
-  RingWriter(const std::string& root, const std::string& mode) {
-    int in[2], out[2];
-    EXPECT_EQ(pipe2(in, O_CLOEXEC), 0);
-    EXPECT_EQ(pipe2(out, O_CLOEXEC), 0);
-    ::blackbox::testing::RunOptions options;
-    options.env = ToolEnvironment();
-    pid_ = ::blackbox::testing::StartProcess({RING_HOLD_CHILD, root, "app", "65536", mode}, options,
-                                             in[0], out[1], STDERR_FILENO);
-    close(in[0]);
-    close(out[1]);
-    to_ = in[1];
-    from_ = out[0];
-  }
-  ~RingWriter() {
-    Kill();
-    close(to_);
-    close(from_);
-  }
-  // Appends n buffered events; the seq of the last one once they returned
-  // (0 on failure).
-  uint64_t Append(int n) {
-    const std::string line = std::to_string(n) + "\n";
-    if (write(to_, line.data(), line.size()) != static_cast<ssize_t>(line.size())) return 0;
-    std::string reply;
-    char c = 0;
-    while (read(from_, &c, 1) == 1 && c != '\n') reply += c;
-    return reply.empty() ? 0 : std::stoull(reply);
-  }
-  void Kill() {
-    if (pid_ <= 0) return;
-    kill(pid_, SIGKILL);
-    int status = 0;
-    while (waitpid(pid_, &status, 0) < 0) {
-    }
-    pid_ = -1;
-  }
+  RingWriter(const std::string& root, const std::string& mode)
+      : RingHoldWriter(RING_HOLD_CHILD, root, "app", mode, Options()) {}
 
  private:
-  pid_t pid_ = -1;
-  int to_ = -1, from_ = -1;
+  static ::blackbox::testing::RunOptions Options() {
+    ::blackbox::testing::RunOptions options;
+    options.env = ToolEnvironment();
+    return options;
+  }
 };
 
 TEST(LiveWriter, ReplayAndVerifyReadTheRingOfAWriterKilledBeforeItsDrainRan) {
