@@ -24,6 +24,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <barrier>
 #include <chrono>
 #include <filesystem>
 #include <functional>
@@ -156,23 +157,66 @@ double RunBurst(Ring& ring, const std::string& event, uint64_t ops) {
 
 // The appenders alone, without a drain touching their cache lines: `ops`
 // appends from `threads` threads into a ring with room for a pass of them
-// (Reset between passes, threads started once per pass); ns per append.
+// (Reset between passes); ns per append. The threads are started once and
+// wait at a barrier between passes, so a pass times the appends alone (the
+// figures came out the same as with threads started per pass).
 double RunBurstThreads(Ring& ring, const std::string& event, uint64_t ops, int threads) {
   const std::span<const uint8_t> bytes(reinterpret_cast<const uint8_t*>(event.data()),
                                        event.size());
-  const uint64_t pass = ring.slot_count();
-  double secs = 0;
-  for (uint64_t done = 0; done < ops;) {
-    ring.Reset(done + 1);
-    const uint64_t n = std::min(pass, ops - done) / threads * threads;
-    secs += Time(n, threads, [&](uint64_t lo, uint64_t hi) {
-      for (uint64_t i = lo; i < hi; ++i) {
-        if (ring.Append(bytes).code != RingCode::kOk) std::abort();
+  const uint64_t pass = ring.slot_count() / threads * threads;
+  const uint64_t passes = (ops + pass - 1) / pass;
+  std::barrier sync(threads + 1);
+  std::vector<std::thread> ts;
+  for (int t = 0; t < threads; ++t) {
+    ts.emplace_back([&, t] {
+      const uint64_t per = pass / threads;
+      for (uint64_t k = 0; k < passes; ++k) {
+        sync.arrive_and_wait();  // start
+        for (uint64_t i = t * per; i < (t + 1) * per; ++i) {
+          if (ring.Append(bytes).code != RingCode::kOk) std::abort();
+        }
+        sync.arrive_and_wait();  // done
       }
     });
-    done += n;
   }
-  return secs * 1e9 / static_cast<double>(ops);
+  double secs = 0;
+  for (uint64_t k = 0; k < passes; ++k) {
+    ring.Reset(k * pass + 1);
+    auto start = Clock::now();
+    sync.arrive_and_wait();
+    sync.arrive_and_wait();
+    secs += std::chrono::duration<double>(Clock::now() - start).count();
+  }
+  for (auto& th : ts) th.join();
+  return secs * 1e9 / static_cast<double>(passes * pass);
+}
+
+// What a shared position costs by itself: `threads` threads each taking
+// `ops / threads` positions from one atomic counter (`shared`: fetch_add, as
+// any total order handed out at append time needs) or from a counter of
+// their own on its own cache line; positions per second, all threads.
+double RunPositions(uint64_t ops, int threads, bool shared) {
+  struct alignas(64) Counter {
+    std::atomic<uint64_t> value{0};
+  };
+  std::vector<Counter> own(threads);
+  Counter one;
+  std::barrier sync(threads + 1);
+  std::vector<std::thread> ts;
+  for (int t = 0; t < threads; ++t) {
+    ts.emplace_back([&, t] {
+      std::atomic<uint64_t>& c = shared ? one.value : own[t].value;
+      sync.arrive_and_wait();
+      for (uint64_t i = 0; i < ops / threads; ++i) c.fetch_add(1, std::memory_order_relaxed);
+      sync.arrive_and_wait();
+    });
+  }
+  sync.arrive_and_wait();
+  auto start = Clock::now();
+  sync.arrive_and_wait();
+  const double secs = std::chrono::duration<double>(Clock::now() - start).count();
+  for (auto& th : ts) th.join();
+  return static_cast<double>(ops / threads * threads) / secs;
 }
 
 struct JournalRun {
@@ -224,12 +268,14 @@ int main(int argc, char** argv) {
   const uint64_t kRing = static_cast<uint64_t>(4'000'000 * scale);
   const uint64_t kPut = static_cast<uint64_t>(200'000 * scale);
   const uint64_t kDrain = static_cast<uint64_t>(1'000'000 * scale);
+  const uint64_t kPositions = static_cast<uint64_t>(200'000'000 * scale);
   const unsigned cores = std::max(1u, std::thread::hardware_concurrency());
   const std::string event = HealthEvent();
   fmt::print("event size {} bytes; {} repetitions; {} cores; dir {}\n\n", event.size(), repeat,
              cores, base);
 
   std::vector<double> burst, ring1, ring8, put, drain_rate, drain_ns, drain_vector, alone1, alone8;
+  std::vector<double> pos1, pos_shared8, pos_own8;
   uint64_t drops1 = 0, drops8 = 0, drops_db = 0;
   int run = 0;
   for (int r = 0; r < repeat; ++r) {
@@ -281,6 +327,9 @@ int main(int argc, char** argv) {
       alone1.push_back(RunBurstThreads(*ring, event, kRing, 1));
       alone8.push_back(RunBurstThreads(*ring, event, kRing, 8));
     }
+    pos1.push_back(RunPositions(kPositions, 1, true));
+    pos_shared8.push_back(RunPositions(kPositions, 8, true));
+    pos_own8.push_back(RunPositions(kPositions, 8, false));
     std::error_code ec;
     for (const auto& e : fs::directory_iterator(base)) fs::remove_all(e.path(), ec);
   }
@@ -308,6 +357,14 @@ int main(int argc, char** argv) {
       "appenders alone (16 MiB ring with room, no drain): 1 thread {:.1f} M/s on 1 core, 8 "
       "threads {:.1f} M/s ({:.1f} M/s per core, {:.2f}x one thread's)\n",
       a1 / 1e6, a8 / 1e6, a8 / std::min(8u, cores) / 1e6, a8 / std::min(8u, cores) / a1);
+  {
+    const double c = std::min(8u, cores), p1 = Median(pos1);
+    const double shared = Median(pos_shared8) / c, own = Median(pos_own8) / c;
+    fmt::print(
+        "positions alone (fetch_add only), per core: 1 thread {:.0f} M/s; 8 threads on one shared "
+        "counter {:.0f} M/s ({:.2f}x), on counters of their own {:.0f} M/s ({:.2f}x)\n",
+        p1 / 1e6, shared / 1e6, shared / p1, own / 1e6, own / p1);
+  }
   fmt::print(
       "ring full (append refused, counted, tried again), all repetitions: 1 thread {} of {}, 8 "
       "threads {} of {}\n",
