@@ -6,10 +6,13 @@
 // 1. fdatasync after a small write, three ways, interleaved write by write so
 //    that each median is of the same moment: appending to a growing file,
 //    appending into a region fallocate()d with FALLOC_FL_KEEP_SIZE (what
-//    RocksDB does to a write-ahead log), and overwriting blocks written and
-//    synced before (what a recycled log does). On ext4 the first two change
-//    the inode (size, extents), which the sync must write too (a journal
-//    commit, or without a journal the inode's block); the third does not.
+//    RocksDB does to a write-ahead log), appending into a region fallocate()d
+//    with its size (mode 0: RocksDB's FileOptions::fallocate_with_keep_size
+//    = false), and overwriting blocks written and synced before (what a
+//    recycled log does). On ext4 the first two change the inode (size,
+//    extents), which the sync must write too (a journal commit, or without a
+//    journal the inode's block); the third only once per new block (the
+//    extent goes from unwritten to written); the fourth does not.
 // 2. RocksDB's recycle_log_file_num under each WALRecoveryMode: the value a
 //    database opened with 4 keeps.
 #include <fcntl.h>
@@ -40,17 +43,19 @@ double NowUs() {
 
 void SyncCosts(const std::filesystem::path& dir, int writes, size_t record) {
   const off_t span = static_cast<off_t>(writes) * static_cast<off_t>(record) + (1 << 20);
-  const char* names[] = {"append, growing file", "append, fallocate'd (RocksDB)",
-                         "overwrite written blocks"};
-  int fds[3];
-  for (int k = 0; k < 3; ++k) {
+  constexpr int kCases = 4;
+  const char* names[kCases] = {"append, growing file", "append, fallocate'd (RocksDB)",
+                               "append, fallocate'd with size", "overwrite written blocks"};
+  int fds[kCases];
+  for (int k = 0; k < kCases; ++k) {
     const std::string path = (dir / fmt::format("sync{}", k)).string();
     fds[k] = open(path.c_str(), O_CREAT | O_WRONLY | O_TRUNC, 0600);
     if (fds[k] < 0) throw std::runtime_error("open " + path);
     if (k == 1 && fallocate(fds[k], FALLOC_FL_KEEP_SIZE, 0, span) != 0) {
       throw std::runtime_error("fallocate");
     }
-    if (k == 2) {
+    if (k == 2 && fallocate(fds[k], 0, 0, span) != 0) throw std::runtime_error("fallocate");
+    if (k == 3) {
       const std::string zeros(1 << 20, '\0');
       for (off_t done = 0; done < span; done += static_cast<off_t>(zeros.size())) {
         if (write(fds[k], zeros.data(), zeros.size()) != static_cast<ssize_t>(zeros.size())) {
@@ -62,9 +67,9 @@ void SyncCosts(const std::filesystem::path& dir, int writes, size_t record) {
     fsync(fds[k]);
   }
   const std::string bytes(record, 'x');
-  std::vector<double> took[3];
+  std::vector<double> took[kCases];
   for (int i = 0; i < writes; ++i) {
-    for (int k = 0; k < 3; ++k) {
+    for (int k = 0; k < kCases; ++k) {
       const double t0 = NowUs();
       if (write(fds[k], bytes.data(), bytes.size()) != static_cast<ssize_t>(bytes.size()) ||
           fdatasync(fds[k]) != 0) {
@@ -74,7 +79,7 @@ void SyncCosts(const std::filesystem::path& dir, int writes, size_t record) {
     }
   }
   fmt::print("{}-byte write + fdatasync, medians of {} (interleaved):\n", record, writes);
-  for (int k = 0; k < 3; ++k) {
+  for (int k = 0; k < kCases; ++k) {
     close(fds[k]);
     fmt::print("  {:<32} {:8.1f} us  ({:.2f}x the growing file)\n", names[k], Median(took[k]),
                Median(took[0]) / Median(took[k]));

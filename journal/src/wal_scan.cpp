@@ -6,9 +6,11 @@
 
 #include <algorithm>
 #include <array>
+#include <cerrno>
 #include <cstring>
 #include <filesystem>
 #include <string_view>
+#include <utility>
 
 #include "internal.h"
 
@@ -57,6 +59,13 @@ struct PhysicalRecord {
   std::string_view payload;
 };
 
+// A record's header: the log number follows in recyclable records.
+size_t HeaderSizeOf(uint8_t type) {
+  const bool recyclable =
+      (type >= kRecyclableFullType && type <= kRecyclableLastType) || type == kMaxType;
+  return recyclable ? kRecyclableHeaderSize : kHeaderSize;
+}
+
 PhysicalRecord IntactRecordAt(std::string_view data, size_t pos) {
   PhysicalRecord r;
   const size_t room = std::min(kBlockSize - pos % kBlockSize, data.size() - pos);
@@ -65,8 +74,7 @@ PhysicalRecord IntactRecordAt(std::string_view data, size_t pos) {
   const uint8_t type = h[6];
   if (type == 0 || type > kMaxType) return r;
   const bool recyclable_data = type >= kRecyclableFullType && type <= kRecyclableLastType;
-  const bool recyclable = recyclable_data || type == kMaxType;
-  const size_t header = recyclable ? kRecyclableHeaderSize : kHeaderSize;
+  const size_t header = HeaderSizeOf(type);
   const size_t length = size_t{h[4]} | (size_t{h[5]} << 8);
   if (header + length > room) return r;
   const uint32_t stored =
@@ -149,9 +157,7 @@ std::vector<std::string> LogFiles(const std::string& dir) {
   return out;
 }
 
-}  // namespace
-
-WalScan ScanWals(const std::string& dir) {
+WalScan ScanOnce(const std::string& dir) {
   WalScan scan;
   bool bad_pending = false;  // a damaged record not yet followed by an intact one
   WalScan::Damage pending;
@@ -159,6 +165,9 @@ WalScan ScanWals(const std::string& dir) {
   for (const std::string& name : LogFiles(dir)) {
     const std::string path = dir + "/" + name;
     if (!ReadWhole(path, &data)) continue;
+    data.resize(WalEnd(data));
+    // Past the last non-zero byte: the zeros of a preallocated log's end.
+    const size_t written = data.find_last_not_of('\0') + 1;  // npos + 1 == 0
     std::string fragments;
     bool in_fragments = false;
     size_t pos = 0;
@@ -168,6 +177,7 @@ WalScan ScanWals(const std::string& dir) {
         pos += in_block;
         continue;
       }
+      if (pos >= written) break;
       PhysicalRecord r = IntactRecordAt(data, pos);
       if (r.size == 0) {
         if (!bad_pending) pending = WalScan::Damage{path, pos};
@@ -212,6 +222,72 @@ WalScan ScanWals(const std::string& dir) {
     }
   }
   return scan;
+}
+
+}  // namespace
+
+WalScan ScanWals(const std::string& dir) {
+  WalScan scan = ScanOnce(dir);
+  for (int reading = 1; reading < 3 && !scan.damages.empty(); ++reading) {
+    WalScan again = ScanOnce(dir);
+    const bool same = again.damages == scan.damages;
+    scan = std::move(again);
+    if (same) break;
+  }
+  return scan;
+}
+
+uint64_t WalEnd(std::string_view data) {
+  const size_t last = data.find_last_not_of('\0');
+  if (last == std::string_view::npos) return 0;
+  return std::min<uint64_t>(data.size(), (last / kBlockSize + 1) * kBlockSize);
+}
+
+uint64_t WalReadEnd(std::string_view data) {
+  const size_t last = data.find_last_not_of('\0');
+  if (last == std::string_view::npos) return 0;
+  const uint64_t block_end = WalEnd(data);
+  // Follow the records' lengths to the one that reaches past the last
+  // non-zero byte (checking no checksum before it: RocksDB does).
+  size_t pos = 0;
+  while (pos <= last) {
+    const size_t in_block = kBlockSize - pos % kBlockSize;
+    if (in_block < kHeaderSize) {  // the zero-filled trailer of a block
+      pos += in_block;
+      continue;
+    }
+    const auto* h = reinterpret_cast<const uint8_t*>(data.data() + pos);
+    const uint8_t type = h[6];
+    const size_t length = size_t{h[4]} | (size_t{h[5]} << 8);
+    const size_t header = HeaderSizeOf(type);
+    if (type == 0 || type > kMaxType || header + length > in_block) {
+      return block_end;  // not a record: damage (or zeros) before data, as RocksDB reads it
+    }
+    if (pos + header + length <= last) {
+      pos += header + length;
+      continue;
+    }
+    // The last record. Intact: the log ends after it, whatever zeros its
+    // payload ends with. Not: it is the torn write of a process killed while
+    // writing it, and ends where its bytes do, so that it reads as cut short
+    // (a torn last record) rather than as a record gone bad before zeros.
+    if (IntactRecordAt(data, pos).size != 0) return pos + header + length;
+    return last + 1;
+  }
+  return pos;
+}
+
+uint64_t WalReadEnd(int fd, uint64_t size) {
+  std::string data(size, '\0');
+  uint64_t done = 0;
+  while (done < size) {
+    const ssize_t n = ::pread(fd, data.data() + done, size - done, static_cast<off_t>(done));
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) break;  // shorter than it was: read what there is
+    done += static_cast<uint64_t>(n);
+  }
+  data.resize(done);
+  return WalReadEnd(data);
 }
 
 }  // namespace blackbox::internal

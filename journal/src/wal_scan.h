@@ -19,6 +19,7 @@
 #include <cstdint>
 #include <map>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace blackbox::internal {
@@ -30,6 +31,7 @@ struct WalScan {
   struct Damage {
     std::string file;     // the log
     uint64_t offset = 0;  // the byte where the damage starts
+    bool operator==(const Damage&) const = default;
   };
   std::vector<Damage> damages;
   // The journal seqs (keys of the default column family) put by intact
@@ -40,7 +42,37 @@ struct WalScan {
 };
 
 // Scans every `*.log` of `dir` in file-number order. A log that cannot be
-// read (removed by a live writer meanwhile) is skipped.
+// read (removed by a live writer meanwhile) is skipped. Each log is read up
+// to WalEnd, and zeros from a record's start to that end are its end, not
+// damage. Damage found is looked for again in a second reading (and a third
+// when the two differ): a writer filling a log while it is read can leave a
+// page not yet written before one that is (see WalEnd), which is not
+// damage and is gone at the next reading.
 WalScan ScanWals(const std::string& dir);
+
+// Where the records of a write-ahead log can end. The journal's logs are
+// preallocated with their size (owner_only_fs.cpp), so one that a writer is
+// still filling, or one a killed writer left, ends in zeros never written.
+// This is the end of the 32 KiB block that holds the last non-zero byte (or
+// the size of `data`, when sooner): the journal's own scan reads that far.
+uint64_t WalEnd(std::string_view data);
+
+// Where RocksDB's reading of a log stops (NewSequentialFile of the journal's
+// filesystem), so that a preallocated log reads as a log that grew with
+// every append did:
+//   - after the last record, when zeros follow it. RocksDB's log reader takes
+//     a zero header for a preallocated file's padding and skips the rest of
+//     its 32 KiB block, then goes on: a reader beside a live writer that
+//     read zeros ahead of the writer and then a block the writer filled
+//     meanwhile would miss what was written in between;
+//   - at the last non-zero byte, when the last record is torn (a process
+//     killed in the middle of its write): read as cut short, it is the torn
+//     tail of a crash; followed by zeros it would fail its checksum before
+//     more bytes, which the journal's strict open takes for damage;
+//   - at the end of the block of the last non-zero byte when what comes
+//     before is not a chain of records (damage): RocksDB finds it as before.
+uint64_t WalReadEnd(std::string_view data);
+// The same for the open file `fd` of `size` bytes.
+uint64_t WalReadEnd(int fd, uint64_t size);
 
 }  // namespace blackbox::internal

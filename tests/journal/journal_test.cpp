@@ -9,6 +9,7 @@
 #include <set>
 #include <thread>
 
+#include "process.h"
 #include "test_util.h"
 
 namespace blackbox {
@@ -310,6 +311,65 @@ TEST(Journal, ACorruptedRecordIsReportedAndSkipped) {
   EXPECT_EQ(*checked, 5u);
   ASSERT_EQ(problems.size(), 1u);
   EXPECT_EQ(problems[0].seq, 3u);
+}
+
+// A stream's write-ahead log as a writer killed with -9 leaves it: the
+// records it wrote, and the rest of the space preallocated for the log, in
+// zeros (owner_only_fs.cpp). With `torn`, the write of one more record was
+// cut short by the kill between them: its header (a length of 100 bytes)
+// and the first 30 of them.
+void ExpectKilledWritersLogOpensWhole(bool torn) {
+  TempDir dir;
+  {
+    auto j = Journal::Open(dir.path(), "app");
+    ASSERT_TRUE(j.ok()) << j.status().ToString();
+    for (int i = 0; i < 20; ++i) {
+      ASSERT_TRUE((*j)->Append(GaugeEvent("g", i), Durability::kDurable).ok());
+    }
+  }
+  std::vector<std::string> logs;
+  for (const auto& e : std::filesystem::directory_iterator(dir / "app")) {
+    if (e.path().extension() == ".log") logs.push_back(e.path().string());
+  }
+  ASSERT_EQ(logs.size(), 1u);
+  std::string bytes = testing::ReadFile(logs[0]);
+  ASSERT_LT(bytes.size(), 32768u - 64);  // in the first block: a record may start after it
+  if (torn) bytes += std::string("\x5a\xa5\x3c\xc3\x64\x00\x01", 7) + std::string(30, 'x');
+  bytes += std::string(1 << 20, '\0');
+  testing::WriteFile(logs[0], bytes);
+
+  std::vector<std::string> bad;
+  {
+    auto r = Reader::Open(dir.path(), "app");
+    ASSERT_TRUE(r.ok()) << r.status().ToString();
+    EXPECT_EQ((*r)->last_seq(), 20u);
+    ScanOptions scan;
+    scan.on_bad = [&](const BadRecord& b) { bad.push_back(b.reason); };
+    uint64_t n = 0;
+    EXPECT_TRUE((*r)->Scan(scan, [&](const Record&) { return ++n, true; }).ok());
+    EXPECT_EQ(n, 20u);
+  }
+  EXPECT_TRUE(bad.empty()) << bad.front();
+  auto j = Journal::Open(dir.path(), "app");
+  ASSERT_TRUE(j.ok()) << j.status().ToString();
+  const std::vector<std::string> warnings = (*j)->TakeWarnings();
+  EXPECT_TRUE(warnings.empty()) << warnings.front();
+  EXPECT_EQ((*j)->last_seq(), 20u);
+  EXPECT_EQ(ReadAll(**j).size(), 20u);
+  auto next = (*j)->Append(GaugeEvent("g", 99), Durability::kDurable);
+  ASSERT_TRUE(next.ok());
+  EXPECT_EQ(*next, 21u);  // no jump: nothing was damaged
+}
+
+TEST(PreallocatedLog, ZerosAfterTheLastRecordAreTheLogsEnd) {
+  ExpectKilledWritersLogOpensWhole(false);
+}
+
+// Before zeros, a torn record would fail its checksum with bytes after it,
+// which the strict open takes for damage in the middle of the log: it is
+// read as cut short instead, the torn tail of any crash.
+TEST(PreallocatedLog, ATornLastRecordBeforeZerosIsATornTailNotDamage) {
+  ExpectKilledWritersLogOpensWhole(true);
 }
 
 }  // namespace

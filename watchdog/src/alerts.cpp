@@ -9,6 +9,7 @@
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -161,24 +162,35 @@ std::vector<pid_t> AlertRunner::Running() const {
 
 AppForecastWatch::StreamLook AppForecastWatch::Look(const std::string& dir,
                                                     const StreamLook* before) {
+  auto mtime_ns = [](const struct stat& st) {
+    return static_cast<int64_t>(st.st_mtim.tv_sec) * 1'000'000'000 + st.st_mtim.tv_nsec;
+  };
   StreamLook look;
   struct stat st {};
   if (::stat(dir.c_str(), &st) != 0) return look;
   look.valid = true;
   look.dir_ino = st.st_ino;
-  look.dir_mtime_ns = static_cast<int64_t>(st.st_mtim.tv_sec) * 1'000'000'000 + st.st_mtim.tv_nsec;
+  look.dir_mtime_ns = mtime_ns(st);
   if (before != nullptr) {
-    look.logs = before->logs;  // the same files, sized again
+    look.logs = before->logs;  // the same files, looked at again
   } else {
     std::error_code ec;
     for (const auto& entry : std::filesystem::directory_iterator(dir, ec)) {
-      if (entry.path().extension() == ".log") look.logs.emplace_back(entry.path().string(), -1);
+      if (entry.path().extension() == ".log") look.logs.push_back({entry.path().string()});
     }
   }
-  for (auto& [path, size] : look.logs) {
-    struct stat log {};
-    size = ::stat(path.c_str(), &log) == 0 ? static_cast<int64_t>(log.st_size) : -1;
+  int64_t newest = look.dir_mtime_ns;
+  for (auto& log : look.logs) {
+    struct stat ls {};
+    const bool ok = ::stat(log.path.c_str(), &ls) == 0;
+    log.size = ok ? static_cast<int64_t>(ls.st_size) : -1;
+    log.mtime_ns = ok ? mtime_ns(ls) : 0;
+    newest = std::max(newest, log.mtime_ns);
   }
+  struct timespec now {};
+  ::clock_gettime(CLOCK_REALTIME, &now);
+  look.settled =
+      static_cast<int64_t>(now.tv_sec) * 1'000'000'000 + now.tv_nsec - newest > 1'000'000'000;
   return look;
 }
 
@@ -186,7 +198,9 @@ std::vector<Alert> AppForecastWatch::Poll(std::string_view service) {
   std::vector<Alert> alerts;
   if (journal_.empty()) return alerts;
   const std::string dir = fmt::format("{}/{}", journal_, kAppStream);
-  if (started_ && seen_.valid && Look(dir, &seen_) == seen_) return alerts;  // nothing appended
+  if (started_ && seen_.valid && seen_.settled && Look(dir, &seen_) == seen_) {
+    return alerts;  // nothing appended
+  }
   seen_ = Look(dir, nullptr);
   JournalOptions read_only;
   read_only.create_if_missing = false;

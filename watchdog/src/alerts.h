@@ -106,12 +106,22 @@ class AppForecastWatch {
   // database (about 0.26 ms of CPU for a small stream) is skipped while it is
   // unchanged, i.e. while the app appends nothing. Checking costs a stat of
   // the directory (its mtime moves when RocksDB creates or deletes a file)
-  // and one of each write-ahead log (which grows with every append).
+  // and one of each write-ahead log. A log's size stays put across appends
+  // while they fill the space preallocated for it (owner_only_fs.cpp), so its
+  // mtime is compared too; mtimes move in clock ticks of a few ms, so a look
+  // with an mtime in the last second is not trusted to mean "unchanged".
   struct StreamLook {
+    struct Log {
+      std::string path;
+      int64_t size = -1;
+      int64_t mtime_ns = 0;
+      bool operator==(const Log&) const = default;
+    };
     bool valid = false;
+    bool settled = false;  // every mtime over a second old at the look
     uint64_t dir_ino = 0;
     int64_t dir_mtime_ns = 0;
-    std::vector<std::pair<std::string, int64_t>> logs;  // path, size
+    std::vector<Log> logs;
     bool operator==(const StreamLook&) const = default;
   };
   // Lists the write-ahead logs anew, or sizes again those of `before`.
