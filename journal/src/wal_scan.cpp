@@ -256,6 +256,14 @@ uint64_t WalReadEnd(std::string_view data) {
       pos += in_block;
       continue;
     }
+    if (pos + kHeaderSize > last + 1) {
+      // A header cut short: a kill cuts a write at a page boundary, which
+      // can lie inside the header of a batch's next fragment. It ends where
+      // its bytes do, so that it reads as a torn tail (RocksDB takes a
+      // header cut short at the end of a log for one), not as a zero header
+      // in the middle of a batch, which the strict open takes for damage.
+      return last + 1;
+    }
     const auto* h = reinterpret_cast<const uint8_t*>(data.data() + pos);
     const uint8_t type = h[6];
     const size_t length = size_t{h[4]} | (size_t{h[5]} << 8);

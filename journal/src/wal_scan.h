@@ -68,7 +68,10 @@ uint64_t WalEnd(std::string_view data);
 //   - at the last non-zero byte, when the last record is torn (a process
 //     killed in the middle of its write): read as cut short, it is the torn
 //     tail of a crash; followed by zeros it would fail its checksum before
-//     more bytes, which the journal's strict open takes for damage;
+//     more bytes, which the journal's strict open takes for damage. So too
+//     a header cut short (a write cut at a page boundary inside the header
+//     of a batch's next fragment): followed by zeros it would read as a
+//     zero header in the middle of the batch;
 //   - at the end of the block of the last non-zero byte when what comes
 //     before is not a chain of records (damage): RocksDB finds it as before.
 uint64_t WalReadEnd(std::string_view data);

@@ -7,7 +7,10 @@
 #include <atomic>
 #include <filesystem>
 #include <set>
+#include <span>
+#include <string>
 #include <thread>
+#include <vector>
 
 #include "process.h"
 #include "test_util.h"
@@ -313,6 +316,33 @@ TEST(Journal, ACorruptedRecordIsReportedAndSkipped) {
   EXPECT_EQ(problems[0].seq, 3u);
 }
 
+// The stream "app" of `dir` after its log was cut as a kill cuts it: readers
+// see its 20 events and nothing bad, and a writer opens it without a word
+// and numbers on from 21 (no jump: nothing was damaged).
+void ExpectTwentyEventsAndNoDamage(const TempDir& dir) {
+  std::vector<std::string> bad;
+  {
+    auto r = Reader::Open(dir.path(), "app");
+    ASSERT_TRUE(r.ok()) << r.status().ToString();
+    EXPECT_EQ((*r)->last_seq(), 20u);
+    ScanOptions scan;
+    scan.on_bad = [&](const BadRecord& b) { bad.push_back(b.reason); };
+    uint64_t n = 0;
+    EXPECT_TRUE((*r)->Scan(scan, [&](const Record&) { return ++n, true; }).ok());
+    EXPECT_EQ(n, 20u);
+  }
+  EXPECT_TRUE(bad.empty()) << bad.front();
+  auto j = Journal::Open(dir.path(), "app");
+  ASSERT_TRUE(j.ok()) << j.status().ToString();
+  const std::vector<std::string> warnings = (*j)->TakeWarnings();
+  EXPECT_TRUE(warnings.empty()) << warnings.front();
+  EXPECT_EQ((*j)->last_seq(), 20u);
+  EXPECT_EQ(ReadAll(**j).size(), 20u);
+  auto next = (*j)->Append(GaugeEvent("g", 99), Durability::kDurable);
+  ASSERT_TRUE(next.ok());
+  EXPECT_EQ(*next, 21u);
+}
+
 // A stream's write-ahead log as a writer killed with -9 leaves it: the
 // records it wrote, and the rest of the space preallocated for the log, in
 // zeros (owner_only_fs.cpp). With `torn`, the write of one more record was
@@ -337,28 +367,7 @@ void ExpectKilledWritersLogOpensWhole(bool torn) {
   if (torn) bytes += std::string("\x5a\xa5\x3c\xc3\x64\x00\x01", 7) + std::string(30, 'x');
   bytes += std::string(1 << 20, '\0');
   testing::WriteFile(logs[0], bytes);
-
-  std::vector<std::string> bad;
-  {
-    auto r = Reader::Open(dir.path(), "app");
-    ASSERT_TRUE(r.ok()) << r.status().ToString();
-    EXPECT_EQ((*r)->last_seq(), 20u);
-    ScanOptions scan;
-    scan.on_bad = [&](const BadRecord& b) { bad.push_back(b.reason); };
-    uint64_t n = 0;
-    EXPECT_TRUE((*r)->Scan(scan, [&](const Record&) { return ++n, true; }).ok());
-    EXPECT_EQ(n, 20u);
-  }
-  EXPECT_TRUE(bad.empty()) << bad.front();
-  auto j = Journal::Open(dir.path(), "app");
-  ASSERT_TRUE(j.ok()) << j.status().ToString();
-  const std::vector<std::string> warnings = (*j)->TakeWarnings();
-  EXPECT_TRUE(warnings.empty()) << warnings.front();
-  EXPECT_EQ((*j)->last_seq(), 20u);
-  EXPECT_EQ(ReadAll(**j).size(), 20u);
-  auto next = (*j)->Append(GaugeEvent("g", 99), Durability::kDurable);
-  ASSERT_TRUE(next.ok());
-  EXPECT_EQ(*next, 21u);  // no jump: nothing was damaged
+  ExpectTwentyEventsAndNoDamage(dir);
 }
 
 TEST(PreallocatedLog, ZerosAfterTheLastRecordAreTheLogsEnd) {
@@ -370,6 +379,56 @@ TEST(PreallocatedLog, ZerosAfterTheLastRecordAreTheLogsEnd) {
 // read as cut short instead, the torn tail of any crash.
 TEST(PreallocatedLog, ATornLastRecordBeforeZerosIsATornTailNotDamage) {
   ExpectKilledWritersLogOpensWhole(true);
+}
+
+// A kill can cut a write at any page boundary, also inside the header of a
+// record's next fragment: a batch larger than a log block is split into
+// fragments, each with its own header. A header cut short before zeros is a
+// torn tail too (RocksDB reads one cut short at the end of a log as such),
+// not a record gone bad in the middle of its batch. `kept` header bytes
+// survive: the checksum's, or with its length too.
+void ExpectTornFragmentHeaderIsATornTail(size_t kept) {
+  TempDir dir;
+  {
+    auto j = Journal::Open(dir.path(), "app");
+    ASSERT_TRUE(j.ok()) << j.status().ToString();
+    for (int i = 0; i < 20; ++i) {
+      ASSERT_TRUE((*j)->Append(GaugeEvent("g", i), Durability::kDurable).ok());
+    }
+    // One batch of about 40 KiB: its first fragment fills the first block,
+    // the next one starts the second block with its header.
+    std::vector<std::string> events;
+    for (int i = 0; i < 40; ++i) {
+      fb::EventT e = GaugeEvent(std::string(1000, static_cast<char>('a' + i % 26)), i);
+      events.push_back(EncodeEvent(std::move(e)));
+    }
+    std::vector<std::span<const uint8_t>> spans;
+    for (const auto& e : events) spans.push_back(Bytes(e));
+    ASSERT_TRUE((*j)->AppendAll(spans, Durability::kDurable).ok());
+  }
+  std::vector<std::string> logs;
+  for (const auto& e : std::filesystem::directory_iterator(dir / "app")) {
+    if (e.path().extension() == ".log") logs.push_back(e.path().string());
+  }
+  ASSERT_EQ(logs.size(), 1u);
+  std::string bytes = testing::ReadFile(logs[0]);
+  ASSERT_GT(bytes.size(), 32768u + 7) << "the batch should reach the second block";
+  const std::string header = bytes.substr(32768, 7);
+  ASSERT_TRUE(header[6] == 3 || header[6] == 4) << "a middle or last fragment starts block 2";
+  // As the kill left it: the header's first bytes, then zeros.
+  bytes.resize(32768);
+  bytes += header.substr(0, kept);
+  bytes += std::string(1 << 20, '\0');
+  testing::WriteFile(logs[0], bytes);
+  ExpectTwentyEventsAndNoDamage(dir);
+}
+
+TEST(PreallocatedLog, AFragmentHeaderCutAfterItsChecksumIsATornTail) {
+  ExpectTornFragmentHeaderIsATornTail(4);
+}
+
+TEST(PreallocatedLog, AFragmentHeaderCutAfterItsLengthIsATornTail) {
+  ExpectTornFragmentHeaderIsATornTail(6);
 }
 
 }  // namespace
