@@ -18,7 +18,10 @@
 //   - unused range: first..last, numbers no event ever had, so that readers
 //     count as lost only the records that really were (at most
 //     kHighWaterUnusedKept ranges, the newest; an older jump then reads as
-//     its whole gap lost, an overcount, never an undercount).
+//     its whole gap lost, an overcount, never an undercount). Numbers of a
+//     range that are written after all (a live ring keeps its own numbering
+//     across the jump; a dead writer's ring is ingested under its seqs)
+//     leave it, durably, before they are written.
 //
 // The file is replaced atomically: written to a fresh mkstemp file (0600) in
 // the stream directory, fsync'd, renamed over HIGH_WATER, and the directory

@@ -227,7 +227,7 @@ Status Journal::Impl::WriteBatchOf(const std::vector<std::span<const uint8_t>>& 
   }
   // Numbers above the high-water mark are reserved on disk before any of
   // them can reach the log (see high_water.h).
-  if (Status s = Reserve(*first + items.size() - 1); !s.ok()) {
+  if (Status s = Reserve(*first, *first + items.size() - 1); !s.ok()) {
     std::string msg = fmt::format("{}: reserving sequence numbers: {}", what, s.message());
     return s.code() == Status::Code::kNoSpace ? Status::NoSpace(msg) : Status::IOError(msg);
   }
@@ -334,7 +334,11 @@ Status Journal::Impl::OpenDb(bool may_set_aside) {
     // were never given out, and readers must not count them as lost. (Without
     // an intact record past the damage nothing bounds the loss: the whole gap
     // then reads as lost, an overcount.)
-    const uint64_t used = std::max({last, table_last, snapshot_seq, logged_after_damage});
+    uint64_t used = std::max({last, table_last, snapshot_seq, logged_after_damage});
+    // A live ring (a reopen after a failed drain) keeps its own numbering:
+    // every seq below its tail was given out. What it gives out later is
+    // taken out of the range as it is written (Reserve).
+    if (ring && ring->tail() > 0) used = std::max(used, ring->tail() - 1);
     if (used + 1 < open_next_seq) {
       unused.push_back({used + 1, open_next_seq - 1});
       // Only the readers' accounting depends on it: a failure here is not
@@ -349,7 +353,7 @@ Status Journal::Impl::OpenDb(bool may_set_aside) {
         "new events are numbered from {}, above every seq given out before",
         path,
         log_damaged ? "its write-ahead log, in the middle" : "its newest events cannot be read",
-        last, open_next_seq));
+        last, ring ? ring->tail() : open_next_seq));
   }
   return Status::Ok();
 }
@@ -386,8 +390,24 @@ Status Journal::Impl::SetAsideAndStartFresh(const Status& why) {
   return Status::Ok();
 }
 
-Status Journal::Impl::Reserve(uint64_t through) {
-  if (through <= reserved) return Status::Ok();
+Status Journal::Impl::Reserve(uint64_t from, uint64_t through) {
+  // Numbers an unused range holds may be written after all: a ring keeps
+  // its own numbering across a reopen that jumped, and a dead writer's ring
+  // is ingested under its seqs. They leave the range before the write, so
+  // that a later loss of them reads as a loss (a failed write after the
+  // mark then reads as lost: an overcount, the safe direction).
+  std::vector<internal::SeqRange> kept;
+  bool trimmed = false;
+  for (const internal::SeqRange& r : unused) {
+    if (r.last < from || r.first > through) {
+      kept.push_back(r);
+      continue;
+    }
+    trimmed = true;
+    if (r.first < from) kept.push_back({r.first, from - 1});
+    if (r.last > through) kept.push_back({through + 1, r.last});
+  }
+  if (through <= reserved && !trimmed) return Status::Ok();
   // A ring-mode drain writes up to a ring of events at a time, hundreds of
   // thousands a second: a mark (a file written and fsync'd) every 4096 of
   // them took a fifth of the drain's time. Numbering jumps by the chunk only
@@ -395,9 +415,10 @@ Status Journal::Impl::Reserve(uint64_t through) {
   const uint64_t chunk = ring
                              ? std::max<uint64_t>(internal::kHighWaterChunk, 4 * ring->slot_count())
                              : internal::kHighWaterChunk;
-  internal::HighWater mark{through + chunk, floor_seq, unused};
+  internal::HighWater mark{through <= reserved ? reserved : through + chunk, floor_seq, kept};
   if (Status s = internal::WriteHighWater(path, mark); !s.ok()) return s;
   reserved = mark.reserved;
+  unused = std::move(mark.unused);
   return Status::Ok();
 }
 

@@ -108,8 +108,10 @@ class Journal::Impl {
   // directory aside, creates a fresh one numbered above it, opens that.
   Status SetAsideAndStartFresh(const Status& why);
   // Makes sure every seq up to `through` is below the high-water mark on
-  // disk. Called by the leader only, with db_mu held (shared).
-  Status Reserve(uint64_t through);
+  // disk, and that none of from..through (about to be written) is still
+  // recorded as never given out (an unused range a damaged open left).
+  // Called by the leader only, with db_mu held (shared), or by an open.
+  Status Reserve(uint64_t from, uint64_t through);
   void CloseDb() { internal::CloseJournalDb(db, events_cf, snapshots_cf); }
   // When the database is broken, closes and reopens it. REQUIRES: db_mu and
   // mu not held.

@@ -62,9 +62,14 @@
 // empty ring. When the database cannot take the writes, the drain gives up
 // after kStopAttempts; the records stay in the ring for the next Open.
 //
-// Not handled: when a reopen after a failed write finds the log damaged from
-// outside and numbering must jump above the high-water mark, the ring keeps
-// its own numbering (the direct path jumps).
+// Damage from outside: when a reopen after a failed drain finds the log
+// damaged and the direct path's numbering would jump above the high-water
+// mark, the ring keeps its own numbering: it knows what it gave out (every
+// seq below its tail), so nothing is numbered twice. The jump's range of
+// numbers "never given out" then starts at the tail, and the drain takes
+// what it writes out of that range before writing (Reserve), as the ingest
+// of a dead writer's ring does: a later loss of those records reads as a
+// loss, not as numbers never given out.
 #include <fmt/format.h>
 #include <rocksdb/write_batch.h>
 #include <unistd.h>
@@ -167,7 +172,10 @@ bool Journal::Impl::IngestLeftRing() {
         ++lost;
       }
     }
-    Status s = Reserve(through);
+    // Every seq after the database's last was given out by that writer (a
+    // ring numbers without gaps, and drains in order): none of them is
+    // "never given out", even below the ring's head.
+    Status s = Reserve(last + 1, through);
     rocksdb::WriteBatch batch;
     for (uint64_t seq = from; s.ok() && seq <= through; ++seq) {
       auto key = EncodeKey(seq);
@@ -460,7 +468,7 @@ Status Journal::Impl::WriteRingBatch(const std::vector<RingView>& views, size_t 
   std::shared_lock db_lock(db_mu);
   if (!db || broken.load()) return Unusable(what);
   const uint64_t through = views[n - 1].seq;
-  if (Status s = Reserve(through); !s.ok()) {
+  if (Status s = Reserve(views[0].seq, through); !s.ok()) {
     std::string msg = fmt::format("{}: reserving sequence numbers: {}", what, s.message());
     return s.code() == Status::Code::kNoSpace ? Status::NoSpace(msg) : Status::IOError(msg);
   }

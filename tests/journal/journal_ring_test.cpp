@@ -13,6 +13,8 @@
 #include <chrono>
 #include <cmath>
 #include <cstdlib>
+#include <filesystem>
+#include <fstream>
 #include <map>
 #include <mutex>
 #include <random>
@@ -24,6 +26,7 @@
 #include "blackbox/journal.h"
 #include "fault_fs.h"
 #include "file_system_hook.h"
+#include "high_water.h"
 #include "process.h"
 #include "ring.h"
 #include "test_util.h"
@@ -348,6 +351,155 @@ TEST(JournalRing, ARingThatCannotBeIngestedAtOpenIsIngestedBeforeAnythingNew) {
     EXPECT_EQ(seen[k].seq, k + 1);
     EXPECT_EQ(seen[k].type, fb::Payload::Gauge);
     EXPECT_EQ(seen[k].value, static_cast<double>(k + 1)) << "seq " << k + 1;
+  }
+}
+
+// --- a write-ahead log damaged from outside, and the numbers a jump skips
+
+// The write-ahead log of `stream_dir` holding the most, and where what was
+// written to it ends (after its last non-zero byte: a preallocated log ends
+// in zeros).
+std::pair<std::string, uint64_t> FullestLog(const std::string& stream_dir) {
+  std::pair<std::string, uint64_t> best;
+  for (const auto& e : std::filesystem::directory_iterator(stream_dir)) {
+    if (e.path().extension() != ".log") continue;
+    std::ifstream in(e.path(), std::ios::binary);
+    const std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    const size_t last = bytes.find_last_not_of('\0');
+    const uint64_t end = last == std::string::npos ? 0 : last + 1;
+    if (end > best.second) best = {e.path().string(), end};
+  }
+  return best;
+}
+
+// 8 bytes of junk in the middle of what the fullest log holds.
+void DamageLogMiddle(const std::string& stream_dir) {
+  const auto [log, end] = FullestLog(stream_dir);
+  ASSERT_GT(end, 0u) << "no log with records in " << stream_dir;
+  std::fstream f(log, std::ios::in | std::ios::out | std::ios::binary);
+  ASSERT_TRUE(f) << log;
+  f.seekp(static_cast<std::streamoff>(end / 2));
+  f.write("\xff\xff\xff\xff\xff\xff\xff\xff", 8);
+  ASSERT_TRUE(f) << log;
+}
+
+// The seqs of `seqs` that the stream's high-water mark records as never
+// given out (high_water.h): each one would read as no loss if it went missing.
+std::vector<uint64_t> MarkedUnused(const std::string& stream_dir,
+                                   const std::vector<uint64_t>& seqs) {
+  std::vector<uint64_t> out;
+  auto mark = internal::ReadHighWater(stream_dir);
+  EXPECT_TRUE(mark.ok()) << mark.status().ToString();
+  if (!mark.ok()) return out;
+  EXPECT_FALSE(mark->unused.empty()) << "the damaged open recorded no unused range";
+  for (uint64_t seq : seqs) {
+    for (const auto& r : mark->unused) {
+      if (r.first <= seq && seq <= r.last) out.push_back(seq);
+    }
+  }
+  return out;
+}
+
+// A dead writer's ring is ingested under its own seqs, which lie in the
+// range the damaged open found never given out (it jumps above the mark):
+// they leave that range, or losing them later would read as no loss.
+TEST(JournalRing, ARingIngestedAfterLogDamageIsNotRecordedAsNeverGivenOut) {
+  TempDir dir;
+  const std::string stream_dir = dir / "app";
+  {
+    auto j = Journal::Open(dir.path(), "app");
+    ASSERT_TRUE(j.ok());
+    for (int i = 1; i <= 300; ++i) {
+      ASSERT_TRUE((*j)->Append(Bytes(Gauge("db", i)), Durability::kDurable).ok());
+    }
+  }
+  std::vector<uint64_t> ring_seqs;
+  {
+    internal::RingOptions o;
+    o.size = 1 << 16;
+    auto ring = internal::Ring::Open(stream_dir, o, 301);
+    ASSERT_TRUE(ring.ok());
+    for (int s = 301; s <= 350; ++s) {
+      ring_seqs.push_back((*ring)->Append(Bytes(Gauge("ring", s))).seq);
+      ASSERT_EQ(ring_seqs.back(), static_cast<uint64_t>(s));
+    }
+  }
+  DamageLogMiddle(stream_dir);
+
+  auto j = Journal::Open(dir.path(), "app");
+  ASSERT_TRUE(j.ok()) << j.status().ToString();
+  const auto warnings = (*j)->TakeWarnings();
+  ASSERT_EQ(warnings.size(), 2u);
+  EXPECT_NE(warnings[0].find("damaged"), std::string::npos) << warnings[0];
+  EXPECT_NE(warnings[1].find("held 50 event(s)"), std::string::npos) << warnings[1];
+  const uint64_t next = (*j)->Append(Bytes(Gauge("new", 0)), Durability::kDurable).value();
+  EXPECT_GT(next, 350u);
+  j->reset();
+  EXPECT_EQ(MarkedUnused(stream_dir, ring_seqs), std::vector<uint64_t>{});
+  const auto seen = ReadAll(dir.path());
+  std::vector<uint64_t> present;
+  for (const auto& s : seen) {
+    if (s.seq >= 301 && s.seq <= 350 && s.type == fb::Payload::Gauge) present.push_back(s.seq);
+  }
+  EXPECT_EQ(present, ring_seqs);
+}
+
+// A live ring-mode writer whose drain failed, its log then damaged from
+// outside before the reopen: the ring keeps its numbering (it knows what it
+// gave out), and none of what it gives out is recorded as never given out.
+TEST(JournalRing, ALiveRingReopenedAfterLogDamageKeepsItsSeqsCountable) {
+  TempDir dir;
+  const std::string stream_dir = dir / "app";
+  auto fs = std::make_shared<faults::FaultFileSystem>(rocksdb::FileSystem::Default());
+  internal::SetBaseFileSystemForTesting(fs);
+  std::vector<uint64_t> acked, after_damage;
+  std::vector<std::string> warnings;
+  {
+    auto j = Journal::Open(dir.path(), "app", RingOptions(1 << 16));
+    ASSERT_TRUE(j.ok()) << j.status().ToString();
+    for (int i = 0; i < 300; ++i) {
+      acked.push_back((*j)->Append(Bytes(Gauge("before", i)), Durability::kDurable).value());
+    }
+    // A full disk: the drain's write fails, and so does every reopen.
+    fs->Arm(faults::FaultKind::kAppend, fs->count(faults::FaultKind::kAppend) + 1, 0);
+    for (int i = 0; i < 10; ++i) {
+      auto seq = (*j)->Append(Bytes(Gauge("buffered", i)), Durability::kBuffered);
+      ASSERT_TRUE(seq.ok()) << seq.status().ToString();
+      after_damage.push_back(*seq);
+    }
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+    while (fs->injected() < 3 && std::chrono::steady_clock::now() < deadline) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    }
+    ASSERT_GE(fs->injected(), 3u) << "the drain never tried to write";
+    DamageLogMiddle(stream_dir);
+    fs->Disarm();
+    // A reopen that began while the disk was full may still fail the first
+    // durable append (not acknowledged: its seq is not counted here).
+    for (int i = 0; i < 5; ++i) {
+      auto seq = (*j)->Append(Bytes(Gauge("durable", i)), Durability::kDurable);
+      for (int tries = 0; !seq.ok() && tries < 100; ++tries) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(10));
+        seq = (*j)->Append(Bytes(Gauge("durable", i)), Durability::kDurable);
+      }
+      ASSERT_TRUE(seq.ok()) << seq.status().ToString();
+      after_damage.push_back(*seq);
+    }
+    warnings = (*j)->TakeWarnings();
+  }
+  internal::SetBaseFileSystemForTesting(nullptr);
+  ASSERT_FALSE(warnings.empty());
+  EXPECT_NE(warnings[0].find("damaged"), std::string::npos) << warnings[0];
+  for (size_t k = 1; k < after_damage.size(); ++k) {
+    EXPECT_GT(after_damage[k], after_damage[k - 1]);  // the ring's numbering, no jump
+    EXPECT_LT(after_damage[k], after_damage[k - 1] + 10);
+  }
+  EXPECT_EQ(after_damage.front(), acked.back() + 1);
+  EXPECT_EQ(MarkedUnused(stream_dir, after_damage), std::vector<uint64_t>{});
+  std::map<uint64_t, fb::Payload> by_seq;
+  for (const auto& s : ReadAll(dir.path())) by_seq[s.seq] = s.type;
+  for (uint64_t seq : after_damage) {
+    EXPECT_EQ(by_seq.count(seq), 1u) << "seq " << seq << " acknowledged, missing";
   }
 }
 

@@ -8,9 +8,11 @@
 // "draining": then it runs as in any ring-mode writer), then reads
 // lines from stdin: "N" appends N buffered gauge events named "held" (values
 // 0, 1, 2, … across lines) and answers "<seq of the last one>\n" once they
-// returned. At end of input it exits at once (_Exit: closing the journal
-// would wait for the held drain), leaving the records in the ring, as kill -9
-// does.
+// returned; "D N" appends N durable ones the same way (the drain must be let
+// go first: they wait for it); "release" lets the drain go and "hold" holds
+// it again, each answering "0\n". At end of input it exits at once (_Exit:
+// closing the journal would wait for a held drain), leaving the records in
+// the ring, as kill -9 does.
 #include <fmt/format.h>
 #include <unistd.h>
 
@@ -39,14 +41,25 @@ int main(int argc, char** argv) {
   double value = 0;
   std::string line;
   while (std::getline(std::cin, line)) {
-    const long n = std::atol(line.c_str());
+    auto durability = blackbox::Durability::kBuffered;
+    long n = 0;
+    if (line == "release" || line == "hold") {
+      blackbox::internal::HoldRingDrainForTesting(line == "hold");
+      // A drain that read "not held" just before finishes its pass.
+      if (line == "hold") ::usleep(20'000);
+    } else if (line.rfind("D ", 0) == 0) {
+      durability = blackbox::Durability::kDurable;
+      n = std::atol(line.c_str() + 2);
+    } else {
+      n = std::atol(line.c_str());
+    }
     uint64_t last = 0;
     for (long i = 0; i < n; ++i, ++value) {
       flatbuffers::FlatBufferBuilder fbb(128);
       auto g = blackbox::fb::CreateGaugeDirect(fbb, "held", value);
       blackbox::FinishEvent(fbb, stream, blackbox::fb::Severity::Info, blackbox::fb::Payload::Gauge,
                             g.Union());
-      auto seq = (*journal)->Append(blackbox::Bytes(fbb), blackbox::Durability::kBuffered);
+      auto seq = (*journal)->Append(blackbox::Bytes(fbb), durability);
       if (!seq.ok()) {
         fmt::print(stderr, "append failed: {}\n", seq.status().ToString());
         std::_Exit(1);

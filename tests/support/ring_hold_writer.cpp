@@ -32,8 +32,10 @@ RingHoldWriter::~RingHoldWriter() {
   ::close(from_);
 }
 
-uint64_t RingHoldWriter::Append(int n) {
-  const std::string line = std::to_string(n) + "\n";
+uint64_t RingHoldWriter::Append(int n) { return Command(std::to_string(n)); }
+
+uint64_t RingHoldWriter::Command(const std::string& command) {
+  const std::string line = command + "\n";
   if (::write(to_, line.data(), line.size()) != static_cast<ssize_t>(line.size())) return 0;
   std::string reply;
   char c = 0;

@@ -26,6 +26,9 @@ class RingHoldWriter {
   // Appends n buffered events; the seq of the last one once they returned
   // (0 on failure).
   uint64_t Append(int n);
+  // Sends one command line of ring_hold_child ("D 10", "hold", "release");
+  // its answer (a seq, 0 for those without one); 0 on failure too.
+  uint64_t Command(const std::string& line);
   void Kill();
 
  private:

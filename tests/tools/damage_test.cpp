@@ -12,6 +12,7 @@
 #include <string>
 #include <vector>
 
+#include "ring_hold_writer.h"
 #include "tool_test_support.h"
 
 namespace blackbox::tools::testing {
@@ -369,6 +370,67 @@ TEST(DamagedLog, TheGapAfterTheJumpCountsOnlyTheRecordsTheLogLost) {
   EXPECT_NE(LineWith(r.out, {"DAMAGED", "app: " + lost + " record(s) lost"}), "") << r.out;
   EXPECT_NE(LineWith(r.out, {"sequence gap", "(" + lost + " record(s)", "never given out"}), "")
       << r.out;
+}
+
+// Where what was written to a file ends: after its last non-zero byte (a
+// killed writer's log is preallocated and ends in zeros).
+uint64_t WrittenEnd(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  const std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  const size_t last = bytes.find_last_not_of('\0');
+  return last == std::string::npos ? 0 : last + 1;
+}
+
+// A ring-mode writer killed with 50 events still in its ring, its log then
+// damaged: the next writer ingests them under their seqs, inside the range
+// the damaged open found never given out. Records of them lost afterwards
+// are counted as lost, not as numbers never given out.
+TEST(DamagedLog, RingEventsIngestedAfterTheDamageAreCountedWhenLost) {
+  TempDir dir;
+  const std::string root = dir.path() + "/j";
+  {
+    ::blackbox::testing::RunOptions options;
+    options.env = ToolEnvironment();
+    ::blackbox::testing::RingHoldWriter writer(RING_HOLD_CHILD, root, "app", "held", options);
+    ASSERT_EQ(writer.Command("release"), 0u);
+    ASSERT_EQ(writer.Command("D 300"), 300u);  // drained and synced: in the log
+    ASSERT_EQ(writer.Command("hold"), 0u);
+    ASSERT_EQ(writer.Append(50), 350u);  // in the ring only
+    writer.Kill();
+  }
+  std::vector<std::string> logs = LogFiles(root + "/app");
+  ASSERT_EQ(logs.size(), 1u);
+  const uint64_t end = WrittenEnd(logs[0]);
+  ASSERT_GT(end, 0u);
+  Overwrite(logs[0], static_cast<off_t>(end / 2), 8);
+
+  WriterRun next = RunWriter(root, "app", 10);
+  ASSERT_EQ(next.exit_code, 0) << next.err;
+  ASSERT_EQ(next.seqs.size(), 10u);
+  EXPECT_GT(next.seqs.front(), 350u);
+  ASSERT_EQ(next.warnings.size(), 2u) << next.err;
+  EXPECT_NE(next.warnings[0].find("damaged"), std::string::npos) << next.warnings[0];
+  EXPECT_NE(next.warnings[1].find("held 50 event(s)"), std::string::npos) << next.warnings[1];
+
+  // The damage cost some of 1..300; 301..350 came from the ring.
+  ToolResult replay = RunTool({"--journal", root, "replay", "--json"});
+  size_t kept = 0, from_ring = 0;
+  for (const auto& line : Lines(replay.out)) {
+    auto j = nlohmann::json::parse(line, nullptr, false);
+    if (!j.is_object()) continue;
+    const uint64_t seq = j.value("seq", uint64_t{0});
+    if (seq >= 1 && seq <= 300) ++kept;
+    if (seq >= 301 && seq <= 350) ++from_ring;
+  }
+  ASSERT_LT(kept, 300u) << "the damage should have cost records";
+  ASSERT_EQ(from_ring, 50u) << replay.err;
+
+  EraseSeqs(root + "/app", 320, 330);
+  ToolResult r = RunTool({"--journal", root, "verify"});
+  EXPECT_EQ(r.exit_code, 1) << r.out << r.err;
+  EXPECT_NE(LineWith(r.out, {"seqs 320..330 are missing (11 record(s)"}), "") << r.out;
+  const std::string lost = std::to_string(300 - kept + 11);
+  EXPECT_NE(LineWith(r.out, {"DAMAGED", "app: " + lost + " record(s) lost"}), "") << r.out;
 }
 
 // Without damage, a restart continues right after the last event: the
