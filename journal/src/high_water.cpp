@@ -111,17 +111,19 @@ Status WriteHighWater(const std::string& dir, const HighWater& mark) {
   return Status::Ok();
 }
 
-void RemoveHighWaterTemporaries(const std::string& dir) {
+void RemoveTemporaries(const std::string& dir, std::string_view prefix) {
   DIR* d = ::opendir(dir.c_str());
   if (d == nullptr) return;
   while (const dirent* e = ::readdir(d)) {
     std::string_view name(e->d_name);
-    if (name.substr(0, kTempPrefix.size()) == kTempPrefix) {
+    if (name.substr(0, prefix.size()) == prefix) {
       // unlink never follows a symlink: a planted one is removed, not its target.
       ::unlinkat(::dirfd(d), e->d_name, 0);
     }
   }
   ::closedir(d);
 }
+
+void RemoveHighWaterTemporaries(const std::string& dir) { RemoveTemporaries(dir, kTempPrefix); }
 
 }  // namespace blackbox::internal

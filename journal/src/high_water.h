@@ -30,6 +30,7 @@
 
 #include <cstdint>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "blackbox/status.h"
@@ -61,5 +62,9 @@ Status WriteHighWater(const std::string& dir, const HighWater& mark);
 
 // Removes the temporaries of WriteHighWater that a crash left in `dir`.
 void RemoveHighWaterTemporaries(const std::string& dir);
+
+// Removes every entry of `dir` whose name starts with `prefix` (files a
+// crash left half made; a symlink is removed, never followed).
+void RemoveTemporaries(const std::string& dir, std::string_view prefix);
 
 }  // namespace blackbox::internal

@@ -273,6 +273,12 @@ rocksdb::Status Journal::Impl::OpenRocks(rocksdb::WALRecoveryMode mode) {
 
 Status Journal::Impl::OpenDb(bool may_set_aside) {
   internal::RemoveHighWaterTemporaries(path);
+  // A writer killed while it built its ring leaves the temporary, as large
+  // as a ring: a process that crashes at every start would fill the disk
+  // with them. (Removed before the database's lock is taken, as the mark's
+  // are: a second writer is refused, and the first one's ring then fails
+  // its rename and stays off, saying so; nothing acknowledged is touched.)
+  internal::RemoveTemporaries(path, internal::kRingTempPrefix);
   Result<internal::HighWater> mark = internal::ReadHighWater(path);
   if (!mark.ok()) return mark.status();
   // First the strict way: a log may only end in a torn record (a write that

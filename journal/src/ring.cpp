@@ -192,7 +192,7 @@ Result<std::unique_ptr<Ring>> Ring::Open(const std::string& dir, const RingOptio
   }
 
   // A fresh ring, built in a temporary and renamed over RING.
-  std::string temp = path + ".tmp.XXXXXX";
+  std::string temp = dir + "/" + kRingTempPrefix + "XXXXXX";
   Fd fd(::mkostemp(temp.data(), O_CLOEXEC));  // O_EXCL, 0600
   if (fd.get() < 0) return Errno("cannot create", temp, errno);
   auto fail = [&](std::string_view what, int err) {

@@ -80,6 +80,8 @@
 namespace blackbox::internal {
 
 inline constexpr const char* kRingFile = "RING";
+// A fresh ring is built in <dir>/RING.tmp.XXXXXX and renamed over RING.
+inline constexpr const char* kRingTempPrefix = "RING.tmp.";
 
 struct RingOptions {
   // Bytes of slots (the file is one page more). A power of two.

@@ -503,6 +503,40 @@ TEST(JournalRing, ALiveRingReopenedAfterLogDamageKeepsItsSeqsCountable) {
   }
 }
 
+// A writer killed while it built its ring (a temporary renamed over RING)
+// leaves the temporary, as large as a ring. The next writer removes it, or
+// a process crashing at every start fills the disk with them; a symlink
+// planted under such a name is removed, its target left alone.
+TEST(JournalRing, OpenRemovesRingTemporariesAKilledWriterLeft) {
+  TempDir dir;
+  const std::string stream_dir = dir / "app";
+  { ASSERT_TRUE(Journal::Open(dir.path(), "app").ok()); }
+  const std::string left = stream_dir + "/RING.tmp.Ab12Cd";
+  {
+    std::ofstream out(left, std::ios::binary);
+    out << std::string(1 << 20, '\0');
+  }
+  const std::string target = dir / "not-the-journals";
+  { std::ofstream(target) << "keep"; }
+  const std::string planted = stream_dir + "/RING.tmp.link";
+  ASSERT_EQ(::symlink(target.c_str(), planted.c_str()), 0);
+
+  auto j = Journal::Open(dir.path(), "app", RingOptions(1 << 16));
+  ASSERT_TRUE(j.ok()) << j.status().ToString();
+  EXPECT_FALSE(std::filesystem::exists(left));
+  EXPECT_FALSE(std::filesystem::is_symlink(planted));
+  EXPECT_TRUE(std::filesystem::exists(stream_dir + "/RING"));
+  EXPECT_EQ(testing::ReadFile(target), "keep");
+  std::vector<std::string> temporaries;
+  for (const auto& e : std::filesystem::directory_iterator(stream_dir)) {
+    if (e.path().filename().string().rfind("RING.tmp.", 0) == 0) {
+      temporaries.push_back(e.path().string());
+    }
+  }
+  EXPECT_EQ(temporaries, std::vector<std::string>{});
+  EXPECT_TRUE((*j)->TakeWarnings().empty());
+}
+
 TEST(JournalRing, FallsBackToTheDirectPathWhenTheRingCannotBeCreated) {
   TempDir dir;
   ASSERT_EQ(::mkdir((dir / "app").c_str(), 0700), 0);
