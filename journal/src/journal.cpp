@@ -402,18 +402,18 @@ Status Journal::Impl::Reserve(uint64_t from, uint64_t through) {
   // is ingested under its seqs. They leave the range before the write, so
   // that a later loss of them reads as a loss (a failed write after the
   // mark then reads as lost: an overcount, the safe direction).
+  auto overlaps = [&](const internal::SeqRange& r) { return r.first <= through && r.last >= from; };
+  const bool trimmed = std::any_of(unused.begin(), unused.end(), overlaps);
+  if (through <= reserved && !trimmed) return Status::Ok();  // the append's usual case
   std::vector<internal::SeqRange> kept;
-  bool trimmed = false;
   for (const internal::SeqRange& r : unused) {
-    if (r.last < from || r.first > through) {
+    if (!overlaps(r)) {
       kept.push_back(r);
       continue;
     }
-    trimmed = true;
     if (r.first < from) kept.push_back({r.first, from - 1});
     if (r.last > through) kept.push_back({through + 1, r.last});
   }
-  if (through <= reserved && !trimmed) return Status::Ok();
   // A ring-mode drain writes up to a ring of events at a time, hundreds of
   // thousands a second: a mark (a file written and fsync'd) every 4096 of
   // them took a fifth of the drain's time. Numbering jumps by the chunk only
