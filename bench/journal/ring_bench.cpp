@@ -8,14 +8,17 @@
 // WriteOptions, 8-byte big-endian keys, values of the event's size) from 1
 // thread, and the ring with a drain that writes each peeked run of records
 // into RocksDB as one WriteBatch (sustained events/s). The event is a
-// pre-encoded 144-byte health sample, as in journal_bench. Medians over R.
+// pre-encoded 144-byte health sample, as in journal_bench. Also the ring
+// lanes (lanes.h) alone: 8 lanes with room, from 1 and 8 threads, for the
+// throughput per core as threads are added. Medians over R.
 //
 // Then blackbox::Journal itself, today's direct path beside ring mode
 // (JournalOptions::ring_bytes = 4 MB), same event: buffered appends from 1
 // and 8 threads, in bursts of half the ring's slots (between bursts, untimed,
 // the drain catches up: the cost of an append the ring takes, with the drain
 // running beside it; refusals are counted and printed), and durable appends
-// from 1 and 8 threads (their cost is the fsync either way).
+// from 1 and 8 threads (their cost is the fsync either way); and the same
+// with 8 ring lanes (JournalOptions::ring_lanes) of 4 MB each.
 #include <fmt/format.h>
 #include <rocksdb/db.h>
 #include <rocksdb/memtablerep.h>
@@ -35,6 +38,7 @@
 #include "bench_support.h"
 #include "blackbox/event.h"
 #include "blackbox/journal.h"
+#include "lanes.h"
 #include "ring.h"
 
 namespace {
@@ -191,6 +195,53 @@ double RunBurstThreads(Ring& ring, const std::string& event, uint64_t ops, int t
   return secs * 1e9 / static_cast<double>(passes * pass);
 }
 
+// The same for ring lanes (lanes.h): `ops` appends from `threads` threads
+// into `lanes` lanes with room for a pass (Reset between passes), each
+// thread in a lane of its own when there are as many; ns per append.
+double RunLanesBurst(const std::string& dir, size_t lanes, const std::string& event, uint64_t ops,
+                     int threads) {
+  fs::create_directories(dir);
+  blackbox::internal::RingOptions o;
+  o.size = 2 << 20;
+  auto opened = blackbox::internal::Lanes::Open(dir, lanes, o);
+  if (!opened.ok()) {
+    fmt::print(stderr, "lanes open: {}\n", opened.status().ToString());
+    std::exit(1);
+  }
+  blackbox::internal::Lanes& l = **opened;
+  const std::span<const uint8_t> bytes(reinterpret_cast<const uint8_t*>(event.data()),
+                                       event.size());
+  // A pass: what the lanes hold when each thread has its own (or shares one
+  // with others, when there are more threads than lanes).
+  const uint64_t per_lane = l.lane(0).slot_count();
+  const uint64_t per = per_lane * std::min<uint64_t>(lanes, threads) / threads;
+  const uint64_t pass = per * threads;
+  const uint64_t passes = (ops + pass - 1) / pass;
+  std::barrier sync(threads + 1);
+  std::vector<std::thread> ts;
+  for (int t = 0; t < threads; ++t) {
+    ts.emplace_back([&] {
+      for (uint64_t k = 0; k < passes; ++k) {
+        sync.arrive_and_wait();
+        for (uint64_t i = 0; i < per; ++i) {
+          if (l.Append(bytes).code != RingCode::kOk) std::abort();
+        }
+        sync.arrive_and_wait();
+      }
+    });
+  }
+  double secs = 0;
+  for (uint64_t k = 0; k < passes; ++k) {
+    for (size_t i = 0; i < l.count(); ++i) l.lane(i).Reset(1);
+    auto start = Clock::now();
+    sync.arrive_and_wait();
+    sync.arrive_and_wait();
+    secs += std::chrono::duration<double>(Clock::now() - start).count();
+  }
+  for (auto& th : ts) th.join();
+  return secs * 1e9 / static_cast<double>(passes * pass);
+}
+
 // What a shared position costs by itself: `threads` threads each taking
 // `ops / threads` positions from one atomic counter (`shared`: fetch_add, as
 // any total order handed out at append time needs) or from a counter of
@@ -228,11 +279,12 @@ struct JournalRun {
 // `ops` appends of `event` to a fresh journal at `dir` from `threads`
 // threads, timed in bursts of `burst` appends (0: one burst); between
 // bursts, untimed, a scan from the last seq lets the drain catch up.
-JournalRun RunJournal(const std::string& dir, size_t ring_bytes, const std::string& event,
-                      uint64_t ops, int threads, blackbox::Durability durability,
-                      uint64_t burst = 0) {
+JournalRun RunJournal(const std::string& dir, size_t ring_bytes, size_t lanes,
+                      const std::string& event, uint64_t ops, int threads,
+                      blackbox::Durability durability, uint64_t burst = 0) {
   blackbox::JournalOptions o;
   o.ring_bytes = ring_bytes;
+  o.ring_lanes = lanes;
   o.check_permissions = false;
   auto j = blackbox::Journal::Open(dir, "app", o);
   if (!j.ok()) {
@@ -275,7 +327,7 @@ int main(int argc, char** argv) {
              cores, base);
 
   std::vector<double> burst, ring1, ring8, put, drain_rate, drain_ns, drain_vector, alone1, alone8;
-  std::vector<double> pos1, pos_shared8, pos_own8;
+  std::vector<double> pos1, pos_shared8, pos_own8, lanes1, lanes8;
   uint64_t drops1 = 0, drops8 = 0, drops_db = 0;
   int run = 0;
   for (int r = 0; r < repeat; ++r) {
@@ -327,6 +379,13 @@ int main(int argc, char** argv) {
       alone1.push_back(RunBurstThreads(*ring, event, kRing, 1));
       alone8.push_back(RunBurstThreads(*ring, event, kRing, 8));
     }
+    // Lanes with room (no drain): 8 lanes of 2 MiB, from 1 and 8 threads.
+    lanes1.push_back(RunLanesBurst(fresh("lanes"), 8, event, kRing, 1));
+    lanes8.push_back(RunLanesBurst(fresh("lanes"), 8, event, kRing, 8));
+    {
+      std::error_code ec;
+      for (const auto& e : fs::directory_iterator(base)) fs::remove_all(e.path(), ec);
+    }
     pos1.push_back(RunPositions(kPositions, 1, true));
     pos_shared8.push_back(RunPositions(kPositions, 8, true));
     pos_own8.push_back(RunPositions(kPositions, 8, false));
@@ -358,6 +417,16 @@ int main(int argc, char** argv) {
       "threads {:.1f} M/s ({:.1f} M/s per core, {:.2f}x one thread's)\n",
       a1 / 1e6, a8 / 1e6, a8 / std::min(8u, cores) / 1e6, a8 / std::min(8u, cores) / a1);
   {
+    const double l1 = 1e9 / Median(lanes1), l8 = 1e9 / Median(lanes8);
+    const double per8 = l8 / std::min(8u, cores);
+    fmt::print(
+        "lanes alone (8 lanes with room, no drain): 1 thread {:.1f} ns/append, {:.1f} M/s on 1 "
+        "core; 8 threads {:.1f} M/s ({:.1f} M/s per core, {:.2f}x one thread's): goal >= 0.9x "
+        "(per-core rate holds): {}\n",
+        Median(lanes1), l1 / 1e6, l8 / 1e6, per8 / 1e6, per8 / l1,
+        per8 / l1 >= 0.9 ? "met" : "NOT met");
+  }
+  {
     const double c = std::min(8u, cores), p1 = Median(pos1);
     const double shared = Median(pos_shared8) / c, own = Median(pos_own8) / c;
     fmt::print(
@@ -386,46 +455,47 @@ int main(int argc, char** argv) {
   struct Case {
     const char* name;
     size_t ring;
+    size_t lanes;
     int threads;
     Durability durability;
     std::vector<double> ns;
     uint64_t dropped = 0;
     std::vector<double> per_batch;
   };
-  std::vector<Case> cases = {
-      {"Journal::Append buffered, direct, 1 thread", 0, 1, Durability::kBuffered, {}, 0, {}},
-      {"Journal::Append buffered, ring mode, 1 thread",
-       kRingBytes,
-       1,
-       Durability::kBuffered,
-       {},
-       0,
-       {}},
-      {"Journal::Append buffered, direct, 8 threads", 0, 8, Durability::kBuffered, {}, 0, {}},
-      {"Journal::Append buffered, ring mode, 8 threads",
-       kRingBytes,
-       8,
-       Durability::kBuffered,
-       {},
-       0,
-       {}},
-      {"Journal::Append durable, direct, 1 thread", 0, 1, Durability::kDurable, {}, 0, {}},
-      {"Journal::Append durable, ring mode, 1 thread",
-       kRingBytes,
-       1,
-       Durability::kDurable,
-       {},
-       0,
-       {}},
-      {"Journal::Append durable, direct, 8 threads", 0, 8, Durability::kDurable, {}, 0, {}},
-      {"Journal::Append durable, ring mode, 8 threads",
-       kRingBytes,
-       8,
-       Durability::kDurable,
-       {},
-       0,
-       {}},
+  const char* const kCaseNames[] = {
+      "Journal::Append buffered, direct, 1 thread",
+      "Journal::Append buffered, ring mode, 1 thread",
+      "Journal::Append buffered, 8 lanes, 1 thread",
+      "Journal::Append buffered, direct, 8 threads",
+      "Journal::Append buffered, ring mode, 8 threads",
+      "Journal::Append buffered, 8 lanes, 8 threads",
+      "Journal::Append durable, direct, 1 thread",
+      "Journal::Append durable, ring mode, 1 thread",
+      "Journal::Append durable, 8 lanes, 1 thread",
+      "Journal::Append durable, direct, 8 threads",
+      "Journal::Append durable, ring mode, 8 threads",
+      "Journal::Append durable, 8 lanes, 8 threads",
   };
+  // The lanes' cases get 8 lanes of kRingBytes each (ring_bytes = 8 x
+  // kRingBytes): a thread keeps to one lane, so that each thread has the
+  // room ring mode's threads share, and the bursts are as long. With lanes
+  // of kRingBytes / 8, one thread's bursts would be 8 times shorter, and
+  // the timing of each burst's threads' start and join would dominate.
+  std::vector<Case> cases;
+  for (int k = 0; k < 12; ++k) {
+    const int mode = k % 3;  // direct, ring, lanes
+    cases.push_back({kCaseNames[k],
+                     mode == 0   ? 0
+                     : mode == 2 ? 8 * kRingBytes
+                                 : kRingBytes,
+                     mode == 2 ? size_t{8} : 0,
+                     (k / 3) % 2 == 0 ? 1 : 8,
+                     k < 6 ? Durability::kBuffered : Durability::kDurable,
+                     {},
+                     0,
+                     {}});
+  }
+
   std::vector<double> put_j;
   for (int r = 0; r < repeat; ++r) {
     {
@@ -439,8 +509,13 @@ int main(int argc, char** argv) {
     for (auto& c : cases) {
       const bool buffered = c.durability == Durability::kBuffered;
       const uint64_t ops = buffered ? kBuffered : c.threads == 1 ? kDurable1 : kDurable8;
-      JournalRun jr = RunJournal(fmt::format("{}/journal-{}", base, run++), c.ring, event, ops,
-                                 c.threads, c.durability, buffered && c.ring ? kSlots / 2 : 0);
+      // Bursts of half the ring, or with lanes half of the lanes the
+      // threads append to (a thread keeps to one lane; each lane is as
+      // large as ring mode's ring, see the cases).
+      uint64_t burst = buffered && c.ring ? kSlots / 2 : 0;
+      if (buffered && c.lanes) burst = kSlots / 2 * std::min<uint64_t>(c.threads, c.lanes);
+      JournalRun jr = RunJournal(fmt::format("{}/journal-{}", base, run++), c.ring, c.lanes, event,
+                                 ops, c.threads, c.durability, burst);
       c.ns.push_back(jr.ns_per_append);
       c.dropped += jr.dropped;
       c.per_batch.push_back(jr.per_batch);

@@ -13,4 +13,10 @@ namespace blackbox::internal {
 // Thread-safe.
 void HoldRingDrainForTesting(bool hold);
 
+// While set, the drain writes its batches but releases no slot (of the ring
+// or of its lanes): the state a kill between a batch's write and its release
+// leaves. Closing the journal then never ends: the process must end some
+// other way (_Exit, a signal). Thread-safe.
+void SkipRingReleaseForTesting(bool skip);
+
 }  // namespace blackbox::internal

@@ -18,6 +18,7 @@
 #include "blackbox/journal.h"
 #include "high_water.h"
 #include "internal.h"
+#include "lanes.h"
 #include "ring.h"
 
 namespace blackbox {
@@ -32,6 +33,17 @@ struct RingMarker {
   uint32_t index = 0;  // within its group
   uint32_t count = 0;  // events in the group (consecutive seqs)
 };
+// A lane's record moved into RING (ring_lanes): its payload is the LaneRef;
+// the event stays in its lane's slot until the drain has written it.
+inline constexpr uint32_t kLaneFlag = 4;
+struct LaneRef {
+  uint32_t lane = 0;
+  uint32_t unused = 0;
+  uint64_t position = 0;
+};
+// The LaneRef of a RING record with kLaneFlag (lane = UINT32_MAX when it is
+// of another size).
+LaneRef LaneRefOf(std::span<const uint8_t> payload);
 
 class Journal::Impl {
  public:
@@ -167,6 +179,22 @@ class Journal::Impl {
   // them the drain has journaled as a loss already (under drain_run_mu).
   std::atomic<uint64_t> dropped{0};
   uint64_t dropped_journaled = 0;
+  // With ring_lanes: the lanes buffered appends go to (lanes.h), null
+  // otherwise. Under drain_run_mu: the last position of each lane moved
+  // into the ring, and its stamp. moved_horizon: every lane record stamped
+  // below it is in the ring (durable appends wait for it, WaitMoved).
+  std::unique_ptr<internal::Lanes> lanes;
+  std::vector<uint64_t> lanes_moved;
+  std::vector<uint64_t> lanes_moved_stamp;
+  std::atomic<uint64_t> moved_horizon{0};
+  // Moves the lane records stamped below the horizon into the ring, in
+  // stamp order, as LaneRef records under consecutive seqs (as many as the
+  // ring has room for). REQUIRES: drain_run_mu held.
+  void MoveLanes();
+  // Waits until every lane record stamped below `stamp` is in the ring
+  // (moving them itself when the drain is not running); fails when the
+  // ring stays full for kRoomWait.
+  Status WaitMoved(uint64_t stamp);
 
   // After the database opened: ingests what an old RING holds past
   // last_seq (IngestLeftRing), then, with ring_bytes, opens the ring and

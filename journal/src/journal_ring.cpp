@@ -75,7 +75,10 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <bit>
 #include <cstring>
+#include <map>
+#include <tuple>
 
 #include "blackbox/event.h"
 #include "drain_hook.h"
@@ -99,13 +102,16 @@ constexpr std::chrono::seconds kRoomWait{2};
 constexpr int kStopAttempts = 5;
 constexpr std::chrono::microseconds kMaxGather{1000};
 
-std::atomic<bool> drain_held{false};  // drain_hook.h
+std::atomic<bool> drain_held{false};       // drain_hook.h
+std::atomic<bool> release_skipped{false};  // drain_hook.h
 
 RingMarker MarkerOf(const RingView& v) {
   RingMarker m;
   if (v.payload.size() == sizeof m) std::memcpy(&m, v.payload.data(), sizeof m);
   return m;
 }
+
+constexpr size_t kMoveMax = 4096;  // lane records per move
 
 int64_t TimeOf(std::string_view bytes) {
   // Payloads copied into a std::string are heap-aligned (VerifyEvent's
@@ -117,6 +123,17 @@ int64_t TimeOf(std::string_view bytes) {
 }  // namespace
 
 void internal::HoldRingDrainForTesting(bool hold) { drain_held.store(hold); }
+void internal::SkipRingReleaseForTesting(bool skip) { release_skipped.store(skip); }
+
+LaneRef LaneRefOf(std::span<const uint8_t> payload) {
+  LaneRef r;
+  if (payload.size() == sizeof r) {
+    std::memcpy(&r, payload.data(), sizeof r);
+  } else {
+    r.lane = UINT32_MAX;
+  }
+  return r;
+}
 
 std::string Journal::Impl::LostEvent(std::string_view why, int64_t time_ns) const {
   fb::EventT e;
@@ -137,7 +154,12 @@ bool Journal::Impl::IngestLeftRing() {
   };
   const std::string file = path + "/" + internal::kRingFile;
   const uint64_t last = last_seq.load();
-  auto scan = internal::ScanRing(file, last);
+  std::vector<size_t> lane_ids;
+  const std::vector<std::string> lane_files = internal::ListLaneFiles(path, &lane_ids);
+  // With lanes, RING's records the database has already are read too: their
+  // lane records may still be in the lanes (a kill between the write and the
+  // release), and must not be taken for leftovers.
+  auto scan = internal::ScanRing(file, lane_files.empty() ? last : 0);
   if (!scan.ok()) {
     if (scan.status().code() != Status::Code::kNotFound) {
       warn(
@@ -145,41 +167,115 @@ bool Journal::Impl::IngestLeftRing() {
                       "are lost",
                       path, scan.status().message()));
     }
-    return true;
+    if (lane_files.empty()) return true;
+    scan = internal::RingScan{};
   }
-  if (!scan->records.empty()) {
+  // The lanes' records past their heads, and the last position of each that
+  // RING refers to: what comes after it was not moved yet (leftovers).
+  std::map<uint32_t, internal::RingScan> lane_scans;
+  uint64_t lane_torn = 0, lane_holes = 0;
+  for (size_t k = 0; k < lane_files.size(); ++k) {
+    auto ls = internal::ScanRing(lane_files[k], 0);
+    if (!ls.ok()) {
+      warn(
+          fmt::format("a ring lane of the journal stream {} cannot be read ({}); events it held "
+                      "are lost",
+                      path, ls.status().message()));
+      continue;
+    }
+    lane_torn += ls->torn;
+    lane_holes += ls->holes;
+    lane_scans.emplace(static_cast<uint32_t>(lane_ids[k]), std::move(*ls));
+  }
+  std::map<uint32_t, uint64_t> referred;
+  for (const auto& r : scan->records) {
+    if ((r.flags & kLaneFlag) == 0) continue;
+    const LaneRef ref = LaneRefOf(Bytes(r.payload));
+    referred[ref.lane] = std::max(referred[ref.lane], ref.position);
+  }
+  auto lane_record = [&](const LaneRef& ref) -> internal::RingRecord* {
+    auto it = lane_scans.find(ref.lane);
+    if (it == lane_scans.end()) return nullptr;
+    auto& recs = it->second.records;
+    auto at = std::lower_bound(recs.begin(), recs.end(), ref.position,
+                               [](const internal::RingRecord& r, uint64_t p) { return r.seq < p; });
+    const bool found =
+        at != recs.end() && at->seq == ref.position && at->payload.size() >= sizeof(uint64_t);
+    return found ? &*at : nullptr;
+  };
+  struct Leftover {
+    uint64_t stamp;
+    uint32_t lane;
+    uint64_t position;
+    internal::RingRecord* record;
+  };
+  std::vector<Leftover> leftovers;
+  for (auto& [lane, ls] : lane_scans) {
+    const uint64_t after = referred.count(lane) ? referred[lane] : 0;
+    for (auto& r : ls.records) {
+      if (r.seq <= after) continue;
+      if (r.payload.size() < sizeof(uint64_t)) {
+        ++lane_torn;  // no lane's record: not an event
+        continue;
+      }
+      leftovers.push_back({internal::StampOf(Bytes(r.payload)), lane, r.seq, &r});
+    }
+  }
+  std::sort(leftovers.begin(), leftovers.end(), [](const Leftover& x, const Leftover& y) {
+    return std::tie(x.stamp, x.lane, x.position) < std::tie(y.stamp, y.lane, y.position);
+  });
+
+  std::vector<internal::RingRecord*> after_last;
+  for (auto& r : scan->records) {
+    if (r.seq > last) after_last.push_back(&r);
+  }
+  if (!after_last.empty() || !leftovers.empty()) {
     // Seqs the database may lack below the ring's head were drained: only
     // damage of the database takes them (its open says so).
     const uint64_t from = std::max(last + 1, scan->head);
-    const uint64_t through = scan->records.back().seq;
-    std::vector<std::string> values;
-    values.reserve(through - from + 1);
+    const uint64_t through = after_last.empty() ? last : after_last.back()->seq;
+    // Leftovers get the seqs after RING's; after a damaged open that jumped,
+    // after the jump.
+    const uint64_t left_from = std::max(through + 1, open_next_seq);
+    const uint64_t left_through = left_from + leftovers.size() - 1;
+    std::vector<std::pair<uint64_t, std::string>> values;
+    values.reserve(after_last.size() + leftovers.size());
     uint64_t ingested = 0, lost = 0;
     int64_t time_ns = 0;
-    auto it = scan->records.begin();
-    for (uint64_t s = from; s <= through; ++s) {
-      while (it != scan->records.end() && it->seq < s) ++it;
-      if (it != scan->records.end() && it->seq == s && (it->flags & kSpilledFlag) == 0) {
-        time_ns = std::max(time_ns, TimeOf(it->payload));
-        values.push_back(std::move(it->payload));
+    auto it = after_last.begin();
+    for (uint64_t s = from; !after_last.empty() && s <= through; ++s) {
+      while (it != after_last.end() && (*it)->seq < s) ++it;
+      internal::RingRecord* r = it != after_last.end() && (*it)->seq == s ? *it : nullptr;
+      internal::RingRecord* event = r;
+      if (r && (r->flags & kLaneFlag) != 0) event = lane_record(LaneRefOf(Bytes(r->payload)));
+      if (event && (r->flags & kSpilledFlag) == 0) {
+        std::string bytes = event == r ? std::move(r->payload)
+                                       : std::string(event->payload.substr(sizeof(uint64_t)));
+        time_ns = std::max(time_ns, TimeOf(bytes));
+        values.emplace_back(s, std::move(bytes));
         ++ingested;
       } else {
-        values.push_back(LostEvent(
-            fmt::format("event {} lost while being written: the writing process died before "
-                        "its append returned",
-                        s),
-            time_ns));
+        values.emplace_back(
+            s, LostEvent(fmt::format("event {} lost while being written: the writing process "
+                                     "died before its append returned",
+                                     s),
+                         time_ns));
         ++lost;
       }
     }
-    // Every seq after the database's last was given out by that writer (a
-    // ring numbers without gaps, and drains in order): none of them is
-    // "never given out", even below the ring's head.
-    Status s = Reserve(last + 1, through);
+    for (size_t k = 0; k < leftovers.size(); ++k) {
+      std::string bytes = leftovers[k].record->payload.substr(sizeof(uint64_t));
+      values.emplace_back(left_from + k, std::move(bytes));
+    }
+    // Every seq after the database's last through RING's was given out by
+    // that writer (a ring numbers without gaps, and drains in order): none
+    // of them is "never given out", even below the ring's head.
+    Status s = after_last.empty() ? Status::Ok() : Reserve(last + 1, through);
+    if (s.ok() && !leftovers.empty()) s = Reserve(left_from, left_through);
     rocksdb::WriteBatch batch;
-    for (uint64_t seq = from; s.ok() && seq <= through; ++seq) {
+    for (const auto& [seq, v] : values) {
+      if (!s.ok()) break;
       auto key = EncodeKey(seq);
-      const std::string& v = values[seq - from];
       batch.Put(KeySlice(key), rocksdb::Slice(v));
     }
     if (s.ok()) {
@@ -195,26 +291,43 @@ bool Journal::Impl::IngestLeftRing() {
           fmt::format("the ring of the journal stream {} holds {} event(s) not yet in the "
                       "database, and writing them failed ({}); they stay in {}, and the "
                       "journal writes nothing before them",
-                      path, ingested, s.message(), file));
+                      path, ingested + leftovers.size(), s.message(), file));
       return false;
     }
-    last_seq.store(through);
-    if (last == 0) first_seq.store(from);
-    open_next_seq = std::max(open_next_seq, through + 1);
+    const uint64_t end = leftovers.empty() ? through : left_through;
+    last_seq.store(end);
+    if (last == 0) first_seq.store(after_last.empty() ? left_from : from);
+    open_next_seq = std::max(open_next_seq, end + 1);
     {
       std::lock_guard lock(mu);
       next_seq = std::max(next_seq, open_next_seq);
     }
+    if (!after_last.empty()) {
+      warn(fmt::format(
+          "the ring of the journal stream {} held {} event(s) not yet in the database (seqs {} "
+          "to {}): ingested under their seqs; {} seq(s) among them ({} torn, {} never "
+          "published) were being written when the writer died and are placeholders",
+          path, ingested, from, through, lost, scan->torn, lost - scan->torn));
+    }
+    if (!leftovers.empty()) {
+      warn(fmt::format(
+          "the ring lanes of the journal stream {} held {} event(s) not yet numbered: ingested "
+          "in the order of their appends as seqs {} to {}; {} torn slot(s) and {} never "
+          "published were being written when the writer died",
+          path, leftovers.size(), left_from, left_through, lane_torn, lane_holes));
+    }
+  }
+  if (leftovers.empty() && lane_torn + lane_holes > 0) {
     warn(
-        fmt::format("the ring of the journal stream {} held {} event(s) not yet in the "
-                    "database (seqs {} to {}): ingested under their seqs; {} seq(s) among them "
-                    "({} torn, {} never published) were being written when the writer died and "
-                    "are placeholders",
-                    path, ingested, from, through, lost, scan->torn, lost - scan->torn));
+        fmt::format("the ring lanes of the journal stream {} held {} torn slot(s) and {} never "
+                    "published, being written when the writer died",
+                    path, lane_torn, lane_holes));
   }
   // Ingested (or nothing to): a ring left behind must not be read again.
-  // (A ring of this writer replaces it in one rename, see ring.h.)
+  // (A ring of this writer replaces it in one rename, see ring.h; its lanes
+  // are made anew.)
   if (options.ring_bytes == 0 || ring_ingest_pending) ::unlink(file.c_str());
+  for (const std::string& f : lane_files) ::unlink(f.c_str());
   return true;
 }
 
@@ -256,6 +369,21 @@ void Journal::Impl::StartRing() {
   }
   ring = std::move(*opened);
   written_through = synced_through = next - 1;
+  if (options.ring_lanes > 0) {
+    internal::RingOptions lo = ro;
+    lo.size = std::max(std::bit_floor(ro.size / options.ring_lanes), 2 * ro.slot_size);
+    auto opened_lanes = internal::Lanes::Open(path, options.ring_lanes, lo);
+    if (opened_lanes.ok()) {
+      lanes = std::move(*opened_lanes);
+      lanes_moved.assign(lanes->count(), 0);
+      lanes_moved_stamp.assign(lanes->count(), 0);
+    } else {
+      warn(
+          fmt::format("the journal stream {} has no ring lanes ({}); buffered appends use its "
+                      "ring",
+                      path, opened_lanes.status().message()));
+    }
+  }
   drain = std::thread([this] { DrainLoop(); });
 }
 
@@ -269,6 +397,7 @@ void Journal::Impl::StopRing() {
   wake_cv.notify_one();
   drain.join();
   ring.reset();
+  lanes.reset();
 }
 
 internal::RingAppend Journal::Impl::AppendWithRoom(
@@ -290,6 +419,21 @@ internal::RingAppend Journal::Impl::AppendWithRoom(
 
 Result<uint64_t> Journal::Impl::RingAppendOne(std::span<const uint8_t> event,
                                               Durability durability) {
+  if (durability == Durability::kBuffered && lanes && event.size() <= lanes->payload_max()) {
+    const internal::LaneAppend a = lanes->Append(event);
+    if (a.code == RingCode::kOk) return uint64_t{0};  // numbered when moved
+    dropped.fetch_add(1, std::memory_order_relaxed);
+    failed.fetch_add(1, std::memory_order_relaxed);
+    return Status::IOError(fmt::format(
+        "append to {}: the ring lane is full (the drain is behind); event dropped", path));
+  }
+  // Anything else keeps its place after the lanes' earlier events.
+  if (lanes) {
+    if (Status s = WaitMoved(internal::NextStamp()); !s.ok()) {
+      failed.fetch_add(1, std::memory_order_relaxed);
+      return s;
+    }
+  }
   if (durability == Durability::kBuffered) {
     const internal::RingAppend a = ring->Append(event);
     if (a.code == RingCode::kOk) return a.seq;
@@ -326,6 +470,12 @@ Result<uint64_t> Journal::Impl::RingAppendSpilled(std::span<const std::span<cons
         fmt::format("append to {}: {} events at once, more than half the ring's {} slots", path, n,
                     ring->slot_count()));
   }
+  if (lanes && events.size() > 1) {
+    if (Status s = WaitMoved(internal::NextStamp()); !s.ok()) {
+      failed.fetch_add(n, std::memory_order_relaxed);
+      return s;
+    }
+  }
   std::vector<std::string> copies;
   copies.reserve(n);
   for (const auto& e : events)
@@ -357,6 +507,81 @@ Result<uint64_t> Journal::Impl::RingAppendSpilled(std::span<const std::span<cons
     return s;
   }
   return a.seq;
+}
+
+Status Journal::Impl::WaitMoved(uint64_t stamp) {
+  const auto deadline = std::chrono::steady_clock::now() + kRoomWait;
+  for (;;) {
+    if (moved_horizon.load(std::memory_order_acquire) >= stamp) return Status::Ok();
+    {
+      std::unique_lock run(drain_run_mu, std::try_to_lock);
+      if (run.owns_lock() && !drain_held.load(std::memory_order_relaxed)) {
+        MoveLanes();
+        if (moved_horizon.load(std::memory_order_acquire) >= stamp) return Status::Ok();
+      }
+    }
+    if (std::chrono::steady_clock::now() >= deadline) {
+      return Status::IOError(fmt::format(
+          "append to {}: the ring stayed full (the lanes' earlier events could not move)", path));
+    }
+    std::unique_lock lock(drain_mu);
+    wake = true;
+    wake_cv.notify_one();
+    drained_cv.wait_for(lock, kIdleMin,
+                        [&] { return moved_horizon.load(std::memory_order_acquire) >= stamp; });
+  }
+}
+
+void Journal::Impl::MoveLanes() {
+  const uint64_t horizon = lanes->Horizon();
+  if (horizon == 0) return;
+  struct Item {
+    uint64_t stamp;
+    uint32_t lane;
+    uint64_t position;
+    bool operator<(const Item& o) const {
+      return std::tie(stamp, lane, position) < std::tie(o.stamp, o.lane, o.position);
+    }
+  };
+  std::vector<Item> items;
+  std::vector<RingView> views;
+  for (uint32_t i = 0; i < lanes->count(); ++i) {
+    lanes->lane(i).PeekFrom(lanes_moved[i] + 1, kMoveMax, &views);
+    uint64_t prev = lanes_moved_stamp[i];
+    for (const RingView& v : views) {
+      // A record damaged in memory keeps its place in its lane.
+      const uint64_t stamp = v.intact ? internal::StampOf(v.payload) : prev;
+      if (stamp >= horizon) break;
+      items.push_back({stamp, i, v.seq});
+      prev = stamp;
+    }
+  }
+  std::sort(items.begin(), items.end());
+  const uint64_t in_ring = ring->tail() - ring->head();
+  size_t n = std::min<size_t>(items.size(),
+                              ring->slot_count() - std::min<uint64_t>(in_ring, ring->slot_count()));
+  n = std::min(n, kMoveMax);
+  std::vector<LaneRef> refs(n);
+  std::vector<std::span<const uint8_t>> payloads(n);
+  for (size_t k = 0; k < n; ++k) {
+    refs[k] = {items[k].lane, 0, items[k].position};
+    payloads[k] = {reinterpret_cast<const uint8_t*>(&refs[k]), sizeof(LaneRef)};
+  }
+  // The ring may have filled meanwhile (durable appends): fewer then.
+  while (n > 0 && ring->AppendAll(std::span(payloads.data(), n), kLaneFlag).code != RingCode::kOk) {
+    n /= 2;
+  }
+  for (size_t k = 0; k < n; ++k) {
+    lanes_moved[items[k].lane] = items[k].position;
+    lanes_moved_stamp[items[k].lane] = items[k].stamp;
+  }
+  // Everything stamped below this is in the ring now.
+  const uint64_t moved = n == items.size() ? horizon : items[n].stamp;
+  if (moved > moved_horizon.load(std::memory_order_relaxed)) {
+    moved_horizon.store(moved, std::memory_order_release);
+    std::lock_guard lock(drain_mu);
+    drained_cv.notify_all();
+  }
 }
 
 Status Journal::Impl::WaitDrained(uint64_t through, bool sync) {
@@ -440,6 +665,28 @@ Status Journal::Impl::WriteTaken(const std::vector<RingView>& views, size_t take
       std::lock_guard lock(spill_mu);
       spilled.erase(spilled.begin(), spilled.upper_bound(through));
     }
+    // The lanes' slots first: a kill between the two releases leaves RING
+    // records whose seqs the database has, which the next open skips.
+    if (release_skipped.load(std::memory_order_relaxed)) {
+      std::lock_guard lock(drain_mu);
+      written_through = through;
+      if (sync) synced_through = through;
+      drained_cv.notify_all();
+      return s;
+    }
+    if (lanes) {
+      std::vector<uint64_t> through_lane(lanes->count(), 0);
+      for (size_t k = 0; k < take; ++k) {
+        if ((views[k].flags & kLaneFlag) == 0 || !views[k].intact) continue;
+        const LaneRef r = LaneRefOf(views[k].payload);
+        if (r.lane < through_lane.size()) {
+          through_lane[r.lane] = std::max(through_lane[r.lane], r.position);
+        }
+      }
+      for (uint32_t i = 0; i < through_lane.size(); ++i) {
+        if (through_lane[i] != 0) lanes->lane(i).Release(through_lane[i]);
+      }
+    }
     ring->Release(through);
     std::lock_guard lock(drain_mu);
     written_through = through;
@@ -455,6 +702,9 @@ Status Journal::Impl::WriteTaken(const std::vector<RingView>& views, size_t take
 }
 
 Status Journal::Impl::DrainAll(bool sync) {
+  if (lanes) {
+    if (Status s = WaitMoved(internal::NextStamp()); !s.ok()) return s;
+  }
   const uint64_t through = ring->tail() - 1;
   if (sync) durable_pending.fetch_add(1);
   Status s = WaitDrained(through, sync);
@@ -483,6 +733,19 @@ Status Journal::Impl::WriteRingBatch(const std::vector<RingView>& views, size_t 
       lost = LostEvent(
           fmt::format("event {} lost: its record in the ring was damaged in memory", v.seq), 0);
       value = rocksdb::Slice(lost);
+    } else if ((v.flags & kLaneFlag) != 0) {
+      const LaneRef r = LaneRefOf(v.payload);
+      const RingView lv =
+          lanes && r.lane < lanes->count() ? lanes->lane(r.lane).At(r.position) : RingView{};
+      if (lv.seq == 0 || !lv.intact) {
+        lost = LostEvent(
+            fmt::format("event {} lost: its record in a ring lane was damaged in memory", v.seq),
+            0);
+        value = rocksdb::Slice(lost);
+      } else {
+        const auto event = internal::WithoutStamp(lv.payload);
+        value = rocksdb::Slice(reinterpret_cast<const char*>(event.data()), event.size());
+      }
     } else if ((v.flags & kSpilledFlag) != 0) {
       const RingMarker m = MarkerOf(v);
       const std::string& bytes = spilled.at(v.seq - m.index)[m.index];  // checked by the drain
@@ -518,6 +781,7 @@ void Journal::Impl::DrainLoop() {
     // (SyncThrough): then this thread idles instead of queueing on the
     // mutex, so that the append's unlock has no one to wake.
     std::unique_lock run(drain_run_mu, std::try_to_lock);
+    if (lanes && run.owns_lock() && !drain_held.load(std::memory_order_relaxed)) MoveLanes();
     const size_t take = run.owns_lock() ? PeekWhole(views) : 0;
 
     if (take == 0) {
@@ -525,7 +789,7 @@ void Journal::Impl::DrainLoop() {
       if (run.owns_lock()) {
         std::lock_guard lock(drain_mu);
         sync_owed = durable_pending.load() > 0 && synced_through < written_through;
-        done = stopping && ring->head() == ring->tail();
+        done = stopping && ring->head() == ring->tail() && (!lanes || lanes->Empty());
       }
       if (sync_owed || done) {
         // Written already but not fsync'd (taken before its waiter was
@@ -567,7 +831,10 @@ void Journal::Impl::DrainLoop() {
         pause = std::min(pause * 2, kIdleMax);
       }
       wake = false;
-      if (stopping && ring->head() == ring->tail() && synced_through >= written_through) return;
+      if (stopping && ring->head() == ring->tail() && (!lanes || lanes->Empty()) &&
+          synced_through >= written_through) {
+        return;
+      }
       continue;
     }
     idle = 0;

@@ -26,14 +26,17 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <chrono>
 #include <cstdarg>
+#include <map>
 #include <thread>
 
 #include "cursor.h"
 #include "internal.h"
 #include "journal_impl.h"
+#include "lanes.h"
 #include "reader_impl.h"
 #include "wal_scan.h"
 
@@ -160,7 +163,43 @@ Reader::Impl::RingFit Reader::Impl::ReadRing(uint64_t after) {
   if (scan->available_from > next || (!scan->records.empty() && scan->records.front().seq > next)) {
     return RingFit::kBehind;
   }
+  // A writer with lanes moves their records into RING as LaneRefs: read
+  // the lanes (after RING, so that a ref read there finds its record, unless
+  // the drain released and reused its slot meanwhile: then it is in the
+  // database, and a reopen shows it).
+  std::map<uint32_t, internal::RingScan> lanes;
+  auto lane_event = [&](std::string_view ref_bytes) -> std::string* {
+    const LaneRef ref = LaneRefOf(Bytes(ref_bytes));
+    auto it = lanes.find(ref.lane);
+    if (it == lanes.end()) return nullptr;
+    auto& recs = it->second.records;
+    auto at = std::lower_bound(recs.begin(), recs.end(), ref.position,
+                               [](const internal::RingRecord& r, uint64_t p) { return r.seq < p; });
+    if (at == recs.end() || at->seq != ref.position || at->payload.size() < sizeof(uint64_t)) {
+      return nullptr;
+    }
+    return &at->payload;
+  };
+  if (std::any_of(scan->records.begin(), scan->records.end(),
+                  [](const internal::RingRecord& r) { return (r.flags & kLaneFlag) != 0; })) {
+    std::vector<size_t> ids;
+    const std::vector<std::string> files = internal::ListLaneFiles(path, &ids);
+    for (size_t k = 0; k < files.size(); ++k) {
+      auto ls = internal::ScanRing(files[k], 0, /*drained_too=*/true);
+      if (ls.ok()) lanes.emplace(static_cast<uint32_t>(ids[k]), std::move(*ls));
+    }
+  }
   for (auto& r : scan->records) {
+    if (r.seq == next && (r.flags & kLaneFlag) != 0 && r.seq <= scan->complete_through) {
+      std::string* event = lane_event(r.payload);
+      if (event == nullptr) {
+        // Drained already (its lane slot reused): the database has it.
+        if (r.seq < scan->head) return RingFit::kBehind;
+        break;
+      }
+      r.payload = event->substr(sizeof(uint64_t));
+      r.flags &= ~kLaneFlag;
+    }
     // A drained marker's event is in the database already: reopen for it.
     if (r.seq == next && (r.flags & kSpilledFlag) != 0 && r.seq < scan->head) {
       return RingFit::kBehind;

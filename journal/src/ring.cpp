@@ -151,7 +151,7 @@ Ring::~Ring() { ::munmap(base_, bytes_); }
 
 Result<std::unique_ptr<Ring>> Ring::Open(const std::string& dir, const RingOptions& options,
                                          uint64_t next_seq) {
-  const std::string path = dir + "/" + kRingFile;
+  const std::string path = dir + "/" + options.name;
   if (!PowerOfTwo(options.slot_size) || options.slot_size < kMinSlot ||
       options.slot_size > kMaxSlot || !PowerOfTwo(options.size) ||
       options.size < 2 * options.slot_size) {
@@ -231,7 +231,17 @@ void Ring::Reset(uint64_t next_seq) {
 }
 
 RingAppend Ring::Append(std::span<const uint8_t> payload, uint32_t flags) {
-  if (payload.size() > RingPayloadMax(slot_size_)) return {RingCode::kTooLarge, 0};
+  return AppendImpl(nullptr, payload, flags);
+}
+
+RingAppend Ring::AppendPrefixed(uint64_t prefix, std::span<const uint8_t> payload, uint32_t flags) {
+  return AppendImpl(&prefix, payload, flags);
+}
+
+RingAppend Ring::AppendImpl(const uint64_t* prefix, std::span<const uint8_t> payload,
+                            uint32_t flags) {
+  const size_t extra = prefix == nullptr ? 0 : sizeof *prefix;
+  if (payload.size() + extra > RingPayloadMax(slot_size_)) return {RingCode::kTooLarge, 0};
   RingHeader* h = HeaderOf(base_);
   const uint64_t mask = slot_count_ - 1;
   uint64_t s = h->tail.value.load(std::memory_order_relaxed);
@@ -257,9 +267,10 @@ RingAppend Ring::Append(std::span<const uint8_t> payload, uint32_t flags) {
   }
   auto* slot = reinterpret_cast<Slot*>(p);
   slot->seq = s;
-  slot->length = static_cast<uint32_t>(payload.size());
+  slot->length = static_cast<uint32_t>(payload.size() + extra);
   slot->flags = flags;
-  if (!payload.empty()) std::memcpy(p + kRecordHeader, payload.data(), payload.size());
+  if (prefix != nullptr) std::memcpy(p + kRecordHeader, prefix, extra);
+  if (!payload.empty()) std::memcpy(p + kRecordHeader + extra, payload.data(), payload.size());
   slot->checksum = Checksum(p, slot->length);
   slot->turn.store(2 * s + 1, std::memory_order_release);
   return {RingCode::kOk, s};
@@ -309,24 +320,32 @@ RingAppend Ring::AppendAll(std::span<const std::span<const uint8_t>> payloads, u
 }
 
 size_t Ring::Peek(size_t max, std::vector<RingView>* out) const {
+  // Only the drain writes head.
+  return PeekFrom(HeaderOf(base_)->head.value.load(std::memory_order_relaxed), max, out);
+}
+
+size_t Ring::PeekFrom(uint64_t from, size_t max, std::vector<RingView>* out) const {
   out->clear();
-  const RingHeader* h = HeaderOf(base_);
-  const uint64_t mask = slot_count_ - 1;
-  uint64_t s = h->head.value.load(std::memory_order_relaxed);  // only the drain writes it
-  for (; out->size() < max; ++s) {
-    const uint8_t* p = base_ + kHeaderBytes + (s & mask) * slot_size_;
-    const auto* slot = reinterpret_cast<const Slot*>(p);
-    if (slot->turn.load(std::memory_order_acquire) != 2 * s + 1) break;
-    RingView v;
-    v.seq = s;
-    v.flags = slot->flags;
-    const uint32_t length = slot->length;
-    v.intact = slot->seq == s && length <= RingPayloadMax(slot_size_) &&
-               slot->checksum == Checksum(p, length);
-    if (v.intact) v.payload = {p + kRecordHeader, length};
+  for (uint64_t s = from; out->size() < max; ++s) {
+    RingView v = At(s);
+    if (v.seq == 0) break;
     out->push_back(v);
   }
   return out->size();
+}
+
+RingView Ring::At(uint64_t s) const {
+  RingView v;
+  const uint8_t* p = base_ + kHeaderBytes + (s & (slot_count_ - 1)) * slot_size_;
+  const auto* slot = reinterpret_cast<const Slot*>(p);
+  if (s == 0 || slot->turn.load(std::memory_order_acquire) != 2 * s + 1) return v;
+  v.seq = s;
+  v.flags = slot->flags;
+  const uint32_t length = slot->length;
+  v.intact = slot->seq == s && length <= RingPayloadMax(slot_size_) &&
+             slot->checksum == Checksum(p, length);
+  if (v.intact) v.payload = {p + kRecordHeader, length};
+  return v;
 }
 
 void Ring::Release(uint64_t through) {

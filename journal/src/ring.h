@@ -84,6 +84,8 @@ inline constexpr const char* kRingFile = "RING";
 inline constexpr const char* kRingTempPrefix = "RING.tmp.";
 
 struct RingOptions {
+  // The file's name in the directory: RING, or a lane's (lanes.h).
+  std::string name = kRingFile;
   // Bytes of slots (the file is one page more). A power of two.
   size_t size = 4 << 20;
   // Bytes per slot, a power of two from 64 to 65536; 32 of them are the
@@ -134,6 +136,9 @@ class Ring {
   // publishes it. Thread-safe, lock-free, no system call. Never blocks:
   // kFull when the ring has no free slot (counted in dropped()).
   RingAppend Append(std::span<const uint8_t> payload, uint32_t flags = 0);
+  // The same, with the 8 bytes of `prefix` before `payload` in the record
+  // (a lane's stamp, lanes.h): one copy, no buffer in between.
+  RingAppend AppendPrefixed(uint64_t prefix, std::span<const uint8_t> payload, uint32_t flags = 0);
   // Several payloads under consecutive sequence numbers (the first one is
   // returned): all n slots are reserved by one CAS, then each record is
   // written and published in turn. kTooLarge when one payload is too long or
@@ -147,6 +152,12 @@ class Ring {
   // record whose checksum or length fails (memory damage) is returned with
   // intact = false: the caller counts it lost and releases it like others.
   size_t Peek(size_t max, std::vector<RingView>* out) const;
+  // The same from `from` on (head <= from): records peeked before and not
+  // released yet stay published, so a reader of the drain's side may go
+  // ahead of head (the lanes' move, lanes.h).
+  size_t PeekFrom(uint64_t from, size_t max, std::vector<RingView>* out) const;
+  // The published record at `seq`, when that slot holds it (seq = 0: none).
+  RingView At(uint64_t seq) const;
   // Frees the slots of every seq from head through `through` for their next
   // lap and sets head = through + 1. REQUIRES: head <= through < the seq of
   // the last record Peek returned + 1.
@@ -163,6 +174,7 @@ class Ring {
 
  private:
   Ring(std::string path, uint8_t* base, size_t bytes, size_t slot_size, size_t slot_count);
+  RingAppend AppendImpl(const uint64_t* prefix, std::span<const uint8_t> payload, uint32_t flags);
   std::string path_;
   uint8_t* base_;
   size_t bytes_;

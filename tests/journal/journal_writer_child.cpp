@@ -11,7 +11,8 @@
 // reached the pipe was acknowledged by the journal. With RING_BYTES the
 // journal runs in ring mode (JournalOptions::ring_bytes); a buffered append
 // refused because the ring was full is not acknowledged, and the thread goes
-// on.
+// on. With BLACKBOX_TEST_RING_LANES=N the journal has N ring lanes
+// (JournalOptions::ring_lanes): a buffered append into a lane prints seq 0.
 #include <fmt/format.h>
 #include <unistd.h>
 
@@ -35,6 +36,9 @@ int main(int argc, char** argv) {
   const long per_thread = std::atol(argv[4]);
   blackbox::JournalOptions options;
   if (argc == 7) options.ring_bytes = std::strtoul(argv[6], nullptr, 10);
+  if (const char* lanes = std::getenv("BLACKBOX_TEST_RING_LANES")) {
+    options.ring_lanes = std::strtoul(lanes, nullptr, 10);
+  }
   auto journal = blackbox::Journal::Open(root, stream, options);
   if (!journal.ok()) {
     fmt::print(stderr, "journal_writer_child: {}\n", journal.status().ToString());

@@ -10,7 +10,10 @@
 // 0, 1, 2, … across lines) and answers "<seq of the last one>\n" once they
 // returned; "D N" appends N durable ones the same way (the drain must be let
 // go first: they wait for it); "release" lets the drain go and "hold" holds
-// it again, each answering "0\n". At end of input it exits at once (_Exit:
+// it again, each answering "0\n"; "norelease" makes the drain write without
+// releasing (SkipRingReleaseForTesting), answering "0\n". With
+// BLACKBOX_TEST_RING_LANES=N the journal has N ring lanes; a buffered append
+// into a lane answers 0 for its seq. At end of input it exits at once (_Exit:
 // closing the journal would wait for a held drain), leaving the records in
 // the ring, as kill -9 does.
 #include <fmt/format.h>
@@ -32,6 +35,9 @@ int main(int argc, char** argv) {
   const std::string root = argv[1], stream = argv[2];
   blackbox::JournalOptions options;
   options.ring_bytes = std::strtoul(argv[3], nullptr, 10);
+  if (const char* lanes = std::getenv("BLACKBOX_TEST_RING_LANES")) {
+    options.ring_lanes = std::strtoul(lanes, nullptr, 10);
+  }
   blackbox::internal::HoldRingDrainForTesting(argc == 4 || std::string(argv[4]) == "held");
   auto journal = blackbox::Journal::Open(root, stream, options);
   if (!journal.ok()) {
@@ -43,7 +49,9 @@ int main(int argc, char** argv) {
   while (std::getline(std::cin, line)) {
     auto durability = blackbox::Durability::kBuffered;
     long n = 0;
-    if (line == "release" || line == "hold") {
+    if (line == "norelease") {
+      blackbox::internal::SkipRingReleaseForTesting(true);
+    } else if (line == "release" || line == "hold") {
       blackbox::internal::HoldRingDrainForTesting(line == "hold");
       // A drain that read "not held" just before finishes its pass.
       if (line == "hold") ::usleep(20'000);

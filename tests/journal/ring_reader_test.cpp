@@ -164,12 +164,15 @@ TEST(RingReader, ReaderSeesTheRingOfAWriterKilledBeforeItsDrainRan) {
 // A writer appending as fast as it can (`ring`: in ring mode, its drain
 // running): every view, by Open, Refresh or (ring mode) RefreshRing, is the
 // seqs 1..last with no gap and nothing reported, and never goes back.
-void ExpectBusyWriterViewsWithoutGaps(bool ring) {
+// With `lanes`, the writer has that many ring lanes.
+void ExpectBusyWriterViewsWithoutGaps(bool ring, size_t lanes = 0) {
   TempDir dir;
   int out = ::open((dir / "acks").c_str(), O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
   ASSERT_GE(out, 0);
+  testing::RunOptions run;
+  run.extra_env.push_back("BLACKBOX_TEST_RING_LANES=" + std::to_string(lanes));
   pid_t pid = testing::StartProcess(
-      {JOURNAL_WRITER_CHILD, dir.path(), "app", "2", "0", "buffered", ring ? "65536" : "0"}, {},
+      {JOURNAL_WRITER_CHILD, dir.path(), "app", "2", "0", "buffered", ring ? "65536" : "0"}, run,
       STDIN_FILENO, out, STDERR_FILENO);
   ::close(out);
   std::unique_ptr<Reader> reader;
@@ -221,6 +224,11 @@ void ExpectBusyWriterViewsWithoutGaps(bool ring) {
 
 TEST(RingReader, ReadersOfABusyRingModeWriterSeeEverySeqOnceWithNothingReported) {
   ExpectBusyWriterViewsWithoutGaps(true);
+}
+
+// The same with ring lanes: RING refers to the lanes' records.
+TEST(RingReader, ReadersOfABusyWriterWithLanesSeeEverySeqOnceWithNothingReported) {
+  ExpectBusyWriterViewsWithoutGaps(true, 2);
 }
 
 // The same beside a writer on the direct path, whose log a reader reads

@@ -77,6 +77,15 @@ struct JournalOptions {
   // the record's header. An event longer than the rest, and AppendAll, wait
   // for the drain to write them (in memory until then).
   size_t ring_slot_bytes = 256;
+  // Ring mode only: lanes of buffered events (journal/src/lanes.h), 0 = none.
+  // With N lanes, a buffered append that fits a slot goes into one of N
+  // rings of ring_bytes / N (rounded down to a power of two) each, one per
+  // thread, with no counter shared between threads, and gets its sequence
+  // number when the drain moves it (in the order the appends happened):
+  // Append returns 0 for it, and last_seq() counts it only once moved. The
+  // promise is the same. Durable appends, groups and events too large for
+  // a slot wait for the lanes' earlier events first and keep their seqs.
+  size_t ring_lanes = 0;
 };
 
 // Deletion policy for Journal::Compact. Only events already covered by the
@@ -168,7 +177,8 @@ class Journal {
   Journal& operator=(const Journal&) = delete;
 
   // Appends one encoded Event. Returns its sequence number once the write has
-  // the requested durability. REQUIRES: `event` is a finished Event buffer.
+  // the requested durability (0 for a buffered append that went into a lane:
+  // ring_lanes). REQUIRES: `event` is a finished Event buffer.
   // On failure (disk full, I/O error) the append is counted in
   // failed_appends() and no acknowledged event is touched; the next call
   // retries (after closing and reopening the database, see journal.cpp). An

@@ -1,0 +1,158 @@
+// The lanes of buffered events: see lanes.h.
+#include "lanes.h"
+
+#include <dirent.h>
+#include <fmt/format.h>
+#include <sched.h>
+#include <time.h>
+
+#include <algorithm>
+#include <cstring>
+#include <map>
+
+namespace blackbox::internal {
+
+namespace {
+
+constexpr uint64_t kLocked = 1;
+// Rounds over every lane before an append gives up (all of them busy).
+constexpr int kBusyRounds = 64;
+// Reads of a lane at kLocked before Horizon() gives up for this time.
+constexpr int kLockedSpins = 256;
+
+std::atomic<uint32_t> next_thread_id{0};
+thread_local const uint32_t thread_id = next_thread_id.fetch_add(1, std::memory_order_relaxed);
+thread_local uint64_t thread_last_stamp = 0;
+
+uint64_t ClockNs() {
+  timespec ts{};
+  ::clock_gettime(CLOCK_MONOTONIC, &ts);
+  // Never 0 or kLocked: those are states, not stamps.
+  return std::max<uint64_t>(
+      static_cast<uint64_t>(ts.tv_sec) * 1'000'000'000u + static_cast<uint64_t>(ts.tv_nsec), 2);
+}
+
+inline void CpuRelax() {
+#if defined(__x86_64__) || defined(__i386__)
+  __builtin_ia32_pause();
+#endif
+}
+
+}  // namespace
+
+std::string LaneFile(size_t lane) { return fmt::format("{}{}", kLanePrefix, lane); }
+
+std::vector<std::string> ListLaneFiles(const std::string& dir, std::vector<size_t>* lanes) {
+  std::map<size_t, std::string> found;
+  if (DIR* d = ::opendir(dir.c_str())) {
+    const size_t prefix = std::strlen(kLanePrefix);
+    while (const dirent* e = ::readdir(d)) {
+      std::string_view name(e->d_name);
+      if (name.size() <= prefix || name.substr(0, prefix) != kLanePrefix) continue;
+      std::string_view digits = name.substr(prefix);
+      if (digits.size() > 6 ||
+          !std::all_of(digits.begin(), digits.end(), [](char c) { return c >= '0' && c <= '9'; })) {
+        continue;
+      }
+      found.emplace(std::stoul(std::string(digits)), dir + "/" + std::string(name));
+    }
+    ::closedir(d);
+  }
+  std::vector<std::string> files;
+  if (lanes) lanes->clear();
+  for (auto& [lane, file] : found) {
+    if (lanes) lanes->push_back(lane);
+    files.push_back(std::move(file));
+  }
+  return files;
+}
+
+uint64_t StampOf(std::span<const uint8_t> payload) {
+  uint64_t stamp = 0;
+  if (payload.size() >= sizeof stamp) std::memcpy(&stamp, payload.data(), sizeof stamp);
+  return stamp;
+}
+
+std::span<const uint8_t> WithoutStamp(std::span<const uint8_t> payload) {
+  return payload.size() < sizeof(uint64_t) ? std::span<const uint8_t>{}
+                                           : payload.subspan(sizeof(uint64_t));
+}
+
+uint64_t NextStamp() {
+  const uint64_t stamp = std::max(ClockNs(), thread_last_stamp + 1);
+  thread_last_stamp = stamp;
+  return stamp;
+}
+
+Lanes::Lanes(std::vector<std::unique_ptr<Ring>> rings)
+    : rings_(std::move(rings)), states_(new State[rings_.size()]) {}
+
+Lanes::~Lanes() = default;
+
+Result<std::unique_ptr<Lanes>> Lanes::Open(const std::string& dir, size_t count,
+                                           const RingOptions& per_lane) {
+  if (count == 0 || count > 1024) {
+    return Status::InvalidArgument(fmt::format("{} ring lanes: 1 to 1024", count));
+  }
+  std::vector<std::unique_ptr<Ring>> rings;
+  for (size_t i = 0; i < count; ++i) {
+    RingOptions o = per_lane;
+    o.name = LaneFile(i);
+    auto r = Ring::Open(dir, o, 1);
+    if (!r.ok()) return r.status();
+    if ((*r)->payload_max() < sizeof(uint64_t)) {
+      return Status::InvalidArgument("ring lane slots too small for a stamp");
+    }
+    rings.push_back(std::move(*r));
+  }
+  return std::unique_ptr<Lanes>(new Lanes(std::move(rings)));
+}
+
+LaneAppend Lanes::Append(std::span<const uint8_t> payload, uint32_t flags) {
+  const size_t n = rings_.size();
+  const size_t first = thread_id % n;
+  for (int round = 0; round < kBusyRounds; ++round) {
+    for (size_t k = 0; k < n; ++k) {
+      const size_t i = first + k < n ? first + k : first + k - n;
+      State& st = states_[i];
+      uint64_t idle = 0;
+      if (st.value.load(std::memory_order_relaxed) != 0 ||
+          !st.value.compare_exchange_strong(idle, kLocked, std::memory_order_seq_cst)) {
+        continue;
+      }
+      // After the CAS (a full fence): the clock is read after any horizon
+      // that saw this lane idle read its own (lanes.h).
+      uint64_t stamp = NextStamp();
+      if (stamp <= st.last) stamp = thread_last_stamp = st.last + 1;
+      st.value.store(stamp, std::memory_order_relaxed);
+      const RingAppend a = rings_[i]->AppendPrefixed(stamp, payload, flags);
+      if (a.code == RingCode::kOk) st.last = stamp;
+      st.value.store(0, std::memory_order_release);
+      return {a.code, static_cast<uint32_t>(i), a.seq};
+    }
+    sched_yield();
+  }
+  return {RingCode::kFull, 0, 0};
+}
+
+uint64_t Lanes::Horizon() const {
+  uint64_t h = ClockNs();
+  std::atomic_thread_fence(std::memory_order_seq_cst);
+  for (size_t i = 0; i < rings_.size(); ++i) {
+    uint64_t v = states_[i].value.load(std::memory_order_acquire);
+    for (int spin = 0; v == kLocked && spin < kLockedSpins; ++spin) {
+      CpuRelax();
+      v = states_[i].value.load(std::memory_order_acquire);
+    }
+    if (v == kLocked) return 0;
+    if (v != 0) h = std::min(h, v);
+  }
+  return h;
+}
+
+bool Lanes::Empty() const {
+  return std::all_of(rings_.begin(), rings_.end(),
+                     [](const auto& r) { return r->head() == r->tail(); });
+}
+
+}  // namespace blackbox::internal

@@ -1,0 +1,116 @@
+// Lanes: buffered events appended without a shared counter. Not installed.
+//
+// A ring (ring.h) hands out its positions with a CAS on one tail. From one
+// core that is cheap; from two cores the tail's cache line moves between
+// them on every append, and ring_bench measured the shared counter alone at
+// 0.09-0.11x per core at 8 threads (a counter per thread: 0.98-0.99x). So
+// with JournalOptions::ring_lanes a buffered append goes into one of several
+// rings, the lanes (<stream>/RING.lane-<i>), each its own file, tail and
+// cache lines, and is numbered later, when the drain moves it into RING
+// (journal_ring.cpp). A thread keeps to one lane; two threads meet on one
+// only when there are more threads than lanes.
+//
+// Order. Records of different lanes are put in order by a stamp, read from
+// CLOCK_MONOTONIC in the append, under the lane's lock, and stored in the
+// record's first 8 bytes: the move sorts by (stamp, lane, position). Stamps
+// strictly increase along a lane and along a thread (a stamp that would not
+// is raised by one), so each thread's events keep their order, and an
+// append that starts after another one returned gets a later stamp (the
+// clock is monotonic across cores, and an append takes tens of ns, far more
+// than the clock's resolution of 1 ns), so causality is kept too: an event
+// is never numbered before one that happened before it.
+//
+// The horizon. The move takes only records stamped below a horizon H below
+// which every record is published: Horizon() reads the clock, then (after a
+// full fence) each lane's state. A lane's state is 0 when idle, 1 from its
+// lock's CAS until the append has read its stamp, then the stamp until the
+// record is published. An idle lane's next append reads the clock after its
+// CAS, so after the horizon's clock read: its stamp is >= H. A lane in the
+// middle of an append lowers H to its stamp; a lane at 1 (a few ns, unless
+// the thread was preempted there) makes Horizon() return 0 after a short
+// spin: no move this time. The lock is a CAS on the lane's own cache line,
+// the same one a ring's tail costs, but two threads share it only when
+// they share the lane.
+//
+// Why a lock per lane rather than the lane's own lock-free ring alone: with
+// two threads in one lane, positions and stamps could disagree (one thread
+// reserves first, the other reads its clock first), and a move that takes
+// lane prefixes could then number a record before an earlier-stamped one.
+// Under the lock a lane's positions and stamps agree.
+//
+// The states live in this process's memory, not in the files: after the
+// writer died no append is in flight, and everything published is taken.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "blackbox/status.h"
+#include "ring.h"
+
+namespace blackbox::internal {
+
+// <dir>/RING.lane-<i>, i from 0.
+inline constexpr const char* kLanePrefix = "RING.lane-";
+std::string LaneFile(size_t lane);
+// The lanes' files in `dir` (any count, as a writer of other options left
+// them), in lane order; their numbers in *lanes. Missing dir: none.
+std::vector<std::string> ListLaneFiles(const std::string& dir, std::vector<size_t>* lanes);
+
+// A record's stamp: its payload's first 8 bytes (0 when shorter).
+uint64_t StampOf(std::span<const uint8_t> payload);
+// The payload without its stamp.
+std::span<const uint8_t> WithoutStamp(std::span<const uint8_t> payload);
+
+// CLOCK_MONOTONIC in ns, raised to one more than the calling thread's last
+// stamp when it would not exceed it.
+uint64_t NextStamp();
+
+struct LaneAppend {
+  RingCode code = RingCode::kOk;
+  uint32_t lane = 0;
+  uint64_t position = 0;  // in its lane, when kOk
+};
+
+class Lanes {
+ public:
+  // Opens (or replaces) <dir>/RING.lane-0 .. -<count - 1>, each of
+  // `per_lane` bytes (ring.h's Open: the same checks), numbered from 1.
+  static Result<std::unique_ptr<Lanes>> Open(const std::string& dir, size_t count,
+                                             const RingOptions& per_lane);
+  ~Lanes();
+  Lanes(const Lanes&) = delete;
+  Lanes& operator=(const Lanes&) = delete;
+
+  // Copies `payload` (stamped) into the calling thread's lane, or the next
+  // idle one when another thread holds it. Never blocks: kFull when the
+  // lane has no free slot, or every lane stayed busy through a few rounds.
+  LaneAppend Append(std::span<const uint8_t> payload, uint32_t flags = 0);
+
+  // Every record stamped below the returned value is published (see the
+  // top of this file); 0 when that cannot be told now. The drain's side.
+  uint64_t Horizon() const;
+
+  size_t count() const { return rings_.size(); }
+  Ring& lane(size_t i) { return *rings_[i]; }
+  const Ring& lane(size_t i) const { return *rings_[i]; }
+  // The longest event a lane slot holds (its payload less the stamp).
+  size_t payload_max() const { return rings_[0]->payload_max() - sizeof(uint64_t); }
+  // Every lane drained (head == tail).
+  bool Empty() const;
+
+ private:
+  struct alignas(64) State {
+    std::atomic<uint64_t> value{0};  // 0 idle, 1 locked, else the stamp in flight
+    uint64_t last = 0;               // the lane's last stamp (under the lock)
+  };
+  Lanes(std::vector<std::unique_ptr<Ring>> rings);
+  std::vector<std::unique_ptr<Ring>> rings_;
+  std::unique_ptr<State[]> states_;
+};
+
+}  // namespace blackbox::internal

@@ -1,0 +1,281 @@
+// Ring lanes (JournalOptions::ring_lanes, journal/src/lanes.h): buffered
+// appends numbered when the drain moves them, in the order they happened,
+// with nothing lost or doubled, by a live writer and after kill -9.
+#include "lanes.h"
+
+#include <fmt/format.h>
+#include <gtest/gtest.h>
+#include <sys/stat.h>
+
+#include <atomic>
+#include <chrono>
+#include <map>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "blackbox/journal.h"
+#include "process.h"
+#include "ring_hold_writer.h"
+#include "test_util.h"
+
+namespace blackbox {
+namespace {
+
+using testing::TempDir;
+
+JournalOptions LaneOptions(size_t ring_bytes, size_t lanes) {
+  JournalOptions o;
+  o.ring_bytes = ring_bytes;
+  o.ring_lanes = lanes;
+  return o;
+}
+
+std::string Gauge(std::string_view name, double value) {
+  flatbuffers::FlatBufferBuilder fbb(128);
+  auto g = fb::CreateGaugeDirect(fbb, std::string(name).c_str(), value);
+  FinishEvent(fbb, "app", fb::Severity::Info, fb::Payload::Gauge, g.Union());
+  return {reinterpret_cast<const char*>(fbb.GetBufferPointer()), fbb.GetSize()};
+}
+
+struct Seen {
+  uint64_t seq = 0;
+  std::string name;  // a Gauge's ("" for anything else)
+  double value = 0;
+};
+
+// Every record of ROOT/app, checking that seqs run 1, 2, 3, ... and that the
+// stream verifies.
+std::vector<Seen> ReadAll(const std::string& root) {
+  std::vector<Seen> out;
+  auto r = Reader::Open(root, "app");
+  EXPECT_TRUE(r.ok()) << r.status().ToString();
+  if (!r.ok()) return out;
+  std::vector<std::string> problems;
+  EXPECT_TRUE((*r)->Verify([&](const BadRecord& b) { problems.push_back(b.reason); }).ok());
+  EXPECT_TRUE(problems.empty()) << problems.front();
+  (*r)->Scan({}, [&](const Record& rec) {
+    Seen s;
+    s.seq = rec.seq;
+    if (const auto* g = rec.event->payload_as_Gauge()) {
+      s.name = g->name()->str();
+      s.value = g->value();
+    }
+    EXPECT_EQ(rec.seq, out.size() + 1) << "a gap or a seq twice";
+    out.push_back(std::move(s));
+    return true;
+  });
+  return out;
+}
+
+// Threads appending buffered events (and a durable one now and then) through
+// `lanes` lanes: each thread's events once each, in its order, every seq
+// from 1 once; durable appends get their seqs, buffered ones 0.
+void ExpectEveryEventOnceInItsThreadsOrder(size_t lanes, int threads) {
+  TempDir dir;
+  constexpr int kPer = 5000;
+  std::vector<std::vector<uint64_t>> durable_seqs(threads);
+  uint64_t dropped = 0;
+  {
+    auto j = Journal::Open(dir.path(), "app", LaneOptions(1 << 20, lanes));
+    ASSERT_TRUE(j.ok()) << j.status().ToString();
+    EXPECT_TRUE((*j)->TakeWarnings().empty());
+    std::vector<std::thread> workers;
+    for (int t = 0; t < threads; ++t) {
+      workers.emplace_back([&, t] {
+        for (int i = 0; i < kPer; ++i) {
+          const std::string e = Gauge(fmt::format("t{}", t), i);
+          const Durability d = i % 500 == 0 ? Durability::kDurable : Durability::kBuffered;
+          Result<uint64_t> seq = (*j)->Append(Bytes(e), d);
+          while (!seq.ok() && d == Durability::kBuffered) {  // dropped: again
+            std::this_thread::yield();
+            seq = (*j)->Append(Bytes(e), d);
+          }
+          ASSERT_TRUE(seq.ok()) << seq.status().ToString();
+          if (d == Durability::kDurable) {
+            EXPECT_NE(*seq, 0u);
+            durable_seqs[t].push_back(*seq);
+          } else {
+            EXPECT_EQ(*seq, 0u);
+          }
+        }
+      });
+    }
+    for (auto& w : workers) w.join();
+    dropped = (*j)->dropped_appends();
+  }
+  const auto seen = ReadAll(dir.path());
+  std::map<std::string, double> last;
+  std::map<std::string, int> count;
+  std::map<std::string, std::vector<uint64_t>> durable_at;
+  for (const Seen& s : seen) {
+    if (s.name.empty()) continue;  // a record of drops
+    if (count[s.name]++ > 0) {
+      ASSERT_GT(s.value, last[s.name]) << s.name << " out of order at seq " << s.seq;
+    }
+    last[s.name] = s.value;
+    if (static_cast<int>(s.value) % 500 == 0) durable_at[s.name].push_back(s.seq);
+  }
+  for (int t = 0; t < threads; ++t) {
+    const std::string name = fmt::format("t{}", t);
+    EXPECT_EQ(count[name], kPer) << name;
+    EXPECT_EQ(durable_at[name], durable_seqs[t]) << name;
+  }
+  ::testing::Test::RecordProperty("dropped", std::to_string(dropped));
+}
+
+TEST(RingLanes, EachThreadsEventsOnceInItsOrderWithALaneEach) {
+  ExpectEveryEventOnceInItsThreadsOrder(8, 8);
+}
+
+TEST(RingLanes, EachThreadsEventsOnceInItsOrderWithThreadsSharingLanes) {
+  ExpectEveryEventOnceInItsThreadsOrder(2, 8);
+}
+
+// Two threads taking turns, each appending only after it saw the other's
+// last append return: the journal must alternate a0 b0 a1 b1 ... although
+// the two are in different lanes and numbered later.
+TEST(RingLanes, AnEventIsNeverNumberedBeforeOneThatHappenedBeforeIt) {
+  TempDir dir;
+  constexpr int kRounds = 20000;
+  {
+    auto j = Journal::Open(dir.path(), "app", LaneOptions(1 << 20, 4));
+    ASSERT_TRUE(j.ok()) << j.status().ToString();
+    std::atomic<int> turn{0};  // 2i: a's turn of round i, 2i + 1: b's
+    auto player = [&](int me) {
+      const std::string name = me == 0 ? "a" : "b";
+      for (int i = 0; i < kRounds; ++i) {
+        while (turn.load(std::memory_order_acquire) != 2 * i + me) std::this_thread::yield();
+        Result<uint64_t> seq = (*j)->Append(Bytes(Gauge(name, i)), Durability::kBuffered);
+        while (!seq.ok()) seq = (*j)->Append(Bytes(Gauge(name, i)), Durability::kBuffered);
+        turn.store(2 * i + me + 1, std::memory_order_release);
+      }
+    };
+    std::thread a(player, 0), b(player, 1);
+    a.join();
+    b.join();
+  }
+  const auto seen = ReadAll(dir.path());
+  std::vector<const Seen*> gauges;
+  for (const Seen& s : seen) {
+    if (!s.name.empty()) gauges.push_back(&s);
+  }
+  ASSERT_EQ(gauges.size(), size_t{2} * kRounds);
+  for (size_t k = 0; k < gauges.size(); ++k) {
+    ASSERT_EQ(gauges[k]->name, k % 2 == 0 ? "a" : "b") << "at seq " << gauges[k]->seq;
+    ASSERT_EQ(gauges[k]->value, static_cast<double>(k / 2)) << "at seq " << gauges[k]->seq;
+  }
+}
+
+// A writer killed with its events still in its lanes (its drain held): the
+// next open numbers them in their order, after what RING held.
+TEST(RingLanes, AKilledWritersLaneEventsAreIngestedInOrder) {
+  TempDir dir;
+  testing::RunOptions run;
+  run.extra_env = {"BLACKBOX_TEST_RING_LANES=4"};
+  {
+    testing::RingHoldWriter w(RING_HOLD_CHILD, dir.path(), "app", "held", run);
+    // Buffered, into one lane (a quarter of the 64 KiB ring: 64 slots): no
+    // seq yet.
+    EXPECT_EQ(w.Command("60"), 0u);
+    w.Kill();
+  }
+  {
+    auto j = Journal::Open(dir.path(), "app", LaneOptions(1 << 16, 4));
+    ASSERT_TRUE(j.ok()) << j.status().ToString();
+    const auto warnings = (*j)->TakeWarnings();
+    ASSERT_EQ(warnings.size(), 1u);
+    EXPECT_NE(warnings[0].find("held 60 event(s) not yet numbered"), std::string::npos)
+        << warnings[0];
+    EXPECT_EQ((*j)->last_seq(), 60u);
+  }
+  const auto seen = ReadAll(dir.path());
+  ASSERT_EQ(seen.size(), 60u);
+  for (size_t k = 0; k < seen.size(); ++k) {
+    EXPECT_EQ(seen[k].name, "held");
+    EXPECT_EQ(seen[k].value, static_cast<double>(k));
+  }
+  // Ingested once: the next open finds nothing left.
+  auto again = Journal::Open(dir.path(), "app", LaneOptions(1 << 16, 4));
+  ASSERT_TRUE(again.ok()) << again.status().ToString();
+  EXPECT_TRUE((*again)->TakeWarnings().empty());
+  EXPECT_EQ((*again)->last_seq(), 60u);
+}
+
+// Killed after the drain wrote a batch and before it released the slots
+// (SkipRingReleaseForTesting): the lanes still hold events the database has,
+// and the next open must not take them for leftovers.
+TEST(RingLanes, EventsWrittenButNotReleasedAtTheKillAreNotIngestedTwice) {
+  TempDir dir;
+  testing::RunOptions run;
+  run.extra_env = {"BLACKBOX_TEST_RING_LANES=4"};
+  uint64_t durable = 0;
+  {
+    testing::RingHoldWriter w(RING_HOLD_CHILD, dir.path(), "app", "draining", run);
+    EXPECT_EQ(w.Command("norelease"), 0u);
+    EXPECT_EQ(w.Command("50"), 0u);
+    durable = w.Command("D 1");  // after the 50: moved, written and synced
+    w.Kill();
+  }
+  EXPECT_EQ(durable, 51u);
+  {
+    auto j = Journal::Open(dir.path(), "app", LaneOptions(1 << 16, 4));
+    ASSERT_TRUE(j.ok()) << j.status().ToString();
+    for (const auto& w : (*j)->TakeWarnings()) ADD_FAILURE() << w;
+    EXPECT_EQ((*j)->last_seq(), 51u);
+  }
+  const auto seen = ReadAll(dir.path());
+  ASSERT_EQ(seen.size(), 51u);
+  for (size_t k = 0; k < seen.size(); ++k) EXPECT_EQ(seen[k].value, static_cast<double>(k));
+}
+
+// A reader beside a live writer with lanes sees its events through RING's
+// references to them, before and after the drain wrote them.
+TEST(RingLanes, AReaderSeesALiveWritersLaneEvents) {
+  TempDir dir;
+  testing::RunOptions run;
+  run.extra_env = {"BLACKBOX_TEST_RING_LANES=2"};
+  testing::RingHoldWriter w(RING_HOLD_CHILD, dir.path(), "app", "draining", run);
+  EXPECT_EQ(w.Command("D 1"), 1u);
+  auto r = Reader::Open(dir.path(), "app");
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  EXPECT_EQ((*r)->last_seq(), 1u);
+  // Moved and written after the reader's view of the database: it finds
+  // them in RING and the lanes, drained but not yet overwritten.
+  EXPECT_EQ(w.Command("29"), 0u);
+  for (int i = 0; i < 200 && (*r)->last_seq() < 30; ++i) {
+    ASSERT_TRUE((*r)->RefreshRing());
+    if ((*r)->last_seq() < 30) std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  EXPECT_EQ((*r)->last_seq(), 30u);
+  EXPECT_EQ(w.Command("D 1"), 31u);  // numbered after the 29
+  ASSERT_TRUE((*r)->Refresh().ok());
+  EXPECT_EQ((*r)->last_seq(), 31u);
+  std::vector<double> values;
+  (*r)->Scan({}, [&](const Record& rec) {
+    values.push_back(rec.event->payload_as_Gauge()->value());
+    return true;
+  });
+  ASSERT_EQ(values.size(), 31u);
+  for (size_t k = 0; k < values.size(); ++k) EXPECT_EQ(values[k], static_cast<double>(k));
+}
+
+// The lane files a writer makes are its own: owner-only, not another's.
+TEST(RingLanes, LaneFilesAreOwnerOnly) {
+  TempDir dir;
+  auto j = Journal::Open(dir.path(), "app", LaneOptions(1 << 16, 3));
+  ASSERT_TRUE(j.ok()) << j.status().ToString();
+  std::vector<size_t> ids;
+  const auto files = internal::ListLaneFiles(dir / "app", &ids);
+  ASSERT_EQ(files.size(), 3u);
+  EXPECT_EQ(ids, (std::vector<size_t>{0, 1, 2}));
+  for (const auto& f : files) {
+    struct stat st {};
+    ASSERT_EQ(::lstat(f.c_str(), &st), 0);
+    EXPECT_TRUE(S_ISREG(st.st_mode));
+    EXPECT_EQ(st.st_mode & 0777, 0600u) << f;
+  }
+}
+
+}  // namespace
+}  // namespace blackbox
