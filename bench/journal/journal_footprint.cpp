@@ -1,10 +1,12 @@
 // How much memory an open journal adds to its process.
 //
-//   journal_footprint [--events N] [--ring-bytes B] [--manager]
+//   journal_footprint [--events N] [--ring-bytes B] [--ring-lanes L] [--manager]
 //
 // Prints VmRSS before opening, after opening, after N buffered appends (with
 // the memtable flushed several times over), and after a full verified scan.
-// --ring-bytes runs the journal in ring mode (JournalOptions::ring_bytes);
+// --ring-bytes runs the journal in ring mode (JournalOptions::ring_bytes),
+// --ring-lanes with that many ring lanes (JournalOptions::ring_lanes; not
+// with --manager);
 // the ring's pages are the RING file's page cache, mapped, and count in
 // VmRSS once touched (RssFile, printed too). --manager appends through a
 // RecoveryManager (set_gauge, RecoveryOptions::journal_ring_bytes) instead
@@ -41,6 +43,7 @@ double RssMb() { return StatusMb("VmRSS:"); }
 int main(int argc, char** argv) {
   long events = 200'000;
   size_t ring_bytes = 0;
+  size_t ring_lanes = 0;
   bool manager = false;
   for (int i = 1; i < argc; ++i) {
     const std::string arg = argv[i];
@@ -48,13 +51,21 @@ int main(int argc, char** argv) {
       events = std::atol(argv[++i]);
     } else if (arg == "--ring-bytes" && i + 1 < argc) {
       ring_bytes = std::strtoul(argv[++i], nullptr, 10);
+    } else if (arg == "--ring-lanes" && i + 1 < argc) {
+      ring_lanes = std::strtoul(argv[++i], nullptr, 10);
     } else if (arg == "--manager") {
       manager = true;
     } else {
-      fmt::print(stderr, "usage: {} [--events N] [--ring-bytes B] [--manager]\n", argv[0]);
+      fmt::print(stderr, "usage: {} [--events N] [--ring-bytes B] [--ring-lanes L] [--manager]\n",
+                 argv[0]);
       return 2;
     }
   }
+  if (manager && ring_lanes != 0) {
+    fmt::print(stderr, "{}: --ring-lanes is a Journal option, not the manager's\n", argv[0]);
+    return 2;
+  }
+
   std::string dir = (std::filesystem::temp_directory_path() / "journal-footprint-XXXXXX").string();
   if (mkdtemp(dir.data()) == nullptr) return 1;
 
@@ -76,6 +87,7 @@ int main(int argc, char** argv) {
   } else {
     blackbox::JournalOptions o;
     o.ring_bytes = ring_bytes;
+    o.ring_lanes = ring_lanes;
     auto j = blackbox::Journal::Open(dir, "app", o);
     if (!j.ok()) {
       fmt::print(stderr, "{}\n", j.status().ToString());
@@ -111,7 +123,8 @@ int main(int argc, char** argv) {
   }
   const double written = RssMb();
   const double written_file = StatusMb("RssFile:");
-  fmt::print("{}, ring {} bytes\n", manager ? "RecoveryManager" : "Journal", ring_bytes);
+  fmt::print("{}, ring {} bytes, {} lanes\n", manager ? "RecoveryManager" : "Journal", ring_bytes,
+             ring_lanes);
   fmt::print("VmRSS before open          {:6.1f} MB\n", before);
   fmt::print("after open                 {:6.1f} MB  (+{:.1f})\n", opened, opened - before);
   fmt::print(

@@ -180,16 +180,21 @@ class Journal::Impl {
   std::atomic<uint64_t> dropped{0};
   uint64_t dropped_journaled = 0;
   // With ring_lanes: the lanes buffered appends go to (lanes.h), null
-  // otherwise. Under drain_run_mu: the last position of each lane moved
-  // into the ring, and its stamp. moved_horizon: every lane record stamped
-  // below it is in the ring (durable appends wait for it, WaitMoved).
+  // otherwise. Under move_mu: the last position of each lane moved into the
+  // ring, and its stamp. moved_horizon: every lane record stamped below it
+  // is in the ring (durable appends wait for it, WaitMoved). A move takes
+  // no I/O and is not the drain's turn (drain_run_mu): a durable append
+  // need not wait for the batch being fsync'd to be moved. It appends to
+  // the ring like any appender; the drain releases lane slots only up to
+  // positions moved already, which a move never reads again.
   std::unique_ptr<internal::Lanes> lanes;
+  std::mutex move_mu;
   std::vector<uint64_t> lanes_moved;
   std::vector<uint64_t> lanes_moved_stamp;
   std::atomic<uint64_t> moved_horizon{0};
   // Moves the lane records stamped below the horizon into the ring, in
   // stamp order, as LaneRef records under consecutive seqs (as many as the
-  // ring has room for). REQUIRES: drain_run_mu held.
+  // ring has room for). REQUIRES: move_mu held.
   void MoveLanes();
   // Waits until every lane record stamped below `stamp` is in the ring
   // (moving them itself when the drain is not running); fails when the

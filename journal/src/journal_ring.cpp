@@ -513,22 +513,26 @@ Status Journal::Impl::WaitMoved(uint64_t stamp) {
   const auto deadline = std::chrono::steady_clock::now() + kRoomWait;
   for (;;) {
     if (moved_horizon.load(std::memory_order_acquire) >= stamp) return Status::Ok();
-    {
-      std::unique_lock run(drain_run_mu, std::try_to_lock);
-      if (run.owns_lock() && !drain_held.load(std::memory_order_relaxed)) {
-        MoveLanes();
-        if (moved_horizon.load(std::memory_order_acquire) >= stamp) return Status::Ok();
-      }
+    if (!drain_held.load(std::memory_order_relaxed)) {
+      std::lock_guard move(move_mu);
+      if (moved_horizon.load(std::memory_order_acquire) >= stamp) return Status::Ok();
+      MoveLanes();
+      if (moved_horizon.load(std::memory_order_acquire) >= stamp) return Status::Ok();
     }
     if (std::chrono::steady_clock::now() >= deadline) {
       return Status::IOError(fmt::format(
           "append to {}: the ring stayed full (the lanes' earlier events could not move)", path));
     }
-    std::unique_lock lock(drain_mu);
-    wake = true;
+    // The ring is full (the drain must write first) or a lane is between
+    // its lock and its stamp: wake the drain, look again shortly. (No
+    // condition variable: a move's notify would wake every append waiting
+    // for its fsync.)
+    {
+      std::lock_guard lock(drain_mu);
+      wake = true;
+    }
     wake_cv.notify_one();
-    drained_cv.wait_for(lock, kIdleMin,
-                        [&] { return moved_horizon.load(std::memory_order_acquire) >= stamp; });
+    std::this_thread::sleep_for(kIdleMin);
   }
 }
 
@@ -579,8 +583,6 @@ void Journal::Impl::MoveLanes() {
   const uint64_t moved = n == items.size() ? horizon : items[n].stamp;
   if (moved > moved_horizon.load(std::memory_order_relaxed)) {
     moved_horizon.store(moved, std::memory_order_release);
-    std::lock_guard lock(drain_mu);
-    drained_cv.notify_all();
   }
 }
 
@@ -781,7 +783,10 @@ void Journal::Impl::DrainLoop() {
     // (SyncThrough): then this thread idles instead of queueing on the
     // mutex, so that the append's unlock has no one to wake.
     std::unique_lock run(drain_run_mu, std::try_to_lock);
-    if (lanes && run.owns_lock() && !drain_held.load(std::memory_order_relaxed)) MoveLanes();
+    if (lanes && run.owns_lock() && !drain_held.load(std::memory_order_relaxed)) {
+      std::lock_guard move(move_mu);
+      MoveLanes();
+    }
     const size_t take = run.owns_lock() ? PeekWhole(views) : 0;
 
     if (take == 0) {

@@ -32,6 +32,7 @@
 #include <cstdarg>
 #include <map>
 #include <thread>
+#include <tuple>
 
 #include "cursor.h"
 #include "internal.h"
@@ -79,6 +80,22 @@ std::string ManifestMark(const std::string& path) {
     return current;
   }
   return fmt::format("{}:{}", current, st.st_size);
+}
+
+// Whether no process holds the stream's database open for writing: its
+// LOCK file carries no lock. RocksDB locks it with a classic fcntl lock; the
+// query is an open-file-description one, which a classic lock conflicts
+// with even when this very process holds it (a reader beside its own
+// writer). Unknown (an error) counts as held.
+bool WriterGone(const std::string& path) {
+  const int fd = ::open((path + "/LOCK").c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+  if (fd < 0) return errno == ENOENT;
+  struct flock fl {};
+  fl.l_type = F_WRLCK;
+  fl.l_whence = SEEK_SET;
+  const bool gone = ::fcntl(fd, F_OFD_GETLK, &fl) == 0 && fl.l_type == F_UNLCK;
+  ::close(fd);
+  return gone;
 }
 
 }  // namespace
@@ -180,16 +197,21 @@ Reader::Impl::RingFit Reader::Impl::ReadRing(uint64_t after) {
     }
     return &at->payload;
   };
-  if (std::any_of(scan->records.begin(), scan->records.end(),
-                  [](const internal::RingRecord& r) { return (r.flags & kLaneFlag) != 0; })) {
-    std::vector<size_t> ids;
-    const std::vector<std::string> files = internal::ListLaneFiles(path, &ids);
-    for (size_t k = 0; k < files.size(); ++k) {
-      auto ls = internal::ScanRing(files[k], 0, /*drained_too=*/true);
-      if (ls.ok()) lanes.emplace(static_cast<uint32_t>(ids[k]), std::move(*ls));
-    }
+  std::vector<size_t> lane_ids;
+  const std::vector<std::string> lane_files = internal::ListLaneFiles(path, &lane_ids);
+  for (size_t k = 0; k < lane_files.size(); ++k) {
+    auto ls = internal::ScanRing(lane_files[k], 0, /*drained_too=*/true);
+    if (ls.ok()) lanes.emplace(static_cast<uint32_t>(lane_ids[k]), std::move(*ls));
   }
+  auto fits = [&](const std::string& payload) {
+    // Heap-allocated (or in-object) copies are aligned as VerifyEvent requires.
+    const fb::Event* e = VerifyEvent(Bytes(payload));
+    return e != nullptr && e->stream() != nullptr &&
+           e->stream()->string_view() == StreamOrigin(stream);
+  };
+  bool whole = true;  // every record of RING after `after` is shown
   for (auto& r : scan->records) {
+    whole = false;
     if (r.seq == next && (r.flags & kLaneFlag) != 0 && r.seq <= scan->complete_through) {
       std::string* event = lane_event(r.payload);
       if (event == nullptr) {
@@ -205,14 +227,50 @@ Reader::Impl::RingFit Reader::Impl::ReadRing(uint64_t after) {
       return RingFit::kBehind;
     }
     if (r.seq != next || r.seq > scan->complete_through || (r.flags & kSpilledFlag) != 0) break;
-    // Heap-allocated (or in-object) copies are aligned as VerifyEvent requires.
-    const fb::Event* e = VerifyEvent(Bytes(r.payload));
-    if (e == nullptr || e->stream() == nullptr ||
-        e->stream()->string_view() != StreamOrigin(stream)) {
-      break;
-    }
+    if (!fits(r.payload)) break;
     ring.push_back(std::move(r));
     ++next;
+    whole = true;
+  }
+  // A writer that died with events in its lanes not yet moved into RING:
+  // the next writer's open numbers them after RING's last, in the order of
+  // their appends (IngestLeftRing), and so does this view. Only when it is
+  // gone: a live writer's lanes hold appends in flight and events it has
+  // not moved yet, and it numbers them itself.
+  if (whole && !lanes.empty() && WriterGone(path)) {
+    auto all = internal::ScanRing(path + "/" + internal::kRingFile, 0);
+    if (!all.ok()) return RingFit::kFits;
+    std::map<uint32_t, uint64_t> referred;
+    for (const auto& r : all->records) {
+      if ((r.flags & kLaneFlag) == 0) continue;
+      const LaneRef ref = LaneRefOf(Bytes(r.payload));
+      referred[ref.lane] = std::max(referred[ref.lane], ref.position);
+    }
+    struct Leftover {
+      uint64_t stamp;
+      uint32_t lane;
+      uint64_t position;
+      std::string* payload;
+    };
+    std::vector<Leftover> leftovers;
+    for (auto& [lane, ls] : lanes) {
+      const uint64_t after_ref = referred.count(lane) ? referred[lane] : 0;
+      for (auto& r : ls.records) {
+        if (r.seq < ls.head || r.seq <= after_ref || r.payload.size() < sizeof(uint64_t)) continue;
+        leftovers.push_back({internal::StampOf(Bytes(r.payload)), lane, r.seq, &r.payload});
+      }
+    }
+    std::sort(leftovers.begin(), leftovers.end(), [](const Leftover& x, const Leftover& y) {
+      return std::tie(x.stamp, x.lane, x.position) < std::tie(y.stamp, y.lane, y.position);
+    });
+    for (const Leftover& l : leftovers) {
+      internal::RingRecord rec;
+      rec.seq = next;
+      rec.payload = l.payload->substr(sizeof(uint64_t));
+      if (!fits(rec.payload)) break;
+      ring.push_back(std::move(rec));
+      ++next;
+    }
   }
   return RingFit::kFits;
 }

@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "blackbox/journal.h"
+#include "drain_hook.h"
 #include "process.h"
 #include "ring_hold_writer.h"
 #include "test_util.h"
@@ -178,7 +179,20 @@ TEST(RingLanes, AKilledWritersLaneEventsAreIngestedInOrder) {
     // Buffered, into one lane (a quarter of the 64 KiB ring: 64 slots): no
     // seq yet.
     EXPECT_EQ(w.Command("60"), 0u);
+    // Alive: its lanes are its own business (appends in flight, events it
+    // has not moved); a reader shows none of them.
+    auto live = Reader::Open(dir.path(), "app");
+    ASSERT_TRUE(live.ok()) << live.status().ToString();
+    EXPECT_EQ((*live)->last_seq(), 0u);
     w.Kill();
+  }
+  // Dead: a reader shows them as the next writer will number them.
+  {
+    const auto before_start = ReadAll(dir.path());
+    ASSERT_EQ(before_start.size(), 60u);
+    for (size_t k = 0; k < before_start.size(); ++k) {
+      EXPECT_EQ(before_start[k].value, static_cast<double>(k));
+    }
   }
   {
     auto j = Journal::Open(dir.path(), "app", LaneOptions(1 << 16, 4));
@@ -200,6 +214,27 @@ TEST(RingLanes, AKilledWritersLaneEventsAreIngestedInOrder) {
   ASSERT_TRUE(again.ok()) << again.status().ToString();
   EXPECT_TRUE((*again)->TakeWarnings().empty());
   EXPECT_EQ((*again)->last_seq(), 60u);
+}
+
+// A reader in the writer's own process is beside a live writer too: the
+// lanes' events are not shown before they are moved.
+TEST(RingLanes, AReaderBesideAWriterInItsOwnProcessShowsNoUnmovedLaneEvents) {
+  TempDir dir;
+  auto j = Journal::Open(dir.path(), "app", LaneOptions(1 << 16, 2));
+  ASSERT_TRUE(j.ok()) << j.status().ToString();
+  ASSERT_TRUE((*j)->Append(Bytes(Gauge("g", 0)), Durability::kDurable).ok());
+  internal::HoldRingDrainForTesting(true);
+  std::this_thread::sleep_for(std::chrono::milliseconds(20));  // a pass in progress ends
+  for (int i = 1; i <= 10; ++i) {
+    ASSERT_TRUE((*j)->Append(Bytes(Gauge("g", i)), Durability::kBuffered).ok());
+  }
+  auto r = Reader::Open(dir.path(), "app");
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  EXPECT_EQ((*r)->last_seq(), 1u);
+  internal::HoldRingDrainForTesting(false);
+  ASSERT_TRUE((*j)->Sync().ok());
+  ASSERT_TRUE((*r)->Refresh().ok());
+  EXPECT_EQ((*r)->last_seq(), 11u);
 }
 
 // Killed after the drain wrote a batch and before it released the slots

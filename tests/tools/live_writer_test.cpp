@@ -123,25 +123,29 @@ TEST(LiveWriter, FollowPrintsEventsAsTheyAreAppended) {
 
 // ring_hold_child (tests/journal), on the app stream, with the tool's
 // environment; its drain "held" or "draining".
+// With `lanes`, the writer has that many ring lanes (its buffered appends
+// then answer seq 0).
 class RingWriter : public ::blackbox::testing::RingHoldWriter {
  public:
-  RingWriter(const std::string& root, const std::string& mode)
-      : RingHoldWriter(RING_HOLD_CHILD, root, "app", mode, Options()) {}
+  RingWriter(const std::string& root, const std::string& mode, size_t lanes = 0)
+      : RingHoldWriter(RING_HOLD_CHILD, root, "app", mode, Options(lanes)) {}
 
  private:
-  static ::blackbox::testing::RunOptions Options() {
+  static ::blackbox::testing::RunOptions Options(size_t lanes) {
     ::blackbox::testing::RunOptions options;
     options.env = ToolEnvironment();
+    options.extra_env.push_back("BLACKBOX_TEST_RING_LANES=" + std::to_string(lanes));
     return options;
   }
 };
 
-TEST(LiveWriter, ReplayAndVerifyReadTheRingOfAWriterKilledBeforeItsDrainRan) {
+// With `lanes`, the 20 events are still in the writer's lanes, unnumbered.
+void ExpectReplayAndVerifyReadAKilledWritersRing(size_t lanes) {
   TempDir dir;
   std::string root = dir / "journal";
   {
-    RingWriter writer(root, "held");
-    ASSERT_EQ(writer.Append(20), 20u);
+    RingWriter writer(root, "held", lanes);
+    ASSERT_EQ(writer.Append(20), lanes == 0 ? 20u : 0u);
     writer.Kill();
   }
   ToolResult replay = RunTool({"--journal", root, "replay", "--json"});
@@ -151,17 +155,28 @@ TEST(LiveWriter, ReplayAndVerifyReadTheRingOfAWriterKilledBeforeItsDrainRan) {
   EXPECT_EQ(verify.exit_code, 0) << verify.out << verify.err;
 }
 
+TEST(LiveWriter, ReplayAndVerifyReadTheRingOfAWriterKilledBeforeItsDrainRan) {
+  ExpectReplayAndVerifyReadAKilledWritersRing(0);
+}
+
+TEST(LiveWriter, ReplayAndVerifyReadTheLanesOfAWriterKilledBeforeItsDrainRan) {
+  ExpectReplayAndVerifyReadAKilledWritersRing(4);
+}
+
 // The time from an append's return in a live ring-mode writer to its line
 // from `replay --follow`, for a held drain (only the ring has it) and a
 // running one. The bound is loose (a shared machine); the figures are
 // recorded (follow_ms_<mode>: the slowest of kAppends).
+// "lanes": a running drain and 2 ring lanes: an event is shown once moved
+// from its lane into the ring.
 TEST(LiveWriter, FollowShowsARingModeWritersEventWithinMilliseconds) {
-  for (const std::string mode : {"held", "draining"}) {
+  for (const std::string mode : {"held", "draining", "lanes"}) {
     SCOPED_TRACE(mode);
     TempDir dir;
     std::string root = dir / "journal";
-    RingWriter writer(root, mode);
-    ASSERT_EQ(writer.Append(1), 1u);
+    const size_t lanes = mode == "lanes" ? 2 : 0;
+    RingWriter writer(root, mode == "held" ? "held" : "draining", lanes);
+    ASSERT_EQ(writer.Append(1), lanes == 0 ? 1u : 0u);
 
     int pipe_fds[2];
     ASSERT_EQ(pipe2(pipe_fds, O_CLOEXEC), 0);
@@ -201,8 +216,10 @@ TEST(LiveWriter, FollowShowsARingModeWritersEventWithinMilliseconds) {
     std::vector<double> ms;
     for (int i = 0; i < kAppends; ++i) {
       const auto start = std::chrono::steady_clock::now();
-      const uint64_t seq = writer.Append(1);
-      ASSERT_EQ(seq, static_cast<uint64_t>(i + 2));
+      // One writing thread: the next seq, whether the append says so or
+      // (in a lane) not yet.
+      const uint64_t seq = static_cast<uint64_t>(i + 2);
+      ASSERT_EQ(writer.Append(1), lanes == 0 ? seq : 0u);
       ASSERT_TRUE(wait_for(seq, start + std::chrono::seconds(2))) << "seq " << seq << ":\n" << out;
       ms.push_back(
           std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start)
