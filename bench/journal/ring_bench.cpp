@@ -159,40 +159,53 @@ double RunBurst(Ring& ring, const std::string& event, uint64_t ops) {
   return secs * 1e9 / static_cast<double>(ops);
 }
 
-// The appenders alone, without a drain touching their cache lines: `ops`
-// appends from `threads` threads into a ring with room for a pass of them
-// (Reset between passes); ns per append. The threads are started once and
-// wait at a barrier between passes, so a pass times the appends alone (the
-// figures came out the same as with threads started per pass).
-double RunBurstThreads(Ring& ring, const std::string& event, uint64_t ops, int threads) {
-  const std::span<const uint8_t> bytes(reinterpret_cast<const uint8_t*>(event.data()),
-                                       event.size());
-  const uint64_t pass = ring.slot_count() / threads * threads;
-  const uint64_t passes = (ops + pass - 1) / pass;
+// `passes` passes of `per` calls of `append` from each of `threads` threads,
+// `reset` before each pass, untimed; ns per call. The threads are started
+// once and wait at a barrier between passes, so a pass times the appends
+// alone (the figures came out the same as with threads started per pass).
+template <class Reset, class Append>
+double TimePasses(int threads, uint64_t passes, uint64_t per, Reset reset, Append append) {
   std::barrier sync(threads + 1);
   std::vector<std::thread> ts;
   for (int t = 0; t < threads; ++t) {
-    ts.emplace_back([&, t] {
-      const uint64_t per = pass / threads;
+    ts.emplace_back([&] {
       for (uint64_t k = 0; k < passes; ++k) {
         sync.arrive_and_wait();  // start
-        for (uint64_t i = t * per; i < (t + 1) * per; ++i) {
-          if (ring.Append(bytes).code != RingCode::kOk) std::abort();
-        }
+        for (uint64_t i = 0; i < per; ++i) append();
         sync.arrive_and_wait();  // done
       }
     });
   }
   double secs = 0;
   for (uint64_t k = 0; k < passes; ++k) {
-    ring.Reset(k * pass + 1);
+    reset();
     auto start = Clock::now();
     sync.arrive_and_wait();
     sync.arrive_and_wait();
     secs += std::chrono::duration<double>(Clock::now() - start).count();
   }
   for (auto& th : ts) th.join();
-  return secs * 1e9 / static_cast<double>(passes * pass);
+  return secs * 1e9 / static_cast<double>(passes * per * threads);
+}
+
+// The appenders alone, without a drain touching their cache lines: `ops`
+// appends from `threads` threads into a ring with room for a pass of them
+// (Reset between passes); ns per append.
+double RunBurstThreads(Ring& ring, const std::string& event, uint64_t ops, int threads) {
+  const std::span<const uint8_t> bytes(reinterpret_cast<const uint8_t*>(event.data()),
+                                       event.size());
+  const uint64_t per = ring.slot_count() / threads;
+  const uint64_t passes = (ops + per * threads - 1) / (per * threads);
+  uint64_t next = 1;
+  return TimePasses(
+      threads, passes, per,
+      [&] {
+        ring.Reset(next);
+        next += per * threads;
+      },
+      [&] {
+        if (ring.Append(bytes).code != RingCode::kOk) std::abort();
+      });
 }
 
 // The same for ring lanes (lanes.h): `ops` appends from `threads` threads
@@ -216,33 +229,16 @@ double RunLanesBurst(const std::string& dir, size_t lanes, const std::string& ev
                                        event.size());
   // A pass: what the lanes hold when each thread has its own (or shares one
   // with others, when there are more threads than lanes).
-  const uint64_t per_lane = l.lane(0).slot_count();
-  const uint64_t per = per_lane * std::min<uint64_t>(lanes, threads) / threads;
-  const uint64_t pass = per * threads;
-  const uint64_t passes = (ops + pass - 1) / pass;
-  std::barrier sync(threads + 1);
-  std::vector<std::thread> ts;
-  for (int t = 0; t < threads; ++t) {
-    ts.emplace_back([&] {
-      for (uint64_t k = 0; k < passes; ++k) {
-        sync.arrive_and_wait();
-        for (uint64_t i = 0; i < per; ++i) {
-          if (l.Append(bytes).code != RingCode::kOk) std::abort();
-        }
-        sync.arrive_and_wait();
-      }
-    });
-  }
-  double secs = 0;
-  for (uint64_t k = 0; k < passes; ++k) {
-    for (size_t i = 0; i < l.count(); ++i) l.lane(i).Reset(1);
-    auto start = Clock::now();
-    sync.arrive_and_wait();
-    sync.arrive_and_wait();
-    secs += std::chrono::duration<double>(Clock::now() - start).count();
-  }
-  for (auto& th : ts) th.join();
-  return secs * 1e9 / static_cast<double>(passes * pass);
+  const uint64_t per = l.lane(0).slot_count() * std::min<uint64_t>(lanes, threads) / threads;
+  const uint64_t passes = (ops + per * threads - 1) / (per * threads);
+  return TimePasses(
+      threads, passes, per,
+      [&] {
+        for (size_t i = 0; i < l.count(); ++i) l.lane(i).Reset(1);
+      },
+      [&] {
+        if (l.Append(bytes).code != RingCode::kOk) std::abort();
+      });
 }
 
 // What a shared position costs by itself: `threads` threads each taking

@@ -33,17 +33,10 @@ struct RingMarker {
   uint32_t index = 0;  // within its group
   uint32_t count = 0;  // events in the group (consecutive seqs)
 };
-// A lane's record moved into RING (ring_lanes): its payload is the LaneRef;
-// the event stays in its lane's slot until the drain has written it.
-inline constexpr uint32_t kLaneFlag = 4;
-struct LaneRef {
-  uint32_t lane = 0;
-  uint32_t unused = 0;
-  uint64_t position = 0;
-};
-// The LaneRef of a RING record with kLaneFlag (lane = UINT32_MAX when it is
-// of another size).
-LaneRef LaneRefOf(std::span<const uint8_t> payload);
+// Ring lanes' records moved into RING (lanes.h).
+using internal::kLaneFlag;
+using internal::LaneRef;
+using internal::LaneRefOf;
 
 class Journal::Impl {
  public:

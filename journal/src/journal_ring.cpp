@@ -125,16 +125,6 @@ int64_t TimeOf(std::string_view bytes) {
 void internal::HoldRingDrainForTesting(bool hold) { drain_held.store(hold); }
 void internal::SkipRingReleaseForTesting(bool skip) { release_skipped.store(skip); }
 
-LaneRef LaneRefOf(std::span<const uint8_t> payload) {
-  LaneRef r;
-  if (payload.size() == sizeof r) {
-    std::memcpy(&r, payload.data(), sizeof r);
-  } else {
-    r.lane = UINT32_MAX;
-  }
-  return r;
-}
-
 std::string Journal::Impl::LostEvent(std::string_view why, int64_t time_ns) const {
   fb::EventT e;
   e.stream = stream;
@@ -172,7 +162,7 @@ bool Journal::Impl::IngestLeftRing() {
   }
   // The lanes' records past their heads, and the last position of each that
   // RING refers to: what comes after it was not moved yet (leftovers).
-  std::map<uint32_t, internal::RingScan> lane_scans;
+  internal::LaneScans lane_scans;
   uint64_t lane_torn = 0, lane_holes = 0;
   for (size_t k = 0; k < lane_files.size(); ++k) {
     auto ls = internal::ScanRing(lane_files[k], 0);
@@ -187,43 +177,8 @@ bool Journal::Impl::IngestLeftRing() {
     lane_holes += ls->holes;
     lane_scans.emplace(static_cast<uint32_t>(lane_ids[k]), std::move(*ls));
   }
-  std::map<uint32_t, uint64_t> referred;
-  for (const auto& r : scan->records) {
-    if ((r.flags & kLaneFlag) == 0) continue;
-    const LaneRef ref = LaneRefOf(Bytes(r.payload));
-    referred[ref.lane] = std::max(referred[ref.lane], ref.position);
-  }
-  auto lane_record = [&](const LaneRef& ref) -> internal::RingRecord* {
-    auto it = lane_scans.find(ref.lane);
-    if (it == lane_scans.end()) return nullptr;
-    auto& recs = it->second.records;
-    auto at = std::lower_bound(recs.begin(), recs.end(), ref.position,
-                               [](const internal::RingRecord& r, uint64_t p) { return r.seq < p; });
-    const bool found =
-        at != recs.end() && at->seq == ref.position && at->payload.size() >= sizeof(uint64_t);
-    return found ? &*at : nullptr;
-  };
-  struct Leftover {
-    uint64_t stamp;
-    uint32_t lane;
-    uint64_t position;
-    internal::RingRecord* record;
-  };
-  std::vector<Leftover> leftovers;
-  for (auto& [lane, ls] : lane_scans) {
-    const uint64_t after = referred.count(lane) ? referred[lane] : 0;
-    for (auto& r : ls.records) {
-      if (r.seq <= after) continue;
-      if (r.payload.size() < sizeof(uint64_t)) {
-        ++lane_torn;  // no lane's record: not an event
-        continue;
-      }
-      leftovers.push_back({internal::StampOf(Bytes(r.payload)), lane, r.seq, &r});
-    }
-  }
-  std::sort(leftovers.begin(), leftovers.end(), [](const Leftover& x, const Leftover& y) {
-    return std::tie(x.stamp, x.lane, x.position) < std::tie(y.stamp, y.lane, y.position);
-  });
+  std::vector<internal::LaneLeftover> leftovers =
+      internal::LaneLeftovers(scan->records, lane_scans, &lane_torn);
 
   std::vector<internal::RingRecord*> after_last;
   for (auto& r : scan->records) {
@@ -247,7 +202,10 @@ bool Journal::Impl::IngestLeftRing() {
       while (it != after_last.end() && (*it)->seq < s) ++it;
       internal::RingRecord* r = it != after_last.end() && (*it)->seq == s ? *it : nullptr;
       internal::RingRecord* event = r;
-      if (r && (r->flags & kLaneFlag) != 0) event = lane_record(LaneRefOf(Bytes(r->payload)));
+      if (r && (r->flags & kLaneFlag) != 0) {
+        const LaneRef ref = LaneRefOf(Bytes(r->payload));
+        event = internal::FindLaneRecord(lane_scans, ref.lane, ref.position);
+      }
       if (event && (r->flags & kSpilledFlag) == 0) {
         std::string bytes = event == r ? std::move(r->payload)
                                        : std::string(event->payload.substr(sizeof(uint64_t)));

@@ -9,6 +9,7 @@
 #include <algorithm>
 #include <cstring>
 #include <map>
+#include <tuple>
 
 namespace blackbox::internal {
 
@@ -65,6 +66,57 @@ std::vector<std::string> ListLaneFiles(const std::string& dir, std::vector<size_
     files.push_back(std::move(file));
   }
   return files;
+}
+
+LaneRef LaneRefOf(std::span<const uint8_t> payload) {
+  LaneRef r;
+  if (payload.size() == sizeof r) {
+    std::memcpy(&r, payload.data(), sizeof r);
+  } else {
+    r.lane = UINT32_MAX;
+  }
+  return r;
+}
+
+RingRecord* FindLaneRecord(LaneScans& lanes, uint32_t lane, uint64_t position) {
+  auto it = lanes.find(lane);
+  if (it == lanes.end()) return nullptr;
+  auto& recs = it->second.records;
+  auto at = std::lower_bound(recs.begin(), recs.end(), position,
+                             [](const RingRecord& r, uint64_t p) { return r.seq < p; });
+  const bool found =
+      at != recs.end() && at->seq == position && at->payload.size() >= sizeof(uint64_t);
+  return found ? &*at : nullptr;
+}
+
+std::vector<LaneLeftover> LaneLeftovers(const std::vector<RingRecord>& ring, LaneScans& lanes,
+                                        uint64_t* unstamped) {
+  std::map<uint32_t, uint64_t> referred;
+  for (const RingRecord& r : ring) {
+    if ((r.flags & kLaneFlag) == 0) continue;
+    const LaneRef ref =
+        LaneRefOf({reinterpret_cast<const uint8_t*>(r.payload.data()), r.payload.size()});
+    referred[ref.lane] = std::max(referred[ref.lane], ref.position);
+  }
+  std::vector<LaneLeftover> out;
+  for (auto& [lane, scan] : lanes) {
+    const auto it = referred.find(lane);
+    const uint64_t after = it == referred.end() ? 0 : it->second;
+    for (RingRecord& r : scan.records) {
+      if (r.seq < scan.head || r.seq <= after) continue;
+      if (r.payload.size() < sizeof(uint64_t)) {
+        ++*unstamped;
+        continue;
+      }
+      uint64_t stamp;
+      std::memcpy(&stamp, r.payload.data(), sizeof stamp);
+      out.push_back({stamp, lane, r.seq, &r});
+    }
+  }
+  std::sort(out.begin(), out.end(), [](const LaneLeftover& x, const LaneLeftover& y) {
+    return std::tie(x.stamp, x.lane, x.position) < std::tie(y.stamp, y.lane, y.position);
+  });
+  return out;
 }
 
 uint64_t StampOf(std::span<const uint8_t> payload) {

@@ -44,6 +44,7 @@
 
 #include <atomic>
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <span>
 #include <string>
@@ -69,6 +70,40 @@ std::span<const uint8_t> WithoutStamp(std::span<const uint8_t> payload);
 // CLOCK_MONOTONIC in ns, raised to one more than the calling thread's last
 // stamp when it would not exceed it.
 uint64_t NextStamp();
+
+// A RING record that stands for a lane's record (moved: numbered, in
+// RING's order) has this flag, and a LaneRef for its payload. The event
+// stays in its lane's slot until the drain has written it.
+inline constexpr uint32_t kLaneFlag = 4;
+struct LaneRef {
+  uint32_t lane = 0;
+  uint32_t unused = 0;
+  uint64_t position = 0;
+};
+// The LaneRef of such a payload (lane = UINT32_MAX when it is of another
+// size).
+LaneRef LaneRefOf(std::span<const uint8_t> payload);
+
+// A stream's lane files read back (ScanRing), by lane number.
+using LaneScans = std::map<uint32_t, RingScan>;
+// The record at `position` of `lane` in `lanes`, when it was read and is
+// long enough for a stamp; null otherwise.
+RingRecord* FindLaneRecord(LaneScans& lanes, uint32_t lane, uint64_t position);
+
+// A lane record no RING record refers to: one its writer never moved.
+struct LaneLeftover {
+  uint64_t stamp = 0;
+  uint32_t lane = 0;
+  uint64_t position = 0;
+  RingRecord* record = nullptr;  // in the LaneScans it came from
+};
+// The records of `lanes` from each lane's head on, past the last position
+// that a record of `ring` (RING read back, drained records included or
+// not) refers to: what a dead writer left unmoved, in the order the next
+// open numbers it (stamp, lane, position). Records too short for a stamp
+// are not events: counted in *unstamped.
+std::vector<LaneLeftover> LaneLeftovers(const std::vector<RingRecord>& ring, LaneScans& lanes,
+                                        uint64_t* unstamped);
 
 struct LaneAppend {
   RingCode code = RingCode::kOk;

@@ -184,19 +184,7 @@ Reader::Impl::RingFit Reader::Impl::ReadRing(uint64_t after) {
   // the lanes (after RING, so that a ref read there finds its record, unless
   // the drain released and reused its slot meanwhile: then it is in the
   // database, and a reopen shows it).
-  std::map<uint32_t, internal::RingScan> lanes;
-  auto lane_event = [&](std::string_view ref_bytes) -> std::string* {
-    const LaneRef ref = LaneRefOf(Bytes(ref_bytes));
-    auto it = lanes.find(ref.lane);
-    if (it == lanes.end()) return nullptr;
-    auto& recs = it->second.records;
-    auto at = std::lower_bound(recs.begin(), recs.end(), ref.position,
-                               [](const internal::RingRecord& r, uint64_t p) { return r.seq < p; });
-    if (at == recs.end() || at->seq != ref.position || at->payload.size() < sizeof(uint64_t)) {
-      return nullptr;
-    }
-    return &at->payload;
-  };
+  internal::LaneScans lanes;
   std::vector<size_t> lane_ids;
   const std::vector<std::string> lane_files = internal::ListLaneFiles(path, &lane_ids);
   for (size_t k = 0; k < lane_files.size(); ++k) {
@@ -213,13 +201,14 @@ Reader::Impl::RingFit Reader::Impl::ReadRing(uint64_t after) {
   for (auto& r : scan->records) {
     whole = false;
     if (r.seq == next && (r.flags & kLaneFlag) != 0 && r.seq <= scan->complete_through) {
-      std::string* event = lane_event(r.payload);
+      const LaneRef ref = LaneRefOf(Bytes(r.payload));
+      internal::RingRecord* event = internal::FindLaneRecord(lanes, ref.lane, ref.position);
       if (event == nullptr) {
         // Drained already (its lane slot reused): the database has it.
         if (r.seq < scan->head) return RingFit::kBehind;
         break;
       }
-      r.payload = event->substr(sizeof(uint64_t));
+      r.payload = event->payload.substr(sizeof(uint64_t));
       r.flags &= ~kLaneFlag;
     }
     // A drained marker's event is in the database already: reopen for it.
@@ -240,33 +229,12 @@ Reader::Impl::RingFit Reader::Impl::ReadRing(uint64_t after) {
   if (whole && !lanes.empty() && WriterGone(path)) {
     auto all = internal::ScanRing(path + "/" + internal::kRingFile, 0);
     if (!all.ok()) return RingFit::kFits;
-    std::map<uint32_t, uint64_t> referred;
-    for (const auto& r : all->records) {
-      if ((r.flags & kLaneFlag) == 0) continue;
-      const LaneRef ref = LaneRefOf(Bytes(r.payload));
-      referred[ref.lane] = std::max(referred[ref.lane], ref.position);
-    }
-    struct Leftover {
-      uint64_t stamp;
-      uint32_t lane;
-      uint64_t position;
-      std::string* payload;
-    };
-    std::vector<Leftover> leftovers;
-    for (auto& [lane, ls] : lanes) {
-      const uint64_t after_ref = referred.count(lane) ? referred[lane] : 0;
-      for (auto& r : ls.records) {
-        if (r.seq < ls.head || r.seq <= after_ref || r.payload.size() < sizeof(uint64_t)) continue;
-        leftovers.push_back({internal::StampOf(Bytes(r.payload)), lane, r.seq, &r.payload});
-      }
-    }
-    std::sort(leftovers.begin(), leftovers.end(), [](const Leftover& x, const Leftover& y) {
-      return std::tie(x.stamp, x.lane, x.position) < std::tie(y.stamp, y.lane, y.position);
-    });
-    for (const Leftover& l : leftovers) {
+    uint64_t unstamped = 0;
+    for (const internal::LaneLeftover& l :
+         internal::LaneLeftovers(all->records, lanes, &unstamped)) {
       internal::RingRecord rec;
       rec.seq = next;
-      rec.payload = l.payload->substr(sizeof(uint64_t));
+      rec.payload = l.record->payload.substr(sizeof(uint64_t));
       if (!fits(rec.payload)) break;
       ring.push_back(std::move(rec));
       ++next;

@@ -33,10 +33,16 @@ JournalOptions LaneOptions(size_t ring_bytes, size_t lanes) {
 }
 
 std::string Gauge(std::string_view name, double value) {
-  flatbuffers::FlatBufferBuilder fbb(128);
-  auto g = fb::CreateGaugeDirect(fbb, std::string(name).c_str(), value);
-  FinishEvent(fbb, "app", fb::Severity::Info, fb::Payload::Gauge, g.Union());
-  return {reinterpret_cast<const char*>(fbb.GetBufferPointer()), fbb.GetSize()};
+  fb::EventT e = testing::GaugeEvent(name, value);
+  e.stream = "app";
+  return EncodeEvent(std::move(e));
+}
+
+// ring_hold_child (a ring-mode writer taking commands) with `lanes` lanes.
+testing::RunOptions WithLanes(size_t lanes) {
+  testing::RunOptions run;
+  run.extra_env = {fmt::format("BLACKBOX_TEST_RING_LANES={}", lanes)};
+  return run;
 }
 
 struct Seen {
@@ -172,10 +178,8 @@ TEST(RingLanes, AnEventIsNeverNumberedBeforeOneThatHappenedBeforeIt) {
 // next open numbers them in their order, after what RING held.
 TEST(RingLanes, AKilledWritersLaneEventsAreIngestedInOrder) {
   TempDir dir;
-  testing::RunOptions run;
-  run.extra_env = {"BLACKBOX_TEST_RING_LANES=4"};
   {
-    testing::RingHoldWriter w(RING_HOLD_CHILD, dir.path(), "app", "held", run);
+    testing::RingHoldWriter w(RING_HOLD_CHILD, dir.path(), "app", "held", WithLanes(4));
     // Buffered, into one lane (a quarter of the 64 KiB ring: 64 slots): no
     // seq yet.
     EXPECT_EQ(w.Command("60"), 0u);
@@ -242,11 +246,9 @@ TEST(RingLanes, AReaderBesideAWriterInItsOwnProcessShowsNoUnmovedLaneEvents) {
 // and the next open must not take them for leftovers.
 TEST(RingLanes, EventsWrittenButNotReleasedAtTheKillAreNotIngestedTwice) {
   TempDir dir;
-  testing::RunOptions run;
-  run.extra_env = {"BLACKBOX_TEST_RING_LANES=4"};
   uint64_t durable = 0;
   {
-    testing::RingHoldWriter w(RING_HOLD_CHILD, dir.path(), "app", "draining", run);
+    testing::RingHoldWriter w(RING_HOLD_CHILD, dir.path(), "app", "draining", WithLanes(4));
     EXPECT_EQ(w.Command("norelease"), 0u);
     EXPECT_EQ(w.Command("50"), 0u);
     durable = w.Command("D 1");  // after the 50: moved, written and synced
@@ -268,9 +270,7 @@ TEST(RingLanes, EventsWrittenButNotReleasedAtTheKillAreNotIngestedTwice) {
 // references to them, before and after the drain wrote them.
 TEST(RingLanes, AReaderSeesALiveWritersLaneEvents) {
   TempDir dir;
-  testing::RunOptions run;
-  run.extra_env = {"BLACKBOX_TEST_RING_LANES=2"};
-  testing::RingHoldWriter w(RING_HOLD_CHILD, dir.path(), "app", "draining", run);
+  testing::RingHoldWriter w(RING_HOLD_CHILD, dir.path(), "app", "draining", WithLanes(2));
   EXPECT_EQ(w.Command("D 1"), 1u);
   auto r = Reader::Open(dir.path(), "app");
   ASSERT_TRUE(r.ok()) << r.status().ToString();
