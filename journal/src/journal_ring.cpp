@@ -7,6 +7,20 @@
 // increasing with no gaps across buffered and durable appends. (The direct
 // path's leader and next_seq are not used while the ring is on.)
 //
+// With ring lanes (JournalOptions::ring_lanes, lanes.h), a buffered append
+// that fits a lane's slot goes into the calling thread's lane instead and
+// returns 0: MoveLanes (the drain, or an append that must come after it)
+// moves the lanes' records stamped below the horizon into the ring as
+// LaneRef records (kLaneFlag), in stamp order, under consecutive seqs, and
+// the drain writes each one's event from its lane slot. Anything that gets
+// its seq from the ring directly (a durable append, a group, an event too
+// large for a lane) first waits until every lane record stamped before it
+// began is moved (WaitMoved), so it is numbered after them. After the
+// database has a batch, its lane slots are released, then its ring slots:
+// a kill in between leaves ring records the database has, whose LaneRefs
+// tell the next open which lane records not to take for leftovers
+// (IngestLeftRing).
+//
 // An append:
 //   - an event that fits a slot, buffered: copied into the ring, returns. Its
 //     promise is the direct path's: the ring's pages survive kill -9 of the
@@ -47,7 +61,9 @@
 //
 // Open (StartRing), whatever ring_bytes is: the RING an earlier writer left
 // behind is read (ScanRing) for records past the database's last seq; they
-// are written in seq order, under their own seqs, in one synced batch. A seq
+// are written in seq order, under their own seqs, in one synced batch,
+// followed by what its lanes held and RING does not refer to, numbered
+// after them in the order of their stamps (LaneLeftovers). A seq
 // in between with no intact record (reserved but never published: the
 // process died in the middle of the copy; a torn slot; a marker whose event
 // was still in memory) gets a placeholder event, a LogLine from source
