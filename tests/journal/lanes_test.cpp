@@ -9,6 +9,9 @@
 
 #include <atomic>
 #include <chrono>
+#include <filesystem>
+#include <fstream>
+#include <functional>
 #include <map>
 #include <string>
 #include <thread>
@@ -17,6 +20,7 @@
 #include "blackbox/journal.h"
 #include "drain_hook.h"
 #include "process.h"
+#include "ring.h"
 #include "ring_hold_writer.h"
 #include "test_util.h"
 
@@ -293,6 +297,102 @@ TEST(RingLanes, AReaderSeesALiveWritersLaneEvents) {
   });
   ASSERT_EQ(values.size(), 31u);
   for (size_t k = 0; k < values.size(); ++k) EXPECT_EQ(values[k], static_cast<double>(k));
+}
+
+// A dead writer's lane files damaged, replaced or planted before the next
+// open: the open and every reader go on (a warning says what could not be
+// read), nothing intact is lost, and the numbering keeps no gap.
+TEST(RingLanes, DamagedOrPlantedLaneFilesNeverStopAnOpenOrAReader) {
+  namespace fs = std::filesystem;
+  TempDir base;
+  const fs::path original = base / "original";
+  {
+    testing::RingHoldWriter w(RING_HOLD_CHILD, original.string(), "app", "draining", WithLanes(4));
+    EXPECT_EQ(w.Command("D 1"), 1u);  // seq 1 in the database
+    EXPECT_EQ(w.Command("hold"), 0u);
+    EXPECT_EQ(w.Command("40"), 0u);  // 40 in one lane, unmoved
+    w.Kill();
+  }
+  std::vector<size_t> ids;
+  const auto lanes = internal::ListLaneFiles((original / "app").string(), &ids);
+  ASSERT_EQ(lanes.size(), 4u);
+  // The lane the writer's thread used: the only one with records.
+  std::string used;
+  for (const auto& f : lanes) {
+    auto scan = internal::ScanRing(f, 0);
+    ASSERT_TRUE(scan.ok()) << scan.status().ToString();
+    if (!scan->records.empty()) used = fs::path(f).filename().string();
+  }
+  ASSERT_FALSE(used.empty());
+  struct Variant {
+    const char* name;
+    std::function<void(const fs::path& app)> damage;
+    size_t events;        // the gauges after the next open
+    const char* warning;  // in a warning of the open
+  };
+  const std::vector<Variant> variants = {
+      {"a record's byte flipped",
+       [&](const fs::path& app) {
+         // Slot 5 of the lane (page 0 is the header, 256-byte slots): a
+         // byte of its payload.
+         std::fstream f(app / used, std::ios::in | std::ios::out | std::ios::binary);
+         f.seekp(4096 + 5 * 256 + 100);
+         f.put('\x5a');
+       },
+       40, "1 torn slot(s)"},
+      {"truncated", [&](const fs::path& app) { fs::resize_file(app / used, 1000); }, 1,
+       "a ring lane of the journal stream"},
+      {"a symlink to another file",
+       [&](const fs::path& app) {
+         fs::remove(app / used);
+         fs::create_symlink(base / "victim", app / used);
+       },
+       1, "a ring lane of the journal stream"},
+      {"readable by others",
+       [&](const fs::path& app) {
+         fs::permissions(app / used, fs::perms::others_read, fs::perm_options::add);
+       },
+       1, "readable or writable by other users"},
+      {"a planted lane of garbage",
+       [&](const fs::path& app) {
+         std::ofstream(app / "RING.lane-999") << std::string(5000, 'x');
+         fs::permissions(app / "RING.lane-999", fs::perms::owner_read | fs::perms::owner_write,
+                         fs::perm_options::replace);
+       },
+       41, "RING.lane-999 is not a ring file"},
+  };
+  std::ofstream(base / "victim") << "not a ring";
+  for (const Variant& v : variants) {
+    SCOPED_TRACE(v.name);
+    const fs::path copy = base / "copy";
+    fs::remove_all(copy);
+    fs::copy(original, copy, fs::copy_options::recursive | fs::copy_options::copy_symlinks);
+    v.damage(copy / "app");
+    // A reader first (the writer is gone: it shows what the open will
+    // ingest), then the open, then a reader again.
+    const auto before = ReadAll(copy.string());
+    {
+      auto j = Journal::Open(copy.string(), "app", LaneOptions(1 << 16, 4));
+      ASSERT_TRUE(j.ok()) << j.status().ToString();
+      std::string warnings;
+      for (const auto& w : (*j)->TakeWarnings()) warnings += w + "\n";
+      EXPECT_NE(warnings.find(v.warning), std::string::npos) << warnings;
+    }
+    const auto after = ReadAll(copy.string());
+    size_t gauges = 0;
+    for (const Seen& s : after) gauges += !s.name.empty();
+    EXPECT_EQ(gauges, v.events);
+    // What the reader showed before the open is what the open kept, seq
+    // for seq (a torn record: the reader stops before it; the open skips
+    // it).
+    ASSERT_LE(before.size(), after.size());
+    for (size_t k = 0; k < before.size(); ++k) {
+      EXPECT_EQ(before[k].value, after[k].value) << "seq " << k + 1;
+    }
+    std::string victim;
+    std::getline(std::ifstream(base / "victim"), victim);
+    EXPECT_EQ(victim, "not a ring");
+  }
 }
 
 // The lane files a writer makes are its own: owner-only, not another's.
