@@ -455,7 +455,9 @@ TEST_F(Cli, StateJsonTimesAreUtcAndAbsentValuesNull) {
   EXPECT_EQ(replay.out.find(":\"\""), std::string::npos) << replay.out;
   for (const auto& line : Lines(replay.out)) {
     json e = json::parse(line);
-    if (e["type"] == "crash") EXPECT_TRUE(e["exception_type"].is_null()) << line;
+    if (e["type"] == "crash") {
+      EXPECT_TRUE(e["exception_type"].is_null()) << line;
+    }
   }
 }
 

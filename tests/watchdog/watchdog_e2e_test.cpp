@@ -731,7 +731,9 @@ TEST_F(WatchdogTest, LogFileIsRotatedBySizeAndKeepsEveryByte) {
   // What reached the file was rotated at every MB (a loaded machine may have
   // dropped some of the flood: the child is never held up for its log).
   EXPECT_TRUE(fs::exists(file("app.log.1")));
-  if (total > (2u << 20)) EXPECT_TRUE(fs::exists(file("app.log.2"))) << total;
+  if (total > (2u << 20)) {
+    EXPECT_TRUE(fs::exists(file("app.log.2"))) << total;
+  }
   EXPECT_EQ(fs::file_size(file("watchdog.out")), 0u);
 }
 
