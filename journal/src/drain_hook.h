@@ -19,4 +19,9 @@ void HoldRingDrainForTesting(bool hold);
 // other way (_Exit, a signal). Thread-safe.
 void SkipRingReleaseForTesting(bool skip);
 
+// Makes every move of ring lanes (journal_ring.cpp) sleep this long between
+// reading one lane and the next (0: not at all), so that appends land
+// between the two reads. Thread-safe.
+void DelayLaneScansForTesting(int microseconds);
+
 }  // namespace blackbox::internal

@@ -175,7 +175,9 @@ class Journal::Impl {
   // With ring_lanes: the lanes buffered appends go to (lanes.h), null
   // otherwise. Under move_mu: the last position of each lane moved into the
   // ring, and its stamp. moved_horizon: every lane record stamped below it
-  // is in the ring (durable appends wait for it, WaitMoved). A move takes
+  // and published when a move read it is in the ring, so every append that
+  // returned before it was read is (durable appends wait for it,
+  // WaitMoved). A move takes
   // no I/O and is not the drain's turn (drain_run_mu): a durable append
   // need not wait for the batch being fsync'd to be moved. It appends to
   // the ring like any appender; the drain releases lane slots only up to

@@ -10,12 +10,13 @@
 // With ring lanes (JournalOptions::ring_lanes, lanes.h), a buffered append
 // that fits a lane's slot goes into the calling thread's lane instead and
 // returns 0: MoveLanes (the drain, or an append that must come after it)
-// moves the lanes' records stamped below the horizon into the ring as
-// LaneRef records (kLaneFlag), in stamp order, under consecutive seqs, and
-// the drain writes each one's event from its lane slot. Anything that gets
-// its seq from the ring directly (a durable append, a group, an event too
-// large for a lane) first waits until every lane record stamped before it
-// began is moved (WaitMoved), so it is numbered after them. After the
+// moves what the lanes published stamped before it read the clock
+// (Horizon) into the ring as LaneRef records (kLaneFlag), in stamp order,
+// under consecutive seqs, and the drain writes each one's event from its
+// lane slot. Anything that gets its seq from the ring directly (a durable
+// append, a group, an event too large for a lane) first waits for a move
+// that read the clock after it began (WaitMoved): every append that
+// returned before it is then numbered before it. After the
 // database has a batch, its lane slots are released, then its ring slots:
 // a kill in between leaves ring records the database has, whose LaneRefs
 // tell the next open which lane records not to take for leftovers
@@ -120,6 +121,7 @@ constexpr std::chrono::microseconds kMaxGather{1000};
 
 std::atomic<bool> drain_held{false};       // drain_hook.h
 std::atomic<bool> release_skipped{false};  // drain_hook.h
+std::atomic<int> lane_scan_delay_us{0};    // drain_hook.h
 
 RingMarker MarkerOf(const RingView& v) {
   RingMarker m;
@@ -140,6 +142,9 @@ int64_t TimeOf(std::string_view bytes) {
 
 void internal::HoldRingDrainForTesting(bool hold) { drain_held.store(hold); }
 void internal::SkipRingReleaseForTesting(bool skip) { release_skipped.store(skip); }
+void internal::DelayLaneScansForTesting(int microseconds) {
+  lane_scan_delay_us.store(microseconds);
+}
 
 std::string Journal::Impl::LostEvent(std::string_view why, int64_t time_ns) const {
   fb::EventT e;
@@ -497,10 +502,9 @@ Status Journal::Impl::WaitMoved(uint64_t stamp) {
       return Status::IOError(fmt::format(
           "append to {}: the ring stayed full (the lanes' earlier events could not move)", path));
     }
-    // The ring is full (the drain must write first) or a lane is between
-    // its lock and its stamp: wake the drain, look again shortly. (No
-    // condition variable: a move's notify would wake every append waiting
-    // for its fsync.)
+    // The ring is full (the drain must write first): wake the drain, look
+    // again shortly. (No condition variable: a move's notify would wake
+    // every append waiting for its fsync.)
     {
       std::lock_guard lock(drain_mu);
       wake = true;
@@ -512,7 +516,6 @@ Status Journal::Impl::WaitMoved(uint64_t stamp) {
 
 void Journal::Impl::MoveLanes() {
   const uint64_t horizon = lanes->Horizon();
-  if (horizon == 0) return;
   struct Item {
     uint64_t stamp;
     uint32_t lane;
@@ -524,6 +527,9 @@ void Journal::Impl::MoveLanes() {
   std::vector<Item> items;
   std::vector<RingView> views;
   for (uint32_t i = 0; i < lanes->count(); ++i) {
+    if (const int delay = lane_scan_delay_us.load(std::memory_order_relaxed); delay > 0 && i > 0) {
+      std::this_thread::sleep_for(std::chrono::microseconds(delay));
+    }
     lanes->lane(i).PeekFrom(lanes_moved[i] + 1, kMoveMax, &views);
     uint64_t prev = lanes_moved_stamp[i];
     for (const RingView& v : views) {

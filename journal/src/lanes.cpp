@@ -18,8 +18,6 @@ namespace {
 constexpr uint64_t kLocked = 1;
 // Rounds over every lane before an append gives up (all of them busy).
 constexpr int kBusyRounds = 64;
-// Reads of a lane at kLocked before Horizon() gives up for this time.
-constexpr int kLockedSpins = 256;
 
 std::atomic<uint32_t> next_thread_id{0};
 thread_local const uint32_t thread_id = next_thread_id.fetch_add(1, std::memory_order_relaxed);
@@ -28,15 +26,19 @@ thread_local uint64_t thread_last_stamp = 0;
 uint64_t ClockNs() {
   timespec ts{};
   ::clock_gettime(CLOCK_MONOTONIC, &ts);
-  // Never 0 or kLocked: those are states, not stamps.
+  // Never 0: StampOf's "none".
   return std::max<uint64_t>(
       static_cast<uint64_t>(ts.tv_sec) * 1'000'000'000u + static_cast<uint64_t>(ts.tv_nsec), 2);
 }
 
-inline void CpuRelax() {
+// Nothing after it executes before the clock read before it (lanes.h).
+inline void AfterClockRead() {
 #if defined(__x86_64__) || defined(__i386__)
-  __builtin_ia32_pause();
+  __builtin_ia32_lfence();
+#elif defined(__aarch64__)
+  asm volatile("isb" ::: "memory");
 #endif
+  std::atomic_thread_fence(std::memory_order_seq_cst);
 }
 
 }  // namespace
@@ -169,14 +171,12 @@ LaneAppend Lanes::Append(std::span<const uint8_t> payload, uint32_t flags) {
       State& st = states_[i];
       uint64_t idle = 0;
       if (st.value.load(std::memory_order_relaxed) != 0 ||
-          !st.value.compare_exchange_strong(idle, kLocked, std::memory_order_seq_cst)) {
+          !st.value.compare_exchange_strong(idle, kLocked, std::memory_order_acquire)) {
         continue;
       }
-      // After the CAS (a full fence): the clock is read after any horizon
-      // that saw this lane idle read its own (lanes.h).
+      // Under the lock: the lane's stamps rise with its positions.
       uint64_t stamp = NextStamp();
       if (stamp <= st.last) stamp = thread_last_stamp = st.last + 1;
-      st.value.store(stamp, std::memory_order_relaxed);
       const RingAppend a = rings_[i]->AppendPrefixed(stamp, payload, flags);
       if (a.code == RingCode::kOk) st.last = stamp;
       st.value.store(0, std::memory_order_release);
@@ -188,17 +188,8 @@ LaneAppend Lanes::Append(std::span<const uint8_t> payload, uint32_t flags) {
 }
 
 uint64_t Lanes::Horizon() const {
-  uint64_t h = ClockNs();
-  std::atomic_thread_fence(std::memory_order_seq_cst);
-  for (size_t i = 0; i < rings_.size(); ++i) {
-    uint64_t v = states_[i].value.load(std::memory_order_acquire);
-    for (int spin = 0; v == kLocked && spin < kLockedSpins; ++spin) {
-      CpuRelax();
-      v = states_[i].value.load(std::memory_order_acquire);
-    }
-    if (v == kLocked) return 0;
-    if (v != 0) h = std::min(h, v);
-  }
+  const uint64_t h = ClockNs();
+  AfterClockRead();
   return h;
 }
 

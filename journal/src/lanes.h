@@ -20,25 +20,34 @@
 // than the clock's resolution of 1 ns), so causality is kept too: an event
 // is never numbered before one that happened before it.
 //
-// The horizon. The move takes only records stamped below a horizon H below
-// which every record is published: Horizon() reads the clock, then (after a
-// full fence) each lane's state. A lane's state is 0 when idle, 1 from its
-// lock's CAS until the append has read its stamp, then the stamp until the
-// record is published. An idle lane's next append reads the clock after its
-// CAS, so after the horizon's clock read: its stamp is >= H. A lane in the
-// middle of an append lowers H to its stamp; a lane at 1 (a few ns, unless
-// the thread was preempted there) makes Horizon() return 0 after a short
-// spin: no move this time. The lock is a CAS on the lane's own cache line,
-// the same one a ring's tail costs, but two threads share it only when
-// they share the lane.
+// The horizon. A move reads the clock (H; Horizon() fences it, so that no
+// lane is read before it), then takes from each lane the prefix of its
+// published records stamped below H, and numbers all of them in (stamp,
+// lane, position) order. That keeps causality: if p happened before r (p's
+// append returned before r's began) and r is taken, then r's stamp is below
+// H, so p was published before r read its stamp, before the move read H:
+// the move sees p, stamped lower, and numbers it first (or an earlier move
+// did). An append still in flight is not waited for: nothing can have
+// happened after it yet, so records of other lanes stamped after it may be
+// numbered first. The numbering follows the stamps except around appends
+// in flight, and causality always; a thread preempted (or stopped) in the
+// middle of an append holds up only its own lane.
 //
 // Why a lock per lane rather than the lane's own lock-free ring alone: with
 // two threads in one lane, positions and stamps could disagree (one thread
-// reserves first, the other reads its clock first), and a move that takes
-// lane prefixes could then number a record before an earlier-stamped one.
-// Under the lock a lane's positions and stamps agree.
+// reserves first, the other reads its clock first), and a prefix stamped
+// below H could then leave out a record stamped below H that sits behind
+// one stamped above it, and that happened before a record another lane
+// gives now. Under the lock a lane's positions and stamps agree. The lock
+// is a CAS on the lane's own cache line, the same one a ring's tail costs,
+// but two threads share it only when they share the lane.
 //
-// The states live in this process's memory, not in the files: after the
+// Memory order: on x86-64 the vDSO reads the clock with a fence before
+// rdtsc (its loads before it are done: an append's stamp is read after
+// whatever told its thread that p had returned), and Horizon() puts an
+// lfence after its own read (the lanes are read after it).
+//
+// The locks live in this process's memory, not in the files: after the
 // writer died no append is in flight, and everything published is taken.
 #pragma once
 
@@ -126,8 +135,8 @@ class Lanes {
   // lane has no free slot, or every lane stayed busy through a few rounds.
   LaneAppend Append(std::span<const uint8_t> payload, uint32_t flags = 0);
 
-  // Every record stamped below the returned value is published (see the
-  // top of this file); 0 when that cannot be told now. The drain's side.
+  // The clock, read so that the lanes are read after it: a move takes the
+  // records stamped below it (see the top of this file). Never 0.
   uint64_t Horizon() const;
 
   size_t count() const { return rings_.size(); }
@@ -140,7 +149,7 @@ class Lanes {
 
  private:
   struct alignas(64) State {
-    std::atomic<uint64_t> value{0};  // 0 idle, 1 locked, else the stamp in flight
+    std::atomic<uint64_t> value{0};  // the lane's lock: 0 free, 1 held
     uint64_t last = 0;               // the lane's last stamp (under the lock)
   };
   Lanes(std::vector<std::unique_ptr<Ring>> rings);

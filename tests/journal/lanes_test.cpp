@@ -145,10 +145,15 @@ TEST(RingLanes, EachThreadsEventsOnceInItsOrderWithThreadsSharingLanes) {
 
 // Two threads taking turns, each appending only after it saw the other's
 // last append return: the journal must alternate a0 b0 a1 b1 ... although
-// the two are in different lanes and numbered later.
-TEST(RingLanes, AnEventIsNeverNumberedBeforeOneThatHappenedBeforeIt) {
+// the two are in different lanes and numbered later. `scan_delay_us`: each
+// move sleeps that long between reading one lane and the next
+// (DelayLaneScansForTesting), so that the other thread's next append lands
+// in between: a move that took whatever it found, without comparing stamps
+// with the clock it read first, would number it before the one it followed.
+void ExpectTurnsInOrder(int rounds, int scan_delay_us) {
   TempDir dir;
-  constexpr int kRounds = 20000;
+  const int kRounds = rounds;
+  internal::DelayLaneScansForTesting(scan_delay_us);
   {
     auto j = Journal::Open(dir.path(), "app", LaneOptions(1 << 20, 4));
     ASSERT_TRUE(j.ok()) << j.status().ToString();
@@ -166,6 +171,7 @@ TEST(RingLanes, AnEventIsNeverNumberedBeforeOneThatHappenedBeforeIt) {
     a.join();
     b.join();
   }
+  internal::DelayLaneScansForTesting(0);
   const auto seen = ReadAll(dir.path());
   std::vector<const Seen*> gauges;
   for (const Seen& s : seen) {
@@ -176,6 +182,14 @@ TEST(RingLanes, AnEventIsNeverNumberedBeforeOneThatHappenedBeforeIt) {
     ASSERT_EQ(gauges[k]->name, k % 2 == 0 ? "a" : "b") << "at seq " << gauges[k]->seq;
     ASSERT_EQ(gauges[k]->value, static_cast<double>(k / 2)) << "at seq " << gauges[k]->seq;
   }
+}
+
+TEST(RingLanes, AnEventIsNeverNumberedBeforeOneThatHappenedBeforeIt) {
+  ExpectTurnsInOrder(20000, 0);
+}
+
+TEST(RingLanes, AnEventIsNeverNumberedBeforeOneThatHappenedBeforeItWhileAMoveIsSlow) {
+  ExpectTurnsInOrder(3000, 100);
 }
 
 // A writer killed with its events still in its lanes (its drain held): the
