@@ -348,10 +348,15 @@ TEST(RingLanes, DamagedOrPlantedLaneFilesNeverStopAnOpenOrAReader) {
       {"a record's byte flipped",
        [&](const fs::path& app) {
          // Slot 5 of the lane (page 0 is the header, 256-byte slots): a
-         // byte of its payload.
+         // byte of its payload, inverted (a byte set to a fixed value may
+         // have held it already: it can be part of the event's time).
          std::fstream f(app / used, std::ios::in | std::ios::out | std::ios::binary);
-         f.seekp(4096 + 5 * 256 + 100);
-         f.put('\x5a');
+         const std::streamoff at = 4096 + 5 * 256 + 100;
+         f.seekg(at);
+         const int byte = f.get();
+         ASSERT_NE(byte, EOF);
+         f.seekp(at);
+         f.put(static_cast<char>(~byte));
        },
        40, "1 torn slot(s)"},
       {"truncated", [&](const fs::path& app) { fs::resize_file(app / used, 1000); }, 1,
