@@ -4,6 +4,7 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <charconv>
 #include <cstdio>
 #include <cstdlib>
@@ -175,13 +176,14 @@ std::vector<pid_t> ChildProcesses(pid_t pid) {
   return children;
 }
 
-std::vector<pid_t> Descendants(pid_t root) {
+std::vector<pid_t> Descendants(pid_t root, std::span<const pid_t> spared) {
   std::vector<pid_t> out;
   std::vector<pid_t> pending = {root};
   while (!pending.empty()) {
     const pid_t pid = pending.back();
     pending.pop_back();
     for (pid_t child : ChildProcesses(pid)) {
+      if (std::find(spared.begin(), spared.end(), child) != spared.end()) continue;
       out.push_back(child);
       pending.push_back(child);
     }

@@ -5,6 +5,7 @@
 
 #include <cstdint>
 #include <optional>
+#include <span>
 #include <vector>
 
 namespace blackbox::watchdog {
@@ -31,7 +32,10 @@ std::vector<pid_t> ChildProcesses(pid_t pid);
 
 // Every descendant of `root`, `root` itself excluded, parents before their
 // children. A snapshot: processes forked while it is taken may be missing.
-std::vector<pid_t> Descendants(pid_t root);
+// The walk does not enter `spared`: those processes and their trees are left
+// out, including what they fork while the walk runs (subtracting a second
+// walk of theirs would list those).
+std::vector<pid_t> Descendants(pid_t root, std::span<const pid_t> spared = {});
 
 // CPU in percent of one core between two samples taken `elapsed_ns` apart.
 double CpuPercent(const TreeSample& before, const TreeSample& after, int64_t elapsed_ns);

@@ -590,23 +590,18 @@ void Supervisor::KillStragglers() {
   // tree: after the child's exit, what is left of the old child's processes,
   // whatever their process group or session. The group itself was killed
   // already; this catches those that left it.
-  const pid_t keep = child_ ? child_->pid : 0;
-  std::vector<pid_t> kept;
-  if (keep != 0) {
-    kept = Descendants(keep);
-    kept.push_back(keep);
-  }
+  //
+  // One walk that does not enter the spared trees. Subtracting a walk of the
+  // current child's tree taken first would kill what it forked in between:
+  // a crash loop's new child already at its exit had the tracer of its
+  // leak checker killed that way, and hung waiting for it.
+  std::vector<pid_t> spared = {parts_.guard.pid()};
+  if (child_) spared.push_back(child_->pid);
   // Alert programs (and what they started) are the watchdog's own, not the child's.
   if (alerts_) {
-    for (pid_t program : alerts_->Running()) {
-      kept.push_back(program);
-      for (pid_t d : Descendants(program)) kept.push_back(d);
-    }
+    for (pid_t program : alerts_->Running()) spared.push_back(program);
   }
-  for (pid_t pid : Descendants(::getpid())) {
-    if (pid == parts_.guard.pid() || std::find(kept.begin(), kept.end(), pid) != kept.end()) {
-      continue;
-    }
+  for (pid_t pid : Descendants(::getpid(), spared)) {
     ::kill(pid, SIGKILL);
   }
   ReapStragglers();
