@@ -152,7 +152,6 @@ TEST(RingLanes, EachThreadsEventsOnceInItsOrderWithThreadsSharingLanes) {
 // with the clock it read first, would number it before the one it followed.
 void ExpectTurnsInOrder(int rounds, int scan_delay_us) {
   TempDir dir;
-  const int kRounds = rounds;
   internal::DelayLaneScansForTesting(scan_delay_us);
   {
     auto j = Journal::Open(dir.path(), "app", LaneOptions(1 << 20, 4));
@@ -160,7 +159,7 @@ void ExpectTurnsInOrder(int rounds, int scan_delay_us) {
     std::atomic<int> turn{0};  // 2i: a's turn of round i, 2i + 1: b's
     auto player = [&](int me) {
       const std::string name = me == 0 ? "a" : "b";
-      for (int i = 0; i < kRounds; ++i) {
+      for (int i = 0; i < rounds; ++i) {
         while (turn.load(std::memory_order_acquire) != 2 * i + me) std::this_thread::yield();
         Result<uint64_t> seq = (*j)->Append(Bytes(Gauge(name, i)), Durability::kBuffered);
         while (!seq.ok()) seq = (*j)->Append(Bytes(Gauge(name, i)), Durability::kBuffered);
@@ -177,7 +176,7 @@ void ExpectTurnsInOrder(int rounds, int scan_delay_us) {
   for (const Seen& s : seen) {
     if (!s.name.empty()) gauges.push_back(&s);
   }
-  ASSERT_EQ(gauges.size(), size_t{2} * kRounds);
+  ASSERT_EQ(gauges.size(), size_t{2} * rounds);
   for (size_t k = 0; k < gauges.size(); ++k) {
     ASSERT_EQ(gauges[k]->name, k % 2 == 0 ? "a" : "b") << "at seq " << gauges[k]->seq;
     ASSERT_EQ(gauges[k]->value, static_cast<double>(k / 2)) << "at seq " << gauges[k]->seq;
