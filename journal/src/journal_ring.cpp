@@ -89,12 +89,14 @@
 // loss, not as numbers never given out.
 #include <fmt/format.h>
 #include <rocksdb/write_batch.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <bit>
 #include <cstring>
 #include <map>
+#include <memory>
 #include <tuple>
 
 #include "blackbox/event.h"
@@ -138,6 +140,20 @@ int64_t TimeOf(std::string_view bytes) {
   return e ? e->time_ns() : 0;
 }
 
+// The values of the newest `count` events of the database, newest first.
+std::vector<std::string> NewestValues(rocksdb::DB* db, rocksdb::ColumnFamilyHandle* cf,
+                                      size_t count) {
+  std::vector<std::string> out;
+  std::unique_ptr<rocksdb::Iterator> it(db->NewIterator(rocksdb::ReadOptions(), cf));
+  uint64_t seq = 0;
+  for (it->SeekToLast(); it->Valid() && out.size() < count; it->Prev()) {
+    if (internal::DecodeKey({it->key().data(), it->key().size()}, &seq)) {
+      out.push_back(it->value().ToString());
+    }
+  }
+  return out;
+}
+
 }  // namespace
 
 void internal::HoldRingDrainForTesting(bool hold) { drain_held.store(hold); }
@@ -171,6 +187,7 @@ bool Journal::Impl::IngestLeftRing() {
   // lane records may still be in the lanes (a kill between the write and the
   // release), and must not be taken for leftovers.
   auto scan = internal::ScanRing(file, lane_files.empty() ? last : 0);
+  const bool ring_unread = !scan.ok();
   if (!scan.ok()) {
     if (scan.status().code() != Status::Code::kNotFound) {
       warn(
@@ -200,6 +217,16 @@ bool Journal::Impl::IngestLeftRing() {
   }
   std::vector<internal::LaneLeftover> leftovers =
       internal::LaneLeftovers(scan->records, lane_scans, &lane_torn);
+  size_t written_before = 0;  // leftovers the database turned out to have
+  if (ring_unread && !leftovers.empty() && last > 0) {
+    // What was written but not released is among the database's newest
+    // events: those RING's unreleased slots numbered, at most one per slot
+    // (slots are 64 bytes or more; RING's size, or this writer's).
+    struct stat st {};
+    const size_t ring_size = ::stat(file.c_str(), &st) == 0 ? static_cast<size_t>(st.st_size) : 0;
+    const size_t slots = std::max({ring_size, options.ring_bytes, size_t{4} << 20}) / 64;
+    written_before = internal::DropWritten(&leftovers, NewestValues(db.get(), events_cf, slots));
+  }
 
   std::vector<internal::RingRecord*> after_last;
   for (auto& r : scan->records) {
@@ -295,6 +322,12 @@ bool Journal::Impl::IngestLeftRing() {
           "published were being written when the writer died",
           path, leftovers.size(), left_from, left_through, lane_torn, lane_holes));
     }
+  }
+  if (written_before > 0) {
+    warn(fmt::format(
+        "the ring lanes of the journal stream {} held {} event(s) the database has already (its "
+        "RING, which says so, could not be read): not ingested again",
+        path, written_before));
   }
   if (leftovers.empty() && lane_torn + lane_holes > 0) {
     warn(

@@ -9,7 +9,9 @@
 #include <algorithm>
 #include <cstring>
 #include <map>
+#include <string_view>
 #include <tuple>
+#include <unordered_map>
 
 namespace blackbox::internal {
 
@@ -125,6 +127,19 @@ uint64_t StampOf(std::span<const uint8_t> payload) {
   uint64_t stamp = 0;
   if (payload.size() >= sizeof stamp) std::memcpy(&stamp, payload.data(), sizeof stamp);
   return stamp;
+}
+
+size_t DropWritten(std::vector<LaneLeftover>* leftovers, const std::vector<std::string>& written) {
+  std::unordered_map<std::string_view, size_t> count;
+  for (const std::string& v : written) ++count[v];
+  const size_t before = leftovers->size();
+  std::erase_if(*leftovers, [&](const LaneLeftover& l) {
+    const auto it = count.find(std::string_view(l.record->payload).substr(sizeof(uint64_t)));
+    if (it == count.end() || it->second == 0) return false;
+    --it->second;
+    return true;
+  });
+  return before - leftovers->size();
 }
 
 std::span<const uint8_t> WithoutStamp(std::span<const uint8_t> payload) {

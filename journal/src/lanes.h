@@ -114,6 +114,14 @@ struct LaneLeftover {
 std::vector<LaneLeftover> LaneLeftovers(const std::vector<RingRecord>& ring, LaneScans& lanes,
                                         uint64_t* unstamped);
 
+// With RING unreadable nothing refers to the lane records the database has
+// already (a kill between the drain's write and its release): removes from
+// `leftovers` each whose event (its payload without the stamp) is one of
+// `written`, the newest values of the database, and returns how many. A
+// value stands for one record: of two identical events, one written and one
+// not, one is kept.
+size_t DropWritten(std::vector<LaneLeftover>* leftovers, const std::vector<std::string>& written);
+
 struct LaneAppend {
   RingCode code = RingCode::kOk;
   uint32_t lane = 0;

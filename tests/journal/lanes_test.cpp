@@ -283,6 +283,53 @@ TEST(RingLanes, EventsWrittenButNotReleasedAtTheKillAreNotIngestedTwice) {
   for (size_t k = 0; k < seen.size(); ++k) EXPECT_EQ(seen[k].value, static_cast<double>(k));
 }
 
+// The same kill, with RING then unreadable or gone: nothing refers to the
+// lane records the database has any more. They are found among its newest
+// events and not ingested again; the ones never moved are, once each, after
+// them.
+TEST(RingLanes, WithRingLostTheLanesEventsTheDatabaseHasAreNotIngestedTwice) {
+  namespace fs = std::filesystem;
+  TempDir base;
+  const fs::path original = base / "original";
+  {
+    testing::RingHoldWriter w(RING_HOLD_CHILD, original.string(), "app", "draining", WithLanes(4));
+    EXPECT_EQ(w.Command("norelease"), 0u);
+    EXPECT_EQ(w.Command("30"), 0u);
+    EXPECT_EQ(w.Command("D 1"), 31u);  // after the 30: moved, written and synced
+    EXPECT_EQ(w.Command("hold"), 0u);
+    EXPECT_EQ(w.Command("20"), 0u);  // in the lane, unmoved
+    w.Kill();
+  }
+  const std::vector<std::pair<const char*, std::function<void(const fs::path&)>>> variants = {
+      {"RING's header overwritten",
+       [](const fs::path& ring) {
+         std::fstream f(ring, std::ios::in | std::ios::out | std::ios::binary);
+         f << std::string(64, 'x');
+       }},
+      {"RING removed", [](const fs::path& ring) { fs::remove(ring); }},
+  };
+  for (const auto& [name, damage] : variants) {
+    SCOPED_TRACE(name);
+    const fs::path copy = base / "copy";
+    fs::remove_all(copy);
+    fs::copy(original, copy, fs::copy_options::recursive);
+    damage(copy / "app" / "RING");
+    {
+      auto j = Journal::Open(copy.string(), "app", LaneOptions(1 << 16, 4));
+      ASSERT_TRUE(j.ok()) << j.status().ToString();
+      std::string warnings;
+      for (const auto& w : (*j)->TakeWarnings()) warnings += w + "\n";
+      EXPECT_NE(warnings.find("held 30 event(s) the database has already"), std::string::npos)
+          << warnings;
+      EXPECT_NE(warnings.find("held 20 event(s) not yet numbered"), std::string::npos) << warnings;
+      EXPECT_EQ((*j)->last_seq(), 51u);
+    }
+    const auto seen = ReadAll(copy.string());
+    ASSERT_EQ(seen.size(), 51u);
+    for (size_t k = 0; k < seen.size(); ++k) EXPECT_EQ(seen[k].value, static_cast<double>(k));
+  }
+}
+
 // A reader beside a live writer with lanes sees its events through RING's
 // references to them, before and after the drain wrote them.
 TEST(RingLanes, AReaderSeesALiveWritersLaneEvents) {
