@@ -139,7 +139,9 @@ void Costs(const fs::path& dir, int rounds) {
     double wall_us = 0, thread_cpu_us = 0, process_cpu_us = 0;
     uint64_t refused = 0;
   };
-  auto gauge_cost = [&](const char* stream, size_t ring_bytes) {
+  // burst > 0: the 140k calls in bursts of that many, 20 ms apart (the
+  // pauses are not timed), as a service below the drain's rate makes them.
+  auto gauge_cost = [&](const char* stream, size_t ring_bytes, int burst = 0) {
     RecoveryOptions o = Quiet(dir / stream);
     o.stream = stream;
     o.journal_ring_bytes = ring_bytes;
@@ -148,7 +150,17 @@ void Costs(const fs::path& dir, int rounds) {
       RecoveryManager rm(o);
       const double thread0 = CpuSec(CLOCK_THREAD_CPUTIME_ID);
       const double process0 = CpuSec(CLOCK_PROCESS_CPUTIME_ID);
-      c.wall_us = PerCallUs(7, 20000, [&](int i) { rm.set_gauge("active_positions", i); });
+      auto set = [&](int i) { rm.set_gauge("active_positions", i); };
+      if (burst == 0) {
+        c.wall_us = PerCallUs(7, 20000, set);
+      } else {
+        std::vector<double> r;
+        for (int k = 0; k < 140000 / burst; ++k) {
+          std::this_thread::sleep_for(std::chrono::milliseconds(20));
+          r.push_back(PerCallUs(1, burst, set));
+        }
+        c.wall_us = Median(r);
+      }
       c.thread_cpu_us = (CpuSec(CLOCK_THREAD_CPUTIME_ID) - thread0) * 1e6 / 140000;
       c.process_cpu_us = (CpuSec(CLOCK_PROCESS_CPUTIME_ID) - process0) * 1e6 / 140000;
       c.refused = rm.journal_failures();
@@ -161,6 +173,7 @@ void Costs(const fs::path& dir, int rounds) {
   // buffered event is a copy into the mapped ring. Refused events (the ring
   // full because the loop outran the drain) are counted.
   const GaugeCost ring_gauge = gauge_cost("ring", 4 << 20);
+  const GaugeCost paced_gauge = gauge_cost("ring_paced", 4 << 20, 2000);
   double buffered = PerCallUs(7, 20000, put(false));
   std::vector<double> synced, fail0, fail3, fail_ring, ratio0, ratio3, ratio_ring;
   std::vector<double> synced_sized, ratio0_sized, ratio3_sized;
@@ -185,6 +198,11 @@ void Costs(const fs::path& dir, int rounds) {
              direct_gauge.thread_cpu_us / ring_gauge.thread_cpu_us);
   fmt::print("  CPU per call, whole process:  {:.2f} us direct, {:.2f} us ring\n",
              direct_gauge.process_cpu_us, ring_gauge.process_cpu_us);
+  fmt::print(
+      "set_gauge, ring, bursts of 2000  {:9.2f} us/call  ({:.1f}x faster; {} refused; CPU per "
+      "call {:.2f} us calling thread, {:.2f} us process)\n",
+      paced_gauge.wall_us, gauge / paced_gauge.wall_us, paced_gauge.refused,
+      paced_gauge.thread_cpu_us, paced_gauge.process_cpu_us);
   fmt::print("raw RocksDB Put, buffered WAL    {:9.2f} us/call  (set_gauge = {:.2f}x)\n", buffered,
              gauge / buffered);
   fmt::print("medians of {} rounds of 50 calls each:\n", rounds);

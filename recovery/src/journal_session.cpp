@@ -2,7 +2,10 @@
 // file (the invariants are at the top of recovery_manager_impl.h).
 #include <fmt/format.h>
 
+#include <system_error>
+
 #include "blackbox/state_io.h"
+#include "crash_capture.h"
 #include "recovery_manager_impl.h"
 
 namespace blackbox {
@@ -48,7 +51,7 @@ uint64_t RecoveryManager::Impl::CommitAll(std::span<const std::span<const uint8_
     --in_flight_;
     snapshot_due = since_snapshot_ >= options_.snapshot_every && in_flight_ == 0;
   }
-  if (snapshot_due) StoreSnapshot();
+  if (snapshot_due) QueueSnapshot();
   return first;
 }
 
@@ -116,23 +119,73 @@ void RecoveryManager::Impl::SyncAfterFailure() {
   if (journal_) (void)journal_->Sync();
 }
 
-void RecoveryManager::Impl::StoreSnapshot() {
-  if (!journal_) return;
-  std::string bytes;
-  uint64_t seq = 0;
-  {
-    std::lock_guard lock(mu_);
-    if (in_flight_ != 0) return;  // retried after the next event
-    auto it = state_.covered.find(options_.stream);
-    if (it == state_.covered.end() || it->second == 0) return;
-    seq = it->second;
-    // Covered beyond what the stream holds (events lost to damage, and none
-    // of this run written yet): nothing to store until one is.
-    if (seq > journal_->last_seq()) return;
-    bytes = EncodeSnapshot(state_);
-    since_snapshot_ = 0;
-  }
+std::optional<std::pair<uint64_t, std::string>> RecoveryManager::Impl::TakeSnapshot() {
+  if (!journal_) return std::nullopt;
+  std::lock_guard lock(mu_);
+  if (in_flight_ != 0) return std::nullopt;  // retried after the next event
+  auto it = state_.covered.find(options_.stream);
+  if (it == state_.covered.end() || it->second == 0) return std::nullopt;
+  const uint64_t seq = it->second;
+  // Covered beyond what the stream holds (events lost to damage, and none
+  // of this run written yet): nothing to store until one is.
+  if (seq > journal_->last_seq()) return std::nullopt;
+  since_snapshot_ = 0;
+  return std::make_pair(seq, EncodeSnapshot(state_));
+}
+
+void RecoveryManager::Impl::PutSnapshot(uint64_t seq, const std::string& bytes) {
   if (Status st = journal_->PutSnapshot(seq, Bytes(bytes)); !st.ok()) NoteFailure(st);
+}
+
+void RecoveryManager::Impl::StoreSnapshot() {
+  if (auto snapshot = TakeSnapshot()) PutSnapshot(snapshot->first, snapshot->second);
+}
+
+void RecoveryManager::Impl::QueueSnapshot() {
+  auto snapshot = TakeSnapshot();
+  if (!snapshot) return;
+  std::unique_lock lock(snapshot_mu_);
+  if (!snapshots_stopped_ && !snapshot_thread_.joinable()) {
+    try {
+      snapshot_thread_ = std::thread([this] { SnapshotLoop(); });
+    } catch (const std::system_error&) {
+      snapshots_stopped_ = true;  // no thread to be had: stored on the caller's path
+    }
+  }
+  if (snapshots_stopped_) {
+    lock.unlock();
+    PutSnapshot(snapshot->first, snapshot->second);
+    return;
+  }
+  // Snapshots are keyed by the seq they cover; an older one not yet stored
+  // is not needed any more.
+  snapshot_pending_ = std::move(snapshot);
+  lock.unlock();
+  snapshot_cv_.notify_one();
+}
+
+void RecoveryManager::Impl::SnapshotLoop() {
+  EnsureAltStackForThisThread();
+  std::unique_lock lock(snapshot_mu_);
+  while (true) {
+    snapshot_cv_.wait(lock, [this] { return snapshot_pending_ || snapshots_stopped_; });
+    if (!snapshot_pending_) return;  // stopped, nothing left to store
+    const auto [seq, bytes] = std::move(*snapshot_pending_);
+    snapshot_pending_.reset();
+    lock.unlock();
+    PutSnapshot(seq, bytes);
+    lock.lock();
+  }
+}
+
+void RecoveryManager::Impl::StopSnapshots() {
+  {
+    std::lock_guard lock(snapshot_mu_);
+    snapshots_stopped_ = true;
+  }
+  snapshot_cv_.notify_all();
+  // What was queued is stored first: the journal is released after this.
+  if (snapshot_thread_.joinable()) snapshot_thread_.join();
 }
 
 void RecoveryManager::Impl::WriteStateFile() {

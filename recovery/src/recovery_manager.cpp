@@ -220,6 +220,7 @@ void RecoveryManager::Impl::StopThreads() {
   }
   threads_cv_.notify_all();
   if (ping_thread_.joinable()) ping_thread_.join();
+  StopSnapshots();
 }
 
 void RecoveryManager::Impl::Shutdown(fb::Phase final_phase, const std::string& reason) {

@@ -14,8 +14,11 @@
 //  - Every event this process journals is folded into state_ right after its
 //    append (with seq 0 when the append failed), so state() is the fold of
 //    the journal plus whatever could not be written.
-//  - A snapshot is stored only when no append is between Append and Fold
+//  - A snapshot is taken only when no append is between Append and Fold
 //    (in_flight_ == 0), so the snapshot covers exactly the seqs it claims.
+//    One that falls due on an appender's path is stored by a thread of its
+//    own (QueueSnapshot): its write waits for the ring to drain and for an
+//    fsync, which that call does not.
 #pragma once
 
 #include <signal.h>
@@ -31,6 +34,7 @@
 #include <span>
 #include <string>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include "blackbox/journal.h"
@@ -121,7 +125,17 @@ class RecoveryManager::Impl {
   void FinalPhase(fb::Phase phase, const std::string& reason);
   void SyncAfterFailure();
   void NoteFailure(const Status& status);
+  // The folded state as a snapshot and the seq it covers; nullopt when none
+  // can be stored now (an append in flight, nothing of this stream yet).
+  std::optional<std::pair<uint64_t, std::string>> TakeSnapshot();
+  // Takes a snapshot and stores it before returning (startup, the end).
   void StoreSnapshot();
+  // Takes a snapshot and leaves it to the snapshot thread (started on first
+  // use); stored here when that thread cannot be started or has stopped.
+  void QueueSnapshot();
+  void PutSnapshot(uint64_t seq, const std::string& bytes);
+  void SnapshotLoop();
+  void StopSnapshots();
   void WriteStateFile();
   void Shutdown(fb::Phase final_phase, const std::string& reason);
   [[noreturn]] void GiveUp(const std::string& reason);
@@ -171,6 +185,12 @@ class RecoveryManager::Impl {
   bool stopping_threads_ = false;
   std::thread health_thread_;
   std::thread ping_thread_;
+
+  std::mutex snapshot_mu_;  // guards the next three
+  std::condition_variable snapshot_cv_;
+  std::optional<std::pair<uint64_t, std::string>> snapshot_pending_;  // the newest only
+  bool snapshots_stopped_ = false;
+  std::thread snapshot_thread_;
 
   mutable std::mutex info_mu_;
   mutable HealthSampler info_sampler_;

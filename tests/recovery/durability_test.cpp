@@ -9,10 +9,12 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <chrono>
 #include <filesystem>
 #include <memory>
 #include <stdexcept>
 #include <string>
+#include <thread>
 
 #include "blackbox/recovery.h"
 #include "file_system_hook.h"
@@ -35,6 +37,9 @@ struct WalCounts {
   std::atomic<int64_t> unsynced{0};  // over every log
   std::atomic<uint64_t> table_syncs{0};
   std::atomic<bool> fail_next_sync{false};
+  // While set, a sync of a log waits (and is counted in `held`).
+  std::atomic<bool> hold_syncs{false};
+  std::atomic<uint64_t> held{0};
 };
 
 class CountingWal : public rocksdb::FSWritableFileOwnerWrapper {
@@ -67,6 +72,10 @@ class CountingWal : public rocksdb::FSWritableFileOwnerWrapper {
     counts_->unsynced += static_cast<int64_t>(n);
   }
   IOStatus Synced(IOStatus s) {
+    if (counts_->hold_syncs.load()) {
+      counts_->held.fetch_add(1);
+      while (counts_->hold_syncs.load()) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    }
     counts_->syncs.fetch_add(1);
     if (counts_->fail_next_sync.exchange(false)) return IOStatus::IOError("injected sync failure");
     if (s.ok()) {
@@ -214,6 +223,38 @@ TEST_F(DurabilityTest, AFailedFinalSyncIsMadeGoodByAReopenBeforeTheHandlerReturn
   SystemState s = rm.state();
   EXPECT_EQ(s.error_count, 2u);
   EXPECT_EQ(s.status, fb::Phase::Running);
+}
+
+// A snapshot that falls due on set_gauge's path is stored by the manager's
+// snapshot thread, so with the ring the call does not wait for the
+// snapshot's fsync (held here until the calls are done, and after). (On the
+// direct path a buffered write queues behind RocksDB's synced one anyway.)
+TEST_F(DurabilityTest, SetGaugeWithTheRingDoesNotWaitForTheSnapshotItMadeDue) {
+  RecoveryOptions o = Options();
+  o.snapshot_every = 100;
+  o.journal_ring_bytes = 1 << 20;
+  RecoveryManager rm(o);
+  counts_.hold_syncs = true;
+  std::atomic<bool> done{false};
+  std::thread caller([&] {
+    for (int i = 0; i < 250; ++i) rm.set_gauge("g", i);
+    done = true;
+  });
+  auto wait_for = [](const auto& ready) {
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+    while (!ready() && std::chrono::steady_clock::now() < deadline) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    }
+    return ready();
+  };
+  const bool returned = wait_for([&] { return done.load(); });
+  const bool snapshot_held = wait_for([&] { return counts_.held.load() > 0; });
+  counts_.hold_syncs = false;
+  caller.join();
+  EXPECT_TRUE(returned) << "set_gauge waited for a snapshot's fsync";
+  EXPECT_TRUE(snapshot_held) << "no snapshot was being stored";
+  EXPECT_EQ(rm.journal_failures(), 0u);
+  EXPECT_EQ(rm.state().gauge("g"), 249);
 }
 
 }  // namespace

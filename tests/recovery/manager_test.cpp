@@ -303,7 +303,9 @@ TEST_F(ManagerTest, SnapshotsKeepStartupFromRefoldingHistory) {
   ASSERT_TRUE(reader.ok());
   auto snaps = (*reader)->Snapshots();
   ASSERT_TRUE(snaps.ok());
-  EXPECT_GE(snaps->size(), 10u);
+  // Stored by the snapshot thread while the gauges were set (one queued
+  // behind another replaces it, so fewer than 10), and the last at the end.
+  EXPECT_GE(snaps->size(), 2u);
   RecoveryManager again(o);
   EXPECT_EQ(again.state().event_count, (*reader)->last_seq() + 3);  // + Config, Starting, Running
 }

@@ -60,7 +60,10 @@ struct RecoveryOptions {
   // MemAvailable at each sample.
   uint64_t forecast_memory_limit_bytes = 0;
   // A snapshot of the folded state is stored after this many events, so that
-  // startup folds at most this many events whatever the journal's length.
+  // startup folds about this many events at most, whatever the journal's
+  // length (and those appended while the newest was being stored). A thread
+  // of the manager's stores it: the call that made it due does not wait for
+  // its synced write.
   uint64_t snapshot_every = 10000;
   // Bytes of the stream's ring of buffered events (JournalOptions::ring_bytes:
   // <root>/<stream>/RING, a power of two, at least 512); 0 = off. With it,
