@@ -3,13 +3,19 @@
 //   <dir>/fuzz_import/<type>.jsonl       the same events as `export --history` lines,
 //                                        plus hand-written variants of the format
 //   <dir>/fuzz_journal/*.bin             flags byte + records (see fuzz_journal.cpp)
+//   <dir>/fuzz_ring/*.bin                flags byte + ring files a writer left
+//                                        (see fuzz_ring.cpp), made by the ring itself
 // Deterministic: fixed times and pids, so regenerating changes nothing unless
 // the schema or the JSON shape did.
 //   fuzz_make_seeds fuzz/corpus
+#include <stdlib.h>
+
 #include <cstdio>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <iostream>
+#include <iterator>
 #include <map>
 #include <memory>
 #include <string>
@@ -19,6 +25,8 @@
 #include "blackbox/event.h"
 #include "blackbox/state.h"
 #include "event_json.h"
+#include "lanes.h"
+#include "ring.h"
 #include "sample_events.h"
 
 namespace blackbox::fuzz {
@@ -72,6 +80,145 @@ constexpr const char* kHandWritten =
 {"seq": 7, "stream": "app", "time": "yesterday", "type": "gauge"}
 )";
 
+// --- fuzz_ring ---------------------------------------------------------------
+
+constexpr std::string_view kRingSeparator = "<<BBRING>>";
+
+std::string GaugeEvent(double value) {
+  fb::EventT e = Envelope("app", fb::Severity::Info);
+  fb::GaugeT g;
+  g.name = "g";
+  g.value = value;
+  e.payload.Set(std::move(g));
+  return Pack(e);
+}
+
+std::unique_ptr<internal::Ring> OpenRing(const fs::path& dir, const std::string& name,
+                                         uint64_t next_seq) {
+  internal::RingOptions o;
+  o.name = name;
+  o.size = 8 * 256;  // 8 slots
+  o.slot_size = 256;
+  auto ring = internal::Ring::Open(dir.string(), o, next_seq);
+  if (!ring.ok()) {
+    std::cerr << "fuzz_make_seeds: " << ring.status().ToString() << "\n";
+    std::exit(1);
+  }
+  return std::move(ring.value());
+}
+
+void AppendEvents(internal::Ring& ring, int n, double first) {
+  for (int i = 0; i < n; ++i) {
+    const std::string e = GaugeEvent(first + i);
+    if (ring.Append(Bytes(e)).code != internal::RingCode::kOk) std::exit(1);
+  }
+}
+
+void Drain(internal::Ring& ring, uint64_t through) {
+  std::vector<internal::RingView> views;
+  ring.Peek(ring.slot_count(), &views);
+  ring.Release(through);
+}
+
+// A ring file as fuzz_ring takes it: the first 256 bytes of its header page,
+// then its slots.
+std::string RingInput(const fs::path& file) {
+  std::ifstream in(file, std::ios::binary);
+  std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  return bytes.substr(0, 256) + bytes.substr(4096);
+}
+
+std::string RingSeed(uint8_t flags, const std::vector<std::string>& files) {
+  std::string out(1, static_cast<char>(flags));
+  for (size_t k = 0; k < files.size(); ++k) {
+    if (k > 0) out += kRingSeparator;
+    out += files[k];
+  }
+  return out;
+}
+
+void WriteRingSeeds(const fs::path& out) {
+  std::string tmp_pattern = (fs::temp_directory_path() / "blackbox-seeds-XXXXXX").string();
+  if (mkdtemp(tmp_pattern.data()) == nullptr) std::exit(1);
+  const fs::path tmp = tmp_pattern;
+  int n = 0;
+  auto fresh = [&] {
+    const fs::path d = tmp / std::to_string(n++);
+    fs::create_directories(d);
+    return d;
+  };
+  {  // four events after the database's three
+    const fs::path d = fresh();
+    auto ring = OpenRing(d, "RING", 4);
+    AppendEvents(*ring, 4, 3);
+    ring.reset();
+    std::string ring_file = RingInput(d / "RING");
+    Write(out / "left.bin", RingSeed(1, {ring_file}));
+    // The same with a byte of seq 5's payload flipped: torn.
+    ring_file[256 + 5 % 8 * 256 + 40] ^= 0x5a;
+    Write(out / "torn.bin", RingSeed(1, {ring_file}));
+  }
+  {  // no database; three events from seq 1
+    const fs::path d = fresh();
+    auto ring = OpenRing(d, "RING", 1);
+    AppendEvents(*ring, 3, 0);
+    ring.reset();
+    Write(out / "no_database.bin", RingSeed(2, {RingInput(d / "RING")}));
+  }
+  {  // two of six drained (still in their slots), the next writer with a ring
+    const fs::path d = fresh();
+    auto ring = OpenRing(d, "RING", 4);
+    AppendEvents(*ring, 6, 3);
+    Drain(*ring, 5);
+    ring.reset();
+    Write(out / "drained.bin", RingSeed(3, {RingInput(d / "RING")}));
+  }
+  {  // past the end of the slots: the seqs wrap around
+    const fs::path d = fresh();
+    auto ring = OpenRing(d, "RING", 4);
+    AppendEvents(*ring, 6, 3);
+    Drain(*ring, 9);
+    AppendEvents(*ring, 5, 9);
+    ring.reset();
+    Write(out / "wrapped.bin", RingSeed(1, {RingInput(d / "RING")}));
+  }
+  {  // lanes: RING refers to three lane records; one in each lane was never moved
+    const fs::path d = fresh();
+    auto ring = OpenRing(d, "RING", 4);
+    auto lane0 = OpenRing(d, "RING.lane-0", 1);
+    auto lane1 = OpenRing(d, "RING.lane-1", 1);
+    AppendEvents(*ring, 1, 3);
+    const std::pair<internal::Ring*, uint64_t> stamped[] = {{lane0.get(), 100},
+                                                            {lane1.get(), 150},
+                                                            {lane0.get(), 200},
+                                                            {lane0.get(), 300},
+                                                            {lane1.get(), 350}};
+    double value = 10;
+    for (const auto& [lane, stamp] : stamped) {
+      const std::string e = GaugeEvent(value++);
+      if (lane->AppendPrefixed(stamp, Bytes(e)).code != internal::RingCode::kOk) std::exit(1);
+    }
+    const internal::LaneRef refs[] = {{0, 0, 1}, {1, 0, 1}, {0, 0, 2}};
+    for (const internal::LaneRef& ref : refs) {
+      std::string payload(sizeof ref, '\0');
+      std::memcpy(payload.data(), &ref, sizeof ref);
+      if (ring->Append(Bytes(payload), internal::kLaneFlag).code != internal::RingCode::kOk) {
+        std::exit(1);
+      }
+    }
+    ring.reset();
+    lane0.reset();
+    lane1.reset();
+    const std::string r = RingInput(d / "RING"), l0 = RingInput(d / "RING.lane-0"),
+                      l1 = RingInput(d / "RING.lane-1");
+    Write(out / "lanes.bin", RingSeed(7, {r, l0, l1}));
+    // RING lost: the lanes alone.
+    Write(out / "lanes_without_ring.bin", RingSeed(7, {"", l0, l1}));
+  }
+  std::error_code ec;
+  fs::remove_all(tmp, ec);
+}
+
 constexpr std::string_view kSeparator = "<<BBREC>>";
 
 int Main(int argc, char** argv) {
@@ -83,7 +230,9 @@ int Main(int argc, char** argv) {
   const fs::path decode = dir / "fuzz_event_decode";
   const fs::path import = dir / "fuzz_import";
   const fs::path journal = dir / "fuzz_journal";
-  for (const auto& d : {decode, import, journal}) fs::create_directories(d);
+  const fs::path ring = dir / "fuzz_ring";
+  for (const auto& d : {decode, import, journal, ring}) fs::create_directories(d);
+  WriteRingSeeds(ring);
 
   // The tests' sample of every type, every field set (tests/support).
   std::vector<fb::EventT> events = testing::SampleEvents();

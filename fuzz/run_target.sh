@@ -3,6 +3,8 @@
 #   fuzz/run_target.sh BINARY SEED_DIR SECONDS [WORK_DIR]
 # FUZZ_SEED=N makes the run repeatable (libFuzzer's -seed); without it
 # libFuzzer picks a new random seed, printed in the log ("Seed: N").
+# FUZZ_MAX_LEN=N sets the longest input (4096 unless given; fuzz_ring's
+# inputs, whole ring files, need 8192).
 # The seeds are never written to: new inputs go to WORK_DIR/corpus, and a
 # crashing input to WORK_DIR/ (crash-*, leak-*, timeout-*, oom-*). Exits
 # non-zero on any crash, leak, timeout or sanitizer report.
@@ -29,7 +31,7 @@ log="$work/$name.log"
 status=0
 seed_arg=()
 if [ -n "${FUZZ_SEED:-}" ]; then seed_arg=(-seed="$FUZZ_SEED"); fi
-"$binary" "$work/corpus" "${seed_arg[@]}" -max_total_time="$seconds" -detect_leaks=1 -max_len=4096 -timeout=60 \
+"$binary" "$work/corpus" "${seed_arg[@]}" -max_total_time="$seconds" -detect_leaks=1 -max_len="${FUZZ_MAX_LEN:-4096}" -timeout=60 \
   -print_final_stats=1 -artifact_prefix="$work/" >"$log" 2>&1 || status=$?
 
 if grep -qE "ERROR: (AddressSanitizer|LeakSanitizer|libFuzzer)|runtime error:|check failed:" "$log"; then

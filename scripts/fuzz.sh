@@ -19,7 +19,7 @@ if ! [[ "$seconds" =~ ^[1-9][0-9]*$ ]]; then
   exit 2
 fi
 dir=${BLACKBOX_FUZZ_BUILD_DIR:-build-fuzz}
-targets=(fuzz_event_decode fuzz_import fuzz_journal)
+targets=(fuzz_event_decode fuzz_import fuzz_journal fuzz_ring)
 
 bash scripts/deps.sh
 CC=clang CXX=clang++ cmake -S . -B "$dir" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
@@ -33,7 +33,9 @@ for t in "${targets[@]}"; do
   binary=$dir/bin/$t
   [ -x "$binary" ] || binary=$dir/fuzz/$t
   echo "== $t: ${seconds}s"
-  FUZZ_SEED=${BLACKBOX_FUZZ_SEED:-} \
+  max_len=4096
+  [ "$t" = fuzz_ring ] && max_len=8192  # whole ring files
+  FUZZ_SEED=${BLACKBOX_FUZZ_SEED:-} FUZZ_MAX_LEN=$max_len \
     fuzz/run_target.sh "$binary" "fuzz/corpus/$t" "$seconds" "$work/$t" || failed+=("$t")
 done
 
