@@ -18,6 +18,7 @@
 #include <fstream>
 #include <map>
 #include <mutex>
+#include <optional>
 #include <random>
 #include <sstream>
 #include <string>
@@ -445,16 +446,15 @@ TEST(JournalRing, ARingIngestedAfterLogDamageIsNotRecordedAsNeverGivenOut) {
   EXPECT_EQ(present, ring_seqs);
 }
 
-// A live ring-mode writer whose drain failed, its log then damaged from
-// outside before the reopen: the ring keeps its numbering (it knows what it
-// gave out), and none of what it gives out is recorded as never given out.
-TEST(JournalRing, ALiveRingReopenedAfterLogDamageKeepsItsSeqsCountable) {
-  TempDir dir;
+// The scenario of the next test, in `dir`: what was acknowledged before
+// the damage, the seqs given out after it, and the writer's warnings.
+void LiveRingDamage(const TempDir& dir, std::vector<uint64_t>* acked_out,
+                    std::vector<uint64_t>* after_out, std::vector<std::string>* warnings) {
   const std::string stream_dir = dir / "app";
   auto fs = std::make_shared<faults::FaultFileSystem>(rocksdb::FileSystem::Default());
   internal::SetBaseFileSystemForTesting(fs);
-  std::vector<uint64_t> acked, after_damage;
-  std::vector<std::string> warnings;
+  std::vector<uint64_t>& acked = *acked_out;
+  std::vector<uint64_t>& after_damage = *after_out;
   {
     auto j = Journal::Open(dir.path(), "app", RingOptions(1 << 16));
     ASSERT_TRUE(j.ok()) << j.status().ToString();
@@ -486,10 +486,30 @@ TEST(JournalRing, ALiveRingReopenedAfterLogDamageKeepsItsSeqsCountable) {
       ASSERT_TRUE(seq.ok()) << seq.status().ToString();
       after_damage.push_back(*seq);
     }
-    warnings = (*j)->TakeWarnings();
+    *warnings = (*j)->TakeWarnings();
   }
   internal::SetBaseFileSystemForTesting(nullptr);
-  ASSERT_FALSE(warnings.empty());
+}
+
+// A live ring-mode writer whose drain failed, its log then damaged from
+// outside before the reopen: the ring keeps its numbering (it knows what it
+// gave out), and none of what it gives out is recorded as never given out.
+TEST(JournalRing, ALiveRingReopenedAfterLogDamageKeepsItsSeqsCountable) {
+  // The damage must be read by the writer's own reopen; now and then (1 run
+  // in 6 under ASan here) the drain reopened before it was made, and the run
+  // says nothing. Up to three runs, each in a fresh directory.
+  std::optional<TempDir> dir;
+  std::vector<uint64_t> acked, after_damage;
+  std::vector<std::string> warnings;
+  for (int attempt = 0; attempt < 3 && warnings.empty(); ++attempt) {
+    dir.emplace();
+    acked.clear();
+    after_damage.clear();
+    LiveRingDamage(*dir, &acked, &after_damage, &warnings);
+    if (::testing::Test::HasFatalFailure()) return;
+  }
+  const std::string stream_dir = *dir / "app";
+  ASSERT_FALSE(warnings.empty()) << "3 runs, and no reopen read the damage";
   EXPECT_NE(warnings[0].find("damaged"), std::string::npos) << warnings[0];
   for (size_t k = 1; k < after_damage.size(); ++k) {
     EXPECT_GT(after_damage[k], after_damage[k - 1]);  // the ring's numbering, no jump
@@ -498,7 +518,7 @@ TEST(JournalRing, ALiveRingReopenedAfterLogDamageKeepsItsSeqsCountable) {
   EXPECT_EQ(after_damage.front(), acked.back() + 1);
   EXPECT_EQ(MarkedUnused(stream_dir, after_damage), std::vector<uint64_t>{});
   std::map<uint64_t, fb::Payload> by_seq;
-  for (const auto& s : ReadAll(dir.path())) by_seq[s.seq] = s.type;
+  for (const auto& s : ReadAll(dir->path())) by_seq[s.seq] = s.type;
   for (uint64_t seq : after_damage) {
     EXPECT_EQ(by_seq.count(seq), 1u) << "seq " << seq << " acknowledged, missing";
   }
