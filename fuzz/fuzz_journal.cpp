@@ -32,15 +32,13 @@
 #include "blackbox/journal.h"
 #include "blackbox/state_io.h"
 #include "fuzz_check.h"
+#include "fuzz_temp.h"
 
 namespace blackbox::fuzz {
 namespace {
 
 constexpr std::string_view kSeparator = "<<BBREC>>";
 constexpr size_t kMaxRecords = 64;
-
-std::filesystem::path g_base;  // private temp dir of this process
-uint64_t g_run = 0;
 
 // Records are copied out of the input: FlatBuffers reads need aligned
 // buffers, and a std::string's bytes are (heap or in-object, 8 bytes at least).
@@ -165,19 +163,7 @@ void Run(uint8_t flags, const std::vector<std::string>& records, const std::stri
 }  // namespace blackbox::fuzz
 
 extern "C" int LLVMFuzzerInitialize(int*, char***) {
-  const char* tmp = std::getenv("TMPDIR");
-  std::string pattern =
-      std::string(tmp != nullptr && *tmp != '\0' ? tmp : "/tmp") + "/blackbox-fuzz-journal-XXXXXX";
-  if (mkdtemp(pattern.data()) == nullptr) {
-    std::perror("mkdtemp");
-    std::abort();
-  }
-  blackbox::fuzz::g_base = pattern;
-  // Removed at exit; a crash leaves it for inspection.
-  std::atexit([] {
-    std::error_code ec;
-    std::filesystem::remove_all(blackbox::fuzz::g_base, ec);
-  });
+  blackbox::fuzz::MakeTempBase("journal");
   return 0;
 }
 
@@ -186,9 +172,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (size == 0) return 0;
   std::string_view text(reinterpret_cast<const char*>(data) + 1, size - 1);
   std::vector<std::string> records = SplitRecords(text);
-  std::string root = (g_base / std::to_string(g_run++)).string();
+  const std::string root = NextRoot();
   Run(data[0], records, root);
-  std::error_code ec;
-  std::filesystem::remove_all(root, ec);
+  RemoveRoot(root);
   return 0;
 }

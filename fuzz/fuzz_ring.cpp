@@ -32,6 +32,7 @@
 #include "blackbox/event.h"
 #include "blackbox/journal.h"
 #include "fuzz_check.h"
+#include "fuzz_temp.h"
 #include "ring.h"
 
 namespace blackbox::fuzz {
@@ -41,9 +42,6 @@ constexpr std::string_view kSeparator = "<<BBRING>>";
 constexpr size_t kMaxFiles = 5;  // RING and four lanes
 constexpr size_t kHeaderGiven = 256;
 constexpr size_t kHeaderPage = 4096;
-
-std::filesystem::path g_base;  // private temp dir of this process
-uint64_t g_run = 0;
 
 std::vector<std::string_view> SplitFiles(std::string_view text) {
   std::vector<std::string_view> out;
@@ -164,19 +162,7 @@ void Run(uint8_t flags, const std::vector<std::string_view>& files, const std::s
 }  // namespace blackbox::fuzz
 
 extern "C" int LLVMFuzzerInitialize(int*, char***) {
-  const char* tmp = std::getenv("TMPDIR");
-  std::string pattern =
-      std::string(tmp != nullptr && *tmp != '\0' ? tmp : "/tmp") + "/blackbox-fuzz-ring-XXXXXX";
-  if (mkdtemp(pattern.data()) == nullptr) {
-    std::perror("mkdtemp");
-    std::abort();
-  }
-  blackbox::fuzz::g_base = pattern;
-  // Removed at exit; a crash leaves it for inspection.
-  std::atexit([] {
-    std::error_code ec;
-    std::filesystem::remove_all(blackbox::fuzz::g_base, ec);
-  });
+  blackbox::fuzz::MakeTempBase("ring");
   return 0;
 }
 
@@ -184,9 +170,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   using namespace blackbox::fuzz;
   if (size == 0) return 0;
   std::string_view text(reinterpret_cast<const char*>(data) + 1, size - 1);
-  std::string root = (g_base / std::to_string(g_run++)).string();
+  const std::string root = NextRoot();
   Run(data[0], SplitFiles(text), root);
-  std::error_code ec;
-  std::filesystem::remove_all(root, ec);
+  RemoveRoot(root);
   return 0;
 }
